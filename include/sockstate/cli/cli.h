@@ -1,0 +1,30 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "sockstate/snapshot/snapshot.h"
+
+namespace sockstate::cli {
+
+// Documented exit codes.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitRuntime = 1;  // netlink, output or other failure at run time
+inline constexpr int kExitUsage = 2;    // bad command line or configuration
+
+enum class Command { kExit, kSnapshot };
+
+struct Invocation {
+  Command command = Command::kExit;
+  int exit_code = kExitOk;  // for kExit
+  std::string out;          // for kExit: what goes to stdout (--help, --version)
+  std::string error;        // for kExit with kExitUsage: the one line for stderr
+  std::string log_level = "warn";
+  snapshot::SnapshotOptions snapshot;
+  std::string output_path;  // empty: stdout
+};
+
+// Parses argv (CLI11). Never throws, never prints: the caller prints `out` or `error`.
+Invocation parse(const std::vector<std::string>& args);
+
+}  // namespace sockstate::cli

@@ -1,0 +1,37 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <unordered_set>
+
+#include "sockstate/common/error.h"
+#include "sockstate/netlink/request.h"
+#include "sockstate/netlink/socket.h"
+#include "sockstate/netlink/types.h"
+
+namespace sockstate::netlink {
+
+// What one or more dumps did; the numbers behind "nothing is silently lost".
+struct DumpStats {
+  std::uint64_t sockets = 0;             // delivered to the callback
+  std::uint64_t duplicates = 0;          // repeated cookies dropped (chunk boundaries, redos)
+  std::uint64_t redos = 0;               // dumps redone: NLM_F_DUMP_INTR or ENOBUFS
+  std::uint64_t inconsistent = 0;        // dumps still interrupted after the last redo
+  std::uint64_t unknown_attributes = 0;  // attributes newer than our headers, skipped
+  std::uint64_t datagrams = 0;
+  std::uint64_t bytes = 0;
+};
+
+// Socket cookies already delivered. A dump is not atomic: a socket can be seen twice.
+using CookieSet = std::unordered_set<std::uint64_t>;
+
+inline constexpr int kMaxRedos = 3;
+
+// Runs one dump to completion over `sock`, calling on_socket once for each socket whose
+// cookie is not yet in `seen` (and adding it). When the kernel flags the dump interrupted
+// or drops messages, the dump is redone (at most kMaxRedos times); sockets already
+// delivered are not delivered again.
+Result<void> run_dump(NetlinkSocket& sock, const DumpRequest& request, CookieSet& seen,
+                      DumpStats& stats, const std::function<void(const SocketEntry&)>& on_socket);
+
+}  // namespace sockstate::netlink

@@ -1,0 +1,62 @@
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "sockstate/netlink/types.h"
+#include "sockstate/ocsf/direction.h"
+#include "sockstate/ocsf/host.h"
+#include "sockstate/ocsf/tcp_state.h"
+
+namespace sockstate::ocsf {
+
+// What is fixed for one run of sockstate; injected so golden records are byte-exact.
+struct RecordContext {
+  std::string product_version;
+  std::string vendor_name = "sockstate";
+  std::string log_name = "sockstate";
+  HostIdentity host;
+  int device_type_id = 0;           // OCSF device type_id, 0 Unknown
+  std::uint64_t netns_inode = 0;    // unmapped.netns when known (0: left out)
+  // 64 random bits per run: the first half of every metadata.uid of the run.
+  std::uint64_t run_id = 0;
+  // Milliseconds since the epoch, UTC: when a state was observed.
+  std::function<std::int64_t()> clock_ms;
+};
+
+// A random run id (getrandom), for RecordContext::run_id.
+std::uint64_t random_run_id();
+// Milliseconds since the epoch from CLOCK_REALTIME.
+std::int64_t realtime_ms();
+
+// Builds records per the output contract (../shared/docs/output-contract.md), one line
+// of JSON each. Keeps metadata.sequence: strictly increasing across all records it builds.
+class RecordBuilder {
+ public:
+  explicit RecordBuilder(RecordContext context);
+
+  // Appends the one-shot snapshot record for `entry`, JSON and '\n', to out.
+  void append_snapshot_record(const netlink::SocketEntry& entry, const Orientation& orientation,
+                              std::string& out);
+
+  [[nodiscard]] std::uint64_t last_sequence() const { return sequence_; }
+  [[nodiscard]] const RecordContext& context() const { return context_; }
+
+ private:
+  RecordContext context_;
+  std::string product_json_;  // metadata.product, rendered once
+  std::string device_json_;   // device, rendered once
+  std::string boot_prefix_;   // correlation_uid prefix from the boot id
+  std::uint64_t sequence_ = 0;
+};
+
+// metadata.correlation_uid for a socket: stable for the socket's life, unique across
+// hosts and boots (boot id + kernel socket cookie). Exposed for tests and the daemon.
+std::string correlation_uid(const std::string& boot_id, std::uint64_t cookie);
+
+// Text form of an endpoint address: IPv4-mapped IPv6 becomes dotted IPv4.
+std::string address_text(const Address& a);
+
+}  // namespace sockstate::ocsf

@@ -1,0 +1,71 @@
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+namespace sockstate::ocsf {
+
+// OCSF TcpStateIdEnum (1.8.0). There is no 99 Other in this enum.
+inline constexpr std::array<std::string_view, 12> kTcpStateCaptions = {
+    "Unknown",   "ESTABLISHED", "SYN-SENT",  "SYN-RECEIVED", "FIN-WAIT-1", "FIN-WAIT-2",
+    "TIME-WAIT", "CLOSED",      "CLOSE-WAIT", "LAST-ACK",    "LISTEN",     "CLOSING",
+};
+
+// Network Activity activity_id values and their schema captions.
+enum class Activity : std::uint8_t {
+  kUnknown = 0,
+  kOpen = 1,
+  kClose = 2,
+  kReset = 3,
+  kFail = 4,
+  kRefuse = 5,
+  kTraffic = 6,
+  kListen = 7,
+  kOther = 99,
+};
+std::string_view activity_caption(Activity activity);
+
+// One row per kernel state (index = kernel idiag_state, include/net/tcp_states.h).
+struct KernelStateRow {
+  std::uint8_t tcp_state_id;   // OCSF TcpStateIdEnum
+  Activity snapshot_activity;  // what a one-shot snapshot reports a socket in this state as
+};
+
+// The whole kernel -> OCSF translation (output contract): 1..11 are the same number,
+// 12 (TCP_NEW_SYN_RECV, request sockets) is 3 SYN-RECEIVED, 13 (TCP_BOUND_INACTIVE) is
+// 7 CLOSED; anything else is 0 Unknown.
+inline constexpr std::array<KernelStateRow, 14> kKernelStates = {{
+    {0, Activity::kUnknown},   // 0: not a TCP state
+    {1, Activity::kTraffic},   // TCP_ESTABLISHED
+    {2, Activity::kOpen},      // TCP_SYN_SENT
+    {3, Activity::kOpen},      // TCP_SYN_RECV
+    {4, Activity::kClose},     // TCP_FIN_WAIT1
+    {5, Activity::kClose},     // TCP_FIN_WAIT2
+    {6, Activity::kClose},     // TCP_TIME_WAIT
+    {7, Activity::kClose},     // TCP_CLOSE
+    {8, Activity::kTraffic},   // TCP_CLOSE_WAIT
+    {9, Activity::kClose},     // TCP_LAST_ACK
+    {10, Activity::kListen},   // TCP_LISTEN
+    {11, Activity::kClose},    // TCP_CLOSING
+    {3, Activity::kOpen},      // TCP_NEW_SYN_RECV
+    {7, Activity::kClose},     // TCP_BOUND_INACTIVE
+}};
+static_assert(kKernelStates.size() == 14, "one row per kernel TCP state 0..13");
+
+constexpr KernelStateRow kernel_state_row(unsigned kernel_state) {
+  return kernel_state < kKernelStates.size() ? kKernelStates[kernel_state]
+                                             : KernelStateRow{0, Activity::kUnknown};
+}
+
+constexpr std::uint8_t tcp_state_id(unsigned kernel_state) {
+  return kernel_state_row(kernel_state).tcp_state_id;
+}
+
+// The kernel states mask (bit 1 << kernel state) for a --state word: a contract state
+// name (case-insensitive, '-' or '_'), or `all`, `connected`, `bound`. nullopt when the
+// word is not known.
+std::optional<std::uint32_t> state_mask_for_name(std::string_view name);
+
+}  // namespace sockstate::ocsf

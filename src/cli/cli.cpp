@@ -1,0 +1,112 @@
+#include "sockstate/cli/cli.h"
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+
+#include "sockstate/common/version.h"
+#include "sockstate/ocsf/tcp_state.h"
+
+namespace sockstate::cli {
+namespace {
+
+constexpr const char* kStateHelp =
+    "Socket states to report, comma-separated: established, syn-sent, syn-received, "
+    "fin-wait-1, fin-wait-2, time-wait, closed, close-wait, last-ack, listen, closing "
+    "(case-insensitive, '-' or '_'), or all (default: every state but bound-inactive), "
+    "connected (all but listen and closed), bound (bound but never listened or connected, "
+    "kernel >= 6.8; reported as CLOSED). Filtered in the kernel.";
+
+std::string one_line(std::string s) {
+  std::replace(s.begin(), s.end(), '\n', ' ');
+  while (!s.empty() && s.back() == ' ') {
+    s.pop_back();
+  }
+  return s;
+}
+
+}  // namespace
+
+Invocation parse(const std::vector<std::string>& args) {
+  Invocation inv;
+  CLI::App app{"sockstate: the kernel's TCP sockets as OCSF 1.8.0 Network Activity records, "
+               "one JSON object per line.",
+               "sockstate"};
+  app.set_version_flag("--version", std::string("sockstate ") + kVersion);
+  app.require_subcommand(1);
+  app.option_defaults()->always_capture_default();
+  app.add_option("--log-level", inv.log_level, "Diagnostics on stderr: error, warn, info, debug")
+      ->check(CLI::IsMember({"error", "warn", "info", "debug"}));
+
+  CLI::App* snap = app.add_subcommand(
+      "snapshot", "Write one record for every TCP socket of this network namespace, then exit.");
+  std::vector<std::string> states;
+  std::string family = "all";
+  int port = -1;
+  int sport = -1;
+  int dport = -1;
+  snap->add_option("--state", states, kStateHelp)->delimiter(',')->type_name("LIST");
+  snap->add_option("--family", family, "Address family: inet, inet6 or all")
+      ->check(CLI::IsMember({"inet", "inet6", "all"}));
+  snap->add_option("--port", port, "Only sockets with this port at either end (kernel filter)")
+      ->check(CLI::Range(0, 65535))->type_name("N");
+  snap->add_option("--sport", sport, "Only sockets whose local port is N, as in ss (kernel filter)")
+      ->check(CLI::Range(0, 65535))->type_name("N");
+  snap->add_option("--dport", dport, "Only sockets whose remote port is N, as in ss (kernel filter)")
+      ->check(CLI::Range(0, 65535))->type_name("N");
+  bool no_info = false;
+  snap->add_flag("--no-info", no_info,
+                 "Do not ask the kernel for tcp_info: faster, records carry no traffic or rtt");
+  snap->add_option("--output", inv.output_path, "Write records to FILE (mode 0640) instead of stdout")
+      ->type_name("FILE");
+
+  std::vector<std::string> argv_rev(args.rbegin(), args.rend() - (args.empty() ? 0 : 1));
+  try {
+    app.parse(argv_rev);
+  } catch (const CLI::CallForHelp&) {
+    inv.out = app.help();
+    return inv;
+  } catch (const CLI::CallForAllHelp&) {
+    inv.out = app.help("", CLI::AppFormatMode::All);
+    return inv;
+  } catch (const CLI::CallForVersion&) {
+    inv.out = std::string("sockstate ") + kVersion + "\n";
+    return inv;
+  } catch (const CLI::ParseError& e) {
+    inv.exit_code = kExitUsage;
+    inv.error = one_line(e.what()) + " (see sockstate --help)";
+    return inv;
+  }
+
+  if (snap->parsed()) {
+    inv.command = Command::kSnapshot;
+    auto& opt = inv.snapshot;
+    if (!states.empty()) {
+      opt.states = 0;
+      for (const auto& word : states) {
+        auto mask = ocsf::state_mask_for_name(word);
+        if (!mask) {
+          inv.command = Command::kExit;
+          inv.exit_code = kExitUsage;
+          inv.error = "--state: unknown state '" + word + "' (see sockstate --help)";
+          return inv;
+        }
+        opt.states |= *mask;
+      }
+    }
+    opt.inet = family != "inet6";
+    opt.inet6 = family != "inet";
+    if (port >= 0) {
+      opt.ports.either = static_cast<std::uint16_t>(port);
+    }
+    if (sport >= 0) {
+      opt.ports.local = static_cast<std::uint16_t>(sport);
+    }
+    if (dport >= 0) {
+      opt.ports.remote = static_cast<std::uint16_t>(dport);
+    }
+    opt.with_info = !no_info;
+  }
+  return inv;
+}
+
+}  // namespace sockstate::cli

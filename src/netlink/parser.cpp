@@ -1,0 +1,179 @@
+#include "sockstate/netlink/parser.h"
+
+#include <arpa/inet.h>
+#include <libmnl/libmnl.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/tcp.h>
+
+#include <cerrno>
+#include <cstddef>
+#include <cstring>
+#include <string>
+
+namespace sockstate::netlink {
+namespace {
+
+// Reads a tcp_info field if the kernel's (possibly shorter) struct reaches it.
+template <typename T>
+T tcp_info_field(const std::uint8_t* data, std::size_t len, std::size_t offset) {
+  T value{};
+  if (offset + sizeof(T) <= len) {
+    std::memcpy(&value, data + offset, sizeof(T));
+  }
+  return value;
+}
+
+#define SOCKSTATE_TCPI(type, field) \
+  tcp_info_field<type>(data, len, offsetof(struct tcp_info, field))
+
+TcpInfo decode_tcp_info(const std::uint8_t* data, std::size_t len) {
+  TcpInfo info;
+  info.bytes_acked = SOCKSTATE_TCPI(std::uint64_t, tcpi_bytes_acked);
+  info.bytes_received = SOCKSTATE_TCPI(std::uint64_t, tcpi_bytes_received);
+  info.segs_out = SOCKSTATE_TCPI(std::uint32_t, tcpi_segs_out);
+  info.segs_in = SOCKSTATE_TCPI(std::uint32_t, tcpi_segs_in);
+  info.rtt_us = SOCKSTATE_TCPI(std::uint32_t, tcpi_rtt);
+  info.total_retrans = SOCKSTATE_TCPI(std::uint32_t, tcpi_total_retrans);
+  return info;
+}
+
+#undef SOCKSTATE_TCPI
+
+Error bad_message(std::string what) { return Error{EBADMSG, std::move(what)}; }
+
+}  // namespace
+
+Result<SocketEntry> decode_socket(std::span<const std::uint8_t> payload,
+                                  std::uint64_t* unknown_attributes) {
+  if (payload.size() < sizeof(inet_diag_msg)) {
+    return bad_message("sock_diag message shorter than inet_diag_msg (" +
+                       std::to_string(payload.size()) + " bytes)");
+  }
+  inet_diag_msg msg{};
+  std::memcpy(&msg, payload.data(), sizeof msg);
+
+  SocketEntry e;
+  e.family = msg.idiag_family;
+  e.state = msg.idiag_state;
+  e.local_port = ntohs(msg.id.idiag_sport);
+  e.remote_port = ntohs(msg.id.idiag_dport);
+  std::memcpy(e.local_addr.data(), msg.id.idiag_src, sizeof msg.id.idiag_src);
+  std::memcpy(e.remote_addr.data(), msg.id.idiag_dst, sizeof msg.id.idiag_dst);
+  e.ifindex = msg.id.idiag_if;
+  e.cookie = (static_cast<std::uint64_t>(msg.id.idiag_cookie[1]) << 32) | msg.id.idiag_cookie[0];
+  e.inode = msg.idiag_inode;
+  e.uid = msg.idiag_uid;
+  e.recv_q = msg.idiag_rqueue;
+  e.send_q = msg.idiag_wqueue;
+
+  // Attributes follow the aligned header. Walk them by hand rather than with
+  // mnl_attr_parse(), which stops silently at a truncated attribute.
+  std::size_t pos = align4(sizeof(inet_diag_msg));
+  while (pos < payload.size()) {
+    const std::size_t left = payload.size() - pos;
+    if (left < sizeof(nlattr)) {
+      return bad_message("truncated attribute header in sock_diag message");
+    }
+    nlattr attr{};
+    std::memcpy(&attr, payload.data() + pos, sizeof attr);
+    if (attr.nla_len < sizeof(nlattr) || attr.nla_len > left) {
+      return bad_message("attribute length " + std::to_string(attr.nla_len) +
+                         " does not fit the sock_diag message");
+    }
+    const std::uint8_t* data = payload.data() + pos + align4(sizeof(nlattr));
+    const std::size_t len = attr.nla_len - align4(sizeof(nlattr));
+    switch (attr.nla_type & NLA_TYPE_MASK) {
+      case INET_DIAG_INFO:
+        e.has_tcp_info = true;
+        e.info = decode_tcp_info(data, len);
+        break;
+      case INET_DIAG_SHUTDOWN:
+      case INET_DIAG_SOCKOPT:
+        // inet_diag_msg_attrs_fill() sends these for every full socket, never for
+        // TIME-WAIT or request minisockets.
+        e.full_socket = true;
+        break;
+      default:
+        // Known attributes we do not use are skipped; newer ones are also counted.
+        if ((attr.nla_type & NLA_TYPE_MASK) > INET_DIAG_MAX && unknown_attributes != nullptr) {
+          ++*unknown_attributes;
+        }
+        break;
+    }
+    pos += align4(attr.nla_len);
+  }
+  return e;
+}
+
+Result<bool> DumpParser::parse(std::span<const std::uint8_t> datagram,
+                               const SocketCallback& on_socket) {
+  std::size_t pos = 0;
+  while (pos < datagram.size()) {
+    const std::size_t left = datagram.size() - pos;
+    if (left < sizeof(nlmsghdr)) {
+      return bad_message("truncated netlink header (" + std::to_string(left) + " bytes left)");
+    }
+    nlmsghdr nlh{};
+    std::memcpy(&nlh, datagram.data() + pos, sizeof nlh);
+    if (nlh.nlmsg_len < sizeof(nlmsghdr) || nlh.nlmsg_len > left) {
+      return bad_message("netlink message length " + std::to_string(nlh.nlmsg_len) +
+                         " does not fit the " + std::to_string(left) + " bytes received");
+    }
+    if (nlh.nlmsg_seq != seq_) {
+      return Error{EPROTO, "netlink message with sequence " + std::to_string(nlh.nlmsg_seq) +
+                               ", expected " + std::to_string(seq_)};
+    }
+    if (portid_ != 0 && nlh.nlmsg_pid != 0 && nlh.nlmsg_pid != portid_) {
+      return Error{EPROTO, "netlink message for port id " + std::to_string(nlh.nlmsg_pid) +
+                               ", expected " + std::to_string(portid_)};
+    }
+    if ((nlh.nlmsg_flags & NLM_F_DUMP_INTR) != 0) {
+      interrupted_ = true;
+    }
+    const auto payload = datagram.subspan(pos + NLMSG_HDRLEN, nlh.nlmsg_len - NLMSG_HDRLEN);
+    switch (nlh.nlmsg_type) {
+      case NLMSG_NOOP:
+        break;
+      case NLMSG_ERROR: {
+        int err = 0;
+        if (payload.size() < sizeof(int)) {
+          return bad_message("truncated NLMSG_ERROR");
+        }
+        std::memcpy(&err, payload.data(), sizeof err);
+        if (err == 0) {
+          break;  // an acknowledgement; dumps do not ask for them, but it is no error
+        }
+        return Error{-err, "kernel refused the sock_diag dump"};
+      }
+      case NLMSG_DONE: {
+        // The kernel reports a failure that happened mid-dump as an errno inside DONE;
+        // libmnl's default callback ignores it.
+        int err = 0;
+        if (payload.size() >= sizeof(int)) {
+          std::memcpy(&err, payload.data(), sizeof err);
+        }
+        if (err < 0) {
+          return Error{-err, "kernel ended the sock_diag dump with an error"};
+        }
+        return true;
+      }
+      default: {
+        if (nlh.nlmsg_type < NLMSG_MIN_TYPE) {
+          break;  // reserved control messages: nothing for us
+        }
+        auto entry = decode_socket(payload, &unknown_attributes_);
+        if (!entry) {
+          return entry.error();
+        }
+        ++sockets_;
+        on_socket(*entry);
+        break;
+      }
+    }
+    pos += NLMSG_ALIGN(nlh.nlmsg_len);
+  }
+  return false;
+}
+
+}  // namespace sockstate::netlink

@@ -1,0 +1,105 @@
+#include "sockstate/netlink/request.h"
+
+#include "sockstate/netlink/types.h"
+
+#include <libmnl/libmnl.h>
+#include <linux/inet_diag.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+
+#include <cstring>
+
+namespace sockstate::netlink {
+namespace {
+
+using Program = std::vector<std::uint8_t>;
+
+constexpr std::uint16_t kOpSize = sizeof(inet_diag_bc_op);
+
+void put_op(Program& p, std::uint8_t code, std::uint16_t yes, std::uint16_t no) {
+  inet_diag_bc_op op{code, static_cast<unsigned char>(yes), no};
+  const auto* bytes = reinterpret_cast<const std::uint8_t*>(&op);
+  p.insert(p.end(), bytes, bytes + sizeof op);
+}
+
+// "port == N" for one end: the condition op and a second op whose `no` holds the port,
+// as the kernel's valid_port_comparison() expects. True falls through, false jumps past
+// the end of the program (len + 4), which the kernel reads as "reject".
+Program port_equals(std::uint8_t code, std::uint16_t port) {
+  Program p;
+  put_op(p, code, 2 * kOpSize, 3 * kOpSize);
+  put_op(p, 0, 0, port);
+  return p;
+}
+
+// The rejecting jumps of `a` (those that land just past its end) are moved to land past
+// the end of `a` followed by `reloc` more bytes. iproute2 calls this ssfilter_patch().
+void patch_rejects(Program& a, std::size_t reloc) {
+  std::size_t pos = 0;
+  const std::size_t len = a.size();
+  while (pos < len) {
+    inet_diag_bc_op op{};
+    std::memcpy(&op, a.data() + pos, sizeof op);
+    if (op.no == len - pos + kOpSize) {
+      op.no = static_cast<std::uint16_t>(op.no + reloc);
+      std::memcpy(a.data() + pos, &op, sizeof op);
+    }
+    pos += op.yes;
+  }
+}
+
+// a AND b: b runs where a accepted; a's rejections skip b too.
+Program both(Program a, const Program& b) {
+  patch_rejects(a, b.size());
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+// a OR b: where a accepts, an unconditional jump skips b to accept; where a rejects, it
+// lands on b (just past the jump), since a's rejecting jumps go len(a) + 4.
+Program either(Program a, const Program& b) {
+  put_op(a, INET_DIAG_BC_JMP, kOpSize, static_cast<std::uint16_t>(b.size() + kOpSize));
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+}  // namespace
+
+std::vector<std::uint8_t> compile_port_filter(const PortFilter& filter) {
+  Program program;
+  auto add = [&program](Program term) {
+    program = program.empty() ? std::move(term) : both(std::move(program), term);
+  };
+  if (filter.either) {
+    add(either(port_equals(INET_DIAG_BC_S_EQ, *filter.either),
+               port_equals(INET_DIAG_BC_D_EQ, *filter.either)));
+  }
+  if (filter.local) {
+    add(port_equals(INET_DIAG_BC_S_EQ, *filter.local));
+  }
+  if (filter.remote) {
+    add(port_equals(INET_DIAG_BC_D_EQ, *filter.remote));
+  }
+  return program;
+}
+
+std::vector<std::uint8_t> build_dump_request(const DumpRequest& request, std::uint32_t seq) {
+  std::vector<std::uint8_t> buf(align4(sizeof(nlmsghdr)) + align4(sizeof(inet_diag_req_v2)) +
+                                align4(sizeof(nlattr)) + align4(request.bytecode.size()));
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
+  nlh->nlmsg_type = SOCK_DIAG_BY_FAMILY;
+  nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  nlh->nlmsg_seq = seq;
+  auto* req = static_cast<inet_diag_req_v2*>(mnl_nlmsg_put_extra_header(nlh, sizeof(inet_diag_req_v2)));
+  req->sdiag_family = request.family;
+  req->sdiag_protocol = IPPROTO_TCP;
+  req->idiag_states = request.states;
+  req->idiag_ext = request.want_info ? static_cast<std::uint8_t>(1U << (INET_DIAG_INFO - 1)) : 0;
+  if (!request.bytecode.empty()) {
+    mnl_attr_put(nlh, INET_DIAG_REQ_BYTECODE, request.bytecode.size(), request.bytecode.data());
+  }
+  buf.resize(nlh->nlmsg_len);
+  return buf;
+}
+
+}  // namespace sockstate::netlink

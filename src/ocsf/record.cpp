@@ -1,0 +1,341 @@
+#include "sockstate/ocsf/record.h"
+
+#include <arpa/inet.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <ctime>
+
+#include "sockstate/ocsf/json_writer.h"
+
+namespace sockstate::ocsf {
+namespace {
+
+constexpr std::string_view kHex = "0123456789abcdef";
+
+void append_hex(std::string& out, std::uint64_t v, int digits) {
+  for (int shift = (digits - 1) * 4; shift >= 0; shift -= 4) {
+    out.push_back(kHex[(v >> shift) & 0xF]);
+  }
+}
+
+std::string_view direction_caption(Direction d) {
+  switch (d) {
+    case Direction::kInbound: return "Inbound";
+    case Direction::kOutbound: return "Outbound";
+    case Direction::kLocal: return "Local";
+    case Direction::kUnknown: break;
+  }
+  return "Unknown";
+}
+
+std::string_view boundary_caption(Boundary b) {
+  switch (b) {
+    case Boundary::kLocalhost: return "Localhost";
+    case Boundary::kInternal: return "Internal";
+    case Boundary::kExternal: return "External";
+    case Boundary::kUnknown: break;
+  }
+  return "Unknown";
+}
+
+std::string_view observation_point_caption(ObservationPoint p) {
+  switch (p) {
+    case ObservationPoint::kSource: return "Source";
+    case ObservationPoint::kDestination: return "Destination";
+    case ObservationPoint::kBoth: return "Both";
+    case ObservationPoint::kUnknown: break;
+  }
+  return "Unknown";
+}
+
+// OCSF device type_id captions (1.8.0).
+std::string_view device_type_caption(int type_id) {
+  static constexpr std::array<std::string_view, 16> kCaptions = {
+      "Unknown", "Server", "Desktop", "Laptop",  "Tablet", "Mobile", "Virtual", "IOT",
+      "Browser", "Firewall", "Switch", "Hub",    "Router", "IDS",    "IPS",     "Load Balancer"};
+  if (type_id >= 0 && static_cast<std::size_t>(type_id) < kCaptions.size()) {
+    return kCaptions[static_cast<std::size_t>(type_id)];
+  }
+  return "Other";
+}
+
+void append_endpoint_text(std::string& out, const Address& a, std::uint16_t port) {
+  const bool v6 = !is_ipv4_mapped(a);
+  if (v6) {
+    out.push_back('[');
+  }
+  out.append(address_text(a));
+  if (v6) {
+    out.push_back(']');
+  }
+  out.push_back(':');
+  char buf[8];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, port);
+  out.append(buf, end);
+}
+
+void write_endpoint(JsonWriter& w, std::string_view key, const Address& a, std::uint16_t port) {
+  w.begin_object(key);
+  w.field("ip", address_text(a));
+  w.field("port", std::uint32_t{port});
+  w.end_object();
+}
+
+}  // namespace
+
+std::uint64_t random_run_id() {
+  std::uint64_t id = 0;
+  if (::getrandom(&id, sizeof id, 0) != static_cast<ssize_t>(sizeof id)) {
+    // No entropy source: time and pid still make runs distinct on one host.
+    constexpr std::uint64_t kGolden = 0x9E3779B97F4A7C15U;
+    const auto ms = static_cast<std::uint64_t>(realtime_ms());
+    const auto pid = static_cast<std::uint64_t>(::getpid());
+    id = (ms * kGolden) ^ pid;
+  }
+  return id;
+}
+
+std::int64_t realtime_ms() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+std::string address_text(const Address& a) {
+  char buf[INET6_ADDRSTRLEN];
+  if (is_ipv4_mapped(a)) {
+    // Hand-rolled: this runs twice per record and inet_ntop is slow for IPv4.
+    char* p = buf;
+    for (int i = 12; i < 16; ++i) {
+      p = std::to_chars(p, buf + sizeof buf, a[static_cast<std::size_t>(i)]).ptr;
+      if (i != 15) {
+        *p++ = '.';
+      }
+    }
+    return std::string(buf, p);
+  }
+  ::inet_ntop(AF_INET6, a.data(), buf, sizeof buf);
+  return buf;
+}
+
+std::string correlation_uid(const std::string& boot_id, std::uint64_t cookie) {
+  // UUID-shaped: the first 64 bits of the boot id (random per boot), then the cookie
+  // (unique per boot: the kernel's socket cookies come from one global counter).
+  std::string out;
+  out.reserve(36);
+  std::size_t taken = 0;
+  for (char c : boot_id) {
+    if (taken == 16) {
+      break;
+    }
+    if (c != '-') {
+      out.push_back(c);
+      if (++taken == 8 || taken == 12) {
+        out.push_back('-');
+      }
+    }
+  }
+  while (taken < 16) {  // no boot id: zeros keep the shape
+    out.push_back('0');
+    if (++taken == 8 || taken == 12) {
+      out.push_back('-');
+    }
+  }
+  out.push_back('-');
+  append_hex(out, cookie >> 48, 4);
+  out.push_back('-');
+  append_hex(out, cookie & 0xFFFFFFFFFFFFULL, 12);
+  return out;
+}
+
+RecordBuilder::RecordBuilder(RecordContext context) : context_(std::move(context)) {
+  if (!context_.clock_ms) {
+    context_.clock_ms = realtime_ms;
+  }
+  {
+    JsonWriter w(product_json_);
+    w.begin_object();
+    w.field("name", "sockstate");
+    w.field("vendor_name", context_.vendor_name);
+    w.field("version", context_.product_version);
+    w.end_object();
+  }
+  {
+    const HostIdentity& h = context_.host;
+    JsonWriter w(device_json_);
+    w.begin_object();
+    w.field("type_id", context_.device_type_id);
+    w.field("type", device_type_caption(context_.device_type_id));
+    if (!h.hostname.empty()) {
+      w.field("hostname", h.hostname);
+    }
+    if (!h.machine_id.empty()) {
+      w.field("uid", h.machine_id);
+    }
+    if (!h.boot_id.empty()) {
+      w.field("boot_uid", h.boot_id);
+    }
+    w.begin_object("os");
+    w.field("name", "Linux");
+    w.field("type_id", 200);
+    w.field("type", "Linux");
+    if (!h.kernel_release.empty()) {
+      w.field("kernel_release", h.kernel_release);
+    }
+    w.end_object();
+    w.end_object();
+  }
+}
+
+void RecordBuilder::append_snapshot_record(const netlink::SocketEntry& e, const Orientation& o,
+                                           std::string& out) {
+  using Shape = Orientation::Shape;
+  const KernelStateRow row = kernel_state_row(e.state);
+  const Activity activity = row.snapshot_activity;
+  const std::string_view state_caption = kTcpStateCaptions[row.tcp_state_id];
+  const auto activity_id = static_cast<int>(activity);
+  const Address local = normalized_address(e.family, e.local_addr);
+  const Address remote = normalized_address(e.family, e.remote_addr);
+  const bool v4 = is_ipv4_mapped(local);
+  const bool inbound = o.shape == Shape::kInbound;
+  const Address& src = inbound ? remote : local;
+  const Address& dst = inbound ? local : remote;
+  const std::uint16_t src_port = inbound ? e.remote_port : e.local_port;
+  const std::uint16_t dst_port = inbound ? e.local_port : e.remote_port;
+  ++sequence_;
+
+  JsonWriter w(out);
+  w.begin_object();
+  w.field("activity_id", activity_id);
+  w.field("activity_name", activity_caption(activity));
+  w.field("category_uid", 4);
+  w.field("category_name", "Network Activity");
+  w.field("class_uid", 4001);
+  w.field("class_name", "Network Activity");
+  w.field("type_uid", 400100 + activity_id);
+  std::string type_name = "Network Activity: ";
+  type_name.append(activity_caption(activity));
+  w.field("type_name", type_name);
+  w.field("severity_id", 1);
+  w.field("severity", "Informational");
+  w.field("time", context_.clock_ms());
+
+  std::string message = "tcp ";
+  switch (o.shape) {
+    case Shape::kListener:
+      append_endpoint_text(message, local, e.local_port);
+      break;
+    case Shape::kUnconnected:
+      append_endpoint_text(message, local, e.local_port);
+      break;
+    case Shape::kInbound:
+    case Shape::kOutbound:
+      append_endpoint_text(message, src, src_port);
+      message.append(" -> ");
+      append_endpoint_text(message, dst, dst_port);
+      break;
+  }
+  message.push_back(' ');
+  message.append(state_caption);
+  w.field("message", message);
+
+  w.begin_object("metadata");
+  w.field("version", "1.8.0");
+  w.raw_field("product", product_json_);
+  w.raw_field("profiles", "[\"host\"]");
+  std::string uid;
+  uid.reserve(36);
+  append_hex(uid, context_.run_id >> 32, 8);
+  uid.push_back('-');
+  append_hex(uid, context_.run_id >> 16, 4);
+  uid.push_back('-');
+  append_hex(uid, context_.run_id, 4);
+  uid.push_back('-');
+  append_hex(uid, sequence_ >> 48, 4);
+  uid.push_back('-');
+  append_hex(uid, sequence_, 12);
+  w.field("uid", uid);
+  w.field("correlation_uid", correlation_uid(context_.host.boot_id, e.cookie));
+  w.field("sequence", sequence_);
+  w.field("log_name", context_.log_name);
+  w.end_object();
+
+  w.raw_field("device", device_json_);
+
+  w.begin_object("connection_info");
+  w.field("protocol_num", 6);
+  w.field("protocol_name", "tcp");
+  w.field("protocol_ver_id", v4 ? 4 : 6);
+  w.field("protocol_ver", v4 ? "Internet Protocol version 4 (IPv4)"
+                             : "Internet Protocol version 6 (IPv6)");
+  w.field("direction_id", static_cast<int>(o.direction));
+  w.field("direction", direction_caption(o.direction));
+  w.field("boundary_id", static_cast<int>(o.boundary));
+  w.field("boundary", boundary_caption(o.boundary));
+  std::string cookie_hex;
+  append_hex(cookie_hex, e.cookie, 16);
+  w.field("uid", cookie_hex);
+  w.end_object();
+
+  switch (o.shape) {
+    case Shape::kListener:
+      write_endpoint(w, "dst_endpoint", local, e.local_port);
+      break;
+    case Shape::kUnconnected:
+      write_endpoint(w, "src_endpoint", local, e.local_port);
+      break;
+    case Shape::kInbound:
+    case Shape::kOutbound:
+      write_endpoint(w, "src_endpoint", src, src_port);
+      write_endpoint(w, "dst_endpoint", dst, dst_port);
+      break;
+  }
+  w.field("observation_point_id", static_cast<int>(o.observation_point));
+  w.field("observation_point", observation_point_caption(o.observation_point));
+  w.field("is_src_dst_assignment_known", o.assignment_known);
+
+  const bool connected = o.shape == Shape::kInbound || o.shape == Shape::kOutbound;
+  if (e.has_tcp_info && connected) {
+    const std::uint64_t sent = e.info.bytes_acked;
+    const std::uint64_t received = e.info.bytes_received;
+    const std::uint64_t segs_sent = e.info.segs_out;
+    const std::uint64_t segs_received = e.info.segs_in;
+    // bytes_out is src -> dst: for an inbound connection that is what we received.
+    w.begin_object("traffic");
+    w.field("bytes_in", inbound ? sent : received);
+    w.field("bytes_out", inbound ? received : sent);
+    w.field("bytes", sent + received);
+    w.field("packets_in", inbound ? segs_sent : segs_received);
+    w.field("packets_out", inbound ? segs_received : segs_sent);
+    w.field("packets", segs_sent + segs_received);
+    w.end_object();
+  }
+
+  w.begin_object("unmapped");
+  w.field("tcp_state_id", static_cast<int>(row.tcp_state_id));
+  w.field("tcp_state", state_caption);
+  w.field("kernel_tcp_state", static_cast<int>(e.state));
+  if (e.full_socket) {
+    if (e.inode != 0) {
+      w.field("inode", e.inode);
+    }
+    w.field("uid", e.uid);
+    w.field("recv_q", e.recv_q);
+    w.field("send_q", e.send_q);
+  }
+  if (e.has_tcp_info && e.state != netlink::kTcpListen) {
+    w.field("rtt_us", e.info.rtt_us);
+    w.field("total_retrans", e.info.total_retrans);
+  }
+  if (context_.netns_inode != 0) {
+    w.field("netns", context_.netns_inode);
+  }
+  w.end_object();
+
+  w.end_object();
+  out.push_back('\n');
+}
+
+}  // namespace sockstate::ocsf

@@ -1,0 +1,73 @@
+#include "sockstate/ocsf/tcp_state.h"
+
+#include <string>
+
+#include "sockstate/netlink/types.h"
+
+namespace sockstate::ocsf {
+
+std::string_view activity_caption(Activity activity) {
+  switch (activity) {
+    case Activity::kUnknown: return "Unknown";
+    case Activity::kOpen: return "Open";
+    case Activity::kClose: return "Close";
+    case Activity::kReset: return "Reset";
+    case Activity::kFail: return "Fail";
+    case Activity::kRefuse: return "Refuse";
+    case Activity::kTraffic: return "Traffic";
+    case Activity::kListen: return "Listen";
+    case Activity::kOther: return "Other";
+  }
+  return "Unknown";
+}
+
+namespace {
+
+using netlink::state_bit;
+
+struct NamedMask {
+  std::string_view name;  // normalised: lower case, '_' for '-'
+  std::uint32_t mask;
+};
+
+// Names are the contract's captions; a few `ss` spellings are accepted as well.
+// CLOSED selects the only TCP_CLOSE sockets the kernel dumps: bound-inactive ones.
+constexpr std::array<NamedMask, 17> kNames = {{
+    {"established", state_bit(netlink::kTcpEstablished)},
+    {"syn_sent", state_bit(netlink::kTcpSynSent)},
+    {"syn_received", state_bit(netlink::kTcpSynRecv) | state_bit(netlink::kTcpNewSynRecv)},
+    {"syn_recv", state_bit(netlink::kTcpSynRecv) | state_bit(netlink::kTcpNewSynRecv)},
+    {"fin_wait_1", state_bit(netlink::kTcpFinWait1)},
+    {"fin_wait_2", state_bit(netlink::kTcpFinWait2)},
+    {"time_wait", state_bit(netlink::kTcpTimeWait)},
+    {"closed", state_bit(netlink::kTcpClose) | netlink::kBoundInactiveStates},
+    {"close_wait", state_bit(netlink::kTcpCloseWait)},
+    {"last_ack", state_bit(netlink::kTcpLastAck)},
+    {"listen", state_bit(netlink::kTcpListen)},
+    {"listening", state_bit(netlink::kTcpListen)},
+    {"closing", state_bit(netlink::kTcpClosing)},
+    {"all", netlink::kAllStates},
+    // Every state with a peer: all but LISTEN and CLOSED (as `ss state connected`).
+    {"connected", netlink::kAllStates & ~state_bit(netlink::kTcpListen) &
+                      ~state_bit(netlink::kTcpClose)},
+    // Bound but never listened or connected (kernel >= 6.8; reported as CLOSED).
+    {"bound", netlink::kBoundInactiveStates},
+    {"bound_inactive", netlink::kBoundInactiveStates},
+}};
+
+}  // namespace
+
+std::optional<std::uint32_t> state_mask_for_name(std::string_view name) {
+  std::string norm(name);
+  for (char& c : norm) {
+    c = c == '-' ? '_' : static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  }
+  for (const auto& entry : kNames) {
+    if (entry.name == norm) {
+      return entry.mask;
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace sockstate::ocsf
