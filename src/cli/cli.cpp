@@ -2,6 +2,8 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <optional>
+#include <string_view>
 
 #include "sockstate/common/version.h"
 #include "sockstate/ocsf/tcp_state.h"
@@ -15,6 +17,19 @@ constexpr const char* kStateHelp =
     "(case-insensitive, '-' or '_'), or all (default: every state but bound-inactive), "
     "connected (all but listen and closed), bound (bound but never listened or connected, "
     "kernel >= 6.8; reported as CLOSED). Filtered in the kernel.";
+
+// A port number 0..65535 in decimal, or nullopt.
+std::optional<std::uint16_t> parse_port(const std::string& text) {
+  if (text.empty() || text.size() > 5 ||
+      !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return std::nullopt;
+  }
+  const unsigned long value = std::stoul(text);
+  if (value > 65535) {
+    return std::nullopt;
+  }
+  return static_cast<std::uint16_t>(value);
+}
 
 std::string one_line(std::string s) {
   std::replace(s.begin(), s.end(), '\n', ' ');
@@ -41,23 +56,39 @@ Invocation parse(const std::vector<std::string>& args) {
       "snapshot", "Write one record for every TCP socket of this network namespace, then exit.");
   std::vector<std::string> states;
   std::string family = "all";
-  int port = -1;
-  int sport = -1;
-  int dport = -1;
+  std::string port;
+  std::string sport;
+  std::string dport;
   snap->add_option("--state", states, kStateHelp)->delimiter(',')->type_name("LIST");
   snap->add_option("--family", family, "Address family: inet, inet6 or all")
       ->check(CLI::IsMember({"inet", "inet6", "all"}));
   snap->add_option("--port", port, "Only sockets with this port at either end (kernel filter)")
-      ->check(CLI::Range(0, 65535))->type_name("N");
+      ->type_name("N");
   snap->add_option("--sport", sport, "Only sockets whose local port is N, as in ss (kernel filter)")
-      ->check(CLI::Range(0, 65535))->type_name("N");
+      ->type_name("N");
   snap->add_option("--dport", dport, "Only sockets whose remote port is N, as in ss (kernel filter)")
-      ->check(CLI::Range(0, 65535))->type_name("N");
+      ->type_name("N");
   bool no_info = false;
   snap->add_flag("--no-info", no_info,
                  "Do not ask the kernel for tcp_info: faster, records carry no traffic or rtt");
   snap->add_option("--output", inv.output_path, "Write records to FILE (mode 0640) instead of stdout")
       ->type_name("FILE");
+
+  // CLI11 reports an unknown command as "a subcommand is required"; name it instead.
+  for (std::size_t i = 1; i < args.size(); ++i) {
+    if (args[i] == "--log-level") {
+      ++i;
+      continue;
+    }
+    if (!args[i].empty() && args[i][0] != '-') {
+      if (args[i] != "snapshot") {
+        inv.exit_code = kExitUsage;
+        inv.error = "unknown command '" + args[i] + "' (commands: snapshot; see sockstate --help)";
+        return inv;
+      }
+      break;
+    }
+  }
 
   std::vector<std::string> argv_rev(args.rbegin(), args.rend() - (args.empty() ? 0 : 1));
   try {
@@ -95,14 +126,22 @@ Invocation parse(const std::vector<std::string>& args) {
     }
     opt.inet = family != "inet6";
     opt.inet6 = family != "inet";
-    if (port >= 0) {
-      opt.ports.either = static_cast<std::uint16_t>(port);
-    }
-    if (sport >= 0) {
-      opt.ports.local = static_cast<std::uint16_t>(sport);
-    }
-    if (dport >= 0) {
-      opt.ports.remote = static_cast<std::uint16_t>(dport);
+    const std::pair<const char*, std::string*> ports[] = {
+        {"--port", &port}, {"--sport", &sport}, {"--dport", &dport}};
+    for (const auto& [name, text] : ports) {
+      if (snap->count(name) == 0) {
+        continue;
+      }
+      auto value = parse_port(*text);
+      if (!value) {
+        inv.command = Command::kExit;
+        inv.exit_code = kExitUsage;
+        inv.error = std::string(name) + ": '" + *text + "' is not a port number (0 to 65535)";
+        return inv;
+      }
+      (name == std::string_view("--port")    ? opt.ports.either
+       : name == std::string_view("--sport") ? opt.ports.local
+                                             : opt.ports.remote) = *value;
     }
     opt.with_info = !no_info;
   }
