@@ -56,14 +56,16 @@ int run_snapshot(const sockstate::cli::Invocation& inv) {
   }
   const auto& d = stats->dump;
   if (d.inconsistent > 0) {
-    spdlog::warn("{} dump(s) still inconsistent after {} redo(s): a socket that changed during "
-                 "the snapshot may be missing",
-                 d.inconsistent, d.redos);
+    spdlog::warn(
+        "{} dump(s) still inconsistent after {} redo(s): a socket that changed during "
+        "the snapshot may be missing",
+        d.inconsistent, d.redos);
   }
-  spdlog::info("snapshot: {} records, {} listeners for direction, {} duplicate(s) dropped, "
-               "{} redo(s), {} unknown attribute(s) skipped, {} datagrams, {} bytes",
-               stats->records, stats->listeners_seen, d.duplicates, d.redos,
-               d.unknown_attributes, d.datagrams, d.bytes);
+  spdlog::info(
+      "snapshot: {} records, {} listeners for direction, {} duplicate(s) dropped, "
+      "{} redo(s), {} unknown attribute(s) skipped, {} datagrams, {} bytes",
+      stats->records, stats->listeners_seen, d.duplicates, d.redos, d.unknown_attributes,
+      d.datagrams, d.bytes);
   return kExitOk;
 }
 

@@ -43,9 +43,10 @@ std::string one_line(std::string s) {
 
 Invocation parse(const std::vector<std::string>& args) {
   Invocation inv;
-  CLI::App app{"sockstate: the kernel's TCP sockets as OCSF 1.8.0 Network Activity records, "
-               "one JSON object per line.",
-               "sockstate"};
+  CLI::App app{
+      "sockstate: the kernel's TCP sockets as OCSF 1.8.0 Network Activity records, "
+      "one JSON object per line.",
+      "sockstate"};
   app.set_version_flag("--version", std::string("sockstate ") + kVersion);
   app.require_subcommand(1);
   app.option_defaults()->always_capture_default();
@@ -66,12 +67,14 @@ Invocation parse(const std::vector<std::string>& args) {
       ->type_name("N");
   snap->add_option("--sport", sport, "Only sockets whose local port is N, as in ss (kernel filter)")
       ->type_name("N");
-  snap->add_option("--dport", dport, "Only sockets whose remote port is N, as in ss (kernel filter)")
+  snap->add_option("--dport", dport,
+                   "Only sockets whose remote port is N, as in ss (kernel filter)")
       ->type_name("N");
   bool no_info = false;
   snap->add_flag("--no-info", no_info,
                  "Do not ask the kernel for tcp_info: faster, records carry no traffic or rtt");
-  snap->add_option("--output", inv.output_path, "Write records to FILE (mode 0640) instead of stdout")
+  snap->add_option("--output", inv.output_path,
+                   "Write records to FILE (mode 0640) instead of stdout")
       ->type_name("FILE");
 
   // CLI11 reports an unknown command as "a subcommand is required"; name it instead.

@@ -12,6 +12,8 @@ std::string Error::message() const {
   return context + ": " + std::strerror(errnum);
 }
 
-Error errno_error(std::string context) { return Error{errno, std::move(context)}; }
+Error errno_error(std::string context) {
+  return Error{errno, std::move(context)};
+}
 
 }  // namespace sockstate

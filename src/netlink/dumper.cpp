@@ -55,8 +55,7 @@ Result<Outcome> dump_once(NetlinkSocket& sock, const DumpRequest& request, Cooki
 }  // namespace
 
 Result<void> run_dump(NetlinkSocket& sock, const DumpRequest& request, CookieSet& seen,
-                      DumpStats& stats,
-                      const std::function<void(const SocketEntry&)>& on_socket) {
+                      DumpStats& stats, const std::function<void(const SocketEntry&)>& on_socket) {
   std::vector<std::uint8_t> buf(kDumpBufferSize);
   for (int attempt = 0;; ++attempt) {
     auto outcome = dump_once(sock, request, seen, stats, buf, on_socket);

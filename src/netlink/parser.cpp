@@ -40,7 +40,9 @@ TcpInfo decode_tcp_info(const std::uint8_t* data, std::size_t len) {
 
 #undef SOCKSTATE_TCPI
 
-Error bad_message(std::string what) { return Error{EBADMSG, std::move(what)}; }
+Error bad_message(std::string what) {
+  return Error{EBADMSG, std::move(what)};
+}
 
 }  // namespace
 

@@ -1,13 +1,13 @@
 #include "sockstate/netlink/request.h"
 
-#include "sockstate/netlink/types.h"
-
 #include <libmnl/libmnl.h>
 #include <linux/inet_diag.h>
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
 
 #include <cstring>
+
+#include "sockstate/netlink/types.h"
 
 namespace sockstate::netlink {
 namespace {
@@ -90,7 +90,8 @@ std::vector<std::uint8_t> build_dump_request(const DumpRequest& request, std::ui
   nlh->nlmsg_type = SOCK_DIAG_BY_FAMILY;
   nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
   nlh->nlmsg_seq = seq;
-  auto* req = static_cast<inet_diag_req_v2*>(mnl_nlmsg_put_extra_header(nlh, sizeof(inet_diag_req_v2)));
+  auto* req =
+      static_cast<inet_diag_req_v2*>(mnl_nlmsg_put_extra_header(nlh, sizeof(inet_diag_req_v2)));
   req->sdiag_family = request.family;
   req->sdiag_protocol = IPPROTO_TCP;
   req->idiag_states = request.states;

@@ -48,9 +48,13 @@ Result<NetlinkSocket> NetlinkSocket::open(unsigned groups) {
   return sock;
 }
 
-int NetlinkSocket::fd() const { return mnl_socket_get_fd(nl_); }
+int NetlinkSocket::fd() const {
+  return mnl_socket_get_fd(nl_);
+}
 
-std::uint32_t NetlinkSocket::portid() const { return mnl_socket_get_portid(nl_); }
+std::uint32_t NetlinkSocket::portid() const {
+  return mnl_socket_get_portid(nl_);
+}
 
 Result<void> NetlinkSocket::send(std::span<const std::uint8_t> message) const {
   for (;;) {

@@ -42,14 +42,14 @@ bool is_internal(const Address& a) {
   if (is_ipv4_mapped(a)) {
     const std::uint8_t b0 = a[12];
     const std::uint8_t b1 = a[13];
-    return b0 == 10 ||                              // 10/8
-           (b0 == 172 && (b1 & 0xF0) == 16) ||      // 172.16/12
-           (b0 == 192 && b1 == 168) ||              // 192.168/16
-           (b0 == 169 && b1 == 254) ||              // 169.254/16 link-local
-           (b0 == 100 && (b1 & 0xC0) == 64);        // 100.64/10 CGNAT
+    return b0 == 10 ||                          // 10/8
+           (b0 == 172 && (b1 & 0xF0) == 16) ||  // 172.16/12
+           (b0 == 192 && b1 == 168) ||          // 192.168/16
+           (b0 == 169 && b1 == 254) ||          // 169.254/16 link-local
+           (b0 == 100 && (b1 & 0xC0) == 64);    // 100.64/10 CGNAT
   }
-  return (a[0] & 0xFE) == 0xFC ||                   // fc00::/7 ULA
-         (a[0] == 0xFE && (a[1] & 0xC0) == 0x80);   // fe80::/10 link-local
+  return (a[0] & 0xFE) == 0xFC ||                  // fc00::/7 ULA
+         (a[0] == 0xFE && (a[1] & 0xC0) == 0x80);  // fe80::/10 link-local
 }
 
 std::size_t ListenerTable::KeyHash::operator()(const Key& k) const {

@@ -20,32 +20,68 @@ void append_hex(std::string& out, std::uint64_t v, int digits) {
   }
 }
 
+std::string_view type_name(Activity activity) {
+  switch (activity) {
+    case Activity::kOpen:
+      return "Network Activity: Open";
+    case Activity::kClose:
+      return "Network Activity: Close";
+    case Activity::kReset:
+      return "Network Activity: Reset";
+    case Activity::kFail:
+      return "Network Activity: Fail";
+    case Activity::kRefuse:
+      return "Network Activity: Refuse";
+    case Activity::kTraffic:
+      return "Network Activity: Traffic";
+    case Activity::kListen:
+      return "Network Activity: Listen";
+    case Activity::kOther:
+      return "Network Activity: Other";
+    case Activity::kUnknown:
+      break;
+  }
+  return "Network Activity: Unknown";
+}
+
 std::string_view direction_caption(Direction d) {
   switch (d) {
-    case Direction::kInbound: return "Inbound";
-    case Direction::kOutbound: return "Outbound";
-    case Direction::kLocal: return "Local";
-    case Direction::kUnknown: break;
+    case Direction::kInbound:
+      return "Inbound";
+    case Direction::kOutbound:
+      return "Outbound";
+    case Direction::kLocal:
+      return "Local";
+    case Direction::kUnknown:
+      break;
   }
   return "Unknown";
 }
 
 std::string_view boundary_caption(Boundary b) {
   switch (b) {
-    case Boundary::kLocalhost: return "Localhost";
-    case Boundary::kInternal: return "Internal";
-    case Boundary::kExternal: return "External";
-    case Boundary::kUnknown: break;
+    case Boundary::kLocalhost:
+      return "Localhost";
+    case Boundary::kInternal:
+      return "Internal";
+    case Boundary::kExternal:
+      return "External";
+    case Boundary::kUnknown:
+      break;
   }
   return "Unknown";
 }
 
 std::string_view observation_point_caption(ObservationPoint p) {
   switch (p) {
-    case ObservationPoint::kSource: return "Source";
-    case ObservationPoint::kDestination: return "Destination";
-    case ObservationPoint::kBoth: return "Both";
-    case ObservationPoint::kUnknown: break;
+    case ObservationPoint::kSource:
+      return "Source";
+    case ObservationPoint::kDestination:
+      return "Destination";
+    case ObservationPoint::kBoth:
+      return "Both";
+    case ObservationPoint::kUnknown:
+      break;
   }
   return "Unknown";
 }
@@ -53,8 +89,8 @@ std::string_view observation_point_caption(ObservationPoint p) {
 // OCSF device type_id captions (1.8.0).
 std::string_view device_type_caption(int type_id) {
   static constexpr std::array<std::string_view, 16> kCaptions = {
-      "Unknown", "Server", "Desktop", "Laptop",  "Tablet", "Mobile", "Virtual", "IOT",
-      "Browser", "Firewall", "Switch", "Hub",    "Router", "IDS",    "IPS",     "Load Balancer"};
+      "Unknown", "Server",   "Desktop", "Laptop", "Tablet", "Mobile", "Virtual", "IOT",
+      "Browser", "Firewall", "Switch",  "Hub",    "Router", "IDS",    "IPS",     "Load Balancer"};
   if (type_id >= 0 && static_cast<std::size_t>(type_id) < kCaptions.size()) {
     return kCaptions[static_cast<std::size_t>(type_id)];
   }
@@ -66,19 +102,20 @@ void append_endpoint_text(std::string& out, const Address& a, std::uint16_t port
   if (v6) {
     out.push_back('[');
   }
-  out.append(address_text(a));
+  AddressBuffer buf{};
+  out.append(format_address(a, buf));
   if (v6) {
     out.push_back(']');
   }
   out.push_back(':');
-  char buf[8];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, port);
-  out.append(buf, end);
+  auto [end, ec] = std::to_chars(buf.data(), buf.data() + buf.size(), port);
+  out.append(buf.data(), end);
 }
 
 void write_endpoint(JsonWriter& w, std::string_view key, const Address& a, std::uint16_t port) {
+  AddressBuffer buf{};
   w.begin_object(key);
-  w.field("ip", address_text(a));
+  w.field("ip", format_address(a, buf));
   w.field("port", std::uint32_t{port});
   w.end_object();
 }
@@ -103,28 +140,36 @@ std::int64_t realtime_ms() {
   return static_cast<std::int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
 
-std::string address_text(const Address& a) {
-  char buf[INET6_ADDRSTRLEN];
+std::string_view format_address(const Address& a, AddressBuffer& buf) {
   if (is_ipv4_mapped(a)) {
-    // Hand-rolled: this runs twice per record and inet_ntop is slow for IPv4.
-    char* p = buf;
-    for (int i = 12; i < 16; ++i) {
-      p = std::to_chars(p, buf + sizeof buf, a[static_cast<std::size_t>(i)]).ptr;
+    // Hand-rolled: this runs for both ends of every record, and inet_ntop is slow for IPv4.
+    char* p = buf.data();
+    for (std::size_t i = 12; i < 16; ++i) {
+      p = std::to_chars(p, buf.data() + buf.size(), a[i]).ptr;
       if (i != 15) {
         *p++ = '.';
       }
     }
-    return std::string(buf, p);
+    return {buf.data(), static_cast<std::size_t>(p - buf.data())};
   }
-  ::inet_ntop(AF_INET6, a.data(), buf, sizeof buf);
-  return buf;
+  ::inet_ntop(AF_INET6, a.data(), buf.data(), static_cast<socklen_t>(buf.size()));
+  return buf.data();
+}
+
+std::string address_text(const Address& a) {
+  AddressBuffer buf{};
+  return std::string(format_address(a, buf));
 }
 
 std::string correlation_uid(const std::string& boot_id, std::uint64_t cookie) {
+  std::string out;
+  append_correlation_uid(out, boot_id, cookie);
+  return out;
+}
+
+void append_correlation_uid(std::string& out, std::string_view boot_id, std::uint64_t cookie) {
   // UUID-shaped: the first 64 bits of the boot id (random per boot), then the cookie
   // (unique per boot: the kernel's socket cookies come from one global counter).
-  std::string out;
-  out.reserve(36);
   std::size_t taken = 0;
   for (char c : boot_id) {
     if (taken == 16) {
@@ -147,7 +192,6 @@ std::string correlation_uid(const std::string& boot_id, std::uint64_t cookie) {
   append_hex(out, cookie >> 48, 4);
   out.push_back('-');
   append_hex(out, cookie & 0xFFFFFFFFFFFFULL, 12);
-  return out;
 }
 
 RecordBuilder::RecordBuilder(RecordContext context) : context_(std::move(context)) {
@@ -215,18 +259,15 @@ void RecordBuilder::append_snapshot_record(const netlink::SocketEntry& e, const 
   w.field("class_uid", 4001);
   w.field("class_name", "Network Activity");
   w.field("type_uid", 400100 + activity_id);
-  std::string type_name = "Network Activity: ";
-  type_name.append(activity_caption(activity));
-  w.field("type_name", type_name);
+  w.field("type_name", type_name(activity));
   w.field("severity_id", 1);
   w.field("severity", "Informational");
   w.field("time", context_.clock_ms());
 
-  std::string message = "tcp ";
+  std::string& message = scratch_;
+  message.assign("tcp ");
   switch (o.shape) {
     case Shape::kListener:
-      append_endpoint_text(message, local, e.local_port);
-      break;
     case Shape::kUnconnected:
       append_endpoint_text(message, local, e.local_port);
       break;
@@ -245,8 +286,8 @@ void RecordBuilder::append_snapshot_record(const netlink::SocketEntry& e, const 
   w.field("version", "1.8.0");
   w.raw_field("product", product_json_);
   w.raw_field("profiles", "[\"host\"]");
-  std::string uid;
-  uid.reserve(36);
+  std::string& uid = scratch_;
+  uid.clear();
   append_hex(uid, context_.run_id >> 32, 8);
   uid.push_back('-');
   append_hex(uid, context_.run_id >> 16, 4);
@@ -257,7 +298,9 @@ void RecordBuilder::append_snapshot_record(const netlink::SocketEntry& e, const 
   uid.push_back('-');
   append_hex(uid, sequence_, 12);
   w.field("uid", uid);
-  w.field("correlation_uid", correlation_uid(context_.host.boot_id, e.cookie));
+  scratch_.clear();
+  append_correlation_uid(scratch_, context_.host.boot_id, e.cookie);
+  w.field("correlation_uid", scratch_);
   w.field("sequence", sequence_);
   w.field("log_name", context_.log_name);
   w.end_object();
@@ -268,15 +311,15 @@ void RecordBuilder::append_snapshot_record(const netlink::SocketEntry& e, const 
   w.field("protocol_num", 6);
   w.field("protocol_name", "tcp");
   w.field("protocol_ver_id", v4 ? 4 : 6);
-  w.field("protocol_ver", v4 ? "Internet Protocol version 4 (IPv4)"
-                             : "Internet Protocol version 6 (IPv6)");
+  w.field("protocol_ver",
+          v4 ? "Internet Protocol version 4 (IPv4)" : "Internet Protocol version 6 (IPv6)");
   w.field("direction_id", static_cast<int>(o.direction));
   w.field("direction", direction_caption(o.direction));
   w.field("boundary_id", static_cast<int>(o.boundary));
   w.field("boundary", boundary_caption(o.boundary));
-  std::string cookie_hex;
-  append_hex(cookie_hex, e.cookie, 16);
-  w.field("uid", cookie_hex);
+  scratch_.clear();
+  append_hex(scratch_, e.cookie, 16);
+  w.field("uid", scratch_);
   w.end_object();
 
   switch (o.shape) {

@@ -8,15 +8,24 @@ namespace sockstate::ocsf {
 
 std::string_view activity_caption(Activity activity) {
   switch (activity) {
-    case Activity::kUnknown: return "Unknown";
-    case Activity::kOpen: return "Open";
-    case Activity::kClose: return "Close";
-    case Activity::kReset: return "Reset";
-    case Activity::kFail: return "Fail";
-    case Activity::kRefuse: return "Refuse";
-    case Activity::kTraffic: return "Traffic";
-    case Activity::kListen: return "Listen";
-    case Activity::kOther: return "Other";
+    case Activity::kUnknown:
+      return "Unknown";
+    case Activity::kOpen:
+      return "Open";
+    case Activity::kClose:
+      return "Close";
+    case Activity::kReset:
+      return "Reset";
+    case Activity::kFail:
+      return "Fail";
+    case Activity::kRefuse:
+      return "Refuse";
+    case Activity::kTraffic:
+      return "Traffic";
+    case Activity::kListen:
+      return "Listen";
+    case Activity::kOther:
+      return "Other";
   }
   return "Unknown";
 }
@@ -48,8 +57,8 @@ constexpr std::array<NamedMask, 17> kNames = {{
     {"closing", state_bit(netlink::kTcpClosing)},
     {"all", netlink::kAllStates},
     // Every state with a peer: all but LISTEN and CLOSED (as `ss state connected`).
-    {"connected", netlink::kAllStates & ~state_bit(netlink::kTcpListen) &
-                      ~state_bit(netlink::kTcpClose)},
+    {"connected",
+     netlink::kAllStates & ~state_bit(netlink::kTcpListen) & ~state_bit(netlink::kTcpClose)},
     // Bound but never listened or connected (kernel >= 6.8; reported as CLOSED).
     {"bound", netlink::kBoundInactiveStates},
     {"bound_inactive", netlink::kBoundInactiveStates},

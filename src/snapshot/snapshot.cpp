@@ -46,16 +46,15 @@ Result<SnapshotStats> run_snapshot(const SnapshotOptions& options, ocsf::RecordB
     }
 
     const netlink::DumpRequest request{family, options.states, options.with_info, bytecode};
-    auto done = netlink::run_dump(*sock, request, written, stats.dump,
-                                  [&](const netlink::SocketEntry& e) {
-                                    if (!write_status) {
-                                      return;  // output is gone; let the dump drain
-                                    }
-                                    builder.append_snapshot_record(
-                                        e, ocsf::orient(e, listeners), output.buffer());
-                                    ++stats.records;
-                                    write_status = output.commit();
-                                  });
+    auto done =
+        netlink::run_dump(*sock, request, written, stats.dump, [&](const netlink::SocketEntry& e) {
+          if (!write_status) {
+            return;  // output is gone; let the dump drain
+          }
+          builder.append_snapshot_record(e, ocsf::orient(e, listeners), output.buffer());
+          ++stats.records;
+          write_status = output.commit();
+        });
     if (!write_status) {
       return write_status.error();
     }

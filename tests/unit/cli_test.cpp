@@ -81,8 +81,8 @@ TEST(Cli, HelpAndVersion) {
   EXPECT_NE(inv.out.find("snapshot"), std::string::npos);
   inv = run({"snapshot", "--help"});
   EXPECT_EQ(inv.exit_code, kExitOk);
-  for (const char* opt : {"--state", "--family", "--port", "--sport", "--dport", "--no-info",
-                          "--output"}) {
+  for (const char* opt :
+       {"--state", "--family", "--port", "--sport", "--dport", "--no-info", "--output"}) {
     EXPECT_NE(inv.out.find(opt), std::string::npos) << opt;
   }
   inv = run({"--version"});

@@ -1,12 +1,12 @@
 #include "sockstate/ocsf/direction.h"
 
-#include "sockstate/ocsf/record.h"
-
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 
 #include <cstring>
 #include <string>
+
+#include "sockstate/ocsf/record.h"
 
 namespace sockstate::ocsf {
 namespace {
@@ -47,9 +47,9 @@ TEST(Address, Classes) {
   EXPECT_TRUE(is_unspecified(addr("0.0.0.0")));
   EXPECT_TRUE(is_unspecified(addr("::")));
   EXPECT_FALSE(is_unspecified(addr("::2")));
-  for (const char* a : {"10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.1", "169.254.1.1",
-                        "100.64.0.1", "100.127.255.255", "fd00::1", "fc00::1", "fe80::1",
-                        "febf::1", "::ffff:10.0.0.1"}) {
+  for (const char* a :
+       {"10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.1", "169.254.1.1", "100.64.0.1",
+        "100.127.255.255", "fd00::1", "fc00::1", "fe80::1", "febf::1", "::ffff:10.0.0.1"}) {
     EXPECT_TRUE(is_internal(addr(a))) << a;
   }
   for (const char* a : {"8.8.8.8", "172.32.0.1", "172.15.0.1", "192.169.0.1", "100.128.0.1",

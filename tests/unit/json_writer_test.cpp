@@ -33,9 +33,8 @@ TEST(JsonWriter, NestedObjectsAndCommas) {
   w.field("h", std::numeric_limits<std::uint64_t>::max());
   w.field("i", std::numeric_limits<std::int64_t>::min());
   w.end_object();
-  EXPECT_EQ(out,
-            R"({"a":1,"b":{"c":"x","d":true},"e":{},"f":["p","q"],"g":[1,2],)"
-            R"("h":18446744073709551615,"i":-9223372036854775808})");
+  EXPECT_EQ(out, R"({"a":1,"b":{"c":"x","d":true},"e":{},"f":["p","q"],"g":[1,2],)"
+                 R"("h":18446744073709551615,"i":-9223372036854775808})");
 }
 
 TEST(JsonWriter, EscapesPerRfc8259) {
@@ -54,9 +53,9 @@ TEST(JsonWriter, KeepsValidUtf8) {
 TEST(JsonWriter, ReplacesInvalidUtf8) {
   const std::string r = "\xEF\xBF\xBD";
   EXPECT_EQ(quoted("\xFF"), "\"" + r + "\"");
-  EXPECT_EQ(quoted("a\xC3"), "\"a" + r + "\"");             // truncated sequence
-  EXPECT_EQ(quoted("\xC0\xAF"), "\"" + r + r + "\"");        // overlong '/'
-  EXPECT_EQ(quoted("\xED\xA0\x80"), "\"" + r + r + r + "\"");  // UTF-16 surrogate
+  EXPECT_EQ(quoted("a\xC3"), "\"a" + r + "\"");                        // truncated sequence
+  EXPECT_EQ(quoted("\xC0\xAF"), "\"" + r + r + "\"");                  // overlong '/'
+  EXPECT_EQ(quoted("\xED\xA0\x80"), "\"" + r + r + r + "\"");          // UTF-16 surrogate
   EXPECT_EQ(quoted("\xF4\x90\x80\x80"), "\"" + r + r + r + r + "\"");  // > U+10FFFF
   EXPECT_EQ(quoted("\xE2\x28\xA1"), "\"" + r + "(" + r + "\"");
 }

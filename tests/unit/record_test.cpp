@@ -68,7 +68,8 @@ std::vector<SocketEntry> golden_entries(ListenerTable& listeners) {
   const SocketEntry v6_listener =
       full(entry(AF_INET6, 10, "::", 8080, "::", 0, 0x1002), 1235, 33, false);
   listeners.add(v6_listener);
-  SocketEntry bound = full(entry(AF_INET, 7, "127.0.0.1", 7000, "0.0.0.0", 0, 0x1008), 99, 1000, false);
+  SocketEntry bound =
+      full(entry(AF_INET, 7, "127.0.0.1", 7000, "0.0.0.0", 0, 0x1008), 99, 1000, false);
   SocketEntry odd = full(entry(AF_INET, 42, "10.0.0.5", 9, "10.0.0.6", 9, 0x1009), 100, 0, false);
   return {
       listener,

@@ -23,9 +23,9 @@ TEST(TcpState, NeverOther) {
 }
 
 TEST(TcpState, CaptionsAreTheSchemaEnum) {
-  const char* expected[] = {"Unknown",   "ESTABLISHED", "SYN-SENT",   "SYN-RECEIVED",
-                            "FIN-WAIT-1", "FIN-WAIT-2", "TIME-WAIT",  "CLOSED",
-                            "CLOSE-WAIT", "LAST-ACK",   "LISTEN",     "CLOSING"};
+  const char* expected[] = {"Unknown",    "ESTABLISHED", "SYN-SENT",  "SYN-RECEIVED",
+                            "FIN-WAIT-1", "FIN-WAIT-2",  "TIME-WAIT", "CLOSED",
+                            "CLOSE-WAIT", "LAST-ACK",    "LISTEN",    "CLOSING"};
   ASSERT_EQ(kTcpStateCaptions.size(), std::size(expected));
   for (std::size_t i = 0; i < std::size(expected); ++i) {
     EXPECT_EQ(kTcpStateCaptions[i], expected[i]);

@@ -31,9 +31,13 @@ enum KernelTcpState : std::uint8_t {
 
 // Netlink's 4-byte alignment (NLMSG_ALIGN, NLA_ALIGN), without the sign-converting
 // arithmetic of libmnl's MNL_ALIGN macro.
-constexpr std::size_t align4(std::size_t n) { return (n + 3U) & ~std::size_t{3}; }
+constexpr std::size_t align4(std::size_t n) {
+  return (n + 3U) & ~std::size_t{3};
+}
 
-constexpr std::uint32_t state_bit(unsigned state) { return 1U << state; }
+constexpr std::uint32_t state_bit(unsigned state) {
+  return 1U << state;
+}
 
 // Every real state (bits 1..12). Bit 13 (bound-inactive) is left out: those sockets are
 // returned only when asked for (kernel >= 6.8), as the issue and `ss` do.

@@ -42,15 +42,20 @@ class ListenerTable {
 // network_connection_info.direction_id / boundary_id and observation_point_id values.
 enum class Direction : std::uint8_t { kUnknown = 0, kInbound = 1, kOutbound = 2, kLocal = 4 };
 enum class Boundary : std::uint8_t { kUnknown = 0, kLocalhost = 1, kInternal = 2, kExternal = 3 };
-enum class ObservationPoint : std::uint8_t { kUnknown = 0, kSource = 1, kDestination = 2, kBoth = 4 };
+enum class ObservationPoint : std::uint8_t {
+  kUnknown = 0,
+  kSource = 1,
+  kDestination = 2,
+  kBoth = 4
+};
 
 // Where a socket stands in its connection, per the output contract.
 struct Orientation {
   enum class Shape : std::uint8_t {
-    kListener,    // only dst_endpoint (the local end)
-    kUnconnected, // no peer (bound-inactive): only src_endpoint (the local end)
-    kInbound,     // src = remote peer, dst = local socket
-    kOutbound,    // src = local socket, dst = remote peer
+    kListener,     // only dst_endpoint (the local end)
+    kUnconnected,  // no peer (bound-inactive): only src_endpoint (the local end)
+    kInbound,      // src = remote peer, dst = local socket
+    kOutbound,     // src = local socket, dst = remote peer
   };
   Shape shape = Shape::kOutbound;
   Direction direction = Direction::kUnknown;

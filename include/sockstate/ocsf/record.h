@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 
 #include "sockstate/netlink/types.h"
 #include "sockstate/ocsf/direction.h"
@@ -18,8 +19,8 @@ struct RecordContext {
   std::string vendor_name = "sockstate";
   std::string log_name = "sockstate";
   HostIdentity host;
-  int device_type_id = 0;           // OCSF device type_id, 0 Unknown
-  std::uint64_t netns_inode = 0;    // unmapped.netns when known (0: left out)
+  int device_type_id = 0;         // OCSF device type_id, 0 Unknown
+  std::uint64_t netns_inode = 0;  // unmapped.netns when known (0: left out)
   // 64 random bits per run: the first half of every metadata.uid of the run.
   std::uint64_t run_id = 0;
   // Milliseconds since the epoch, UTC: when a state was observed.
@@ -50,13 +51,17 @@ class RecordBuilder {
   std::string device_json_;   // device, rendered once
   std::string boot_prefix_;   // correlation_uid prefix from the boot id
   std::uint64_t sequence_ = 0;
+  std::string scratch_;  // reused for the message and ids: no allocation per record
 };
 
 // metadata.correlation_uid for a socket: stable for the socket's life, unique across
 // hosts and boots (boot id + kernel socket cookie). Exposed for tests and the daemon.
 std::string correlation_uid(const std::string& boot_id, std::uint64_t cookie);
+void append_correlation_uid(std::string& out, std::string_view boot_id, std::uint64_t cookie);
 
 // Text form of an endpoint address: IPv4-mapped IPv6 becomes dotted IPv4.
+using AddressBuffer = std::array<char, 48>;  // >= INET6_ADDRSTRLEN
+std::string_view format_address(const Address& a, AddressBuffer& buf);
 std::string address_text(const Address& a);
 
 }  // namespace sockstate::ocsf

@@ -9,8 +9,8 @@ namespace sockstate::ocsf {
 
 // OCSF TcpStateIdEnum (1.8.0). There is no 99 Other in this enum.
 inline constexpr std::array<std::string_view, 12> kTcpStateCaptions = {
-    "Unknown",   "ESTABLISHED", "SYN-SENT",  "SYN-RECEIVED", "FIN-WAIT-1", "FIN-WAIT-2",
-    "TIME-WAIT", "CLOSED",      "CLOSE-WAIT", "LAST-ACK",    "LISTEN",     "CLOSING",
+    "Unknown",   "ESTABLISHED", "SYN-SENT",   "SYN-RECEIVED", "FIN-WAIT-1", "FIN-WAIT-2",
+    "TIME-WAIT", "CLOSED",      "CLOSE-WAIT", "LAST-ACK",     "LISTEN",     "CLOSING",
 };
 
 // Network Activity activity_id values and their schema captions.
@@ -37,20 +37,20 @@ struct KernelStateRow {
 // 12 (TCP_NEW_SYN_RECV, request sockets) is 3 SYN-RECEIVED, 13 (TCP_BOUND_INACTIVE) is
 // 7 CLOSED; anything else is 0 Unknown.
 inline constexpr std::array<KernelStateRow, 14> kKernelStates = {{
-    {0, Activity::kUnknown},   // 0: not a TCP state
-    {1, Activity::kTraffic},   // TCP_ESTABLISHED
-    {2, Activity::kOpen},      // TCP_SYN_SENT
-    {3, Activity::kOpen},      // TCP_SYN_RECV
-    {4, Activity::kClose},     // TCP_FIN_WAIT1
-    {5, Activity::kClose},     // TCP_FIN_WAIT2
-    {6, Activity::kClose},     // TCP_TIME_WAIT
-    {7, Activity::kClose},     // TCP_CLOSE
-    {8, Activity::kTraffic},   // TCP_CLOSE_WAIT
-    {9, Activity::kClose},     // TCP_LAST_ACK
-    {10, Activity::kListen},   // TCP_LISTEN
-    {11, Activity::kClose},    // TCP_CLOSING
-    {3, Activity::kOpen},      // TCP_NEW_SYN_RECV
-    {7, Activity::kClose},     // TCP_BOUND_INACTIVE
+    {0, Activity::kUnknown},  // 0: not a TCP state
+    {1, Activity::kTraffic},  // TCP_ESTABLISHED
+    {2, Activity::kOpen},     // TCP_SYN_SENT
+    {3, Activity::kOpen},     // TCP_SYN_RECV
+    {4, Activity::kClose},    // TCP_FIN_WAIT1
+    {5, Activity::kClose},    // TCP_FIN_WAIT2
+    {6, Activity::kClose},    // TCP_TIME_WAIT
+    {7, Activity::kClose},    // TCP_CLOSE
+    {8, Activity::kTraffic},  // TCP_CLOSE_WAIT
+    {9, Activity::kClose},    // TCP_LAST_ACK
+    {10, Activity::kListen},  // TCP_LISTEN
+    {11, Activity::kClose},   // TCP_CLOSING
+    {3, Activity::kOpen},     // TCP_NEW_SYN_RECV
+    {7, Activity::kClose},    // TCP_BOUND_INACTIVE
 }};
 static_assert(kKernelStates.size() == 14, "one row per kernel TCP state 0..13");
 

@@ -20,7 +20,7 @@ struct SnapshotOptions {
 };
 
 struct SnapshotStats {
-  netlink::DumpStats dump;           // the dumps whose sockets became records
+  netlink::DumpStats dump;  // the dumps whose sockets became records
   std::uint64_t records = 0;
   std::uint64_t listeners_seen = 0;  // LISTEN sockets used to decide direction
 };
