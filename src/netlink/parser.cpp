@@ -91,9 +91,14 @@ Result<SocketEntry> decode_socket(std::span<const std::uint8_t> payload,
         e.info = decode_tcp_info(data, len);
         break;
       case INET_DIAG_SHUTDOWN:
+        if (len >= 1) {
+          e.shutdown = data[0];
+        }
+        // inet_diag_msg_attrs_fill() sends SHUTDOWN and SOCKOPT for every full socket,
+        // never for TIME-WAIT or request minisockets.
+        e.full_socket = true;
+        break;
       case INET_DIAG_SOCKOPT:
-        // inet_diag_msg_attrs_fill() sends these for every full socket, never for
-        // TIME-WAIT or request minisockets.
         e.full_socket = true;
         break;
       default:

@@ -194,6 +194,24 @@ void append_correlation_uid(std::string& out, std::string_view boot_id, std::uin
   append_hex(out, cookie & 0xFFFFFFFFFFFFULL, 12);
 }
 
+Traffic application_traffic(const netlink::SocketEntry& e, bool active_open) {
+  // tcpi_bytes_acked and tcpi_bytes_received advance with the sequence numbers acked and
+  // received (tcp_snd_una_update(), tcp_rcv_nxt_update()), and SYN and FIN each take one:
+  // the active opener's SYN is counted once the SYN-ACK arrives (a passive opener's
+  // snd_una starts past its SYN), our FIN once acked, the peer's FIN once received.
+  const bool our_fin_acked = e.state == netlink::kTcpFinWait2 || e.state == netlink::kTcpTimeWait;
+  const bool peer_fin_received =
+      e.state == netlink::kTcpCloseWait || e.state == netlink::kTcpLastAck ||
+      e.state == netlink::kTcpClosing || e.state == netlink::kTcpTimeWait;
+  auto less = [](std::uint64_t v, unsigned n) { return v >= n ? v - n : 0; };
+  Traffic t;
+  t.bytes_sent = less(e.info.bytes_acked, (active_open ? 1U : 0U) + (our_fin_acked ? 1U : 0U));
+  t.bytes_received = less(e.info.bytes_received, peer_fin_received ? 1U : 0U);
+  t.segs_sent = e.info.segs_out;
+  t.segs_received = e.info.segs_in;
+  return t;
+}
+
 RecordBuilder::RecordBuilder(RecordContext context) : context_(std::move(context)) {
   if (!context_.clock_ms) {
     context_.clock_ms = realtime_ms;
@@ -341,18 +359,15 @@ void RecordBuilder::append_snapshot_record(const netlink::SocketEntry& e, const 
 
   const bool connected = o.shape == Shape::kInbound || o.shape == Shape::kOutbound;
   if (e.has_tcp_info && connected) {
-    const std::uint64_t sent = e.info.bytes_acked;
-    const std::uint64_t received = e.info.bytes_received;
-    const std::uint64_t segs_sent = e.info.segs_out;
-    const std::uint64_t segs_received = e.info.segs_in;
+    const Traffic t = application_traffic(e, !inbound);
     // bytes_out is src -> dst: for an inbound connection that is what we received.
     w.begin_object("traffic");
-    w.field("bytes_in", inbound ? sent : received);
-    w.field("bytes_out", inbound ? received : sent);
-    w.field("bytes", sent + received);
-    w.field("packets_in", inbound ? segs_sent : segs_received);
-    w.field("packets_out", inbound ? segs_received : segs_sent);
-    w.field("packets", segs_sent + segs_received);
+    w.field("bytes_in", inbound ? t.bytes_sent : t.bytes_received);
+    w.field("bytes_out", inbound ? t.bytes_received : t.bytes_sent);
+    w.field("bytes", t.bytes_sent + t.bytes_received);
+    w.field("packets_in", inbound ? t.segs_sent : t.segs_received);
+    w.field("packets_out", inbound ? t.segs_received : t.segs_sent);
+    w.field("packets", t.segs_sent + t.segs_received);
     w.end_object();
   }
 

@@ -189,7 +189,9 @@ TEST(Record, OrientationAndTraffic) {
   EXPECT_EQ(r[3]["connection_info"]["direction_id"], 2);
   EXPECT_EQ(r[3]["connection_info"]["protocol_ver_id"], 6);
   EXPECT_EQ(r[3]["is_src_dst_assignment_known"], false);
-  EXPECT_EQ(r[3]["traffic"]["bytes_out"], 5300);
+  // We opened it: the kernel's bytes_acked (5300) counts our SYN.
+  EXPECT_EQ(r[3]["traffic"]["bytes_out"], 5299);
+  EXPECT_EQ(r[3]["traffic"]["bytes_in"], 1200);
   EXPECT_EQ(r[3]["message"], "tcp [2001:db8::5]:40000 -> [2606:4700::1]:443 ESTABLISHED");
   // TIME-WAIT minisocket: no traffic, no inode/uid/queues.
   EXPECT_FALSE(r[4].contains("traffic"));
@@ -206,10 +208,42 @@ TEST(Record, OrientationAndTraffic) {
   EXPECT_EQ(r[6]["connection_info"]["boundary_id"], 1);
   EXPECT_EQ(r[6]["observation_point_id"], 4);
   EXPECT_EQ(r[6]["src_endpoint"]["port"], 45000);
+  // CLOSE-WAIT: the peer's FIN is in bytes_received (1200).
+  EXPECT_EQ(r[6]["traffic"]["bytes_out"], 1199);
+  EXPECT_EQ(r[6]["traffic"]["bytes_in"], 5300);
   EXPECT_EQ(r[6]["connection_info"]["uid"], "ffffffff00000007");
   // Bound-inactive: the local end only.
   EXPECT_EQ(r[7]["src_endpoint"], json({{"ip", "127.0.0.1"}, {"port", 7000}}));
   EXPECT_FALSE(r[7].contains("dst_endpoint"));
+}
+
+TEST(Record, ApplicationTrafficLeavesOutSynAndFin) {
+  SocketEntry e = entry(AF_INET, 1, "10.0.0.5", 1, "10.0.0.6", 2, 7);
+  e.has_tcp_info = true;
+  e.info = {101, 51, 5, 4, 0, 0};
+  auto t = application_traffic(e, /*active_open=*/true);
+  EXPECT_EQ(t.bytes_sent, 100U);
+  EXPECT_EQ(t.bytes_received, 51U);
+  EXPECT_EQ(t.segs_sent, 5U);
+  t = application_traffic(e, /*active_open=*/false);
+  EXPECT_EQ(t.bytes_sent, 101U);
+  const std::pair<std::uint8_t, std::pair<std::uint64_t, std::uint64_t>> cases[] = {
+      {4, {100, 51}},   // FIN-WAIT-1: our FIN not yet acked
+      {5, {99, 51}},    // FIN-WAIT-2: our FIN acked
+      {8, {100, 50}},   // CLOSE-WAIT: their FIN received
+      {9, {100, 50}},   // LAST-ACK: theirs received, ours not acked
+      {11, {100, 50}},  // CLOSING: theirs received, ours not acked
+  };
+  for (const auto& [state, want] : cases) {
+    e.state = state;
+    t = application_traffic(e, true);
+    EXPECT_EQ(t.bytes_sent, want.first) << int{state};
+    EXPECT_EQ(t.bytes_received, want.second) << int{state};
+  }
+  e.state = 5;
+  e.info = {0, 0, 1, 0, 0, 0};  // never below zero
+  t = application_traffic(e, true);
+  EXPECT_EQ(t.bytes_sent, 0U);
 }
 
 TEST(Record, CorrelationUidPerSocket) {

@@ -73,6 +73,7 @@ struct SocketEntry {
   // True for a full socket. TIME-WAIT minisockets and request sockets carry no
   // attributes of their own, inode 0 and uid 0: their inode and uid mean nothing.
   bool full_socket = false;
+  std::uint8_t shutdown = 0;  // INET_DIAG_SHUTDOWN: RCV_SHUTDOWN 1 | SEND_SHUTDOWN 2
   bool has_tcp_info = false;
   TcpInfo info;
 };

@@ -54,6 +54,17 @@ class RecordBuilder {
   std::string scratch_;  // reused for the message and ids: no allocation per record
 };
 
+// What the application sent and received on a connection, from its tcp_info: the kernel's
+// byte counters less the SYN and FIN sequence numbers they include. `active_open`: this
+// end sent the SYN (outbound).
+struct Traffic {
+  std::uint64_t bytes_sent = 0;
+  std::uint64_t bytes_received = 0;
+  std::uint64_t segs_sent = 0;
+  std::uint64_t segs_received = 0;
+};
+Traffic application_traffic(const netlink::SocketEntry& entry, bool active_open);
+
 // metadata.correlation_uid for a socket: stable for the socket's life, unique across
 // hosts and boots (boot id + kernel socket cookie). Exposed for tests and the daemon.
 std::string correlation_uid(const std::string& boot_id, std::uint64_t cookie);
