@@ -19,7 +19,6 @@ namespace {
 
 using sockstate::cli::kExitOk;
 using sockstate::cli::kExitRuntime;
-using sockstate::cli::kExitUsage;
 
 void setup_logging(const std::string& level) {
   auto logger = spdlog::stderr_logger_st("sockstate");
@@ -73,22 +72,22 @@ int run_snapshot(const sockstate::cli::Invocation& inv) {
 
 int main(int argc, char** argv) {
   // A closed stdout is reported as a write error (EPIPE) with one line, not a silent death.
-  std::signal(SIGPIPE, SIG_IGN);
+  (void)std::signal(SIGPIPE, SIG_IGN);
   try {
     const auto inv = sockstate::cli::parse(std::vector<std::string>(argv, argv + argc));
     if (inv.command == sockstate::cli::Command::kExit) {
       if (!inv.error.empty()) {
-        std::fprintf(stderr, "sockstate: %s\n", inv.error.c_str());
+        (void)std::fprintf(stderr, "sockstate: %s\n", inv.error.c_str());
       }
       if (!inv.out.empty()) {
-        std::fputs(inv.out.c_str(), stdout);
+        (void)std::fputs(inv.out.c_str(), stdout);
       }
       return inv.exit_code;
     }
     setup_logging(inv.log_level);
     return run_snapshot(inv);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "sockstate: error: %s\n", e.what());
+    (void)std::fprintf(stderr, "sockstate: error: %s\n", e.what());
     return kExitRuntime;
   }
 }

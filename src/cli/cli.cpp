@@ -12,11 +12,11 @@ namespace sockstate::cli {
 namespace {
 
 constexpr const char* kStateHelp =
-    "Socket states to report, comma-separated: established, syn-sent, syn-received, "
-    "fin-wait-1, fin-wait-2, time-wait, closed, close-wait, last-ack, listen, closing "
-    "(case-insensitive, '-' or '_'), or all (default: every state but bound-inactive), "
-    "connected (all but listen and closed), bound (bound but never listened or connected, "
-    "kernel >= 6.8; reported as CLOSED). Filtered in the kernel.";
+    "States to report, comma-separated (default all). Names: established, syn-sent,\n"
+    "syn-received, fin-wait-1, fin-wait-2, time-wait, closed, close-wait, last-ack,\n"
+    "listen, closing; all (every state but bound), connected (all but listen and\n"
+    "closed), bound (bound, never listened or connected: kernel >= 6.8).\n"
+    "Case-insensitive, '-' or '_'. Filtered in the kernel.";
 
 // A port number 0..65535 in decimal, or nullopt.
 std::optional<std::uint16_t> parse_port(const std::string& text) {
@@ -49,9 +49,13 @@ Invocation parse(const std::vector<std::string>& args) {
       "sockstate"};
   app.set_version_flag("--version", std::string("sockstate ") + kVersion);
   app.require_subcommand(1);
-  app.option_defaults()->always_capture_default();
-  app.add_option("--log-level", inv.log_level, "Diagnostics on stderr: error, warn, info, debug")
-      ->check(CLI::IsMember({"error", "warn", "info", "debug"}));
+  app.footer(
+      "Exit status: 0 success; 1 runtime failure (netlink, output); 2 bad command line.\n"
+      "Records: OCSF 1.8.0 Network Activity (4001), TCP state in unmapped.tcp_state_id.\n"
+      "See sockstate(1).");
+  app.add_option("--log-level", inv.log_level, "Diagnostics on stderr (default warn)")
+      ->check(CLI::IsMember({"error", "warn", "info", "debug"}))
+      ->type_name("LEVEL");
 
   CLI::App* snap = app.add_subcommand(
       "snapshot", "Write one record for every TCP socket of this network namespace, then exit.");
@@ -61,20 +65,18 @@ Invocation parse(const std::vector<std::string>& args) {
   std::string sport;
   std::string dport;
   snap->add_option("--state", states, kStateHelp)->delimiter(',')->type_name("LIST");
-  snap->add_option("--family", family, "Address family: inet, inet6 or all")
-      ->check(CLI::IsMember({"inet", "inet6", "all"}));
-  snap->add_option("--port", port, "Only sockets with this port at either end (kernel filter)")
+  snap->add_option("--family", family, "Address family (default all)")
+      ->check(CLI::IsMember({"inet", "inet6", "all"}))
+      ->type_name("FAMILY");
+  snap->add_option("--port", port, "Only sockets with port N at either end (kernel filter)")
       ->type_name("N");
-  snap->add_option("--sport", sport, "Only sockets whose local port is N, as in ss (kernel filter)")
+  snap->add_option("--sport", sport, "Only sockets whose local port is N (kernel filter)")
       ->type_name("N");
-  snap->add_option("--dport", dport,
-                   "Only sockets whose remote port is N, as in ss (kernel filter)")
+  snap->add_option("--dport", dport, "Only sockets whose remote port is N (kernel filter)")
       ->type_name("N");
   bool no_info = false;
-  snap->add_flag("--no-info", no_info,
-                 "Do not ask the kernel for tcp_info: faster, records carry no traffic or rtt");
-  snap->add_option("--output", inv.output_path,
-                   "Write records to FILE (mode 0640) instead of stdout")
+  snap->add_flag("--no-info", no_info, "No tcp_info: faster; records carry no traffic or rtt");
+  snap->add_option("--output", inv.output_path, "Write records to FILE (mode 0640), not stdout")
       ->type_name("FILE");
 
   // CLI11 reports an unknown command as "a subcommand is required"; name it instead.

@@ -9,12 +9,12 @@ namespace sockstate::snapshot {
 
 RecordOutput::RecordOutput(int fd, std::size_t flush_threshold)
     : fd_(fd), threshold_(flush_threshold) {
-  buffer_.reserve(flush_threshold + 16 * 1024);
+  buffer_.reserve(flush_threshold + std::size_t{16} * 1024);
 }
 
 RecordOutput::RecordOutput(Fd owned, std::size_t flush_threshold)
     : owned_(std::move(owned)), fd_(owned_.get()), threshold_(flush_threshold) {
-  buffer_.reserve(flush_threshold + 16 * 1024);
+  buffer_.reserve(flush_threshold + std::size_t{16} * 1024);
 }
 
 Result<Fd> RecordOutput::open_file(const std::string& path) {

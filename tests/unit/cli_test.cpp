@@ -2,8 +2,15 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
+
 #include "sockstate/common/version.h"
 #include "sockstate/netlink/types.h"
+#include "sockstate/ocsf/tcp_state.h"
 
 namespace sockstate::cli {
 namespace {
@@ -88,6 +95,42 @@ TEST(Cli, HelpAndVersion) {
   inv = run({"--version"});
   EXPECT_EQ(inv.exit_code, kExitOk);
   EXPECT_EQ(inv.out, std::string("sockstate ") + kVersion + "\n");
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Every option and state name --help offers is documented in the README and the man page.
+TEST(Cli, HelpReadmeAndManPageAgree) {
+  const std::string readme = read_file(SOCKSTATE_SOURCE_DIR "/README.md");
+  std::string man = read_file(SOCKSTATE_SOURCE_DIR "/packaging/man/sockstate.1");
+  ASSERT_FALSE(readme.empty());
+  ASSERT_FALSE(man.empty());
+  man.erase(std::remove(man.begin(), man.end(), '\\'), man.end());  // roff's \- is -
+  const std::string help = run({"--help"}).out + run({"snapshot", "--help"}).out;
+  const std::regex option("--[a-z][a-z-]+");
+  std::set<std::string> options;
+  for (auto it = std::sregex_iterator(help.begin(), help.end(), option);
+       it != std::sregex_iterator(); ++it) {
+    options.insert(it->str());
+  }
+  EXPECT_GE(options.size(), 10U);
+  for (const std::string& opt : options) {
+    EXPECT_NE(readme.find(opt), std::string::npos) << opt << " is not in README.md";
+    EXPECT_NE(man.find(opt), std::string::npos) << opt << " is not in sockstate.1";
+  }
+  for (const char* state :
+       {"established", "syn-sent", "syn-received", "fin-wait-1", "fin-wait-2", "time-wait",
+        "closed", "close-wait", "last-ack", "listen", "closing", "all", "connected", "bound"}) {
+    EXPECT_TRUE(ocsf::state_mask_for_name(state)) << state;
+    EXPECT_NE(help.find(state), std::string::npos) << state << " is not in --help";
+    EXPECT_NE(readme.find(std::string("`") + state + "`"), std::string::npos) << state;
+    EXPECT_NE(man.find(state), std::string::npos) << state;
+  }
 }
 
 }  // namespace

@@ -15,9 +15,9 @@ namespace sockstate::snapshot {
 class RecordOutput {
  public:
   // Does not own fd (stdout). Flushes when the buffer passes flush_threshold bytes.
-  explicit RecordOutput(int fd, std::size_t flush_threshold = 256 * 1024);
+  explicit RecordOutput(int fd, std::size_t flush_threshold = std::size_t{256} * 1024);
   // Owns fd (--output FILE).
-  explicit RecordOutput(Fd owned, std::size_t flush_threshold = 256 * 1024);
+  explicit RecordOutput(Fd owned, std::size_t flush_threshold = std::size_t{256} * 1024);
 
   // Opens FILE for --output: created 0640, truncated. O_APPEND is not used: a snapshot
   // is one document. Returns an Error naming the file.
