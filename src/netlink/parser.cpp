@@ -40,6 +40,10 @@ TcpInfo decode_tcp_info(const std::uint8_t* data, std::size_t len) {
 
 #undef SOCKSTATE_TCPI
 
+// The kernel's errno values are 1..4095 (MAX_ERRNO); anything else is a corrupt message,
+// and negating INT_MIN would overflow.
+constexpr int kMaxErrno = 4095;
+
 Error bad_message(std::string what) {
   return Error{EBADMSG, std::move(what)};
 }
@@ -87,6 +91,8 @@ Result<SocketEntry> decode_socket(std::span<const std::uint8_t> payload,
     const std::size_t len = attr.nla_len - align4(sizeof(nlattr));
     switch (attr.nla_type & NLA_TYPE_MASK) {
       case INET_DIAG_INFO:
+        // Only full sockets have a tcp_info; destroy events carry it and little else.
+        e.full_socket = true;
         e.has_tcp_info = true;
         e.info = decode_tcp_info(data, len);
         break;
@@ -151,6 +157,9 @@ Result<bool> DumpParser::parse(std::span<const std::uint8_t> datagram,
         if (err == 0) {
           break;  // an acknowledgement; dumps do not ask for them, but it is no error
         }
+        if (err > 0 || err < -kMaxErrno) {
+          return bad_message("NLMSG_ERROR with error " + std::to_string(err));
+        }
         return Error{-err, "kernel refused the sock_diag dump"};
       }
       case NLMSG_DONE: {
@@ -159,6 +168,9 @@ Result<bool> DumpParser::parse(std::span<const std::uint8_t> datagram,
         int err = 0;
         if (payload.size() >= sizeof(int)) {
           std::memcpy(&err, payload.data(), sizeof err);
+        }
+        if (err < -kMaxErrno) {
+          return bad_message("NLMSG_DONE with error " + std::to_string(err));
         }
         if (err < 0) {
           return Error{-err, "kernel ended the sock_diag dump with an error"};

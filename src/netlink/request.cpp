@@ -17,9 +17,10 @@ using Program = std::vector<std::uint8_t>;
 constexpr std::uint16_t kOpSize = sizeof(inet_diag_bc_op);
 
 void put_op(Program& p, std::uint8_t code, std::uint16_t yes, std::uint16_t no) {
-  inet_diag_bc_op op{code, static_cast<unsigned char>(yes), no};
-  const auto* bytes = reinterpret_cast<const std::uint8_t*>(&op);
-  p.insert(p.end(), bytes, bytes + sizeof op);
+  const inet_diag_bc_op op{code, static_cast<unsigned char>(yes), no};
+  const std::size_t at = p.size();
+  p.resize(at + sizeof op);
+  std::memcpy(p.data() + at, &op, sizeof op);
 }
 
 // "port == N" for one end: the condition op and a second op whose `no` holds the port,

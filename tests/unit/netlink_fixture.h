@@ -52,7 +52,8 @@ inline std::vector<std::size_t> read_datagram_sizes(const std::string& path) {
 
 // Cuts a buffer of well-formed netlink messages into one span per message (padding
 // included), trusting nlmsg_len. For recorded fixtures only.
-inline std::vector<std::span<const std::uint8_t>> split_messages(std::span<const std::uint8_t> buf) {
+inline std::vector<std::span<const std::uint8_t>> split_messages(
+    std::span<const std::uint8_t> buf) {
   std::vector<std::span<const std::uint8_t>> out;
   std::size_t pos = 0;
   while (pos + sizeof(nlmsghdr) <= buf.size()) {
@@ -135,11 +136,14 @@ class NetlinkBuilder {
     return *this;
   }
 
-  // Sets nlmsg_len to the bytes written since begin_message() (or to `len_override`).
-  NetlinkBuilder& end_message(std::uint32_t len_override = 0) {
-    const auto len = static_cast<std::uint32_t>(buf_.size() - start_);
-    const std::uint32_t value = len_override != 0 ? len_override : len;
-    std::memcpy(buf_.data() + start_ + offsetof(nlmsghdr, nlmsg_len), &value, sizeof value);
+  // Sets nlmsg_len to the bytes written since begin_message().
+  NetlinkBuilder& end_message() {
+    return set_len(static_cast<std::uint32_t>(buf_.size() - start_));
+  }
+
+  // Sets the current message's nlmsg_len to any value (for broken input).
+  NetlinkBuilder& set_len(std::uint32_t len) {
+    std::memcpy(buf_.data() + start_ + offsetof(nlmsghdr, nlmsg_len), &len, sizeof len);
     return *this;
   }
 
