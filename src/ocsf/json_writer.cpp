@@ -1,5 +1,6 @@
 #include "sockstate/ocsf/json_writer.h"
 
+#include <array>
 #include <charconv>
 
 namespace sockstate::ocsf {
@@ -37,6 +38,16 @@ std::size_t utf8_sequence_length(std::string_view s, std::size_t i) {
   return len;
 }
 
+// Bytes a JSON string cannot hold as they are: controls, '"', '\\', and everything past
+// ASCII (checked as UTF-8 on the slow path).
+constexpr std::array<bool, 256> kNeedsCare = [] {
+  std::array<bool, 256> t{};
+  for (std::size_t c = 0; c < 256; ++c) {
+    t[c] = c < 0x20 || c == '"' || c == '\\' || c >= 0x80;
+  }
+  return t;
+}();
+
 }  // namespace
 
 void append_json_string(std::string& out, std::string_view s) {
@@ -46,11 +57,7 @@ void append_json_string(std::string& out, std::string_view s) {
   while (i < s.size()) {
     // Copy the longest run that needs no escaping in one go.
     std::size_t j = i;
-    while (j < s.size()) {
-      const auto c = static_cast<unsigned char>(s[j]);
-      if (c < 0x20 || c == '"' || c == '\\' || c >= 0x80) {
-        break;
-      }
+    while (j < s.size() && !kNeedsCare[static_cast<unsigned char>(s[j])]) {
       ++j;
     }
     out.append(s.data() + i, j - i);
@@ -113,8 +120,9 @@ void JsonWriter::comma() {
 
 void JsonWriter::key(std::string_view k) {
   comma();
-  append_json_string(out_, k);
-  out_.push_back(':');
+  out_.push_back('"');
+  out_.append(k);
+  out_.append("\":", 2);
 }
 
 void JsonWriter::begin_object() {
@@ -155,6 +163,13 @@ void JsonWriter::field(std::string_view k, std::string_view value) {
   append_json_string(out_, value);
 }
 
+void JsonWriter::field_ascii(std::string_view k, std::string_view value) {
+  key(k);
+  out_.push_back('"');
+  out_.append(value);
+  out_.push_back('"');
+}
+
 void JsonWriter::field(std::string_view k, std::uint64_t value) {
   key(k);
   char buf[24];
@@ -177,6 +192,22 @@ void JsonWriter::field(std::string_view k, bool value) {
 void JsonWriter::raw_field(std::string_view k, std::string_view json) {
   key(k);
   out_.append(json);
+}
+
+void JsonWriter::raw_members(std::string_view json) {
+  if (json.empty()) {
+    return;
+  }
+  comma();
+  out_.append(json);
+}
+
+std::string members_of(const std::function<void(JsonWriter&)>& write_members) {
+  std::string out;
+  JsonWriter w(out);
+  w.begin_object();
+  write_members(w);
+  return out.substr(1);  // no '{'; the object was never closed
 }
 
 void JsonWriter::element(std::string_view value) {

@@ -115,7 +115,7 @@ void append_endpoint_text(std::string& out, const Address& a, std::uint16_t port
 void write_endpoint(JsonWriter& w, std::string_view key, const Address& a, std::uint16_t port) {
   AddressBuffer buf{};
   w.begin_object(key);
-  w.field("ip", format_address(a, buf));
+  w.field_ascii("ip", format_address(a, buf));
   w.field("port", std::uint32_t{port});
   w.end_object();
 }
@@ -216,13 +216,39 @@ RecordBuilder::RecordBuilder(RecordContext context) : context_(std::move(context
   if (!context_.clock_ms) {
     context_.clock_ms = realtime_ms;
   }
-  {
-    JsonWriter w(product_json_);
-    w.begin_object();
+  for (std::size_t a = 0; a < envelope_.size(); ++a) {
+    const auto activity = static_cast<Activity>(a);
+    envelope_[a] = members_of([activity](JsonWriter& w) {
+      const auto id = static_cast<int>(activity);
+      w.field("activity_id", id);
+      w.field_ascii("activity_name", activity_caption(activity));
+      w.field("category_uid", 4);
+      w.field_ascii("category_name", "Network Activity");
+      w.field("class_uid", 4001);
+      w.field_ascii("class_name", "Network Activity");
+      w.field("type_uid", 400100 + id);
+      w.field_ascii("type_name", type_name(activity));
+      w.field("severity_id", 1);
+      w.field_ascii("severity", "Informational");
+    });
+  }
+  metadata_head_ = members_of([this](JsonWriter& w) {
+    w.field_ascii("version", "1.8.0");
+    w.begin_object("product");
     w.field("name", "sockstate");
     w.field("vendor_name", context_.vendor_name);
     w.field("version", context_.product_version);
     w.end_object();
+    w.raw_field("profiles", "[\"host\"]");
+  });
+  for (const int version : {4, 6}) {
+    connection_head_[version == 4 ? 0 : 1] = members_of([version](JsonWriter& w) {
+      w.field("protocol_num", 6);
+      w.field_ascii("protocol_name", "tcp");
+      w.field("protocol_ver_id", version);
+      w.field_ascii("protocol_ver", version == 4 ? "Internet Protocol version 4 (IPv4)"
+                                                 : "Internet Protocol version 6 (IPv6)");
+    });
   }
   {
     const HostIdentity& h = context_.host;
@@ -257,7 +283,6 @@ void RecordBuilder::append_snapshot_record(const netlink::SocketEntry& e, const 
   const KernelStateRow row = kernel_state_row(e.state);
   const Activity activity = row.snapshot_activity;
   const std::string_view state_caption = kTcpStateCaptions[row.tcp_state_id];
-  const auto activity_id = static_cast<int>(activity);
   const Address local = normalized_address(e.family, e.local_addr);
   const Address remote = normalized_address(e.family, e.remote_addr);
   const bool v4 = is_ipv4_mapped(local);
@@ -270,16 +295,8 @@ void RecordBuilder::append_snapshot_record(const netlink::SocketEntry& e, const 
 
   JsonWriter w(out);
   w.begin_object();
-  w.field("activity_id", activity_id);
-  w.field("activity_name", activity_caption(activity));
-  w.field("category_uid", 4);
-  w.field("category_name", "Network Activity");
-  w.field("class_uid", 4001);
-  w.field("class_name", "Network Activity");
-  w.field("type_uid", 400100 + activity_id);
-  w.field("type_name", type_name(activity));
-  w.field("severity_id", 1);
-  w.field("severity", "Informational");
+  // Snapshot activities are 0..7 (kKernelStates); the daemon adds 99 with its own name.
+  w.raw_members(envelope_[static_cast<std::size_t>(activity)]);
   w.field("time", context_.clock_ms());
 
   std::string& message = scratch_;
@@ -298,12 +315,10 @@ void RecordBuilder::append_snapshot_record(const netlink::SocketEntry& e, const 
   }
   message.push_back(' ');
   message.append(state_caption);
-  w.field("message", message);
+  w.field_ascii("message", message);
 
   w.begin_object("metadata");
-  w.field("version", "1.8.0");
-  w.raw_field("product", product_json_);
-  w.raw_field("profiles", "[\"host\"]");
+  w.raw_members(metadata_head_);
   std::string& uid = scratch_;
   uid.clear();
   append_hex(uid, context_.run_id >> 32, 8);
@@ -315,10 +330,10 @@ void RecordBuilder::append_snapshot_record(const netlink::SocketEntry& e, const 
   append_hex(uid, sequence_ >> 48, 4);
   uid.push_back('-');
   append_hex(uid, sequence_, 12);
-  w.field("uid", uid);
+  w.field_ascii("uid", uid);
   scratch_.clear();
   append_correlation_uid(scratch_, context_.host.boot_id, e.cookie);
-  w.field("correlation_uid", scratch_);
+  w.field_ascii("correlation_uid", scratch_);
   w.field("sequence", sequence_);
   w.field("log_name", context_.log_name);
   w.end_object();
@@ -326,18 +341,14 @@ void RecordBuilder::append_snapshot_record(const netlink::SocketEntry& e, const 
   w.raw_field("device", device_json_);
 
   w.begin_object("connection_info");
-  w.field("protocol_num", 6);
-  w.field("protocol_name", "tcp");
-  w.field("protocol_ver_id", v4 ? 4 : 6);
-  w.field("protocol_ver",
-          v4 ? "Internet Protocol version 4 (IPv4)" : "Internet Protocol version 6 (IPv6)");
+  w.raw_members(connection_head_[v4 ? 0 : 1]);
   w.field("direction_id", static_cast<int>(o.direction));
-  w.field("direction", direction_caption(o.direction));
+  w.field_ascii("direction", direction_caption(o.direction));
   w.field("boundary_id", static_cast<int>(o.boundary));
-  w.field("boundary", boundary_caption(o.boundary));
+  w.field_ascii("boundary", boundary_caption(o.boundary));
   scratch_.clear();
   append_hex(scratch_, e.cookie, 16);
-  w.field("uid", scratch_);
+  w.field_ascii("uid", scratch_);
   w.end_object();
 
   switch (o.shape) {
@@ -354,7 +365,7 @@ void RecordBuilder::append_snapshot_record(const netlink::SocketEntry& e, const 
       break;
   }
   w.field("observation_point_id", static_cast<int>(o.observation_point));
-  w.field("observation_point", observation_point_caption(o.observation_point));
+  w.field_ascii("observation_point", observation_point_caption(o.observation_point));
   w.field("is_src_dst_assignment_known", o.assignment_known);
 
   const bool connected = o.shape == Shape::kInbound || o.shape == Shape::kOutbound;
@@ -373,7 +384,7 @@ void RecordBuilder::append_snapshot_record(const netlink::SocketEntry& e, const 
 
   w.begin_object("unmapped");
   w.field("tcp_state_id", static_cast<int>(row.tcp_state_id));
-  w.field("tcp_state", state_caption);
+  w.field_ascii("tcp_state", state_caption);
   w.field("kernel_tcp_state", static_cast<int>(e.state));
   if (e.full_socket) {
     if (e.inode != 0) {

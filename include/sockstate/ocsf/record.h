@@ -47,9 +47,12 @@ class RecordBuilder {
 
  private:
   RecordContext context_;
-  std::string product_json_;  // metadata.product, rendered once
-  std::string device_json_;   // device, rendered once
-  std::string boot_prefix_;   // correlation_uid prefix from the boot id
+  // Rendered once: what every record of an activity, or of an IP version, shares.
+  std::array<std::string, 8> envelope_;         // activity_id .. severity, per activity 0..7
+  std::string metadata_head_;                   // metadata.version, product, profiles
+  std::array<std::string, 2> connection_head_;  // protocol_* for IPv4, IPv6
+  std::string device_json_;
+  std::string boot_prefix_;  // correlation_uid prefix from the boot id
   std::uint64_t sequence_ = 0;
   std::string scratch_;  // reused for the message and ids: no allocation per record
 };
