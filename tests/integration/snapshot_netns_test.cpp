@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -385,6 +386,10 @@ TEST_F(SnapshotNetns, EveryRecordPassesTheOcsfCheck) {
     const SnapshotRun run = snapshot(args);
     ASSERT_EQ(run.exit_code, 0);
     all += run.text;
+  }
+  // For a look by hand, or another checker: SOCKSTATE_KEEP_RECORDS=FILE keeps them.
+  if (const char* keep = std::getenv("SOCKSTATE_KEEP_RECORDS")) {
+    std::ofstream(keep) << all;
   }
   const CommandResult check = run_command(
       std::string(SOCKSTATE_PYTHON3) + " " + SOCKSTATE_OCSF_CHECK + " --require-tcp-state", all,

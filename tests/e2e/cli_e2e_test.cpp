@@ -1,0 +1,109 @@
+// The built binary as a user runs it: exit codes, one-line errors, nothing half-written.
+// Needs no privilege: dumping the current namespace's sockets is open to everyone.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+
+#include "support/netns.h"
+
+namespace sockstate::testing {
+namespace {
+
+CommandResult sockstate(const std::string& args) {
+  return run_command(std::string(SOCKSTATE_BINARY) + " " + args);
+}
+
+long lines(const std::string& s) {
+  return std::count(s.begin(), s.end(), '\n');
+}
+
+TEST(CliE2e, UsageErrorsAreOneLineExitTwo) {
+  for (const char* args :
+       {"", "frobnicate", "snapshot --bogus", "snapshot --state establish", "snapshot --port 70000",
+        "snapshot --family ipx", "snapshot extra", "--log-level chatty snapshot"}) {
+    SCOPED_TRACE(args);
+    const CommandResult r = sockstate(args);
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_TRUE(r.output.empty()) << r.output;
+    EXPECT_EQ(lines(r.error_output), 1) << r.error_output;
+    EXPECT_EQ(r.error_output.rfind("sockstate: ", 0), 0U) << r.error_output;
+  }
+}
+
+TEST(CliE2e, HelpAndVersionGoToStdout) {
+  CommandResult r = sockstate("--version");
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.output.rfind("sockstate ", 0), 0U);
+  EXPECT_TRUE(r.error_output.empty());
+  r = sockstate("snapshot --help");
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.output.find("--state"), std::string::npos);
+}
+
+TEST(CliE2e, SnapshotOfThisNamespaceIsValidOcsf) {
+  const CommandResult r = sockstate("snapshot --state all,bound");
+  ASSERT_EQ(r.exit_code, 0) << r.error_output;
+  EXPECT_TRUE(r.error_output.empty()) << r.error_output;
+  if (r.output.empty()) {
+    GTEST_SKIP() << "no TCP socket in this namespace to check";
+  }
+  EXPECT_EQ(r.output.back(), '\n');
+  const CommandResult check = run_command(
+      std::string(SOCKSTATE_PYTHON3) + " " + SOCKSTATE_OCSF_CHECK + " --require-tcp-state",
+      r.output, std::chrono::seconds(60));
+  EXPECT_EQ(check.exit_code, 0) << check.output;
+}
+
+TEST(CliE2e, SummaryLineAtInfoLevel) {
+  const CommandResult r = sockstate("--log-level info snapshot");
+  ASSERT_EQ(r.exit_code, 0);
+  EXPECT_EQ(lines(r.error_output), 1) << r.error_output;
+  EXPECT_NE(r.error_output.find("records"), std::string::npos) << r.error_output;
+  EXPECT_NE(r.error_output.find(std::to_string(lines(r.output)) + " records"), std::string::npos)
+      << r.error_output;
+}
+
+// A real netlink failure: with four descriptors allowed, stdin, stdout, stderr and the
+// --output file use them all (the dynamic loader needs one free, so the limit cannot be
+// lower), and the NETLINK_SOCK_DIAG socket cannot be opened (EMFILE).
+TEST(CliE2e, NetlinkFailureIsOneLineExitOne) {
+  char dir[] = "/tmp/sockstate-e2e-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string out = std::string(dir) + "/out.jsonl";
+  const CommandResult r = run_command("ulimit -n 4 && exec " + std::string(SOCKSTATE_BINARY) +
+                                      " snapshot --output " + out);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(lines(r.error_output), 1) << r.error_output;
+  EXPECT_NE(r.error_output.find("NETLINK_SOCK_DIAG"), std::string::npos) << r.error_output;
+  EXPECT_NE(r.error_output.find("Too many open files"), std::string::npos) << r.error_output;
+  EXPECT_EQ(run_command("cat " + out).output, "");
+  ::unlink(out.c_str());
+  ::rmdir(dir);
+}
+
+// stdout is a pipe nobody reads: the write fails (EPIPE) and is reported, never a silent
+// death by SIGPIPE.
+TEST(CliE2e, ClosedStdoutIsOneLineExitOne) {
+  if (sockstate("snapshot --state all,bound").output.empty()) {
+    GTEST_SKIP() << "no TCP socket in this namespace: nothing would be written";
+  }
+  const std::string script =
+      "import os, subprocess, sys\n"
+      "r, w = os.pipe()\n"
+      "os.close(r)\n"
+      "p = subprocess.run([sys.argv[1], 'snapshot', '--state', 'all,bound'], stdout=w,\n"
+      "                   stderr=subprocess.PIPE)\n"
+      "sys.stdout.write('%d\\n%s' % (p.returncode, p.stderr.decode()))\n";
+  const CommandResult r =
+      run_command(std::string(SOCKSTATE_PYTHON3) + " - " + SOCKSTATE_BINARY, script);
+  EXPECT_EQ(r.output.rfind("1\n", 0), 0U) << r.output << r.error_output;
+  EXPECT_NE(r.output.find("Broken pipe"), std::string::npos) << r.output;
+  EXPECT_EQ(lines(r.output), 2) << r.output;
+}
+
+}  // namespace
+}  // namespace sockstate::testing
