@@ -20,30 +20,6 @@ void append_hex(std::string& out, std::uint64_t v, int digits) {
   }
 }
 
-std::string_view type_name(Activity activity) {
-  switch (activity) {
-    case Activity::kOpen:
-      return "Network Activity: Open";
-    case Activity::kClose:
-      return "Network Activity: Close";
-    case Activity::kReset:
-      return "Network Activity: Reset";
-    case Activity::kFail:
-      return "Network Activity: Fail";
-    case Activity::kRefuse:
-      return "Network Activity: Refuse";
-    case Activity::kTraffic:
-      return "Network Activity: Traffic";
-    case Activity::kListen:
-      return "Network Activity: Listen";
-    case Activity::kOther:
-      return "Network Activity: Other";
-    case Activity::kUnknown:
-      break;
-  }
-  return "Network Activity: Unknown";
-}
-
 std::string_view direction_caption(Direction d) {
   switch (d) {
     case Direction::kInbound:
@@ -227,7 +203,7 @@ RecordBuilder::RecordBuilder(RecordContext context) : context_(std::move(context
       w.field("class_uid", 4001);
       w.field_ascii("class_name", "Network Activity");
       w.field("type_uid", 400100 + id);
-      w.field_ascii("type_name", type_name(activity));
+      w.field_ascii("type_name", "Network Activity: " + std::string(activity_caption(activity)));
       w.field("severity_id", 1);
       w.field_ascii("severity", "Informational");
     });

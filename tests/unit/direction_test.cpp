@@ -6,6 +6,7 @@
 #include <cstring>
 #include <string>
 
+#include "socket_entries.h"
 #include "sockstate/ocsf/record.h"
 
 namespace sockstate::ocsf {
@@ -13,29 +14,18 @@ namespace {
 
 using netlink::SocketEntry;
 
-std::array<std::uint8_t, 16> raw(int family, const std::string& text) {
-  std::array<std::uint8_t, 16> a{};
-  EXPECT_EQ(inet_pton(family, text.c_str(), a.data()), 1) << text;
-  return a;
-}
+using testing::raw_address;
 
 Address addr(const std::string& text) {
   if (text.find(':') == std::string::npos) {
-    return normalized_address(AF_INET, raw(AF_INET, text));
+    return normalized_address(AF_INET, raw_address(AF_INET, text));
   }
-  return normalized_address(AF_INET6, raw(AF_INET6, text));
+  return normalized_address(AF_INET6, raw_address(AF_INET6, text));
 }
 
 SocketEntry entry(int family, std::uint8_t state, const std::string& local, std::uint16_t lport,
                   const std::string& remote, std::uint16_t rport) {
-  SocketEntry e;
-  e.family = static_cast<std::uint8_t>(family);
-  e.state = state;
-  e.local_addr = raw(family, local);
-  e.local_port = lport;
-  e.remote_addr = raw(family, remote);
-  e.remote_port = rport;
-  return e;
+  return testing::make_entry(family, state, local, lport, remote, rport);
 }
 
 TEST(Address, Classes) {

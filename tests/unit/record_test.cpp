@@ -9,6 +9,8 @@
 #include <set>
 #include <sstream>
 
+#include "socket_entries.h"
+
 namespace sockstate::ocsf {
 namespace {
 
@@ -17,23 +19,12 @@ using nlohmann::json;
 
 const char* const kGoldenPath = SOCKSTATE_TEST_DATA_DIR "/golden/snapshot_records.jsonl";
 
-std::array<std::uint8_t, 16> raw(int family, const std::string& text) {
-  std::array<std::uint8_t, 16> a{};
-  EXPECT_EQ(inet_pton(family, text.c_str(), a.data()), 1) << text;
-  return a;
-}
+using testing::make_entry;
+using testing::raw_address;
 
 SocketEntry entry(int family, std::uint8_t state, const std::string& local, std::uint16_t lport,
                   const std::string& remote, std::uint16_t rport, std::uint64_t cookie) {
-  SocketEntry e;
-  e.family = static_cast<std::uint8_t>(family);
-  e.state = state;
-  e.local_addr = raw(family, local);
-  e.local_port = lport;
-  e.remote_addr = raw(family, remote);
-  e.remote_port = rport;
-  e.cookie = cookie;
-  return e;
+  return make_entry(family, state, local, lport, remote, rport, cookie);
 }
 
 SocketEntry full(SocketEntry e, std::uint32_t inode, std::uint32_t uid, bool info) {
