@@ -67,15 +67,21 @@ TEST(CliE2e, SummaryLineAtInfoLevel) {
       << r.error_output;
 }
 
-// A real netlink failure: with four descriptors allowed, stdin, stdout, stderr and the
-// --output file use them all (the dynamic loader needs one free, so the limit cannot be
-// lower), and the NETLINK_SOCK_DIAG socket cannot be opened (EMFILE).
+// A real netlink failure: with every inherited descriptor above 2 closed and four
+// allowed, stdin, stdout, stderr and the --output file use them all (the dynamic loader
+// needs one free until then, so the limit cannot be lower), and the NETLINK_SOCK_DIAG
+// socket cannot be opened (EMFILE).
 TEST(CliE2e, NetlinkFailureIsOneLineExitOne) {
   char dir[] = "/tmp/sockstate-e2e-XXXXXX";
   ASSERT_NE(::mkdtemp(dir), nullptr);
   const std::string out = std::string(dir) + "/out.jsonl";
-  const CommandResult r = run_command("ulimit -n 4 && exec " + std::string(SOCKSTATE_BINARY) +
-                                      " snapshot --output " + out);
+  const std::string script =
+      "import os, resource, sys\n"
+      "os.closerange(3, 1 << 20)\n"
+      "resource.setrlimit(resource.RLIMIT_NOFILE, (4, 4))\n"
+      "os.execv(sys.argv[1], [sys.argv[1], 'snapshot', '--output', sys.argv[2]])\n";
+  const CommandResult r =
+      run_command(std::string(SOCKSTATE_PYTHON3) + " - " + SOCKSTATE_BINARY + " " + out, script);
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(lines(r.error_output), 1) << r.error_output;
   EXPECT_NE(r.error_output.find("NETLINK_SOCK_DIAG"), std::string::npos) << r.error_output;
