@@ -35,6 +35,10 @@ TcpInfo decode_tcp_info(const std::uint8_t* data, std::size_t len) {
   info.segs_in = SOCKSTATE_TCPI(std::uint32_t, tcpi_segs_in);
   info.rtt_us = SOCKSTATE_TCPI(std::uint32_t, tcpi_rtt);
   info.total_retrans = SOCKSTATE_TCPI(std::uint32_t, tcpi_total_retrans);
+  info.bytes_sent = SOCKSTATE_TCPI(std::uint64_t, tcpi_bytes_sent);
+  info.bytes_retrans = SOCKSTATE_TCPI(std::uint64_t, tcpi_bytes_retrans);
+  info.has_bytes_sent =
+      offsetof(struct tcp_info, tcpi_bytes_retrans) + sizeof(std::uint64_t) <= len;
   return info;
 }
 

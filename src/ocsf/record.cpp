@@ -83,16 +83,22 @@ void append_endpoint_text(std::string& out, const Address& a, std::uint16_t port
   if (v6) {
     out.push_back(']');
   }
-  out.push_back(':');
-  auto [end, ec] = std::to_chars(buf.data(), buf.data() + buf.size(), port);
-  out.append(buf.data(), end);
+  if (port != 0) {
+    out.push_back(':');
+    auto [end, ec] = std::to_chars(buf.data(), buf.data() + buf.size(), port);
+    out.append(buf.data(), end);
+  }
 }
 
+// Port 0 is no TCP port: the kernel has cleared it (tcp_disconnect() after a failed
+// blocking connect()), so the endpoint is written with its address alone.
 void write_endpoint(JsonWriter& w, std::string_view key, const Address& a, std::uint16_t port) {
   AddressBuffer buf{};
   w.begin_object(key);
   w.field_ascii("ip", format_address(a, buf));
-  w.field("port", std::uint32_t{port});
+  if (port != 0) {
+    w.field("port", std::uint32_t{port});
+  }
   w.end_object();
 }
 
@@ -208,6 +214,20 @@ RecordBuilder::RecordBuilder(RecordContext context) : context_(std::move(context
       w.field_ascii("severity", "Informational");
     });
   }
+  state_change_envelope_ = members_of([](JsonWriter& w) {
+    // activity 99 Other: the contract names it "State Change"; type_name keeps the
+    // schema's caption for type_uid 400199.
+    w.field("activity_id", 99);
+    w.field_ascii("activity_name", "State Change");
+    w.field("category_uid", 4);
+    w.field_ascii("category_name", "Network Activity");
+    w.field("class_uid", 4001);
+    w.field_ascii("class_name", "Network Activity");
+    w.field("type_uid", 400199);
+    w.field_ascii("type_name", "Network Activity: Other");
+    w.field("severity_id", 1);
+    w.field_ascii("severity", "Informational");
+  });
   metadata_head_ = members_of([this](JsonWriter& w) {
     w.field_ascii("version", "1.8.0");
     w.begin_object("product");
@@ -255,9 +275,16 @@ RecordBuilder::RecordBuilder(RecordContext context) : context_(std::move(context
 
 void RecordBuilder::append_snapshot_record(const netlink::SocketEntry& e, const Orientation& o,
                                            std::string& out) {
+  RecordFields fields;
+  fields.activity = kernel_state_row(e.state).snapshot_activity;
+  append_record(e, o, fields, out);
+}
+
+void RecordBuilder::append_record(const netlink::SocketEntry& e, const Orientation& o,
+                                  const RecordFields& f, std::string& out) {
   using Shape = Orientation::Shape;
   const KernelStateRow row = kernel_state_row(e.state);
-  const Activity activity = row.snapshot_activity;
+  const Activity activity = f.activity;
   const std::string_view state_caption = kTcpStateCaptions[row.tcp_state_id];
   const Address local = normalized_address(e.family, e.local_addr);
   const Address remote = normalized_address(e.family, e.remote_addr);
@@ -271,9 +298,24 @@ void RecordBuilder::append_snapshot_record(const netlink::SocketEntry& e, const 
 
   JsonWriter w(out);
   w.begin_object();
-  // Snapshot activities are 0..7 (kKernelStates); the daemon adds 99 with its own name.
-  w.raw_members(envelope_[static_cast<std::size_t>(activity)]);
-  w.field("time", context_.clock_ms());
+  const auto index = static_cast<std::size_t>(activity);
+  w.raw_members(index < envelope_.size() ? envelope_[index] : state_change_envelope_);
+  w.field("time", f.time_ms != 0 ? f.time_ms : context_.clock_ms());
+  if (f.start_ms > 0) {
+    w.field("start_time", f.start_ms);
+  }
+  if (f.end_ms > 0) {
+    w.field("end_time", f.end_ms);
+    if (f.start_ms > 0 && f.end_ms >= f.start_ms) {
+      w.field("duration", f.end_ms - f.start_ms);
+    }
+  }
+  if (f.status_id >= 0) {
+    w.field("status_id", f.status_id);
+    w.field_ascii("status", f.status_id == 1   ? "Success"
+                            : f.status_id == 2 ? "Failure"
+                                               : "Unknown");
+  }
 
   std::string& message = scratch_;
   message.assign("tcp ");
@@ -291,6 +333,15 @@ void RecordBuilder::append_snapshot_record(const netlink::SocketEntry& e, const 
   }
   message.push_back(' ');
   message.append(state_caption);
+  if (activity != kernel_state_row(e.state).snapshot_activity) {
+    message.append(" (");
+    message.append(index < envelope_.size() ? activity_caption(activity) : "State Change");
+    if (f.previous_state >= 0) {
+      message.append(" from ");
+      message.append(kTcpStateCaptions[tcp_state_id(static_cast<unsigned>(f.previous_state))]);
+    }
+    message.push_back(')');
+  }
   w.field_ascii("message", message);
 
   w.begin_object("metadata");
@@ -345,10 +396,9 @@ void RecordBuilder::append_snapshot_record(const netlink::SocketEntry& e, const 
   w.field("is_src_dst_assignment_known", o.assignment_known);
 
   const bool connected = o.shape == Shape::kInbound || o.shape == Shape::kOutbound;
-  if (e.has_tcp_info && connected) {
-    const Traffic t = application_traffic(e, !inbound);
+  auto write_traffic = [&w, inbound](std::string_view key, const Traffic& t) {
     // bytes_out is src -> dst: for an inbound connection that is what we received.
-    w.begin_object("traffic");
+    w.begin_object(key);
     w.field("bytes_in", inbound ? t.bytes_sent : t.bytes_received);
     w.field("bytes_out", inbound ? t.bytes_received : t.bytes_sent);
     w.field("bytes", t.bytes_sent + t.bytes_received);
@@ -356,12 +406,27 @@ void RecordBuilder::append_snapshot_record(const netlink::SocketEntry& e, const 
     w.field("packets_out", inbound ? t.segs_received : t.segs_sent);
     w.field("packets", t.segs_sent + t.segs_received);
     w.end_object();
+  };
+  if (connected) {
+    if (f.traffic != nullptr) {
+      write_traffic("traffic", *f.traffic);
+    } else if (f.traffic_from_entry && e.has_tcp_info) {
+      write_traffic("traffic", application_traffic(e, !inbound));
+    }
+    if (f.cumulative != nullptr) {
+      write_traffic("cumulative_traffic", *f.cumulative);
+    }
   }
 
   w.begin_object("unmapped");
   w.field("tcp_state_id", static_cast<int>(row.tcp_state_id));
   w.field_ascii("tcp_state", state_caption);
   w.field("kernel_tcp_state", static_cast<int>(e.state));
+  if (f.previous_state >= 0) {
+    const auto previous = tcp_state_id(static_cast<unsigned>(f.previous_state));
+    w.field("previous_tcp_state_id", static_cast<int>(previous));
+    w.field_ascii("previous_tcp_state", kTcpStateCaptions[previous]);
+  }
   if (e.full_socket) {
     if (e.inode != 0) {
       w.field("inode", e.inode);

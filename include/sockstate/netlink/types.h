@@ -53,6 +53,11 @@ struct TcpInfo {
   std::uint32_t segs_in = 0;
   std::uint32_t rtt_us = 0;
   std::uint32_t total_retrans = 0;
+  // Data bytes transmitted, retransmissions included (Linux >= 4.19), and the
+  // retransmitted part: their difference is the data sent, without SYN or FIN.
+  std::uint64_t bytes_sent = 0;
+  std::uint64_t bytes_retrans = 0;
+  bool has_bytes_sent = false;  // the kernel's tcp_info reached tcpi_bytes_retrans
 };
 
 // One socket as the kernel reported it in a sock_diag message. Addresses are in network

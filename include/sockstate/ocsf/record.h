@@ -32,6 +32,19 @@ std::uint64_t random_run_id();
 // Milliseconds since the epoch from CLOCK_REALTIME.
 std::int64_t realtime_ms();
 
+// What a record says beyond the socket itself: the daemon's events.
+struct RecordFields {
+  Activity activity = Activity::kUnknown;
+  std::int64_t time_ms = 0;                    // when observed; 0: the context's clock, now
+  int status_id = -1;                          // -1: none; 1 Success, 2 Failure
+  std::int64_t start_ms = 0;                   // start_time when > 0
+  std::int64_t end_ms = 0;                     // end_time when > 0 (and duration, with start_ms)
+  const struct Traffic* traffic = nullptr;     // instead of the entry's own tcp_info
+  bool traffic_from_entry = true;              // without `traffic`: from the tcp_info
+  const struct Traffic* cumulative = nullptr;  // cumulative_traffic
+  int previous_state = -1;                     // kernel state before, for State Change
+};
+
 // Builds records per the output contract (../shared/docs/output-contract.md), one line
 // of JSON each. Keeps metadata.sequence: strictly increasing across all records it builds.
 class RecordBuilder {
@@ -42,6 +55,10 @@ class RecordBuilder {
   void append_snapshot_record(const netlink::SocketEntry& entry, const Orientation& orientation,
                               std::string& out);
 
+  // Appends a daemon event record (activity 99 is written as "State Change").
+  void append_record(const netlink::SocketEntry& entry, const Orientation& orientation,
+                     const RecordFields& fields, std::string& out);
+
   [[nodiscard]] std::uint64_t last_sequence() const { return sequence_; }
   [[nodiscard]] const RecordContext& context() const { return context_; }
 
@@ -49,6 +66,7 @@ class RecordBuilder {
   RecordContext context_;
   // Rendered once: what every record of an activity, or of an IP version, shares.
   std::array<std::string, 8> envelope_;         // activity_id .. severity, per activity 0..7
+  std::string state_change_envelope_;           // activity 99, "State Change"
   std::string metadata_head_;                   // metadata.version, product, profiles
   std::array<std::string, 2> connection_head_;  // protocol_* for IPv4, IPv6
   std::string device_json_;
@@ -60,7 +78,7 @@ class RecordBuilder {
 // What the application sent and received on a connection, from its tcp_info: the kernel's
 // byte counters less the SYN and FIN sequence numbers they include. `active_open`: this
 // end sent the SYN (outbound).
-struct Traffic {
+struct Traffic {  // NOLINT: also named in RecordFields above
   std::uint64_t bytes_sent = 0;
   std::uint64_t bytes_received = 0;
   std::uint64_t segs_sent = 0;

@@ -1,0 +1,56 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <vector>
+
+#include "sockstate/common/error.h"
+#include "sockstate/netlink/socket.h"
+#include "sockstate/netlink/types.h"
+
+namespace sockstate::netlink {
+
+// The kernel's TCP socket-destroy notifications (SKNLGRP_INET_TCP_DESTROY and
+// SKNLGRP_INET6_TCP_DESTROY) for the network namespace the listener was created in. One
+// message per destroyed full socket, with its final tcp_info and cookie but inode and uid
+// 0, in state CLOSE. Joining needs no privilege.
+class DestroyListener {
+ public:
+  // Opens the socket, joins both groups and sets the receive buffer (SO_RCVBUFFORCE
+  // when allowed, else SO_RCVBUF up to net.core.rmem_max). Non-blocking.
+  static Result<DestroyListener> open(std::size_t receive_buffer);
+
+  [[nodiscard]] int fd() const { return sock_.fd(); }
+  [[nodiscard]] std::size_t receive_buffer() const { return receive_buffer_; }
+
+  // Reads every datagram queued now and calls on_destroy for each socket. Returns false
+  // (and counts an overflow) when the kernel dropped events since the last read
+  // (ENOBUFS): the caller must resync with a dump. Doubles the receive buffer on
+  // overflow, up to max_buffer.
+  Result<bool> drain(const std::function<void(const SocketEntry&)>& on_destroy,
+                     std::size_t max_buffer);
+
+  [[nodiscard]] std::uint64_t events() const { return events_; }
+  [[nodiscard]] std::uint64_t overflows() const { return overflows_; }
+  [[nodiscard]] std::uint64_t malformed() const { return malformed_; }
+
+ private:
+  explicit DestroyListener(NetlinkSocket sock) : sock_(std::move(sock)) {}
+  Result<void> set_receive_buffer(std::size_t bytes);
+
+  NetlinkSocket sock_;
+  std::size_t receive_buffer_ = 0;
+  std::vector<std::uint8_t> buf_ = std::vector<std::uint8_t>(kDumpBufferSize);
+  std::uint64_t events_ = 0;
+  std::uint64_t overflows_ = 0;
+  std::uint64_t malformed_ = 0;
+};
+
+// Decodes the destroy messages of one datagram (exposed for tests). Messages that are
+// not SOCK_DIAG_BY_FAMILY are skipped; a malformed one is counted and skipped.
+void parse_destroy_datagram(std::span<const std::uint8_t> datagram,
+                            const std::function<void(const SocketEntry&)>& on_destroy,
+                            std::uint64_t& malformed);
+
+}  // namespace sockstate::netlink

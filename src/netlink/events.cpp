@@ -1,0 +1,109 @@
+#include "sockstate/netlink/events.h"
+
+#include <fcntl.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "sockstate/netlink/parser.h"
+
+namespace sockstate::netlink {
+namespace {
+
+constexpr unsigned group_bit(unsigned group) {
+  return 1U << (group - 1);
+}
+
+}  // namespace
+
+void parse_destroy_datagram(std::span<const std::uint8_t> datagram,
+                            const std::function<void(const SocketEntry&)>& on_destroy,
+                            std::uint64_t& malformed) {
+  std::size_t pos = 0;
+  while (datagram.size() - pos >= sizeof(nlmsghdr)) {
+    nlmsghdr nlh{};
+    std::memcpy(&nlh, datagram.data() + pos, sizeof nlh);
+    if (nlh.nlmsg_len < sizeof(nlmsghdr) || nlh.nlmsg_len > datagram.size() - pos) {
+      ++malformed;
+      return;
+    }
+    if (nlh.nlmsg_type == SOCK_DIAG_BY_FAMILY) {
+      auto entry =
+          decode_socket(datagram.subspan(pos + NLMSG_HDRLEN, nlh.nlmsg_len - NLMSG_HDRLEN));
+      if (entry) {
+        on_destroy(*entry);
+      } else {
+        ++malformed;
+      }
+    }
+    pos += align4(nlh.nlmsg_len);
+  }
+}
+
+Result<DestroyListener> DestroyListener::open(std::size_t receive_buffer) {
+  auto sock = NetlinkSocket::open(group_bit(SKNLGRP_INET_TCP_DESTROY) |
+                                  group_bit(SKNLGRP_INET6_TCP_DESTROY));
+  if (!sock) {
+    return Error{sock.error().errnum,
+                 "cannot join the socket-destroy groups: " + sock.error().message()};
+  }
+  DestroyListener listener(std::move(*sock));
+  const int flags = ::fcntl(listener.fd(), F_GETFL);
+  if (flags < 0 || ::fcntl(listener.fd(), F_SETFL, flags | O_NONBLOCK) < 0) {
+    return errno_error("cannot make the destroy listener non-blocking");
+  }
+  if (auto set = listener.set_receive_buffer(receive_buffer); !set) {
+    return set.error();
+  }
+  return listener;
+}
+
+Result<void> DestroyListener::set_receive_buffer(std::size_t bytes) {
+  const int value = static_cast<int>(std::min<std::size_t>(bytes, 1U << 30));
+  // SO_RCVBUFFORCE (CAP_NET_ADMIN) passes net.core.rmem_max; without the capability
+  // SO_RCVBUF is capped there, which is still better than the default.
+  if (::setsockopt(fd(), SOL_SOCKET, SO_RCVBUFFORCE, &value, sizeof value) != 0 &&
+      ::setsockopt(fd(), SOL_SOCKET, SO_RCVBUF, &value, sizeof value) != 0) {
+    return errno_error("cannot set the destroy listener's receive buffer");
+  }
+  int actual = 0;
+  socklen_t len = sizeof actual;
+  if (::getsockopt(fd(), SOL_SOCKET, SO_RCVBUF, &actual, &len) == 0) {
+    receive_buffer_ = static_cast<std::size_t>(actual);  // the kernel reports it doubled
+  }
+  return {};
+}
+
+Result<bool> DestroyListener::drain(const std::function<void(const SocketEntry&)>& on_destroy,
+                                    std::size_t max_buffer) {
+  bool complete = true;
+  auto count = [&](const SocketEntry& e) {
+    ++events_;
+    on_destroy(e);
+  };
+  for (;;) {
+    auto n = sock_.receive(buf_);
+    if (!n) {
+      const int err = n.error().errnum;
+      if (err == EAGAIN || err == EWOULDBLOCK) {
+        return complete;
+      }
+      if (err == ENOBUFS) {
+        // Events were lost. Reported once per overflow; what is queued after it is good.
+        ++overflows_;
+        complete = false;
+        if (receive_buffer_ < max_buffer) {
+          (void)set_receive_buffer(std::min(receive_buffer_ * 2, max_buffer));
+        }
+        continue;
+      }
+      return n.error();
+    }
+    parse_destroy_datagram(std::span(buf_.data(), *n), count, malformed_);
+  }
+}
+
+}  // namespace sockstate::netlink
