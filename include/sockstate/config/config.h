@@ -1,0 +1,97 @@
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sockstate/common/error.h"
+#include "sockstate/netlink/types.h"
+
+namespace sockstate::config {
+
+// Where records go. Several sinks may run at once; each has its own bounded queue.
+enum class SinkType { kStdout, kFile, kUnix, kTcp, kJournald };
+
+// One entry of `sinks`. Only the fields of its type mean anything; parse_config() refuses a
+// document that sets another type's key, so the others keep their defaults.
+struct SinkConfig {
+  SinkType type = SinkType::kStdout;
+  std::string path;                   // file: the log file; unix: the socket path (absolute)
+  std::string host;                   // tcp: address or name of the shipper's listener
+  std::uint16_t port = 0;             // tcp
+  std::size_t queue_records = 65536;  // bounded queue; a record that does not fit is dropped
+  // file
+  unsigned file_mode = 0640;
+  std::string file_group;          // chown the file to this group when set ("adm")
+  std::uint64_t rotate_bytes = 0;  // rotate when the file would pass this size; 0: never
+  unsigned rotate_keep = 5;        // rotated files kept: FILE.1 .. FILE.N
+  // unix, tcp
+  std::chrono::milliseconds reconnect_min{100};
+  std::chrono::milliseconds reconnect_max{30000};
+  // journald
+  std::string syslog_identifier = "sockstate";
+
+  // Every field, so a reload can tell whether a sink must be restarted (describe() is for
+  // people and leaves most fields out).
+  friend bool operator==(const SinkConfig&, const SinkConfig&) = default;
+};
+
+// Everything `sockstate run` can be told. Defaults are what a fleet gets with no file.
+struct Config {
+  std::chrono::milliseconds poll_interval{10000};
+  std::chrono::milliseconds traffic_interval{60000};  // 0: no periodic Traffic records
+  std::chrono::milliseconds stats_interval{60000};    // 0: no periodic stats log line
+  bool baseline = true;                               // the startup snapshot records
+  bool destroy_events = true;                   // listen to the kernel's socket-destroy events
+  std::uint32_t states = netlink::kAllStates;   // kernel states mask the daemon dumps
+  std::size_t event_buffer_bytes = 8U << 20;    // SO_RCVBUF(FORCE) of the destroy listener
+  std::string log_name = "sockstate";           // metadata.log_name
+  int device_type_id = 0;                       // device.type_id
+  std::string log_level = "info";               // error, warn, info, debug
+  std::vector<SinkConfig> sinks{SinkConfig{}};  // default: one stdout sink
+
+  friend bool operator==(const Config&, const Config&) = default;
+};
+
+// Parses a configuration document: one JSON object, comments (// and /* */) allowed.
+// Strict: an unknown key, a key given twice, a wrong type or an impossible value is an
+// Error (errnum 0) whose one-line message starts with the key's path, e.g.
+// "sinks[1].port: must be 1 to 65535", "states[0]: unknown state \"estab\" (...)", or
+// "(document): line 3, column 5: syntax error ..." for what is not JSON. Keys not given
+// keep the defaults of Config; a given `sinks` replaces the default stdout sink.
+//
+// Value rules (packaging/sockstate.example.json documents every key):
+//  * duration: a string, a whole number and one unit, ms, s, m or h ("500ms", "10s",
+//    "1m"); a bare JSON number is refused (seconds or milliseconds?) except 0, and "0"
+//    is zero too. Never negative, never over 24h.
+//  * size: a JSON integer of bytes, or a string, a whole number and KiB, MiB or GiB
+//    ("8MiB"); "0" is zero.
+//  * states: an array of the --state names of `sockstate snapshot`.
+// Never throws.
+Result<Config> parse_config(std::string_view text);
+
+// Reads and parses FILE. A file that cannot be read is Error{errno, "cannot read
+// configuration file FILE"}; a bad document is Error{0, "FILE: " + parse_config's message}.
+// Never throws.
+Result<Config> load_config(const std::string& path);
+
+// A one-line summary for log lines, e.g.
+// "poll 10s, traffic 60s, stats 60s, 2 sinks: stdout, file:/var/log/sockstate/x.jsonl".
+// Not a full rendering: compare Configs (or their sinks) with ==, not their descriptions.
+std::string describe(const Config& config);
+
+// The sink as log lines and errors name it: "stdout", "file:PATH", "unix:PATH",
+// "tcp:HOST:PORT" ("tcp:[HOST]:PORT" when HOST is an IPv6 address), "journald".
+std::string sink_name(const SinkConfig& sink);
+
+// The `type` word of a sink in the document: "stdout", "file", "unix", "tcp", "journald".
+std::string_view sink_type_name(SinkType type);
+
+// Every key path parse_config() accepts, top-level keys as "poll_interval" and sink keys
+// as "sinks[].port", so tests can hold the example file to documenting each one.
+std::vector<std::string> known_keys();
+
+}  // namespace sockstate::config

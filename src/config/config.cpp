@@ -1,0 +1,1010 @@
+#include "sockstate/config/config.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <exception>
+#include <filesystem>
+#include <limits>
+#include <new>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "sockstate/common/fd.h"
+#include "sockstate/ocsf/tcp_state.h"
+
+namespace sockstate::config {
+namespace {
+
+using nlohmann::json;
+using std::chrono::milliseconds;
+using namespace std::chrono_literals;
+
+// Validation is a deep walk that stops at the first problem; unwinding with this keeps
+// every check one line. It never leaves this file: parse_config() turns it into an Error.
+struct Invalid {
+  std::string path;
+  std::string what;
+};
+
+[[noreturn]] void fail(std::string path, std::string what) {
+  throw Invalid{std::move(path), std::move(what)};
+}
+
+// A message is one line whatever the document or the file name holds: a log line, a
+// journald MESSAGE and `check-config`'s stderr all end at a newline.
+std::string one_line(std::string s) {
+  for (char& c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      c = ' ';
+    }
+  }
+  return s;
+}
+
+// User text quoted as JSON (control characters escaped) and cut, so that a value quoted in
+// a message cannot break the line or flood the log.
+std::string quote_text(std::string_view s) {
+  constexpr std::size_t kMax = 64;
+  std::string out =
+      json(std::string(s.substr(0, kMax))).dump(-1, ' ', false, json::error_handler_t::replace);
+  if (s.size() > kMax) {
+    out.insert(out.size() - 1, "...");
+  }
+  return out;
+}
+
+bool plain_key(std::string_view key) {
+  if (key.empty() || key.size() > 64) {
+    return false;
+  }
+  for (const char c : key) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '_' || c == '-';
+    if (!ok) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Key paths as messages show them: poll_interval, sinks[1].port, "odd key".
+std::string member_path(const std::string& parent, std::string_view key) {
+  std::string segment = plain_key(key) ? std::string(key) : quote_text(key);
+  return parent.empty() ? segment : parent + "." + segment;
+}
+
+std::string element_path(const std::string& parent, std::size_t index) {
+  return parent + "[" + std::to_string(index) + "]";
+}
+
+std::string kind_of(const json& v) {
+  if (v.is_null()) {
+    return "null";
+  }
+  if (v.is_boolean()) {
+    return v.get<bool>() ? "true" : "false";
+  }
+  if (v.is_string()) {
+    return "a string";
+  }
+  if (v.is_number_integer()) {
+    return "an integer";
+  }
+  if (v.is_number_float()) {
+    return "a floating-point number";
+  }
+  if (v.is_object()) {
+    return "an object";
+  }
+  if (v.is_array()) {
+    return "an array";
+  }
+  return "an unexpected value";
+}
+
+// nlohmann reads an integer beyond 64 bits as a double: that is a number out of range,
+// not a wrong type, whatever the key.
+bool huge_integer(const json& v) {
+  if (!v.is_number_float()) {
+    return false;
+  }
+  const double d = v.get<double>();
+  return std::isfinite(d) && std::fabs(d) >= 9.2e18 && d == std::floor(d);
+}
+
+[[noreturn]] void wrong_type(const std::string& path, const json& v, std::string_view expected) {
+  fail(path, "must be " + std::string(expected) + ", not " + kind_of(v));
+}
+
+// Optimal string alignment distance (an adjacent swap costs 1), for "did you mean".
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
+  for (std::size_t i = 0; i <= a.size(); ++i) {
+    d[i][0] = i;
+  }
+  for (std::size_t j = 0; j <= b.size(); ++j) {
+    d[0][j] = j;
+  }
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return d[a.size()][b.size()];
+}
+
+template <typename Keys>
+[[noreturn]] void unknown_key(const std::string& path, std::string_view key, const Keys& keys) {
+  std::string what = "unknown key";
+  if (key.size() <= 64) {
+    const std::size_t allowed = key.size() <= 4 ? 1 : 2;
+    std::size_t best = allowed + 1;
+    std::string_view suggestion;
+    for (const auto& k : keys) {
+      const std::size_t dist = edit_distance(key, k.name);
+      if (dist < best) {
+        best = dist;
+        suggestion = k.name;
+      }
+    }
+    if (!suggestion.empty()) {
+      what += " (did you mean \"" + std::string(suggestion) + "\"?)";
+    }
+  }
+  fail(path, what);
+}
+
+// ---- values -------------------------------------------------------------------------------
+
+bool as_bool(const json& v, const std::string& path) {
+  if (!v.is_boolean()) {
+    wrong_type(path, v, "true or false");
+  }
+  return v.get<bool>();
+}
+
+// An integer in [lo, hi]; `range` is the whole complaint ("must be 1 to 65535").
+std::int64_t as_integer(const json& v, const std::string& path, std::int64_t lo, std::int64_t hi,
+                        const std::string& range) {
+  if (huge_integer(v)) {
+    fail(path, range);
+  }
+  if (!v.is_number_integer()) {
+    wrong_type(path, v, "an integer");
+  }
+  if (v.is_number_unsigned()) {
+    // Above INT64_MAX only as unsigned: compare before converting.
+    const auto u = v.get<std::uint64_t>();
+    if (hi < 0 || u > static_cast<std::uint64_t>(hi) || static_cast<std::int64_t>(u) < lo) {
+      fail(path, range);
+    }
+    return static_cast<std::int64_t>(u);
+  }
+  const auto n = v.get<std::int64_t>();
+  if (n < lo || n > hi) {
+    fail(path, range);
+  }
+  return n;
+}
+
+// A string for a log, a journal or a name lookup: not empty, not huge, one line.
+std::string as_text(const json& v, const std::string& path, std::size_t max_bytes) {
+  if (!v.is_string()) {
+    wrong_type(path, v, "a string");
+  }
+  const auto& s = v.get_ref<const std::string&>();
+  if (s.empty()) {
+    fail(path, "must not be empty");
+  }
+  if (s.size() > max_bytes) {
+    fail(path, "must be at most " + std::to_string(max_bytes) + " bytes");
+  }
+  for (const char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      fail(path, "must not contain control characters");
+    }
+  }
+  return s;
+}
+
+// "<digits><unit>" with the unit from `units`; nullopt when the text has another shape,
+// UINT64_MAX when the number does not fit (the caller's "at most" catches it).
+template <typename Units>
+std::optional<std::uint64_t> number_with_unit(std::string_view s, const Units& units) {
+  std::uint64_t n = 0;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+  if (end == s.data()) {
+    return std::nullopt;  // no digits (also a sign, a space, a dot first)
+  }
+  const std::string_view unit(end, static_cast<std::size_t>(s.data() + s.size() - end));
+  for (const auto& [name, scale] : units) {
+    if (unit == name) {
+      if (ec == std::errc::result_out_of_range ||
+          n > std::numeric_limits<std::uint64_t>::max() / scale) {
+        return std::numeric_limits<std::uint64_t>::max();
+      }
+      return n * scale;
+    }
+  }
+  return std::nullopt;
+}
+
+// 0 given as 0, "0" or -0; a negative number; or a positive one.
+enum class Sign { kZero, kNegative, kPositive };
+
+Sign integer_sign(const json& v) {
+  if (v.is_number_unsigned()) {
+    return v.get<std::uint64_t>() == 0 ? Sign::kZero : Sign::kPositive;
+  }
+  const auto n = v.get<std::int64_t>();
+  return n == 0 ? Sign::kZero : n < 0 ? Sign::kNegative : Sign::kPositive;
+}
+
+std::string format_duration(milliseconds d) {
+  const auto ms = d.count();
+  if (ms != 0 && ms % 3600000 == 0) {
+    return std::to_string(ms / 3600000) + "h";
+  }
+  // "60s" and "90s" rather than "1m" and "1m30s" would be: as people write them.
+  if (ms >= 120000 && ms % 60000 == 0) {
+    return std::to_string(ms / 60000) + "m";
+  }
+  if (ms % 1000 == 0) {
+    return std::to_string(ms / 1000) + "s";
+  }
+  return std::to_string(ms) + "ms";
+}
+
+constexpr milliseconds kMaxDuration = 24h;  // anything longer is a typo, not a schedule
+
+struct DurationRule {
+  milliseconds min;
+  std::string_view zero;  // what 0 means ("off"), or empty when 0 is not allowed
+};
+
+// Durations need a unit: a bare 10 could be seconds or milliseconds, and whichever we
+// chose, half the readers would guess the other. Zero needs none.
+milliseconds as_duration(const json& v, const std::string& path, const DurationRule& rule) {
+  static constexpr std::array<std::pair<std::string_view, std::uint64_t>, 4> kUnits = {{
+      {"ms", 1},
+      {"s", 1000},
+      {"m", 60000},
+      {"h", 3600000},
+  }};
+  const std::string low =
+      rule.zero.empty() ? "must be a duration of at least "
+                        : "must be 0 (" + std::string(rule.zero) + ") or a duration of at least ";
+  std::uint64_t ms = 0;
+  if (v.is_number_integer()) {
+    switch (integer_sign(v)) {
+      case Sign::kZero:
+        break;
+      case Sign::kNegative:
+        fail(path, low + format_duration(rule.min));
+      case Sign::kPositive: {
+        const std::string n = v.dump();
+        fail(path, "must be a duration with a unit, such as \"" + n + "s\" or \"" + n +
+                       "ms\" (a bare number is ambiguous)");
+      }
+    }
+  } else if (v.is_string()) {
+    const auto& s = v.get_ref<const std::string&>();
+    if (!s.empty() && s[0] == '-') {
+      fail(path, low + format_duration(rule.min));
+    }
+    if (s != "0") {
+      const auto parsed = number_with_unit(s, kUnits);
+      if (!parsed) {
+        fail(path, quote_text(s) +
+                       " is not a duration: a whole number and ms, s, m or h, such as \"10s\"");
+      }
+      ms = *parsed;
+    }
+  } else {
+    wrong_type(path, v, "a duration such as \"10s\"");
+  }
+  if (ms == 0 && !rule.zero.empty()) {
+    return milliseconds{0};
+  }
+  if (ms < static_cast<std::uint64_t>(rule.min.count())) {
+    fail(path, low + format_duration(rule.min));
+  }
+  if (ms > static_cast<std::uint64_t>(kMaxDuration.count())) {
+    fail(path, "must be a duration of at most " + format_duration(kMaxDuration));
+  }
+  return milliseconds{static_cast<milliseconds::rep>(ms)};
+}
+
+constexpr std::uint64_t kKiB = 1024;
+constexpr std::uint64_t kMiB = kKiB * 1024;
+constexpr std::uint64_t kGiB = kMiB * 1024;
+
+std::string format_size(std::uint64_t bytes) {
+  if (bytes != 0 && bytes % kGiB == 0) {
+    return std::to_string(bytes / kGiB) + "GiB";
+  }
+  if (bytes != 0 && bytes % kMiB == 0) {
+    return std::to_string(bytes / kMiB) + "MiB";
+  }
+  if (bytes != 0 && bytes % kKiB == 0) {
+    return std::to_string(bytes / kKiB) + "KiB";
+  }
+  return std::to_string(bytes) + " bytes";
+}
+
+struct SizeRule {
+  std::uint64_t min;
+  std::uint64_t max;
+  std::string_view zero;  // what 0 means ("never"), or empty when 0 is not allowed
+};
+
+// Sizes are bytes when a bare number (bytes are the only sensible base), or a string with
+// a binary unit. Decimal units (MB) are refused rather than guessed at.
+std::uint64_t as_size(const json& v, const std::string& path, const SizeRule& rule) {
+  static constexpr std::array<std::pair<std::string_view, std::uint64_t>, 3> kUnits = {{
+      {"KiB", kKiB},
+      {"MiB", kMiB},
+      {"GiB", kGiB},
+  }};
+  const std::string low = rule.zero.empty()
+                              ? "must be a size of at least "
+                              : "must be 0 (" + std::string(rule.zero) + ") or a size of at least ";
+  std::uint64_t bytes = 0;
+  if (huge_integer(v)) {
+    fail(path, v.get<double>() < 0 ? low + format_size(rule.min)
+                                   : "must be a size of at most " + format_size(rule.max));
+  }
+  if (v.is_number_integer()) {
+    if (integer_sign(v) == Sign::kNegative) {
+      fail(path, low + format_size(rule.min));
+    }
+    bytes = integer_sign(v) == Sign::kZero ? 0 : v.get<std::uint64_t>();
+  } else if (v.is_string()) {
+    const auto& s = v.get_ref<const std::string&>();
+    if (!s.empty() && s[0] == '-') {
+      fail(path, low + format_size(rule.min));
+    }
+    if (s != "0") {
+      const auto parsed = number_with_unit(s, kUnits);
+      if (!parsed) {
+        fail(path, quote_text(s) +
+                       " is not a size: bytes as an integer, or a whole number and KiB, MiB or "
+                       "GiB, such as \"8MiB\"");
+      }
+      bytes = *parsed;
+    }
+  } else {
+    wrong_type(path, v, "a size (bytes as an integer, or a string such as \"8MiB\")");
+  }
+  if (bytes == 0 && !rule.zero.empty()) {
+    return 0;
+  }
+  if (bytes < rule.min) {
+    fail(path, low + format_size(rule.min));
+  }
+  if (bytes > rule.max) {
+    fail(path, "must be a size of at most " + format_size(rule.max));
+  }
+  return bytes;
+}
+
+// ---- top-level keys -----------------------------------------------------------------------
+
+// The --state words of `sockstate snapshot`, as ocsf::state_mask_for_name() knows them
+// (the test holds this list to that function).
+constexpr std::string_view kStateNames =
+    "established, syn-sent, syn-received, fin-wait-1, fin-wait-2, time-wait, closed, "
+    "close-wait, last-ack, listen, closing, all, connected, bound";
+
+std::uint32_t as_states(const json& v, const std::string& path) {
+  if (!v.is_array()) {
+    wrong_type(path, v, "an array of state names such as [\"all\"]");
+  }
+  if (v.empty()) {
+    fail(path, "must not be empty (no socket would be reported)");
+  }
+  std::uint32_t mask = 0;
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    const std::string at = element_path(path, i);
+    if (!v[i].is_string()) {
+      wrong_type(at, v[i], "a state name");
+    }
+    const auto& name = v[i].get_ref<const std::string&>();
+    const auto bits = ocsf::state_mask_for_name(name);
+    if (!bits) {
+      fail(at, "unknown state " + quote_text(name) + " (names: " + std::string(kStateNames) + ")");
+    }
+    mask |= *bits;
+  }
+  return mask;
+}
+
+std::string as_log_level(const json& v, const std::string& path) {
+  static constexpr std::array<std::string_view, 4> kLevels = {"error", "warn", "info", "debug"};
+  if (v.is_string()) {
+    for (const auto level : kLevels) {
+      if (v.get_ref<const std::string&>() == level) {
+        return std::string(level);
+      }
+    }
+  }
+  fail(path, "must be one of error, warn, info, debug");
+}
+
+void parse_sinks(const json& v, const std::string& path, Config& c);
+
+using TopHandler = void (*)(const json&, const std::string&, Config&);
+
+struct TopKey {
+  std::string_view name;
+  TopHandler apply;
+};
+
+// Every top-level key, in the order they are checked (and documented in the example).
+constexpr std::array<TopKey, 11> kTopKeys = {{
+    {"poll_interval",
+     [](const json& v, const std::string& p, Config& c) {
+       c.poll_interval = as_duration(v, p, {100ms, {}});
+     }},
+    {"traffic_interval",
+     [](const json& v, const std::string& p, Config& c) {
+       c.traffic_interval = as_duration(v, p, {100ms, "off"});
+     }},
+    {"stats_interval",
+     [](const json& v, const std::string& p, Config& c) {
+       c.stats_interval = as_duration(v, p, {1s, "off"});
+     }},
+    {"baseline",
+     [](const json& v, const std::string& p, Config& c) { c.baseline = as_bool(v, p); }},
+    {"destroy_events",
+     [](const json& v, const std::string& p, Config& c) { c.destroy_events = as_bool(v, p); }},
+    {"states", [](const json& v, const std::string& p, Config& c) { c.states = as_states(v, p); }},
+    {"event_buffer",
+     [](const json& v, const std::string& p, Config& c) {
+       // The listener caps SO_RCVBUF at 1 GiB (it is an int, and the kernel doubles it).
+       c.event_buffer_bytes = static_cast<std::size_t>(as_size(v, p, {64 * kKiB, kGiB, {}}));
+     }},
+    {"log_name",
+     [](const json& v, const std::string& p, Config& c) { c.log_name = as_text(v, p, 256); }},
+    {"device_type_id",
+     [](const json& v, const std::string& p, Config& c) {
+       const std::string range = "must be an OCSF device type id: 0 to 15, or 99 (Other)";
+       const auto id = as_integer(v, p, 0, 99, range);
+       if (id > 15 && id != 99) {
+         fail(p, range);
+       }
+       c.device_type_id = static_cast<int>(id);
+     }},
+    {"log_level",
+     [](const json& v, const std::string& p, Config& c) { c.log_level = as_log_level(v, p); }},
+    {"sinks", parse_sinks},
+}};
+
+// ---- sinks --------------------------------------------------------------------------------
+
+constexpr std::array<SinkType, 5> kSinkTypes = {SinkType::kStdout, SinkType::kFile, SinkType::kUnix,
+                                                SinkType::kTcp, SinkType::kJournald};
+
+constexpr unsigned type_bit(SinkType t) {
+  return 1U << static_cast<unsigned>(t);
+}
+constexpr unsigned kAnySink = (1U << kSinkTypes.size()) - 1U;
+constexpr unsigned kSocketSinks = type_bit(SinkType::kUnix) | type_bit(SinkType::kTcp);
+
+std::string types_text(unsigned mask) {
+  std::string out;
+  for (const auto t : kSinkTypes) {
+    if ((mask & type_bit(t)) != 0) {
+      out += out.empty() ? "" : " and ";
+      out += sink_type_name(t);
+    }
+  }
+  return out;
+}
+
+// Sinks open files and connect sockets by these names: refuse what open() or connect()
+// would refuse, here, with the key's name, instead of a failure at startup.
+std::string as_path(const json& v, const std::string& path, SinkType type) {
+  std::string s = as_text(v, path, 4095);
+  if (s[0] != '/') {
+    fail(path, "must be an absolute path, not " + quote_text(s));
+  }
+  if (type == SinkType::kUnix) {
+    // sun_path is 108 bytes with its NUL.
+    if (s.size() > 107) {
+      fail(path, "must be at most 107 bytes (the limit of a Unix socket address)");
+    }
+  } else if (!std::filesystem::path(s).lexically_normal().has_filename()) {
+    fail(path, "must name a file, not a directory: " + quote_text(s));
+  }
+  return s;
+}
+
+std::string as_host(const json& v, const std::string& path) {
+  std::string s = as_text(v, path, 253);  // a DNS name's limit
+  for (const char c : s) {
+    // Names, IPv4, IPv6 (':', and '%' for a zone) — brackets and ports are separate keys.
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '-' || c == '_' || c == ':' || c == '%';
+    if (!ok) {
+      fail(path,
+           "must be an IP address or a host name (no brackets, no port), not " + quote_text(s));
+    }
+  }
+  return s;
+}
+
+unsigned as_mode(const json& v, const std::string& path) {
+  const std::string shape =
+      "must be an octal mode string from \"0000\" to \"0777\", such as \"0640\"";
+  if (!v.is_string()) {
+    // JSON has no octal: 0640 is not valid JSON and 640 would be decimal.
+    fail(path, shape + ", not " + kind_of(v));
+  }
+  const auto& s = v.get_ref<const std::string&>();
+  if (s.size() < 3 || s.size() > 4) {
+    fail(path, shape);
+  }
+  unsigned mode = 0;
+  for (const char c : s) {
+    if (c < '0' || c > '7') {
+      fail(path, shape);
+    }
+    mode = mode * 8 + static_cast<unsigned>(c - '0');
+  }
+  if (mode > 0777) {
+    fail(path, shape);
+  }
+  // The sink reopens the file on SIGHUP: without owner write that fails once it exists.
+  if ((mode & 0200) == 0) {
+    fail(path, "must let the owner write (such as \"0640\"): the file is reopened on reload");
+  }
+  // A world-writable log lets any local user forge records.
+  if ((mode & 0002) != 0) {
+    fail(path, "must not let others write: any local user could forge records");
+  }
+  return mode;
+}
+
+std::string as_group(const json& v, const std::string& path) {
+  std::string s = as_text(v, path, 256);
+  if (s.find_first_of(" :,") != std::string::npos) {
+    fail(path, "must be a group name, not " + quote_text(s));
+  }
+  return s;
+}
+
+using SinkHandler = void (*)(const json&, const std::string&, SinkConfig&);
+
+struct SinkKey {
+  std::string_view name;
+  unsigned types;  // type_bit()s of the sinks that take this key
+  SinkHandler apply;
+};
+
+// Every sink key but `type`, in the order they are checked.
+constexpr std::array<SinkKey, 12> kSinkKeys = {{
+    {"path", type_bit(SinkType::kFile) | type_bit(SinkType::kUnix),
+     [](const json& v, const std::string& p, SinkConfig& s) { s.path = as_path(v, p, s.type); }},
+    {"host", type_bit(SinkType::kTcp),
+     [](const json& v, const std::string& p, SinkConfig& s) { s.host = as_host(v, p); }},
+    {"port", type_bit(SinkType::kTcp),
+     [](const json& v, const std::string& p, SinkConfig& s) {
+       s.port = static_cast<std::uint16_t>(as_integer(v, p, 1, 65535, "must be 1 to 65535"));
+     }},
+    {"queue", kAnySink,
+     [](const json& v, const std::string& p, SinkConfig& s) {
+       s.queue_records =
+           static_cast<std::size_t>(as_integer(v, p, 1, 10000000, "must be 1 to 10000000"));
+     }},
+    {"mode", type_bit(SinkType::kFile),
+     [](const json& v, const std::string& p, SinkConfig& s) { s.file_mode = as_mode(v, p); }},
+    {"group", type_bit(SinkType::kFile),
+     [](const json& v, const std::string& p, SinkConfig& s) { s.file_group = as_group(v, p); }},
+    {"rotate_size", type_bit(SinkType::kFile),
+     [](const json& v, const std::string& p, SinkConfig& s) {
+       // Below 64 KiB a busy host would rotate every second; above 1 TiB is a typo.
+       s.rotate_bytes = as_size(v, p, {64 * kKiB, 1024 * kGiB, "never"});
+     }},
+    {"rotate_keep", type_bit(SinkType::kFile),
+     [](const json& v, const std::string& p, SinkConfig& s) {
+       s.rotate_keep = static_cast<unsigned>(as_integer(v, p, 1, 1000, "must be 1 to 1000"));
+     }},
+    {"reconnect_min", kSocketSinks,
+     [](const json& v, const std::string& p, SinkConfig& s) {
+       s.reconnect_min = as_duration(v, p, {10ms, {}});
+     }},
+    {"reconnect_max", kSocketSinks,
+     [](const json& v, const std::string& p, SinkConfig& s) {
+       s.reconnect_max = as_duration(v, p, {10ms, {}});
+     }},
+    {"syslog_identifier", type_bit(SinkType::kJournald),
+     [](const json& v, const std::string& p, SinkConfig& s) {
+       s.syslog_identifier = as_text(v, p, 255);
+     }},
+    {"type", kAnySink, nullptr},  // read first, by parse_sink()
+}};
+
+const SinkKey* find_sink_key(std::string_view name) {
+  for (const auto& k : kSinkKeys) {
+    if (k.name == name) {
+      return &k;
+    }
+  }
+  return nullptr;
+}
+
+SinkConfig parse_sink(const json& v, const std::string& path) {
+  if (!v.is_object()) {
+    wrong_type(path, v, "a sink object such as {\"type\": \"stdout\"}");
+  }
+  // Every key is known before anything else is judged: a misspelt "typ" explains a
+  // missing type better than "type: required" does.
+  for (const auto& item : v.items()) {
+    if (find_sink_key(item.key()) == nullptr) {
+      unknown_key(member_path(path, item.key()), item.key(), kSinkKeys);
+    }
+  }
+  SinkConfig sink;
+  const std::string type_path = member_path(path, "type");
+  const auto type_it = v.find("type");
+  if (type_it == v.end()) {
+    fail(type_path, "required: stdout, file, unix, tcp or journald");
+  }
+  bool known_type = false;
+  if (type_it->is_string()) {
+    for (const auto t : kSinkTypes) {
+      if (type_it->get_ref<const std::string&>() == sink_type_name(t)) {
+        sink.type = t;
+        known_type = true;
+      }
+    }
+  }
+  if (!known_type) {
+    fail(type_path, "must be one of stdout, file, unix, tcp, journald");
+  }
+  for (const auto& item : v.items()) {
+    const SinkKey* key = find_sink_key(item.key());
+    if (key != nullptr && (key->types & type_bit(sink.type)) == 0) {
+      fail(member_path(path, item.key()),
+           "not a key of a " + std::string(sink_type_name(sink.type)) + " sink (" +
+               std::string(key->name) + " is for " + types_text(key->types) + " sinks)");
+    }
+  }
+  for (const auto& key : kSinkKeys) {
+    if (key.apply == nullptr) {
+      continue;
+    }
+    if (const auto it = v.find(std::string(key.name)); it != v.end()) {
+      key.apply(*it, member_path(path, key.name), sink);
+    }
+  }
+  const auto required = [&](std::string_view key) {
+    if (!v.contains(std::string(key))) {
+      fail(member_path(path, key),
+           "required for a " + std::string(sink_type_name(sink.type)) + " sink");
+    }
+  };
+  switch (sink.type) {
+    case SinkType::kFile:
+      required("path");
+      if (v.contains("rotate_keep") && sink.rotate_bytes == 0) {
+        fail(member_path(path, "rotate_keep"),
+             "needs rotate_size: without it the file is never rotated");
+      }
+      break;
+    case SinkType::kUnix:
+      required("path");
+      break;
+    case SinkType::kTcp:
+      required("host");
+      required("port");
+      break;
+    case SinkType::kStdout:
+    case SinkType::kJournald:
+      break;
+  }
+  if (sink.reconnect_min > sink.reconnect_max) {
+    // Blame the key the user wrote; when both were written, the maximum.
+    if (v.contains("reconnect_max")) {
+      fail(member_path(path, "reconnect_max"),
+           "must be at least reconnect_min (" + format_duration(sink.reconnect_min) + ")");
+    }
+    fail(member_path(path, "reconnect_min"),
+         "must be at most reconnect_max (" + format_duration(sink.reconnect_max) + ")");
+  }
+  return sink;
+}
+
+void parse_sinks(const json& v, const std::string& path, Config& c) {
+  if (!v.is_array()) {
+    wrong_type(path, v, "an array of sink objects");
+  }
+  if (v.empty()) {
+    fail(path, "must not be empty: records would be written nowhere");
+  }
+  std::vector<SinkConfig> sinks;
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    const std::string at = element_path(path, i);
+    SinkConfig sink = parse_sink(v[i], at);
+    for (std::size_t j = 0; j < sinks.size(); ++j) {
+      const SinkConfig& earlier = sinks[j];
+      if (earlier.type != sink.type) {
+        continue;
+      }
+      // Two writers interleaving one stream, or one journal getting every record twice.
+      if (sink.type == SinkType::kStdout || sink.type == SinkType::kJournald) {
+        fail(member_path(at, "type"), "a second " + std::string(sink_type_name(sink.type)) +
+                                          " sink (at most one; the first is " +
+                                          element_path(path, j) + ")");
+      }
+      // Two sinks appending to one file tear each other's records and rotations.
+      if (sink.type == SinkType::kFile &&
+          std::filesystem::path(sink.path).lexically_normal() ==
+              std::filesystem::path(earlier.path).lexically_normal()) {
+        fail(member_path(at, "path"), "the same file as " + element_path(path, j));
+      }
+    }
+    sinks.push_back(std::move(sink));
+  }
+  c.sinks = std::move(sinks);
+}
+
+const TopKey* find_top_key(std::string_view name) {
+  for (const auto& k : kTopKeys) {
+    if (k.name == name) {
+      return &k;
+    }
+  }
+  return nullptr;
+}
+
+Config from_document(const json& doc) {
+  if (!doc.is_object()) {
+    wrong_type("(document)", doc, "an object");
+  }
+  for (const auto& item : doc.items()) {
+    if (find_top_key(item.key()) == nullptr) {
+      unknown_key(member_path({}, item.key()), item.key(), kTopKeys);
+    }
+  }
+  Config c;
+  for (const auto& key : kTopKeys) {
+    if (const auto it = doc.find(std::string(key.name)); it != doc.end()) {
+      key.apply(*it, std::string(key.name), c);
+    }
+  }
+  return c;
+}
+
+// JSON lets a key appear twice and nlohmann keeps the last; in a configuration that is a
+// pasted block overriding an earlier one without a word. The parse callback sees keys in
+// document order, so this tracks where it is and remembers the first repeat.
+class DuplicateKeys {
+ public:
+  bool on_event(json::parse_event_t event, const json& parsed) {
+    switch (event) {
+      case json::parse_event_t::object_start:
+        frames_.push_back(Frame{false, 0, {}, {}});
+        break;
+      case json::parse_event_t::array_start:
+        frames_.push_back(Frame{true, 0, {}, {}});
+        break;
+      case json::parse_event_t::key:
+        if (!frames_.empty()) {
+          Frame& f = frames_.back();
+          f.key = parsed.get<std::string>();
+          if (!f.keys.insert(f.key).second && first_.empty()) {
+            first_ = path();
+          }
+        }
+        break;
+      case json::parse_event_t::object_end:
+      case json::parse_event_t::array_end:
+        if (!frames_.empty()) {
+          frames_.pop_back();
+        }
+        element_done();
+        break;
+      case json::parse_event_t::value:
+        element_done();
+        break;
+    }
+    return true;
+  }
+
+  // The path of the first key given twice, or empty.
+  [[nodiscard]] const std::string& first() const { return first_; }
+
+ private:
+  struct Frame {
+    bool array;
+    std::size_t index;  // array: elements completed, so the one being read
+    std::string key;    // object: the key being read
+    std::set<std::string> keys;
+  };
+
+  void element_done() {
+    if (!frames_.empty() && frames_.back().array) {
+      ++frames_.back().index;
+    }
+  }
+
+  [[nodiscard]] std::string path() const {
+    std::string out;
+    for (const auto& f : frames_) {
+      out = f.array ? element_path(out, f.index) : member_path(out, f.key);
+    }
+    return out;
+  }
+
+  std::vector<Frame> frames_;
+  std::string first_;
+};
+
+// nlohmann's parse_error::what() is "[json.exception.parse_error.101] parse error at line
+// 3, column 5: syntax error while parsing ..."; the id means nothing to a user.
+std::string syntax_message(const char* what) {
+  std::string_view m(what);
+  if (const auto bracket = m.find("] ");
+      m.rfind("[json.exception.", 0) == 0 && bracket != std::string_view::npos) {
+    m.remove_prefix(bracket + 2);
+  }
+  for (const std::string_view prefix : {"parse error at ", "parse error: "}) {
+    if (m.rfind(prefix, 0) == 0) {
+      m.remove_prefix(prefix.size());
+      break;
+    }
+  }
+  return "(document): " + std::string(m);
+}
+
+}  // namespace
+
+Result<Config> parse_config(std::string_view text) {
+  try {
+    DuplicateKeys duplicates;
+    const json doc = json::parse(
+        text.begin(), text.end(),
+        [&duplicates](int /*depth*/, json::parse_event_t event, json& parsed) {
+          return duplicates.on_event(event, parsed);
+        },
+        /*allow_exceptions=*/true, /*ignore_comments=*/true);
+    if (!duplicates.first().empty()) {
+      return Error{0, one_line(duplicates.first() + ": given twice (JSON would keep the last)")};
+    }
+    return from_document(doc);
+  } catch (const Invalid& e) {
+    return Error{0, one_line(e.path + ": " + e.what)};
+  } catch (const json::exception& e) {
+    return Error{0, one_line(syntax_message(e.what()))};
+  } catch (const std::bad_alloc&) {
+    return Error{0, "(document): out of memory"};
+  } catch (const std::exception& e) {
+    return Error{0, one_line(std::string("(document): ") + e.what())};
+  }
+}
+
+Result<Config> load_config(const std::string& path) {
+  // A configuration is a few KiB; a bigger file is the wrong file (a log, a core).
+  constexpr std::size_t kMaxBytes = 1U << 20;
+  try {
+    const std::string context = one_line("cannot read configuration file " + path);
+    const Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) {
+      return errno_error(context);
+    }
+    std::string text;
+    std::array<char, 16384> buf{};
+    for (;;) {
+      const ssize_t n = ::read(fd.get(), buf.data(), buf.size());
+      if (n < 0) {
+        if (errno == EINTR) {
+          continue;
+        }
+        return errno_error(context);  // EISDIR for a directory
+      }
+      if (n == 0) {
+        break;
+      }
+      text.append(buf.data(), static_cast<std::size_t>(n));
+      if (text.size() > kMaxBytes) {
+        return Error{0, one_line(path + ": larger than 1MiB, not a configuration file")};
+      }
+    }
+    auto parsed = parse_config(text);
+    if (!parsed) {
+      return Error{0, one_line(path + ": " + parsed.error().context)};
+    }
+    return parsed;
+  } catch (const std::exception& e) {
+    return Error{0, one_line(path + ": " + e.what())};
+  }
+}
+
+std::string_view sink_type_name(SinkType type) {
+  switch (type) {
+    case SinkType::kStdout:
+      return "stdout";
+    case SinkType::kFile:
+      return "file";
+    case SinkType::kUnix:
+      return "unix";
+    case SinkType::kTcp:
+      return "tcp";
+    case SinkType::kJournald:
+      return "journald";
+  }
+  return "unknown";
+}
+
+std::string sink_name(const SinkConfig& sink) {
+  switch (sink.type) {
+    case SinkType::kStdout:
+    case SinkType::kJournald:
+      return std::string(sink_type_name(sink.type));
+    case SinkType::kFile:
+    case SinkType::kUnix:
+      return std::string(sink_type_name(sink.type)) + ":" + sink.path;
+    case SinkType::kTcp: {
+      // An IPv6 address in brackets, as in a URL, so the port stays readable.
+      const bool v6 = sink.host.find(':') != std::string::npos;
+      return "tcp:" + (v6 ? "[" + sink.host + "]" : sink.host) + ":" + std::to_string(sink.port);
+    }
+  }
+  return "unknown";
+}
+
+std::string describe(const Config& config) {
+  const auto every = [](milliseconds d) { return d.count() == 0 ? "off" : format_duration(d); };
+  std::string out = "poll " + format_duration(config.poll_interval);
+  out += ", traffic " + every(config.traffic_interval);
+  out += ", stats " + every(config.stats_interval);
+  if (!config.baseline) {
+    out += ", no baseline";
+  }
+  if (!config.destroy_events) {
+    out += ", no destroy events";
+  }
+  if (config.states != netlink::kAllStates) {
+    std::array<char, 16> hex{};
+    const auto [end, ec] = std::to_chars(hex.data(), hex.data() + hex.size(), config.states, 16);
+    out += ", states 0x" + std::string(hex.data(), end);
+  }
+  out += ", " + std::to_string(config.sinks.size()) +
+         (config.sinks.size() == 1 ? " sink: " : " sinks: ");
+  for (std::size_t i = 0; i < config.sinks.size(); ++i) {
+    out += (i == 0 ? "" : ", ") + sink_name(config.sinks[i]);
+  }
+  return out;
+}
+
+std::vector<std::string> known_keys() {
+  std::vector<std::string> keys;
+  keys.reserve(kTopKeys.size() + kSinkKeys.size());
+  for (const auto& k : kTopKeys) {
+    keys.emplace_back(k.name);
+  }
+  for (const auto& k : kSinkKeys) {
+    keys.push_back("sinks[]." + std::string(k.name));
+  }
+  return keys;
+}
+
+}  // namespace sockstate::config
