@@ -1,0 +1,83 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "sockstate/common/error.h"
+#include "sockstate/config/config.h"
+
+namespace sockstate::sink {
+
+// Counters only ever grow, except `queued`. For every sink, at any moment:
+//   records submitted == written + dropped + queued
+// (a record being written right now counts as queued until it is written or dropped).
+struct SinkStats {
+  std::uint64_t written = 0;     // records delivered
+  std::uint64_t dropped = 0;     // records lost: queue full, or not deliverable
+  std::uint64_t errors = 0;      // write/connect failures (each may drop records)
+  std::uint64_t reconnects = 0;  // socket sinks: connections made after the first
+  std::uint64_t reopens = 0;     // file sinks: reopened (SIGHUP) or rotated
+  std::size_t queued = 0;        // records waiting now
+};
+
+// One destination for records. Each sink owns a bounded queue and a worker thread, so a
+// slow or dead destination never blocks the collector or the other sinks: submit() never
+// waits; what does not fit is dropped and counted.
+//
+// Thread safety: submit(), reopen(), stats() and last_error() may be called from any
+// thread at any time; start() and stop() from one controlling thread. Library code does
+// not log: the daemon reads stats() and last_error() and logs what it wants.
+class Sink {
+ public:
+  virtual ~Sink() = default;
+
+  // "stdout", "file:/var/log/sockstate/sockstate.jsonl", "tcp:127.0.0.1:5170", ...
+  [[nodiscard]] virtual const std::string& name() const = 0;
+
+  // Opens the destination and starts the worker. A file that cannot be opened is an
+  // Error (the daemon refuses to start); a socket sink that cannot connect yet is not
+  // (it keeps trying with backoff, dropping what overflows its queue).
+  virtual Result<void> start() = 0;
+
+  // Queues one record: a complete JSON object ending in '\n'. Never blocks (it takes a
+  // mutex only for a queue push). After stop(), records are dropped and counted.
+  virtual void submit(std::string_view record) = 0;
+
+  // SIGHUP: reopen files (after logrotate renamed them). Asynchronous; never blocks.
+  virtual void reopen() = 0;
+
+  // Delivers what is queued (waiting at most `timeout`), then stops the worker. What is
+  // still queued after the timeout is counted as dropped. Returns within about `timeout`
+  // even when the destination is dead or stalled. Calling it again does nothing.
+  virtual void stop(std::chrono::milliseconds timeout) = 0;
+
+  [[nodiscard]] virtual SinkStats stats() const = 0;
+
+  // The most recent write, open or connect failure ("connect unix:/run/x.sock: Connection
+  // refused"), or "" when there has been none. For the daemon's periodic stats log line.
+  [[nodiscard]] virtual std::string last_error() const { return {}; }
+};
+
+// The sink a configuration entry describes (not started).
+std::unique_ptr<Sink> make_sink(const config::SinkConfig& config);
+
+// A sink writing to an already open descriptor (the stdout sink is make_fd_sink(1,
+// "stdout", n)). The caller keeps ownership of `fd` and keeps it open until stop()
+// returns. Each record goes out whole in order; on a pipe or socket the sink writes
+// without blocking (a pipe is reopened through /proc/self/fd as its own non-blocking open
+// file description, so the shared descriptor's flags are left alone), which is what lets
+// stop() return when the reader has stalled. A pipe whose reader is gone raises SIGPIPE:
+// the daemon ignores SIGPIPE.
+std::unique_ptr<Sink> make_fd_sink(int fd, std::string name, std::size_t queue_records);
+
+// journald's native protocol socket.
+inline constexpr std::string_view kJournalSocket = "/run/systemd/journal/socket";
+
+// The journald sink of make_sink(), sending to `socket_path` instead of kJournalSocket
+// (tests point it at a datagram socket of their own).
+std::unique_ptr<Sink> make_journald_sink(const config::SinkConfig& config, std::string socket_path);
+
+}  // namespace sockstate::sink

@@ -1,0 +1,265 @@
+// The file sink: an append-only JSON-lines file, reopened on SIGHUP, optionally rotated by
+// size.
+#include <fcntl.h>
+#include <grp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "queued_sink.h"
+
+namespace sockstate::sink::detail {
+namespace {
+
+Result<gid_t> lookup_group(const std::string& name) {
+  std::vector<char> buf(1024);
+  for (;;) {
+    group grp{};
+    group* found = nullptr;
+    const int rc = ::getgrnam_r(name.c_str(), &grp, buf.data(), buf.size(), &found);
+    if (rc == ERANGE && buf.size() < (1U << 20)) {
+      buf.resize(buf.size() * 2);
+      continue;
+    }
+    if (rc != 0) {
+      return Error{rc, "file_group \"" + name + "\": looking up the group"};
+    }
+    if (found == nullptr) {
+      return Error{0, "file_group \"" + name + "\": no such group"};
+    }
+    return found->gr_gid;
+  }
+}
+
+Error rename_error(const std::string& from, const std::string& to) {
+  std::string what = "rotate: rename ";
+  what += from;
+  what += " to ";
+  what += to;
+  return errno_error(std::move(what));
+}
+
+// Errors that say the file system is full, not that the descriptor is bad: keep the
+// file open and write again at the next record.
+bool space_error(int err) {
+  return err == ENOSPC || err == EDQUOT || err == EFBIG;
+}
+
+class FileWriter final : public Writer {
+ public:
+  explicit FileWriter(const config::SinkConfig& config)
+      : path_(config.path),
+        mode_(static_cast<mode_t>(config.file_mode & 07777U)),
+        group_(config.file_group),
+        rotate_bytes_(config.rotate_bytes),
+        rotate_keep_(config.rotate_keep),
+        retry_(config.reconnect_min, config.reconnect_max) {}
+
+  Result<void> open() override {
+    if (!group_.empty()) {
+      auto gid = lookup_group(group_);
+      if (!gid) {
+        return gid.error();
+      }
+      gid_ = *gid;
+    }
+    return open_file();
+  }
+
+  Delivery write(std::string_view record, SinkCore& core) override {
+    if (!fd_.valid() && !retry_open(core)) {
+      return Delivery::kDropped;
+    }
+    // Rotate before a write that would take the file past rotate_bytes, unless the file is
+    // empty: a record bigger than rotate_bytes gets a file to itself.
+    if (rotate_bytes_ > 0 && regular_ && size_ > 0 && size_ + record.size() > rotate_bytes_) {
+      rotate(core);
+      if (!fd_.valid()) {
+        return Delivery::kDropped;
+      }
+    }
+    return append(record, core);
+  }
+
+  // SIGHUP. logrotate has renamed the file (or not: reopening the same file is harmless).
+  // Records written between its rename and this reopen went to the renamed file, which is
+  // where a rename-based rotation expects them: nothing is lost.
+  void reopen(SinkCore& core) override {
+    fd_.reset();
+    if (auto opened = open_file(); opened) {
+      retry_.reset();
+      core.count_reopen();
+    } else {
+      fail_open(core, opened.error());
+    }
+  }
+
+  void close() override { fd_.reset(); }
+
+ private:
+  // O_APPEND: each write() lands at the end, atomically with respect to other appenders.
+  // The mode is applied only to a file this sink creates (an existing file keeps what the
+  // admin or logrotate's `create` gave it), and exactly: open()'s mode is masked by the
+  // umask, fchmod()'s is not.
+  Result<void> open_file() {
+    for (int attempt = 0; attempt < 8; ++attempt) {
+      Fd fd(::open(path_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY));
+      if (fd.valid()) {
+        struct stat st {};
+        if (::fstat(fd.get(), &st) != 0) {
+          return errno_error("fstat " + path_);
+        }
+        regular_ = S_ISREG(st.st_mode);
+        size_ = regular_ ? static_cast<std::uint64_t>(st.st_size) : 0;
+        fd_ = std::move(fd);
+        return {};
+      }
+      if (errno != ENOENT) {
+        return errno_error("open " + path_);
+      }
+      // O_EXCL tells us we created it (and must set mode and group); EEXIST means someone
+      // else just did: open theirs.
+      fd.reset(::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY,
+                      mode_));
+      if (!fd.valid()) {
+        if (errno == EEXIST) {
+          continue;
+        }
+        return errno_error("create " + path_);
+      }
+      if (::fchmod(fd.get(), mode_) != 0) {
+        return discard_created(errno_error("chmod " + path_));
+      }
+      if (gid_ && ::fchown(fd.get(), static_cast<uid_t>(-1), *gid_) != 0) {
+        return discard_created(errno_error("chown " + path_ + " to group " + group_));
+      }
+      regular_ = true;
+      size_ = 0;
+      fd_ = std::move(fd);
+      return {};
+    }
+    return Error{0, "open " + path_ + ": the file keeps being created and removed"};
+  }
+
+  // A file we created but could not give the configured mode or group is removed, so that
+  // the next attempt creates it again instead of finding it and keeping the wrong one.
+  Error discard_created(Error error) {
+    ::unlink(path_.c_str());
+    return error;
+  }
+
+  void fail_open(SinkCore& core, const Error& error) {
+    core.count_error(error);
+    retry_at_ = Clock::now() + retry_.next();
+  }
+
+  // Without a file (an open or write failed), records are dropped until the next attempt,
+  // paced by reconnect_min .. reconnect_max.
+  bool retry_open(SinkCore& core) {
+    if (Clock::now() < retry_at_) {
+      return false;
+    }
+    if (auto opened = open_file(); !opened) {
+      fail_open(core, opened.error());
+      return false;
+    }
+    retry_.reset();
+    return true;
+  }
+
+  // FILE.(N-1) -> FILE.N, ..., FILE -> FILE.1, then a new FILE. FILE.N, the oldest, is
+  // replaced by rename(). Vector identifies a file by its first line: every record carries
+  // a unique metadata.uid, so no two files ever start with the same line. Rotation by size
+  // and logrotate's rename + SIGHUP should not both be configured for one file.
+  void rotate(SinkCore& core) {
+    fd_.reset();
+    if (rotate_keep_ == 0) {
+      if (::unlink(path_.c_str()) != 0 && errno != ENOENT) {
+        core.count_error(errno_error("rotate: unlink " + path_));
+      }
+    } else {
+      for (unsigned i = rotate_keep_; i > 1; --i) {
+        const std::string from = path_ + "." + std::to_string(i - 1);
+        const std::string to = path_ + "." + std::to_string(i);
+        if (::rename(from.c_str(), to.c_str()) != 0 && errno != ENOENT) {
+          core.count_error(rename_error(from, to));
+        }
+      }
+      const std::string first = path_ + ".1";
+      if (::rename(path_.c_str(), first.c_str()) != 0 && errno != ENOENT) {
+        core.count_error(rename_error(path_, first));
+      }
+    }
+    if (auto opened = open_file(); opened) {
+      core.count_reopen();
+    } else {
+      fail_open(core, opened.error());
+    }
+  }
+
+  Delivery append(std::string_view record, SinkCore& core) {
+    // After a partial write the file ends in a cut line; the next record starts with a
+    // '\n' (in the same write()) so that only the cut record is lost, not the next one.
+    std::string joined;
+    std::string_view data = record;
+    if (cut_line_) {
+      joined.reserve(record.size() + 1);
+      joined += '\n';
+      joined += record;
+      data = joined;
+    }
+    std::size_t done = 0;
+    while (done < data.size()) {
+      const ssize_t n = ::write(fd_.get(), data.data() + done, data.size() - done);
+      if (n > 0) {
+        done += static_cast<std::size_t>(n);
+        size_ += static_cast<std::uint64_t>(n);
+        continue;
+      }
+      if (n < 0 && errno == EINTR) {
+        continue;
+      }
+      const int err = n < 0 ? errno : EIO;
+      core.count_error(Error{err, "write " + path_});
+      if (done > 0) {
+        cut_line_ = data[done - 1] != '\n';
+      }
+      if (!space_error(err)) {
+        // EIO, ESTALE, EBADF...: the descriptor may be bad for good. Open the path again.
+        fd_.reset();
+        retry_at_ = Clock::now() + retry_.next();
+      }
+      return Delivery::kDropped;
+    }
+    // A write that finished the line (the common case: one write()) ends any cut line.
+    cut_line_ = false;
+    return Delivery::kWritten;
+  }
+
+  const std::string path_;
+  const mode_t mode_;
+  const std::string group_;
+  const std::uint64_t rotate_bytes_;
+  const unsigned rotate_keep_;
+  std::optional<gid_t> gid_;
+
+  Fd fd_;
+  bool regular_ = true;     // rotation only makes sense for a regular file (not /dev/null)
+  std::uint64_t size_ = 0;  // the file's size as far as this sink knows
+  bool cut_line_ = false;   // the file ends in a partial line
+  SinkCore::Backoff retry_;
+  Clock::time_point retry_at_{};
+};
+
+}  // namespace
+
+std::unique_ptr<Writer> make_file_writer(const config::SinkConfig& config) {
+  return std::make_unique<FileWriter>(config);
+}
+
+}  // namespace sockstate::sink::detail

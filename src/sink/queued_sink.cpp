@@ -1,0 +1,249 @@
+#include "queued_sink.h"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <climits>
+#include <system_error>
+#include <utility>
+
+namespace sockstate::sink::detail {
+namespace {
+
+// Without an eventfd (eventfd() failed), waits notice stop() within this.
+constexpr int kWakePollMs = 50;
+
+}  // namespace
+
+int poll_timeout_ms(Clock::time_point now, Clock::time_point until) {
+  if (until <= now) {
+    return 0;
+  }
+  // Rounded up: a poll that wakes a few microseconds early would otherwise spin.
+  const auto ms = std::chrono::ceil<std::chrono::milliseconds>(until - now).count();
+  return static_cast<int>(std::min<decltype(ms)>(ms, INT_MAX));
+}
+
+// ---- SinkCore ---------------------------------------------------------------------------
+
+SinkCore::SinkCore() : wake_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+
+Clock::time_point SinkCore::deadline() const {
+  return Clock::time_point(Clock::duration(deadline_.load(std::memory_order_acquire)));
+}
+
+bool SinkCore::expired() const {
+  return stop_requested() && Clock::now() >= deadline();
+}
+
+void SinkCore::request_stop(Clock::time_point at) {
+  deadline_.store(at.time_since_epoch().count(), std::memory_order_release);
+  stop_requested_.store(true, std::memory_order_release);
+  if (wake_.valid()) {
+    const std::uint64_t one = 1;
+    // Cannot block (EFD_NONBLOCK) and cannot overflow with one write.
+    [[maybe_unused]] const ssize_t n = ::write(wake_.get(), &one, sizeof one);
+  }
+}
+
+short SinkCore::wait_for(int fd, short events, Clock::time_point until) {
+  for (;;) {
+    const bool stopping = stop_requested();
+    const Clock::time_point limit = stopping ? std::min(until, deadline()) : until;
+    const auto now = Clock::now();
+    if (now >= limit) {
+      return 0;
+    }
+    int timeout = poll_timeout_ms(now, limit);
+    if (!stopping && !wake_.valid()) {
+      timeout = std::min(timeout, kWakePollMs);
+    }
+    // Once stop() has been called the eventfd stays readable, so it leaves the set.
+    std::array<pollfd, 2> fds{pollfd{fd, events, 0}, pollfd{wake_.get(), POLLIN, 0}};
+    const int r = ::poll(fds.data(), stopping ? 1 : 2, timeout);
+    if (r < 0 && errno != EINTR) {
+      return POLLERR;
+    }
+    if (r > 0 && fds[0].revents != 0) {
+      return fds[0].revents;
+    }
+    // A timeout, EINTR, or stop(): recompute the limit (the stop deadline may now apply).
+  }
+}
+
+void SinkCore::sleep_until(Clock::time_point until) {
+  if (stop_requested()) {
+    wait_for(-1, 0, until);
+    return;
+  }
+  for (;;) {
+    const auto now = Clock::now();
+    if (now >= until) {
+      return;
+    }
+    int timeout = poll_timeout_ms(now, until);
+    if (!wake_.valid()) {
+      timeout = std::min(timeout, kWakePollMs);
+    }
+    pollfd wake{wake_.get(), POLLIN, 0};
+    (void)::poll(&wake, 1, timeout);
+    if (stop_requested()) {
+      return;
+    }
+  }
+}
+
+void SinkCore::count_error(const Error& error) {
+  errors_.fetch_add(1, std::memory_order_relaxed);
+  std::lock_guard lock(error_mutex_);
+  last_error_ = error.message();
+}
+
+SinkCore::Backoff::Backoff(std::chrono::milliseconds min, std::chrono::milliseconds max)
+    : min_(std::max(min, std::chrono::milliseconds(1))),
+      max_(std::max(max, min_)),
+      current_(min_),
+      rng_(static_cast<std::minstd_rand::result_type>(Clock::now().time_since_epoch().count() ^
+                                                      ::getpid())) {}
+
+std::chrono::milliseconds SinkCore::Backoff::next() {
+  const auto d = current_;
+  current_ = std::min(max_, current_ * 2);
+  std::uniform_int_distribution<std::chrono::milliseconds::rep> jitter(d.count() / 2, d.count());
+  return std::chrono::milliseconds(jitter(rng_));
+}
+
+// ---- QueuedSink -------------------------------------------------------------------------
+
+QueuedSink::QueuedSink(std::string name, std::size_t capacity, std::unique_ptr<Writer> writer)
+    : name_(std::move(name)), capacity_(capacity), writer_(std::move(writer)) {}
+
+QueuedSink::~QueuedSink() {
+  stop(std::chrono::milliseconds(0));
+}
+
+Result<void> QueuedSink::start() {
+  {
+    std::lock_guard lock(mutex_);
+    if (started_ || stopped_) {
+      return Error{0, name_ + ": already started"};
+    }
+  }
+  // Outside the lock: opening a file or resolving a group must not hold up submit().
+  if (auto opened = writer_->open(); !opened) {
+    return opened;
+  }
+  std::lock_guard lock(mutex_);
+  try {
+    worker_ = std::thread([this] { run(); });
+  } catch (const std::system_error& e) {
+    writer_->close();
+    return Error{e.code().value(), name_ + ": starting the worker thread"};
+  }
+  started_ = true;
+  return {};
+}
+
+void QueuedSink::submit(std::string_view record) {
+  {
+    std::lock_guard lock(mutex_);
+    if (!stopped_ && queue_.size() + in_flight_ < capacity_) {
+      queue_.emplace_back(record);
+      core_.queued_.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      core_.dropped_.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+  }
+  cv_.notify_one();
+}
+
+void QueuedSink::reopen() {
+  {
+    std::lock_guard lock(mutex_);
+    reopen_requested_ = true;
+  }
+  cv_.notify_one();
+}
+
+void QueuedSink::stop(std::chrono::milliseconds timeout) {
+  {
+    std::lock_guard lock(mutex_);
+    if (stopped_) {
+      return;
+    }
+    stopped_ = true;  // from here on, submit() drops
+    core_.request_stop(Clock::now() + timeout);
+  }
+  cv_.notify_one();
+  if (worker_.joinable()) {
+    worker_.join();
+  }
+  std::lock_guard lock(mutex_);
+  core_.dropped_.fetch_add(queue_.size(), std::memory_order_relaxed);
+  core_.queued_.fetch_sub(queue_.size(), std::memory_order_relaxed);
+  queue_.clear();
+}
+
+void QueuedSink::run() {
+  for (;;) {
+    std::string record;
+    bool reopen = false;
+    {
+      std::unique_lock lock(mutex_);
+      cv_.wait(lock,
+               [this] { return !queue_.empty() || reopen_requested_ || core_.stop_requested(); });
+      reopen = std::exchange(reopen_requested_, false);
+      if (!reopen) {
+        if (queue_.empty() || core_.expired()) {
+          break;  // stopping: drained, or out of time (stop() counts the rest)
+        }
+        record = std::move(queue_.front());
+        queue_.pop_front();
+        in_flight_ = 1;
+      }
+    }
+    if (reopen) {
+      writer_->reopen(core_);
+      continue;
+    }
+    const Delivery delivery = writer_->write(record, core_);
+    {
+      std::lock_guard lock(mutex_);
+      in_flight_ = 0;
+    }
+    if (delivery == Delivery::kWritten) {
+      core_.written_.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      core_.dropped_.fetch_add(1, std::memory_order_relaxed);
+    }
+    core_.queued_.fetch_sub(1, std::memory_order_relaxed);
+    if (delivery == Delivery::kStopped) {
+      break;
+    }
+  }
+  writer_->close();
+}
+
+SinkStats QueuedSink::stats() const {
+  SinkStats s;
+  // Each counter is exact; read while the worker runs, their sum may be one record off
+  // (the one changing from queued to written or dropped).
+  s.written = core_.written_.load(std::memory_order_relaxed);
+  s.dropped = core_.dropped_.load(std::memory_order_relaxed);
+  s.errors = core_.errors_.load(std::memory_order_relaxed);
+  s.reconnects = core_.reconnects_.load(std::memory_order_relaxed);
+  s.reopens = core_.reopens_.load(std::memory_order_relaxed);
+  s.queued = core_.queued_.load(std::memory_order_relaxed);
+  return s;
+}
+
+std::string QueuedSink::last_error() const {
+  std::lock_guard lock(core_.error_mutex_);
+  return core_.last_error_;
+}
+
+}  // namespace sockstate::sink::detail

@@ -1,0 +1,159 @@
+// Private to the sink library: the bounded queue and worker thread every sink shares, and
+// the Writer interface each destination implements.
+#pragma once
+
+#include <poll.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <string_view>
+#include <thread>
+
+#include "sockstate/common/error.h"
+#include "sockstate/common/fd.h"
+#include "sockstate/config/config.h"
+#include "sockstate/sink/sink.h"
+
+namespace sockstate::sink::detail {
+
+using Clock = std::chrono::steady_clock;
+
+// What the worker's side of a sink offers a Writer: the stop deadline, waits that stop()
+// interrupts, and the counters a Writer may bump.
+class SinkCore {
+ public:
+  SinkCore();
+
+  [[nodiscard]] bool stop_requested() const {
+    return stop_requested_.load(std::memory_order_acquire);
+  }
+  // stop() was called and its deadline has passed: give up on the current record.
+  [[nodiscard]] bool expired() const;
+  // stop()'s deadline; meaningful once stop_requested().
+  [[nodiscard]] Clock::time_point deadline() const;
+
+  // Waits until `fd` reports one of `events` (returns its revents), or until `until`, or
+  // until the stop deadline (returns 0 for both). stop() itself does not end the wait
+  // early: after stop() a Writer keeps trying until the deadline. A negative `fd` just
+  // sleeps. Callers re-check expired() after a 0.
+  short wait_for(int fd, short events, Clock::time_point until);
+
+  // Sleeps until `until`. A stop() during the sleep ends it at once (a Writer in reconnect
+  // backoff gets one more attempt before the deadline); after stop() it ends at the
+  // deadline at the latest.
+  void sleep_until(Clock::time_point until);
+
+  void count_error(const Error& error);
+  void count_reconnect() { reconnects_.fetch_add(1, std::memory_order_relaxed); }
+  void count_reopen() { reopens_.fetch_add(1, std::memory_order_relaxed); }
+
+  // Reconnect/retry delay: exponential from `min` to `max`, with jitter ([d/2, d]) so a
+  // fleet restarted together does not reconnect in step.
+  class Backoff {
+   public:
+    Backoff(std::chrono::milliseconds min, std::chrono::milliseconds max);
+    std::chrono::milliseconds next();
+    void reset() { current_ = min_; }
+
+   private:
+    std::chrono::milliseconds min_;
+    std::chrono::milliseconds max_;
+    std::chrono::milliseconds current_;
+    std::minstd_rand rng_;
+  };
+
+ private:
+  friend class QueuedSink;
+
+  void request_stop(Clock::time_point at);
+
+  std::atomic<bool> stop_requested_{false};
+  std::atomic<Clock::rep> deadline_{0};  // valid once stop_requested_
+  Fd wake_;                              // eventfd, readable once stop() is called
+
+  std::atomic<std::uint64_t> written_{0};
+  std::atomic<std::uint64_t> dropped_{0};
+  std::atomic<std::uint64_t> errors_{0};
+  std::atomic<std::uint64_t> reconnects_{0};
+  std::atomic<std::uint64_t> reopens_{0};
+  std::atomic<std::size_t> queued_{0};
+
+  mutable std::mutex error_mutex_;
+  std::string last_error_;
+};
+
+// The fate of one record handed to a Writer.
+enum class Delivery {
+  kWritten,  // delivered whole
+  kDropped,  // cannot be delivered (the Writer has counted the error); next record
+  kStopped,  // the stop deadline passed first; the worker ends
+};
+
+// One destination. All calls but open() come from the worker thread, one at a time.
+class Writer {
+ public:
+  virtual ~Writer() = default;
+  // At start(), on the caller's thread, before the worker exists. An Error fails start().
+  virtual Result<void> open() { return {}; }
+  // One complete record, ending in '\n'.
+  virtual Delivery write(std::string_view record, SinkCore& core) = 0;
+  // Sink::reopen() was called.
+  virtual void reopen(SinkCore& /*core*/) {}
+  // The worker is about to exit.
+  virtual void close() {}
+};
+
+// A Sink made of a bounded queue, one worker thread and a Writer.
+class QueuedSink final : public Sink {
+ public:
+  QueuedSink(std::string name, std::size_t capacity, std::unique_ptr<Writer> writer);
+  QueuedSink(const QueuedSink&) = delete;
+  QueuedSink& operator=(const QueuedSink&) = delete;
+  // Stops with a zero timeout if still running: what is queued is dropped.
+  ~QueuedSink() override;
+
+  [[nodiscard]] const std::string& name() const override { return name_; }
+  Result<void> start() override;
+  void submit(std::string_view record) override;
+  void reopen() override;
+  void stop(std::chrono::milliseconds timeout) override;
+  [[nodiscard]] SinkStats stats() const override;
+  [[nodiscard]] std::string last_error() const override;
+
+ private:
+  void run();
+
+  const std::string name_;
+  const std::size_t capacity_;
+  std::unique_ptr<Writer> writer_;
+  SinkCore core_;
+
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<std::string> queue_;  // guarded by mutex_
+  std::size_t in_flight_ = 0;      // guarded by mutex_: 1 while the worker holds a record
+  bool reopen_requested_ = false;  // guarded by mutex_
+  bool started_ = false;           // guarded by mutex_
+  bool stopped_ = false;           // guarded by mutex_
+  std::thread worker_;
+};
+
+// Destinations (fd_writer.cpp, file_writer.cpp, socket_writer.cpp, journald_writer.cpp).
+// `name` is the sink's name, for error messages.
+std::unique_ptr<Writer> make_fd_writer(int fd, std::string name);
+std::unique_ptr<Writer> make_file_writer(const config::SinkConfig& config);
+std::unique_ptr<Writer> make_socket_writer(const config::SinkConfig& config, std::string name);
+std::unique_ptr<Writer> make_journald_writer(const config::SinkConfig& config,
+                                             std::string socket_path);
+
+// Milliseconds for poll() from now to `until`, rounded up, clamped to [0, INT_MAX].
+int poll_timeout_ms(Clock::time_point now, Clock::time_point until);
+
+}  // namespace sockstate::sink::detail

@@ -1,0 +1,44 @@
+#include "sockstate/sink/sink.h"
+
+#include <unistd.h>
+
+#include <string>
+#include <utility>
+
+#include "queued_sink.h"
+
+namespace sockstate::sink {
+
+std::unique_ptr<Sink> make_sink(const config::SinkConfig& config) {
+  std::string name = config::sink_name(config);
+  switch (config.type) {
+    case config::SinkType::kStdout:
+      return make_fd_sink(STDOUT_FILENO, std::move(name), config.queue_records);
+    case config::SinkType::kFile:
+      return std::make_unique<detail::QueuedSink>(std::move(name), config.queue_records,
+                                                  detail::make_file_writer(config));
+    case config::SinkType::kUnix:
+    case config::SinkType::kTcp: {
+      auto writer = detail::make_socket_writer(config, name);
+      return std::make_unique<detail::QueuedSink>(std::move(name), config.queue_records,
+                                                  std::move(writer));
+    }
+    case config::SinkType::kJournald:
+      return make_journald_sink(config, std::string(kJournalSocket));
+  }
+  return nullptr;
+}
+
+std::unique_ptr<Sink> make_fd_sink(int fd, std::string name, std::size_t queue_records) {
+  auto writer = detail::make_fd_writer(fd, name);
+  return std::make_unique<detail::QueuedSink>(std::move(name), queue_records, std::move(writer));
+}
+
+std::unique_ptr<Sink> make_journald_sink(const config::SinkConfig& config,
+                                         std::string socket_path) {
+  return std::make_unique<detail::QueuedSink>(
+      config::sink_name(config), config.queue_records,
+      detail::make_journald_writer(config, std::move(socket_path)));
+}
+
+}  // namespace sockstate::sink
