@@ -10,6 +10,8 @@
 
 #include "sockstate/cli/cli.h"
 #include "sockstate/common/version.h"
+#include "sockstate/config/config.h"
+#include "sockstate/daemon/daemon.h"
 #include "sockstate/ocsf/host.h"
 #include "sockstate/ocsf/record.h"
 #include "sockstate/snapshot/output.h"
@@ -27,6 +29,33 @@ void setup_logging(const std::string& level) {
   spdlog::set_default_logger(logger);
 }
 
+sockstate::ocsf::RecordContext host_context() {
+  sockstate::ocsf::RecordContext context;
+  context.product_version = sockstate::kVersion;
+  context.host = sockstate::ocsf::read_host_identity();
+  context.netns_inode = sockstate::ocsf::read_netns_inode();
+  context.run_id = sockstate::ocsf::random_run_id();
+  return context;
+}
+
+int run_daemon(const sockstate::cli::Invocation& inv) {
+  sockstate::daemon::Daemon daemon(
+      [&inv] { return sockstate::daemon::load_run_config(inv.config_path, inv.overrides); },
+      host_context());
+  return daemon.run();
+}
+
+int check_config(const sockstate::cli::Invocation& inv) {
+  auto config = sockstate::config::load_config(inv.config_path);
+  if (!config) {
+    (void)std::fprintf(stderr, "sockstate: %s\n", config.error().message().c_str());
+    return sockstate::cli::kExitUsage;
+  }
+  (void)std::printf("%s: valid: %s\n", inv.config_path.c_str(),
+                    sockstate::config::describe(*config).c_str());
+  return kExitOk;
+}
+
 int run_snapshot(const sockstate::cli::Invocation& inv) {
   using sockstate::snapshot::RecordOutput;
   std::optional<RecordOutput> output;
@@ -41,12 +70,7 @@ int run_snapshot(const sockstate::cli::Invocation& inv) {
     output.emplace(std::move(*fd));
   }
 
-  sockstate::ocsf::RecordContext context;
-  context.product_version = sockstate::kVersion;
-  context.host = sockstate::ocsf::read_host_identity();
-  context.netns_inode = sockstate::ocsf::read_netns_inode();
-  context.run_id = sockstate::ocsf::random_run_id();
-  sockstate::ocsf::RecordBuilder builder(std::move(context));
+  sockstate::ocsf::RecordBuilder builder(host_context());
 
   auto stats = sockstate::snapshot::run_snapshot(inv.snapshot, builder, *output);
   if (!stats) {
@@ -84,7 +108,15 @@ int main(int argc, char** argv) {
       }
       return inv.exit_code;
     }
-    setup_logging(inv.log_level);
+    setup_logging(!inv.log_level.empty()                         ? inv.log_level
+                  : inv.command == sockstate::cli::Command::kRun ? "info"
+                                                                 : "warn");
+    if (inv.command == sockstate::cli::Command::kRun) {
+      return run_daemon(inv);
+    }
+    if (inv.command == sockstate::cli::Command::kCheckConfig) {
+      return check_config(inv);
+    }
     return run_snapshot(inv);
   } catch (const std::exception& e) {
     (void)std::fprintf(stderr, "sockstate: error: %s\n", e.what());

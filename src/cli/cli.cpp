@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "sockstate/common/version.h"
+#include "sockstate/ocsf/json_writer.h"
 #include "sockstate/ocsf/tcp_state.h"
 
 namespace sockstate::cli {
@@ -50,10 +51,12 @@ Invocation parse(const std::vector<std::string>& args) {
   app.set_version_flag("--version", std::string("sockstate ") + kVersion);
   app.require_subcommand(1);
   app.footer(
-      "Exit status: 0 success; 1 runtime failure (netlink, output); 2 bad command line.\n"
+      "Exit status: 0 success; 1 runtime failure (netlink, output); 2 bad command line\n"
+      "or configuration.\n"
       "Records: OCSF 1.8.0 Network Activity (4001), TCP state in unmapped.tcp_state_id.\n"
       "See sockstate(1).");
-  app.add_option("--log-level", inv.log_level, "Diagnostics on stderr (default warn)")
+  app.add_option("--log-level", inv.log_level,
+                 "Diagnostics on stderr (default: warn; for run, the configuration's)")
       ->check(CLI::IsMember({"error", "warn", "info", "debug"}))
       ->type_name("LEVEL");
 
@@ -79,6 +82,33 @@ Invocation parse(const std::vector<std::string>& args) {
   snap->add_option("--output", inv.output_path, "Write records to FILE (mode 0640), not stdout")
       ->type_name("FILE");
 
+  CLI::App* run = app.add_subcommand(
+      "run", "Collect: report socket changes, closes and traffic as records until stopped.");
+  run->add_option("--config", inv.config_path, "Configuration file (JSON; see sockstate(1))")
+      ->type_name("FILE");
+  std::string poll_interval;
+  std::string traffic_interval;
+  std::string run_output;
+  bool no_baseline = false;
+  bool no_destroy_events = false;
+  run->add_option("--poll-interval", poll_interval, "Override poll_interval (e.g. 10s)")
+      ->type_name("DURATION");
+  run->add_option("--traffic-interval", traffic_interval,
+                  "Override traffic_interval (e.g. 60s; 0 turns Traffic records off)")
+      ->type_name("DURATION");
+  run->add_option("--output", run_output,
+                  "Write records to FILE only (replaces the configured sinks)")
+      ->type_name("FILE");
+  run->add_flag("--no-baseline", no_baseline, "No startup snapshot records");
+  run->add_flag("--no-destroy-events", no_destroy_events,
+                "Do not listen to destroy events (closes are then found by polls)");
+
+  CLI::App* check = app.add_subcommand(
+      "check-config", "Validate a configuration file and exit (0 valid, 2 invalid).");
+  check->add_option("file", inv.config_path, "The configuration file")
+      ->required()
+      ->type_name("FILE");
+
   // CLI11 reports an unknown command as "a subcommand is required"; name it instead.
   for (std::size_t i = 1; i < args.size(); ++i) {
     if (args[i] == "--log-level") {
@@ -86,9 +116,10 @@ Invocation parse(const std::vector<std::string>& args) {
       continue;
     }
     if (!args[i].empty() && args[i][0] != '-') {
-      if (args[i] != "snapshot") {
+      if (args[i] != "snapshot" && args[i] != "run" && args[i] != "check-config") {
         inv.exit_code = kExitUsage;
-        inv.error = "unknown command '" + args[i] + "' (commands: snapshot; see sockstate --help)";
+        inv.error = "unknown command '" + args[i] +
+                    "' (commands: snapshot, run, check-config; see sockstate --help)";
         return inv;
       }
       break;
@@ -110,6 +141,39 @@ Invocation parse(const std::vector<std::string>& args) {
   } catch (const CLI::ParseError& e) {
     inv.exit_code = kExitUsage;
     inv.error = one_line(e.what()) + " (see sockstate --help)";
+    return inv;
+  }
+
+  auto quoted = [](const std::string& v) {
+    std::string out;
+    ocsf::append_json_string(out, v);
+    return out;
+  };
+  if (run->parsed()) {
+    inv.command = Command::kRun;
+    if (!poll_interval.empty()) {
+      inv.overrides.emplace_back("poll_interval", quoted(poll_interval));
+    }
+    if (!traffic_interval.empty()) {
+      inv.overrides.emplace_back("traffic_interval", quoted(traffic_interval));
+    }
+    if (no_baseline) {
+      inv.overrides.emplace_back("baseline", "false");
+    }
+    if (no_destroy_events) {
+      inv.overrides.emplace_back("destroy_events", "false");
+    }
+    if (!inv.log_level.empty()) {
+      inv.overrides.emplace_back("log_level", quoted(inv.log_level));
+    }
+    if (!run_output.empty()) {
+      inv.overrides.emplace_back("sinks",
+                                 "[{\"type\":\"file\",\"path\":" + quoted(run_output) + "}]");
+    }
+    return inv;
+  }
+  if (check->parsed()) {
+    inv.command = Command::kCheckConfig;
     return inv;
   }
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <fstream>
 
 namespace sockstate::ocsf {
 
@@ -80,6 +81,17 @@ bool ListenerTable::accepts(const netlink::SocketEntry& connection) const {
       Key{normalized_address(connection.family, connection.local_addr), connection.local_port});
 }
 
+void read_ephemeral_range(ListenerTable& table, const std::string& root) {
+  const std::string path =
+      (root == "/" ? std::string() : root) + "/proc/sys/net/ipv4/ip_local_port_range";
+  std::ifstream in(path);
+  unsigned low = 0;
+  unsigned high = 0;
+  if (in >> low >> high && low > 0 && low <= high && high <= 65535) {
+    table.set_ephemeral_range(static_cast<std::uint16_t>(low), static_cast<std::uint16_t>(high));
+  }
+}
+
 Orientation orient(const netlink::SocketEntry& entry, const ListenerTable& listeners) {
   using Shape = Orientation::Shape;
   Orientation o;
@@ -118,7 +130,11 @@ Orientation orient(const netlink::SocketEntry& entry, const ListenerTable& liste
     o.shape = Shape::kInbound;
     o.assignment_known = true;
   } else {
-    o.shape = Shape::kOutbound;  // a guess: the listener may be gone
+    // A guess: the listener may be gone, or no poll has seen it yet. The side whose
+    // port the kernel picked from the ephemeral range is the one that connected.
+    const bool local_ephemeral = listeners.ephemeral(entry.local_port);
+    const bool remote_ephemeral = listeners.ephemeral(entry.remote_port);
+    o.shape = (!local_ephemeral && remote_ephemeral) ? Shape::kInbound : Shape::kOutbound;
     o.assignment_known = false;
   }
 

@@ -32,6 +32,7 @@ Result<SnapshotStats> run_snapshot(const SnapshotOptions& options, ocsf::RecordB
       continue;
     }
     ocsf::ListenerTable listeners;
+    ocsf::read_ephemeral_range(listeners);
     if (needs_listeners(options.states)) {
       netlink::CookieSet seen;
       netlink::DumpStats listener_stats;

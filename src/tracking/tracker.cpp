@@ -1,5 +1,7 @@
 #include "sockstate/tracking/tracker.h"
 
+#include <cstring>
+
 namespace sockstate::tracking {
 namespace {
 
@@ -54,6 +56,24 @@ ocsf::Traffic final_traffic(const netlink::TcpInfo& info, bool active_open) {
   return t;
 }
 
+Tracker::Flow Tracker::flow_of(const SocketEntry& e) {
+  return Flow{ocsf::normalized_address(e.family, e.local_addr),
+              ocsf::normalized_address(e.family, e.remote_addr), e.local_port, e.remote_port};
+}
+
+std::size_t Tracker::FlowHash::operator()(const Flow& f) const {
+  std::uint64_t h = (std::uint64_t{f.local_port} << 16) | f.remote_port;
+  for (const auto* a : {&f.local, &f.remote}) {
+    std::uint64_t hi = 0;
+    std::uint64_t lo = 0;
+    std::memcpy(&hi, a->data(), 8);
+    std::memcpy(&lo, a->data() + 8, 8);
+    h = (h ^ hi) * 0x9E3779B97F4A7C15U;
+    h = (h ^ lo) * 0x9E3779B97F4A7C15U;
+  }
+  return static_cast<std::size_t>(h ^ (h >> 29));
+}
+
 void Tracker::begin_poll(std::int64_t now_ms, bool baseline) {
   ++generation_;
   poll_ms_ = now_ms;
@@ -70,7 +90,7 @@ void Tracker::poll_socket(const SocketEntry& entry, const ocsf::ListenerTable& l
     const ocsf::Orientation o = ocsf::orient(entry, listeners);
     Event ev{EventKind::kBaseline, entry, o, 0, poll_ms_, 0, false, false, {}, {}};
     if (baseline_) {
-      emit(std::move(ev));
+      emit(ev);
       if (!entry.full_socket) {
         // A minisocket's connection is over (TIME-WAIT) or not yet a socket (request):
         // nothing to follow.
@@ -83,10 +103,23 @@ void Tracker::poll_socket(const SocketEntry& entry, const ocsf::ListenerTable& l
       if (entry.state == netlink::kTcpSynRecv) {
         return;  // half-open request sockets: the accepted socket is reported instead
       }
-      // A TIME-WAIT (or FIN-WAIT-2) remnant of a connection whose end no destroy event
-      // announced (events off or lost): it closed before this poll.
+      // A TIME-WAIT (or FIN-WAIT-2) remnant of a connection we never tracked: its close
+      // is reported by its destroy event (under another cookie, matched by 4-tuple), or
+      // by a later poll if none comes.
+      const Flow flow = flow_of(entry);
+      if (auto f = closed_flows_.find(flow); f != closed_flows_.end()) {
+        f->second = generation_;
+        closed_[entry.cookie] = generation_;
+        return;
+      }
+      if (defer_) {
+        if (pending_.try_emplace(entry.cookie, Pending{entry, o, generation_}).second) {
+          pending_flows_[flow] = entry.cookie;
+        }
+        return;
+      }
       ev.kind = EventKind::kClose;
-      emit(std::move(ev));
+      emit(ev);
       ++stats_.closed_by_poll;
       closed_[entry.cookie] = generation_;
       return;
@@ -104,22 +137,23 @@ void Tracker::poll_socket(const SocketEntry& entry, const ocsf::ListenerTable& l
     if (!baseline_ && entry.state != netlink::kTcpClose) {
       ev.kind = entry.state == netlink::kTcpListen ? EventKind::kListen : EventKind::kOpen;
       ev.start_ms = poll_ms_;
-      emit(std::move(ev));
+      emit(ev);
     }
     t.reported_open = baseline_ || entry.state != netlink::kTcpClose;
-    tracked_.emplace(entry.cookie, std::move(t));
+    tracked_.emplace(entry.cookie, t);
     return;
   }
 
   Tracked& t = it->second;
   t.generation = generation_;
   if (!entry.full_socket) {
-    // Became a TIME-WAIT minisocket and no destroy event said so: closed now.
-    SocketEntry final_entry = entry;
-    final_entry.has_tcp_info = false;
-    close(t, final_entry, false, poll_ms_);
+    // Became a TIME-WAIT minisocket: closed. end_poll() reports it if no destroy
+    // event does.
+    t.remnant = entry;
+    t.has_remnant = true;
     return;
   }
+  t.suspect_since = 0;
   const std::uint8_t previous = t.last.state;
   t.last = entry;
   t.seen_established = t.seen_established || past_handshake(entry.state);
@@ -161,16 +195,46 @@ void Tracker::poll_socket(const SocketEntry& entry, const ocsf::ListenerTable& l
 
 void Tracker::end_poll() {
   for (auto it = tracked_.begin(); it != tracked_.end();) {
-    if (it->second.generation == generation_) {
+    Tracked& t = it->second;
+    ++it;  // close() erases t
+    const bool gone = t.generation != generation_;
+    if (!gone && !t.has_remnant) {
+      continue;
+    }
+    if (t.suspect_since == 0) {
+      t.suspect_since = generation_;
+    }
+    if (defer_ && t.suspect_since == generation_) {
+      continue;  // its destroy event may still be on its way
+    }
+    // Gone (or a minisocket) and no destroy event reported it.
+    SocketEntry final_entry = t.has_remnant ? t.remnant : t.last;
+    if (t.has_remnant) {
+      final_entry.has_tcp_info = false;
+    } else {
+      final_entry.state = netlink::kTcpClose;
+    }
+    close(t, final_entry, false, poll_ms_);
+  }
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    if (it->second.first_generation == generation_) {
       ++it;
       continue;
     }
-    // Gone from a complete poll, and no destroy event reported it.
-    Tracked& t = it->second;
-    ++it;  // close() erases t
-    SocketEntry final_entry = t.last;
-    final_entry.state = netlink::kTcpClose;
-    close(t, final_entry, false, poll_ms_);
+    Event ev{EventKind::kClose,
+             it->second.entry,
+             it->second.orientation,
+             0,
+             poll_ms_,
+             0,
+             false,
+             false,
+             {},
+             {}};
+    emit(ev);
+    ++stats_.closed_by_poll;
+    closed_[it->first] = generation_;
+    it = pending_.erase(it);
   }
   std::erase_if(closed_, [this](const auto& c) { return c.second < generation_; });
   baseline_ = false;
@@ -187,6 +251,13 @@ void Tracker::destroyed(const SocketEntry& entry, const ocsf::ListenerTable& lis
     close(it->second, entry, true, now_ms);
     return;
   }
+  // Its TIME-WAIT remnant was seen first, under this cookie or (never polled) another.
+  if (auto f = pending_flows_.find(flow_of(entry)); f != pending_flows_.end()) {
+    closed_[f->second] = generation_;
+    pending_.erase(f->second);
+    pending_flows_.erase(f);
+  }
+  pending_.erase(entry.cookie);
   const ocsf::Address remote = ocsf::normalized_address(entry.family, entry.remote_addr);
   if (ocsf::is_unspecified(remote)) {
     // Bound and never used, or a listener no poll saw: nothing happened on the network.
@@ -198,7 +269,7 @@ void Tracker::destroyed(const SocketEntry& entry, const ocsf::ListenerTable& lis
   t.last = entry;
   t.orientation = ocsf::orient(entry, listeners);
   t.reported_open = true;
-  auto [pos, inserted] = tracked_.emplace(entry.cookie, std::move(t));
+  auto [pos, inserted] = tracked_.emplace(entry.cookie, t);
   (void)inserted;
   close(pos->second, entry, true, now_ms);
 }
@@ -238,8 +309,11 @@ void Tracker::close(Tracked& t, SocketEntry final_entry, bool from_destroy, std:
         ev.traffic = ocsf::application_traffic(t.last, active);
       }
     }
-    emit(std::move(ev));
+    emit(ev);
     ++(from_destroy ? stats_.closed_by_destroy : stats_.closed_by_poll);
+  }
+  if (final_entry.remote_port != 0) {
+    closed_flows_[flow_of(final_entry)] = generation_;
   }
   tracked_.erase(cookie);
   closed_[cookie] = generation_;
@@ -259,7 +333,7 @@ void Tracker::report_traffic(std::int64_t now_ms, std::int64_t interval_ms) {
     Event ev{
         EventKind::kTraffic,       t.last, t.orientation, 0, now_ms, t.first_seen_ms, false, true,
         minus(totals, t.reported), totals};
-    emit(std::move(ev));
+    emit(ev);
     t.reported = totals;
     t.last_traffic_ms = now_ms;
   }

@@ -97,6 +97,36 @@ TEST(Cli, HelpAndVersion) {
   EXPECT_EQ(inv.out, std::string("sockstate ") + kVersion + "\n");
 }
 
+TEST(Cli, RunTakesAConfigAndOverrides) {
+  Invocation inv = run({"run"});
+  ASSERT_EQ(inv.command, Command::kRun);
+  EXPECT_TRUE(inv.config_path.empty());
+  EXPECT_TRUE(inv.overrides.empty());
+  inv = run({"--log-level", "debug", "run", "--config", "/etc/sockstate/sockstate.json",
+             "--poll-interval", "2s", "--traffic-interval", "0", "--no-baseline",
+             "--no-destroy-events", "--output", "/var/log/a \"b\".jsonl"});
+  ASSERT_EQ(inv.command, Command::kRun);
+  EXPECT_EQ(inv.config_path, "/etc/sockstate/sockstate.json");
+  const std::vector<std::pair<std::string, std::string>> want = {
+      {"poll_interval", "\"2s\""},
+      {"traffic_interval", "\"0\""},
+      {"baseline", "false"},
+      {"destroy_events", "false"},
+      {"log_level", "\"debug\""},
+      {"sinks", "[{\"type\":\"file\",\"path\":\"/var/log/a \\\"b\\\".jsonl\"}]"},
+  };
+  EXPECT_EQ(inv.overrides, want);
+  expect_usage_error({"run", "--poll"}, "--poll");
+  expect_usage_error({"run", "extra"}, "extra");
+}
+
+TEST(Cli, CheckConfigNeedsAFile) {
+  const Invocation inv = run({"check-config", "/tmp/x.json"});
+  ASSERT_EQ(inv.command, Command::kCheckConfig);
+  EXPECT_EQ(inv.config_path, "/tmp/x.json");
+  expect_usage_error({"check-config"}, "file");
+}
+
 std::string read_file(const std::string& path) {
   std::ifstream in(path);
   std::stringstream ss;
@@ -111,7 +141,8 @@ TEST(Cli, HelpReadmeAndManPageAgree) {
   ASSERT_FALSE(readme.empty());
   ASSERT_FALSE(man.empty());
   man.erase(std::remove(man.begin(), man.end(), '\\'), man.end());  // roff's \- is -
-  const std::string help = run({"--help"}).out + run({"snapshot", "--help"}).out;
+  const std::string help = run({"--help"}).out + run({"snapshot", "--help"}).out +
+                           run({"run", "--help"}).out + run({"check-config", "--help"}).out;
   const std::regex option("--[a-z][a-z-]+");
   std::set<std::string> options;
   for (auto it = std::sregex_iterator(help.begin(), help.end(), option);

@@ -83,7 +83,7 @@ TEST(Orientation, ListenerDecidesInbound) {
   EXPECT_EQ(o.shape, Orientation::Shape::kInbound);
   EXPECT_EQ(o.boundary, Boundary::kInternal);
   // Same port on another local address is not that listener's.
-  o = orient(entry(AF_INET6, 1, "2001:db8::6", 8443, "fd00::7", 40000), listeners);
+  o = orient(entry(AF_INET6, 1, "2001:db8::6", 8443, "fd00::7", 3000), listeners);
   EXPECT_EQ(o.shape, Orientation::Shape::kOutbound);
   EXPECT_FALSE(o.assignment_known);
 }
@@ -107,6 +107,27 @@ TEST(Orientation, OutboundIsAGuessUnlessSynSent) {
   o = orient(entry(AF_INET, 2, "10.0.0.5", 51514, "10.0.0.9", 443), none);
   EXPECT_TRUE(o.assignment_known);
   EXPECT_EQ(o.boundary, Boundary::kInternal);
+}
+
+TEST(Orientation, WithoutAListenerTheEphemeralPortTellsWhoConnected) {
+  ListenerTable none;
+  // A service port facing an ephemeral one: accepted here (its listener is gone or not
+  // yet seen). Still a guess.
+  auto o = orient(entry(AF_INET, 1, "10.0.0.5", 8080, "10.0.0.9", 40000), none);
+  EXPECT_EQ(o.shape, Orientation::Shape::kInbound);
+  EXPECT_FALSE(o.assignment_known);
+  // Both ephemeral, or neither: outbound, as before.
+  o = orient(entry(AF_INET, 1, "10.0.0.5", 40001, "10.0.0.9", 40000), none);
+  EXPECT_EQ(o.shape, Orientation::Shape::kOutbound);
+  o = orient(entry(AF_INET, 1, "10.0.0.5", 2010, "10.0.0.9", 2000), none);
+  EXPECT_EQ(o.shape, Orientation::Shape::kOutbound);
+  // The namespace's own range decides.
+  ListenerTable narrow;
+  narrow.set_ephemeral_range(50000, 50100);
+  o = orient(entry(AF_INET, 1, "10.0.0.5", 8080, "10.0.0.9", 40000), narrow);
+  EXPECT_EQ(o.shape, Orientation::Shape::kOutbound);
+  o = orient(entry(AF_INET, 1, "10.0.0.5", 8080, "10.0.0.9", 50050), narrow);
+  EXPECT_EQ(o.shape, Orientation::Shape::kInbound);
 }
 
 TEST(Orientation, RequestSocketIsInboundWithoutListenerMatch) {

@@ -59,7 +59,8 @@ netlink::TcpInfo info(std::uint64_t acked, std::uint64_t received, std::uint32_t
 
 class TrackerTest : public ::testing::Test {
  protected:
-  TrackerTest() : tracker_([this](const Event& e) { events_.push_back(e); }) {}
+  explicit TrackerTest(bool confirm = false)
+      : tracker_([this](const Event& e) { events_.push_back(e); }, confirm) {}
 
   void poll(std::int64_t now, const std::vector<SocketEntry>& sockets, bool baseline = false) {
     listeners_ = {};
@@ -251,6 +252,99 @@ TEST_F(TrackerTest, PeriodicTrafficIsDeltaPlusCumulative) {
   EXPECT_TRUE(take().empty());
   tracker_.report_traffic(130000, 0);
   EXPECT_TRUE(take().empty()) << "interval 0 disables";
+}
+
+// As the daemon runs it: a close found by a poll needs the next poll to agree.
+class ConfirmingTrackerTest : public TrackerTest {
+ protected:
+  ConfirmingTrackerTest() : TrackerTest(true) {}
+};
+
+TEST_F(ConfirmingTrackerTest, RemnantSeenBeforeItsDestroyEvent) {
+  poll(1000, {listener(22, 1)}, true);
+  poll(2000, {listener(22, 1), inbound(1, 2, info(10, 20, 3, 3, 50, 10))});
+  take();
+  // The poll finds the TIME-WAIT minisocket; the destroy event is still queued.
+  SocketEntry tw = make_entry(AF_INET, 6, "10.0.0.5", 22, "192.0.2.7", 50000, 2);
+  poll(3000, {listener(22, 1), tw});
+  EXPECT_TRUE(take().empty());
+  tracker_.destroyed(destroy_of(inbound(1, 2), info(301, 1001, 3, 6, 20, 300)), listeners_, 3100);
+  poll(4000, {listener(22, 1), tw});
+  poll(5000, {listener(22, 1)});
+  auto ev = take();
+  ASSERT_EQ(ev.size(), 1U);
+  EXPECT_TRUE(ev[0].from_destroy) << "the event's final totals, not the poll's";
+  EXPECT_EQ(ev[0].traffic.bytes_received, 1000U);
+}
+
+TEST_F(ConfirmingTrackerTest, UntrackedRemnantThenItsEvent) {
+  poll(1000, {listener(22, 1)}, true);
+  take();
+  SocketEntry tw = make_entry(AF_INET, 6, "10.0.0.5", 22, "192.0.2.7", 50000, 9);
+  poll(2000, {listener(22, 1), tw});
+  tracker_.destroyed(destroy_of(inbound(1, 9), info(301, 1001, 3, 6, 20, 300)), listeners_, 2100);
+  poll(3000, {listener(22, 1), tw});
+  poll(4000, {listener(22, 1)});
+  auto ev = take();
+  ASSERT_EQ(ev.size(), 1U);
+  EXPECT_TRUE(ev[0].from_destroy);
+}
+
+// Measured on 6.18: for a connection no poll saw, the TIME-WAIT minisocket and the
+// destroy event carry different cookies (cookies are made on first request).
+TEST_F(ConfirmingTrackerTest, RemnantUnderAnotherCookieIsMatchedByFlow) {
+  poll(1000, {listener(22, 1)}, true);
+  take();
+  // The event first, then the remnant.
+  tracker_.destroyed(destroy_of(inbound(1, 0x7a), info(11, 1, 3, 3, 20, 10)), listeners_, 1100);
+  SocketEntry tw = make_entry(AF_INET, 6, "10.0.0.5", 22, "192.0.2.7", 50000, 0x7c);
+  poll(2000, {listener(22, 1), tw});
+  poll(3000, {listener(22, 1), tw});
+  // The remnant first, then the event.
+  SocketEntry tw2 = make_entry(AF_INET, 6, "10.0.0.5", 22, "192.0.2.8", 50001, 0x8c);
+  poll(4000, {listener(22, 1), tw, tw2});
+  SocketEntry other = inbound(1, 0x8a);
+  other.remote_addr = testing::raw_address(AF_INET, "192.0.2.8");
+  other.remote_port = 50001;
+  tracker_.destroyed(destroy_of(other, info(11, 1, 3, 3, 20, 10)), listeners_, 4100);
+  for (int i = 5; i < 9; ++i) {
+    poll(i * 1000, {listener(22, 1), tw, tw2});
+  }
+  auto ev = take();
+  ASSERT_EQ(ev.size(), 2U);
+  EXPECT_TRUE(ev[0].from_destroy);
+  EXPECT_TRUE(ev[1].from_destroy);
+  EXPECT_EQ(tracker_.stats().closed_by_poll, 0U);
+}
+
+TEST_F(ConfirmingTrackerTest, NoEventThenTheNextPollReportsIt) {
+  poll(1000, {}, true);
+  poll(2000, {outbound(1, 60, info(101, 51, 5, 4, 30, 100))});
+  take();
+  poll(3000, {});
+  EXPECT_TRUE(take().empty()) << "waits one poll for the event";
+  poll(4000, {});
+  auto ev = take();
+  ASSERT_EQ(ev.size(), 1U);
+  EXPECT_FALSE(ev[0].from_destroy);
+  EXPECT_EQ(ev[0].time_ms, 4000);
+  // An untracked remnant with no event at all: reported once, a poll later.
+  SocketEntry tw = make_entry(AF_INET, 6, "10.0.0.5", 40001, "10.0.0.9", 443, 61);
+  poll(5000, {tw});
+  EXPECT_TRUE(take().empty());
+  poll(6000, {tw});
+  poll(7000, {tw});
+  EXPECT_EQ(take().size(), 1U);
+}
+
+TEST_F(ConfirmingTrackerTest, OneDumpMissingASocketIsNotAClose) {
+  poll(1000, {}, true);
+  poll(2000, {outbound(1, 70, info(101, 51, 5, 4, 30, 100))});
+  take();
+  poll(3000, {});  // a dump that skipped it
+  poll(4000, {outbound(1, 70, info(101, 51, 5, 4, 30, 100))});
+  poll(5000, {outbound(1, 70, info(101, 51, 5, 4, 30, 100))});
+  EXPECT_TRUE(take().empty());
 }
 
 TEST(FinalTraffic, MeasuredCloses) {

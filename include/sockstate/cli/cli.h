@@ -12,16 +12,21 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitRuntime = 1;  // netlink, output or other failure at run time
 inline constexpr int kExitUsage = 2;    // bad command line or configuration
 
-enum class Command { kExit, kSnapshot };
+enum class Command { kExit, kSnapshot, kRun, kCheckConfig };
 
 struct Invocation {
   Command command = Command::kExit;
   int exit_code = kExitOk;  // for kExit
   std::string out;          // for kExit: what goes to stdout (--help, --version)
   std::string error;        // for kExit with kExitUsage: the one line for stderr
-  std::string log_level = "warn";
+  std::string log_level;    // --log-level when given; empty: warn (snapshot), the config (run)
   snapshot::SnapshotOptions snapshot;
   std::string output_path;  // empty: stdout
+  // run, check-config
+  std::string config_path;  // empty: built-in defaults
+  // Command-line overrides of configuration keys, as JSON values by key, applied over
+  // the file's document before validation.
+  std::vector<std::pair<std::string, std::string>> overrides;
 };
 
 // Parses argv (CLI11). Never throws, never prints: the caller prints `out` or `error`.

@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cstdint>
+#include <string>
 #include <unordered_set>
 
 #include "sockstate/netlink/types.h"
@@ -26,6 +27,16 @@ class ListenerTable {
   [[nodiscard]] bool accepts(const netlink::SocketEntry& connection) const;
   [[nodiscard]] std::size_t size() const { return exact_.size() + wildcard_ports_.size(); }
 
+  // The namespace's ephemeral port range (net.ipv4.ip_local_port_range), for guessing
+  // the direction of a connection no listener decides. Default 32768..60999.
+  void set_ephemeral_range(std::uint16_t low, std::uint16_t high) {
+    ephemeral_low_ = low;
+    ephemeral_high_ = high;
+  }
+  [[nodiscard]] bool ephemeral(std::uint16_t port) const {
+    return port >= ephemeral_low_ && port <= ephemeral_high_;
+  }
+
  private:
   struct Key {
     Address addr;
@@ -37,7 +48,13 @@ class ListenerTable {
   };
   std::unordered_set<Key, KeyHash> exact_;
   std::unordered_set<std::uint16_t> wildcard_ports_;
+  std::uint16_t ephemeral_low_ = 32768;
+  std::uint16_t ephemeral_high_ = 60999;
 };
+
+// Reads net.ipv4.ip_local_port_range below `root` into the table; keeps the default
+// when it cannot.
+void read_ephemeral_range(ListenerTable& table, const std::string& root = "/");
 
 // network_connection_info.direction_id / boundary_id and observation_point_id values.
 enum class Direction : std::uint8_t { kUnknown = 0, kInbound = 1, kOutbound = 2, kLocal = 4 };

@@ -56,7 +56,13 @@ class Tracker {
  public:
   using Sink = std::function<void(const Event&)>;
 
-  explicit Tracker(Sink sink) : sink_(std::move(sink)) {}
+  // `confirm_poll_closes`: a close found by a poll (the socket gone, or already a
+  // TIME-WAIT minisocket) is reported only when the next poll agrees. The kernel sends
+  // destroy events from a work queue, so a poll can get there before the event, whose
+  // final totals are better; and a dump is not atomic, so one poll can miss a socket
+  // that is still there. The daemon always confirms; tests may not.
+  explicit Tracker(Sink sink, bool confirm_poll_closes = false)
+      : sink_(std::move(sink)), defer_(confirm_poll_closes) {}
 
   // One complete poll: begin, every socket of the dump, end. The listener table must hold
   // this poll's LISTEN sockets before any other socket is fed. The first poll, with
@@ -84,19 +90,49 @@ class Tracker {
     bool reported_open = false;  // an Open/Listen/Baseline record was written
     std::int64_t last_traffic_ms = 0;
     ocsf::Traffic reported;  // totals at the last Traffic record
+    // The generation of the poll that first found it gone or a minisocket; 0: alive.
+    std::uint64_t suspect_since = 0;
+    netlink::SocketEntry remnant;  // the minisocket that poll saw, if any
+    bool has_remnant = false;
+  };
+  // A connection's 4-tuple. A TIME-WAIT minisocket copies its socket's cookie when it is
+  // created, but cookies are made on first request: for a connection no poll ever saw,
+  // the destroy event makes the socket's cookie later and the minisocket gets another.
+  // The 4-tuple, which the minisocket holds alone, ties the two together.
+  struct Flow {
+    ocsf::Address local;
+    ocsf::Address remote;
+    std::uint16_t local_port = 0;
+    std::uint16_t remote_port = 0;
+    bool operator==(const Flow&) const = default;
+  };
+  struct FlowHash {
+    std::size_t operator()(const Flow& f) const;
+  };
+  static Flow flow_of(const netlink::SocketEntry& e);
+
+  struct Pending {  // a TIME-WAIT remnant of a socket we never tracked
+    netlink::SocketEntry entry;
+    ocsf::Orientation orientation;
+    std::uint64_t first_generation = 0;
   };
 
-  void emit(Event&& event) { sink_(event); }
+  void emit(const Event& event) { sink_(event); }
   void close(Tracked& t, netlink::SocketEntry final_entry, bool from_destroy, std::int64_t now_ms);
 
   Sink sink_;
   std::unordered_map<std::uint64_t, Tracked> tracked_;
   // Cookies reported closed, and the generation of the last poll that still showed them.
   std::unordered_map<std::uint64_t, std::uint64_t> closed_;
+  std::unordered_map<std::uint64_t, Pending> pending_;
+  std::unordered_map<Flow, std::uint64_t, FlowHash> pending_flows_;  // -> pending cookie
+  // Flows reported closed, and the generation that last refreshed them.
+  std::unordered_map<Flow, std::uint64_t, FlowHash> closed_flows_;
   std::uint64_t generation_ = 0;
   std::int64_t poll_ms_ = 0;
   bool baseline_ = false;
   TrackerStats stats_;
+  bool defer_ = false;
 };
 
 // Traffic from a destroy event's final tcp_info, where the state no longer tells which

@@ -1,0 +1,468 @@
+// `sockstate run` against real sockets in the test's own network namespace: Listen,
+// Open, Close with real byte counts, Refuse, Fail, State Change, connections too short
+// for any poll, a close storm, rotation by rename + SIGHUP, sd_notify. Needs root.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "support/netns.h"
+#include "support/process.h"
+#include "support/unique_fd.h"
+
+namespace sockstate::testing {
+namespace {
+
+using nlohmann::json;
+using std::chrono::milliseconds;
+
+constexpr int kListen = 7, kOpen = 1, kClose = 2, kFail = 4, kRefuse = 5, kOther = 99;
+
+sockaddr_in loopback(std::uint16_t port) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return a;
+}
+
+UniqueFd listen_on(std::uint16_t port) {
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  const int one = 1;
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  const sockaddr_in a = loopback(port);
+  EXPECT_EQ(::bind(fd.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a), 0) << port;
+  EXPECT_EQ(::listen(fd.get(), 4096), 0);
+  return fd;
+}
+
+UniqueFd connect_to(std::uint16_t port) {
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  const sockaddr_in a = loopback(port);
+  EXPECT_EQ(::connect(fd.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a), 0) << port;
+  return fd;
+}
+
+void write_all(int fd, std::size_t n) {
+  const std::string data(n, 'x');
+  ASSERT_EQ(::write(fd, data.data(), n), static_cast<ssize_t>(n));
+}
+
+void read_exactly(int fd, std::size_t n) {
+  std::string buf(n, '\0');
+  std::size_t got = 0;
+  while (got < n) {
+    const ssize_t r = ::read(fd, buf.data() + got, n - got);
+    ASSERT_GT(r, 0);
+    got += static_cast<std::size_t>(r);
+  }
+}
+
+int dst_port(const json& r) {
+  return r.contains("dst_endpoint") && r["dst_endpoint"].contains("port")
+             ? r["dst_endpoint"]["port"].get<int>()
+             : -1;
+}
+
+class DaemonNetns : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (is_root()) {
+      if (auto err = enter_private_netns()) {
+        setup_error_ = *err;
+      }
+    }
+  }
+
+  void SetUp() override {
+    if (!is_root()) {
+      GTEST_SKIP() << "needs root (network namespaces)";
+    }
+    ASSERT_TRUE(setup_error_.empty()) << setup_error_;
+    char dir[] = "/tmp/sockstate-daemon-XXXXXX";
+    ASSERT_NE(::mkdtemp(dir), nullptr);
+    dir_ = dir;
+    records_path_ = dir_ + "/records.jsonl";
+  }
+
+  void TearDown() override {
+    if (daemon_ && daemon_->running()) {
+      stop();
+    }
+    if (!dir_.empty()) {
+      run_command("rm -rf " + dir_);
+    }
+  }
+
+  // Starts the daemon with this configuration (sinks default to the records file) and
+  // waits for READY=1.
+  void start(json config = json::object(), std::vector<std::string> env = {}) {
+    if (!config.contains("sinks")) {
+      config["sinks"] = json::array({{{"type", "file"}, {"path", records_path_}}});
+    }
+    const json defaults = {{"poll_interval", "300ms"},
+                           {"stats_interval", "0"},
+                           {"traffic_interval", "0"},
+                           {"event_buffer", "64MiB"}};
+    for (const auto& [k, v] : defaults.items()) {
+      if (!config.contains(k)) {
+        config[k] = v;
+      }
+    }
+    config_path_ = dir_ + "/sockstate.json";
+    std::ofstream(config_path_) << config.dump(2);
+    std::string error;
+    notify_ = NotifySocket::create(&error);
+    ASSERT_TRUE(notify_) << error;
+    env.push_back("NOTIFY_SOCKET=" + notify_->path());
+    auto daemon = BackgroundProcess::start({SOCKSTATE_BINARY, "run", "--config", config_path_}, env,
+                                           dir_ + "/stdout", dir_ + "/stderr", &error);
+    ASSERT_TRUE(daemon) << error;
+    daemon_.emplace(std::move(*daemon));
+    ASSERT_TRUE(notify_->wait_for("READY=1", milliseconds(10000)))
+        << "no READY=1; stderr: " << file(dir_ + "/stderr");
+  }
+
+  void stop() {
+    ASSERT_TRUE(daemon_->signal(SIGTERM));
+    const auto status = daemon_->wait(milliseconds(15000));
+    ASSERT_TRUE(status) << "did not stop on SIGTERM";
+    EXPECT_EQ(*status, 0) << file(dir_ + "/stderr");
+  }
+
+  static std::string file(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+
+  // Every complete line of the records file(s), parsed.
+  std::vector<json> records(const std::vector<std::string>& paths = {}) const {
+    std::vector<json> out;
+    for (const auto& p : paths.empty() ? std::vector<std::string>{records_path_} : paths) {
+      std::istringstream lines(file(p));
+      for (std::string line; std::getline(lines, line);) {
+        if (!lines.eof()) {
+          out.push_back(json::parse(line));
+        }
+      }
+    }
+    return out;
+  }
+
+  // Waits until `pred` holds for the records so far, returning them.
+  std::vector<json> wait_for(const std::function<bool(const std::vector<json>&)>& pred,
+                             milliseconds timeout = milliseconds(10000)) const {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      auto r = records();
+      if (pred(r) || std::chrono::steady_clock::now() >= deadline) {
+        return r;
+      }
+      std::this_thread::sleep_for(milliseconds(50));
+    }
+  }
+
+  static std::vector<json> with(const std::vector<json>& all, int activity, int port) {
+    std::vector<json> out;
+    for (const auto& r : all) {
+      if (r["activity_id"] == activity && (port < 0 || dst_port(r) == port)) {
+        out.push_back(r);
+      }
+    }
+    return out;
+  }
+
+  void expect_valid_ocsf(const std::vector<std::string>& paths = {}) const {
+    std::string all;
+    for (const auto& p : paths.empty() ? std::vector<std::string>{records_path_} : paths) {
+      all += file(p);
+    }
+    const CommandResult check = run_command(
+        std::string(SOCKSTATE_PYTHON3) + " " + SOCKSTATE_OCSF_CHECK + " --require-tcp-state", all,
+        milliseconds(120000));
+    EXPECT_EQ(check.exit_code, 0) << check.output.substr(0, 2000);
+  }
+
+  static inline std::string setup_error_;
+  std::string dir_;
+  std::string records_path_;
+  std::string config_path_;
+  std::unique_ptr<NotifySocket> notify_;
+  std::optional<BackgroundProcess> daemon_;
+};
+
+TEST_F(DaemonNetns, ListenOpenCloseWithRealBytes) {
+  start();
+  const std::uint16_t port = 5001;
+  UniqueFd l = listen_on(port);
+  auto r = wait_for([&](const auto& all) { return !with(all, kListen, port).empty(); });
+  ASSERT_EQ(with(r, kListen, port).size(), 1U);
+
+  UniqueFd c = connect_to(port);
+  UniqueFd s(::accept4(l.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  write_all(c.get(), 1000);
+  read_exactly(s.get(), 1000);
+  write_all(s.get(), 300);
+  read_exactly(c.get(), 300);
+  r = wait_for([&](const auto& all) { return with(all, kOpen, port).size() >= 2; });
+  const auto opens = with(r, kOpen, port);
+  ASSERT_EQ(opens.size(), 2U) << "one per end";
+  for (const auto& o : opens) {
+    EXPECT_GT(o["start_time"].get<std::int64_t>(), 0);
+  }
+
+  c.reset();  // the client closes first
+  char byte;
+  ASSERT_EQ(::read(s.get(), &byte, 1), 0);
+  s.reset();
+  r = wait_for([&](const auto& all) { return with(all, kClose, port).size() >= 2; });
+  std::this_thread::sleep_for(milliseconds(1000));  // three more polls: still once
+  r = records();
+  const auto closes = with(r, kClose, port);
+  ASSERT_EQ(closes.size(), 2U);
+  for (const auto& x : closes) {
+    SCOPED_TRACE(x.dump());
+    // Both ends describe the client -> server flow: 1000 bytes out, 300 back.
+    EXPECT_EQ(x["traffic"]["bytes_out"], 1000);
+    EXPECT_EQ(x["traffic"]["bytes_in"], 300);
+    EXPECT_EQ(x["status_id"], 1);
+    EXPECT_EQ(x["unmapped"]["tcp_state_id"], 7);
+    EXPECT_GE(x["end_time"].get<std::int64_t>(), x["start_time"].get<std::int64_t>());
+    EXPECT_EQ(x["duration"].get<std::int64_t>(),
+              x["end_time"].get<std::int64_t>() - x["start_time"].get<std::int64_t>());
+    EXPECT_GT(x["unmapped"]["inode"].get<std::int64_t>(), 0) << "owner from the polls";
+  }
+  // Each Close shares its correlation_uid with that socket's Open.
+  std::set<std::string> open_ids;
+  for (const auto& o : opens) {
+    open_ids.insert(o["metadata"]["correlation_uid"].get<std::string>());
+  }
+  for (const auto& x : closes) {
+    EXPECT_TRUE(open_ids.contains(x["metadata"]["correlation_uid"].get<std::string>()));
+  }
+  stop();
+  expect_valid_ocsf();
+}
+
+TEST_F(DaemonNetns, RefusedAndFailedConnects) {
+  ASSERT_FALSE(
+      apply_nft("table inet sockstate_test {\n chain input {\n"
+                "  type filter hook input priority 0;\n"
+                "  tcp dport 5003 tcp flags syn drop\n }\n}\n"));
+  start();
+  // Refused: nobody listens on 5002; the RST comes back to a non-blocking connect, and
+  // the socket keeps its counters (segs_in 1) until it is closed.
+  {
+    UniqueFd c(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    const sockaddr_in a = loopback(5002);
+    EXPECT_NE(::connect(c.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a), 0);
+    int err = 0;
+    socklen_t len = sizeof err;
+    for (int i = 0; i < 100 && err == 0; ++i) {
+      std::this_thread::sleep_for(milliseconds(10));
+      ::getsockopt(c.get(), SOL_SOCKET, SO_ERROR, &err, &len);
+    }
+    EXPECT_EQ(err, ECONNREFUSED);
+  }
+  // A blocking connect() refused: tcp_disconnect() zeroes the counters and the remote
+  // port before the socket is destroyed, so nothing tells a refusal from a timeout.
+  {
+    UniqueFd c(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    const sockaddr_in a = loopback(5009);
+    EXPECT_NE(::connect(c.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a), 0);
+    EXPECT_EQ(errno, ECONNREFUSED);
+  }
+  // Failed: the SYNs to 5003 are dropped; give up after a poll saw it trying.
+  {
+    UniqueFd c(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    const sockaddr_in a = loopback(5003);
+    EXPECT_NE(::connect(c.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a), 0);
+    EXPECT_EQ(errno, EINPROGRESS);
+    auto r = wait_for([&](const auto& all) { return !with(all, kOpen, 5003).empty(); });
+    EXPECT_EQ(with(r, kOpen, 5003).size(), 1U) << "SYN-SENT seen by a poll";
+  }
+  auto r = wait_for([&](const auto& all) {
+    return !with(all, kRefuse, 5002).empty() && with(all, kFail, -1).size() >= 2;
+  });
+  const auto refused = with(r, kRefuse, 5002);
+  ASSERT_EQ(refused.size(), 1U);
+  EXPECT_EQ(refused[0]["status_id"], 2);
+  EXPECT_EQ(refused[0]["traffic"]["packets_in"], 1);
+  const auto failed = with(r, kFail, 5003);
+  ASSERT_EQ(failed.size(), 1U);
+  EXPECT_EQ(failed[0]["status_id"], 2);
+  EXPECT_EQ(failed[0]["traffic"]["packets_in"], 0);
+  // The blocking one: a Fail whose destination is the address alone.
+  const auto portless = with(r, kFail, -1);
+  ASSERT_EQ(portless.size(), 2U);
+  const json& blocking = dst_port(portless[0]) == 5003 ? portless[1] : portless[0];
+  EXPECT_EQ(blocking["dst_endpoint"], json({{"ip", "127.0.0.1"}}));
+  EXPECT_TRUE(with(r, kClose, 5003).empty()) << "a failed attempt is not also a Close";
+  stop();
+  expect_valid_ocsf();
+  run_command("nft delete table inet sockstate_test");
+}
+
+TEST_F(DaemonNetns, CloseWaitIsAStateChange) {
+  start();
+  const std::uint16_t port = 5004;
+  UniqueFd l = listen_on(port);
+  UniqueFd c = connect_to(port);
+  UniqueFd s(::accept4(l.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  wait_for([&](const auto& all) { return with(all, kOpen, port).size() >= 2; });
+  ASSERT_EQ(::shutdown(c.get(), SHUT_WR), 0);
+  auto r = wait_for([&](const auto& all) { return with(all, kOther, port).size() >= 2; });
+  const auto changes = with(r, kOther, port);
+  ASSERT_EQ(changes.size(), 2U);
+  std::set<std::pair<int, int>> seen;
+  for (const auto& x : changes) {
+    EXPECT_EQ(x["activity_name"], "State Change");
+    seen.emplace(x["unmapped"]["previous_tcp_state_id"].get<int>(),
+                 x["unmapped"]["tcp_state_id"].get<int>());
+  }
+  EXPECT_EQ(seen, (std::set<std::pair<int, int>>{{1, 8}, {1, 5}}))
+      << "server ESTABLISHED -> CLOSE-WAIT, client ESTABLISHED -> FIN-WAIT-2";
+  stop();
+  expect_valid_ocsf();
+}
+
+TEST_F(DaemonNetns, ShortConnectionBetweenPollsIsClosedOnce) {
+  start(json{{"poll_interval", "2s"}});
+  const std::uint16_t port = 5005;
+  UniqueFd l = listen_on(port);
+  wait_for([&](const auto& all) { return !with(all, kListen, port).empty(); });
+  {
+    UniqueFd c = connect_to(port);
+    UniqueFd s(::accept4(l.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    write_all(c.get(), 10);
+    read_exactly(s.get(), 10);
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  auto r = wait_for([&](const auto& all) { return with(all, kClose, port).size() >= 2; });
+  std::this_thread::sleep_for(milliseconds(4500));  // two more polls
+  r = records();
+  const auto closes = with(r, kClose, port);
+  EXPECT_EQ(closes.size(), 2U) << "each end once";
+  EXPECT_TRUE(with(r, kOpen, port).empty()) << "no poll saw it open";
+  for (const auto& x : closes) {
+    EXPECT_EQ(x["traffic"]["bytes_out"], 10);
+    EXPECT_FALSE(x.contains("start_time"));
+  }
+  stop();
+  expect_valid_ocsf();
+}
+
+TEST_F(DaemonNetns, CloseStormEveryConnectionOnce) {
+  start(json{{"poll_interval", "1s"}});
+  const std::uint16_t port = 5006;
+  constexpr int kConnections = 10000;
+  UniqueFd l = listen_on(port);
+  wait_for([&](const auto& all) { return !with(all, kListen, port).empty(); });
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < kConnections; ++i) {
+    UniqueFd c = connect_to(port);
+    UniqueFd s(::accept4(l.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  }
+  const auto storm_ms =
+      std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - t0).count();
+  RecordProperty("storm_ms", std::to_string(storm_ms));
+  auto r =
+      wait_for([&](const auto& all) { return with(all, kClose, port).size() >= 2U * kConnections; },
+               milliseconds(60000));
+  std::this_thread::sleep_for(milliseconds(2500));
+  stop();
+  r = records();
+  const auto closes = with(r, kClose, port);
+  std::set<std::string> ids;
+  for (const auto& x : closes) {
+    EXPECT_TRUE(ids.insert(x["metadata"]["correlation_uid"].get<std::string>()).second)
+        << "duplicate close " << x.dump();
+  }
+  const std::string log = file(dir_ + "/stderr");
+  const bool lost = log.find(" 0 overflows") == std::string::npos;
+  if (!lost) {
+    EXPECT_EQ(closes.size(), 2U * kConnections) << "every socket once, in " << storm_ms << " ms";
+  } else {
+    ADD_FAILURE() << "events were lost (counted): " << closes.size() << " of " << 2 * kConnections
+                  << "; " << log;
+  }
+  // Sequence numbers are contiguous: nothing written was lost between daemon and file.
+  std::int64_t expect = 1;
+  for (const auto& x : r) {
+    ASSERT_EQ(x["metadata"]["sequence"].get<std::int64_t>(), expect++);
+  }
+}
+
+TEST_F(DaemonNetns, RotationByRenameAndSighupLosesNothing) {
+  start(json{{"poll_interval", "200ms"}});
+  const std::uint16_t port = 5007;
+  UniqueFd l = listen_on(port);
+  auto churn = [&](int n) {
+    for (int i = 0; i < n; ++i) {
+      UniqueFd c = connect_to(port);
+      UniqueFd s(::accept4(l.get(), nullptr, nullptr, SOCK_CLOEXEC));
+      if (i % 50 == 0) {
+        std::this_thread::sleep_for(milliseconds(20));
+      }
+    }
+  };
+  churn(300);
+  const std::string rotated = records_path_ + ".1";
+  ASSERT_EQ(::rename(records_path_.c_str(), rotated.c_str()), 0);
+  churn(100);  // these may land in the renamed file until the reopen: not lost
+  ASSERT_TRUE(daemon_->signal(SIGHUP));
+  ASSERT_TRUE(notify_->wait_for("RELOADING=1", milliseconds(5000)));
+  churn(300);
+  wait_for([&](const auto&) {
+    return with(records({rotated, records_path_}), kClose, port).size() >= 1400;
+  });
+  stop();
+  const auto all = records({rotated, records_path_});
+  EXPECT_EQ(with(all, kClose, port).size(), 1400U);
+  std::set<std::int64_t> seqs;
+  for (const auto& x : all) {
+    EXPECT_TRUE(seqs.insert(x["metadata"]["sequence"].get<std::int64_t>()).second);
+  }
+  ASSERT_FALSE(seqs.empty());
+  EXPECT_EQ(*seqs.begin(), 1);
+  EXPECT_EQ(*seqs.rbegin(), static_cast<std::int64_t>(seqs.size())) << "no gap: nothing lost";
+  EXPECT_FALSE(file(records_path_).empty()) << "reopened at the original path";
+  expect_valid_ocsf({rotated, records_path_});
+}
+
+TEST_F(DaemonNetns, NotifyStatusWatchdogAndBadReload) {
+  start(json::object(), {"WATCHDOG_USEC=200000"});
+  EXPECT_TRUE(notify_->wait_for("STATUS=tracking", milliseconds(5000)));
+  EXPECT_TRUE(notify_->wait_for("WATCHDOG=1", milliseconds(2000)));
+  // A broken configuration on reload is refused; the daemon goes on with the old one.
+  std::ofstream(config_path_) << "{\"poll_interval\": \"soon\"}";
+  ASSERT_TRUE(daemon_->signal(SIGHUP));
+  std::this_thread::sleep_for(milliseconds(500));
+  EXPECT_TRUE(daemon_->running());
+  EXPECT_NE(file(dir_ + "/stderr").find("reload refused"), std::string::npos)
+      << file(dir_ + "/stderr");
+  const std::uint16_t port = 5008;
+  UniqueFd l = listen_on(port);
+  auto r = wait_for([&](const auto& all) { return !with(all, kListen, port).empty(); });
+  EXPECT_EQ(with(r, kListen, port).size(), 1U) << "still reporting";
+  stop();
+  EXPECT_TRUE(notify_->wait_for("STOPPING=1", milliseconds(1000)));
+}
+
+}  // namespace
+}  // namespace sockstate::testing
