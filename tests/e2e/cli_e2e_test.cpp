@@ -111,5 +111,33 @@ TEST(CliE2e, ClosedStdoutIsOneLineExitOne) {
   EXPECT_EQ(lines(r.output), 2) << r.output;
 }
 
+TEST(CliE2e, CheckConfig) {
+  CommandResult r =
+      sockstate("check-config " SOCKSTATE_SOURCE_DIR "/packaging/sockstate.example.json");
+  EXPECT_EQ(r.exit_code, 0) << r.error_output;
+  EXPECT_NE(r.output.find("valid"), std::string::npos) << r.output;
+  char dir[] = "/tmp/sockstate-e2e-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string bad = std::string(dir) + "/bad.json";
+  run_command(
+      "printf '{\"sinks\": [{\"type\": \"tcp\", \"host\": \"127.0.0.1\", "
+      "\"port\": 70000}]}' > " +
+      bad);
+  r = sockstate("check-config " + bad);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(r.output.empty());
+  EXPECT_EQ(lines(r.error_output), 1) << r.error_output;
+  EXPECT_NE(r.error_output.find("sinks[0].port"), std::string::npos) << r.error_output;
+  r = sockstate("check-config " + std::string(dir) + "/missing.json");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.error_output.find("missing.json"), std::string::npos) << r.error_output;
+  // run refuses the same bad file before doing anything, with the same line.
+  r = sockstate("run --config " + bad);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.error_output.find("sinks[0].port"), std::string::npos) << r.error_output;
+  EXPECT_TRUE(r.output.empty());
+  run_command("rm -rf " + std::string(dir));
+}
+
 }  // namespace
 }  // namespace sockstate::testing

@@ -342,10 +342,11 @@ TEST_F(DaemonNetns, CloseWaitIsAStateChange) {
 }
 
 TEST_F(DaemonNetns, ShortConnectionBetweenPollsIsClosedOnce) {
-  start(json{{"poll_interval", "2s"}});
+  // One poll at startup and none for an hour: the connection is surely between polls.
   const std::uint16_t port = 5005;
   UniqueFd l = listen_on(port);
-  wait_for([&](const auto& all) { return !with(all, kListen, port).empty(); });
+  start(json{{"poll_interval", "1h"}});
+  wait_for([&](const auto& all) { return !all.empty(); });
   {
     UniqueFd c = connect_to(port);
     UniqueFd s(::accept4(l.get(), nullptr, nullptr, SOCK_CLOEXEC));
@@ -354,7 +355,7 @@ TEST_F(DaemonNetns, ShortConnectionBetweenPollsIsClosedOnce) {
     std::this_thread::sleep_for(milliseconds(50));
   }
   auto r = wait_for([&](const auto& all) { return with(all, kClose, port).size() >= 2; });
-  std::this_thread::sleep_for(milliseconds(4500));  // two more polls
+  std::this_thread::sleep_for(milliseconds(500));
   r = records();
   const auto closes = with(r, kClose, port);
   EXPECT_EQ(closes.size(), 2U) << "each end once";
@@ -406,6 +407,84 @@ TEST_F(DaemonNetns, CloseStormEveryConnectionOnce) {
   for (const auto& x : r) {
     ASSERT_EQ(x["metadata"]["sequence"].get<std::int64_t>(), expect++);
   }
+  expect_valid_ocsf();
+}
+
+// The same storm into a destroy listener far too small for it: events are lost, and the
+// loss must be counted and logged, never turned into duplicates; the resync dump still
+// closes what polls had seen.
+TEST_F(DaemonNetns, OverflowIsCountedNeverDuplicated) {
+  start(json{{"poll_interval", "1s"}, {"event_buffer", "64KiB"}, {"stats_interval", "1s"}});
+  const std::uint16_t port = 5010;
+  constexpr int kConnections = 5000;
+  UniqueFd l = listen_on(port);
+  wait_for([&](const auto& all) { return !with(all, kListen, port).empty(); });
+  for (int i = 0; i < kConnections; ++i) {
+    UniqueFd c = connect_to(port);
+    UniqueFd s(::accept4(l.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  }
+  std::this_thread::sleep_for(milliseconds(4000));
+  stop();
+  const auto closes = with(records(), kClose, port);
+  std::set<std::string> ids;
+  for (const auto& x : closes) {
+    EXPECT_TRUE(ids.insert(x["metadata"]["correlation_uid"].get<std::string>()).second);
+  }
+  const std::string log = file(dir_ + "/stderr");
+  const std::string last_stats = log.substr(log.rfind("stats:"));
+  if (closes.size() < 2U * kConnections) {
+    EXPECT_NE(log.find("destroy events lost"), std::string::npos) << log;
+    EXPECT_EQ(last_stats.find(" 0 overflows"), std::string::npos)
+        << "a loss must be counted: " << last_stats;
+  }
+  RecordProperty("closes", std::to_string(closes.size()));
+}
+
+TEST_F(DaemonNetns, PeriodicTrafficIsDeltaAndCumulative) {
+  start(json{{"poll_interval", "200ms"}, {"traffic_interval", "1s"}});
+  const std::uint16_t port = 5011;
+  UniqueFd l = listen_on(port);
+  UniqueFd c = connect_to(port);
+  UniqueFd s(::accept4(l.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  for (int i = 0; i < 5; ++i) {
+    write_all(c.get(), 100);
+    read_exactly(s.get(), 100);
+    std::this_thread::sleep_for(milliseconds(500));
+  }
+  // Wait until both ends have reported all 500 bytes.
+  auto r = wait_for([&](const std::vector<json>& all) {
+    std::set<std::string> complete;
+    for (const auto& x : with(all, 6, port)) {
+      if (x["cumulative_traffic"]["bytes_out"] == 500) {
+        complete.insert(x["metadata"]["correlation_uid"].get<std::string>());
+      }
+    }
+    return complete.size() == 2;
+  });
+  stop();
+  r = records();
+  // Per socket: the totals its Open record carried, plus every Traffic delta, make the
+  // last cumulative total; and cumulative totals never go down.
+  std::map<std::string, std::int64_t> opened;
+  for (const auto& x : with(r, kOpen, port)) {
+    opened[x["metadata"]["correlation_uid"].get<std::string>()] =
+        x.contains("traffic") ? x["traffic"]["bytes_out"].get<std::int64_t>() : 0;
+  }
+  ASSERT_EQ(opened.size(), 2U) << "both ends opened";
+  std::map<std::string, std::pair<std::int64_t, std::int64_t>> seen;  // delta sum, cumulative
+  for (const auto& x : with(r, 6, port)) {
+    auto& [delta_sum, cumulative] = seen[x["metadata"]["correlation_uid"].get<std::string>()];
+    delta_sum += x["traffic"]["bytes_out"].get<std::int64_t>();
+    EXPECT_GE(x["cumulative_traffic"]["bytes_out"].get<std::int64_t>(), cumulative);
+    cumulative = x["cumulative_traffic"]["bytes_out"].get<std::int64_t>();
+  }
+  ASSERT_EQ(seen.size(), 2U) << "both ends report Traffic";
+  for (const auto& [id, v] : seen) {
+    ASSERT_TRUE(opened.contains(id)) << id;
+    EXPECT_EQ(opened[id] + v.first, v.second) << id;
+    EXPECT_EQ(v.second, 500) << id;
+  }
+  expect_valid_ocsf();
 }
 
 TEST_F(DaemonNetns, RotationByRenameAndSighupLosesNothing) {
