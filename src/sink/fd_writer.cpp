@@ -51,29 +51,17 @@ class FdWriter final : public Writer {
     // is finished before the next record, so records never interleave. The only partial
     // line possible is the last one, when stop()'s deadline passes while a stalled reader
     // holds the rest of it.
-    std::size_t done = 0;
-    while (done < record.size()) {
-      const char* data = record.data() + done;
-      const std::size_t len = record.size() - done;
-      const ssize_t n = mode_ == Mode::kSend ? ::send(out_, data, len, MSG_NOSIGNAL | MSG_DONTWAIT)
-                                             : ::write(out_, data, len);
-      if (n > 0) {
-        done += static_cast<std::size_t>(n);
-        continue;
-      }
-      if (n < 0 && errno == EINTR) {
-        continue;
-      }
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        if (core.wait_for(out_, POLLOUT, Clock::time_point::max()) == 0 && core.expired()) {
-          return Delivery::kStopped;
-        }
-        continue;  // writable, or POLLERR/POLLHUP that the next write() reports
-      }
-      core.count_error(n < 0 ? errno_error("write " + name_) : Error{EIO, "write " + name_});
-      return Delivery::kDropped;
+    Error failure;
+    switch (core.write_all(out_, record, mode_ == Mode::kSend, &failure)) {
+      case SinkCore::WriteAll::kComplete:
+        return Delivery::kWritten;
+      case SinkCore::WriteAll::kStopped:
+        return Delivery::kStopped;
+      case SinkCore::WriteAll::kFailed:
+        break;
     }
-    return Delivery::kWritten;
+    core.count_error(Error{failure.errnum, "write " + name_});
+    return Delivery::kDropped;
   }
 
   void close() override { own_.reset(); }

@@ -1,6 +1,8 @@
 #include "queued_sink.h"
 
+#include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -94,6 +96,33 @@ void SinkCore::sleep_until(Clock::time_point until) {
       return;
     }
   }
+}
+
+SinkCore::WriteAll SinkCore::write_all(int fd, std::string_view data, bool use_send,
+                                       Error* failure) {
+  std::size_t done = 0;
+  while (done < data.size()) {
+    const char* p = data.data() + done;
+    const std::size_t len = data.size() - done;
+    const ssize_t n =
+        use_send ? ::send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT) : ::write(fd, p, len);
+    if (n > 0) {
+      done += static_cast<std::size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      if (wait_for(fd, POLLOUT, Clock::time_point::max()) == 0 && expired()) {
+        return WriteAll::kStopped;
+      }
+      continue;  // writable, or POLLERR/POLLHUP that the next call reports
+    }
+    *failure = n < 0 ? Error{errno, ""} : Error{EIO, ""};
+    return WriteAll::kFailed;
+  }
+  return WriteAll::kComplete;
 }
 
 void SinkCore::count_error(const Error& error) {

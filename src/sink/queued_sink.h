@@ -50,6 +50,16 @@ class SinkCore {
   // deadline at the latest.
   void sleep_until(Clock::time_point until);
 
+  // Writes all of `data` to `fd`: send(MSG_NOSIGNAL | MSG_DONTWAIT) when `use_send`, else
+  // write(); when the descriptor is full, waits for it to drain. A short write is
+  // finished before returning, so records never interleave.
+  enum class WriteAll {
+    kComplete,
+    kStopped,  // stop()'s deadline passed while the descriptor was full: a cut line
+    kFailed,   // the descriptor failed: *failure says how
+  };
+  WriteAll write_all(int fd, std::string_view data, bool use_send, Error* failure);
+
   void count_error(const Error& error);
   void count_reconnect() { reconnects_.fetch_add(1, std::memory_order_relaxed); }
   void count_reopen() { reopens_.fetch_add(1, std::memory_order_relaxed); }

@@ -163,28 +163,18 @@ class SocketWriter final : public Writer {
   }
 
   Sent send_record(std::string_view record, SinkCore& core) {
-    std::size_t done = 0;
-    while (done < record.size()) {
-      const ssize_t n = ::send(sock_.get(), record.data() + done, record.size() - done,
-                               MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (n > 0) {
-        done += static_cast<std::size_t>(n);
-        continue;
-      }
-      if (n < 0 && errno == EINTR) {
-        continue;
-      }
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        if (core.wait_for(sock_.get(), POLLOUT, Clock::time_point::max()) == 0 && core.expired()) {
-          // Out of time with the peer not reading: the connection closes on a cut line.
-          return Sent::kStopped;
-        }
-        continue;  // writable, or POLLERR/POLLHUP that the next send() reports
-      }
-      disconnect(core, n < 0 ? errno_error("send " + name_) : Error{EIO, "send " + name_});
-      return Sent::kBroken;
+    Error failure;
+    switch (core.write_all(sock_.get(), record, /*use_send=*/true, &failure)) {
+      case SinkCore::WriteAll::kComplete:
+        return Sent::kWhole;
+      case SinkCore::WriteAll::kStopped:
+        // Out of time with the peer not reading: the connection closes on a cut line.
+        return Sent::kStopped;
+      case SinkCore::WriteAll::kFailed:
+        break;
     }
-    return Sent::kWhole;
+    disconnect(core, Error{failure.errnum, "send " + name_});
+    return Sent::kBroken;
   }
 
   void disconnect(SinkCore& core, const Error& error) {
