@@ -1,0 +1,196 @@
+#include "sockstate/ocsf/community_id.h"
+
+#include <openssl/evp.h>
+
+#include <cstring>
+#include <utility>
+
+namespace sockstate::ocsf {
+namespace {
+
+constexpr std::uint8_t kProtoIcmp = 1;
+constexpr std::uint8_t kProtoTcp = 6;
+constexpr std::uint8_t kProtoUdp = 17;
+constexpr std::uint8_t kProtoIcmp6 = 58;
+constexpr std::uint8_t kProtoSctp = 132;
+
+// seed(2) + two IPv6 addresses(32) + proto(1) + pad(1) + ports(4).
+constexpr std::size_t kMaxInput = 2 + 16 + 16 + 1 + 1 + 2 + 2;
+
+struct IcmpPair {
+  std::uint8_t type;
+  std::uint8_t counterpart;
+};
+
+// The spec takes ICMP "ports" from Zeek (ICMP4_counterpart / ICMP6_counterpart): a type with
+// a counterpart is hashed as (type, counterpart) and may be reordered like a port pair; any
+// other type is hashed as (type, code) in the order seen.
+constexpr std::array<IcmpPair, 10> kIcmp4Pairs{{
+    {8, 0},    // echo request / reply
+    {0, 8},    //
+    {13, 14},  // timestamp / reply
+    {14, 13},  //
+    {15, 16},  // information request / reply
+    {16, 15},  //
+    {10, 9},   // router solicitation / advertisement
+    {9, 10},   //
+    {17, 18},  // address mask request / reply
+    {18, 17},  //
+}};
+constexpr std::array<IcmpPair, 12> kIcmp6Pairs{{
+    {128, 129},  // echo request / reply
+    {129, 128},  //
+    {130, 131},  // MLD listener query / report
+    {131, 130},  //
+    {133, 134},  // router solicitation / advertisement
+    {134, 133},  //
+    {135, 136},  // neighbour solicitation / advertisement
+    {136, 135},  //
+    {139, 140},  // node information (who-are-you) query / reply
+    {140, 139},  //
+    {144, 145},  // home agent address discovery request / reply
+    {145, 144},  //
+}};
+
+template <std::size_t N>
+constexpr bool pairs_are_symmetric(const std::array<IcmpPair, N>& pairs) {
+  for (const IcmpPair& p : pairs) {
+    bool back = false;
+    for (const IcmpPair& q : pairs) {
+      back = back || (q.type == p.counterpart && q.counterpart == p.type);
+    }
+    if (!back) {
+      return false;
+    }
+  }
+  return true;
+}
+static_assert(pairs_are_symmetric(kIcmp4Pairs) && pairs_are_symmetric(kIcmp6Pairs));
+
+template <std::size_t N>
+const IcmpPair* find_pair(const std::array<IcmpPair, N>& pairs, std::uint16_t type) {
+  for (const IcmpPair& p : pairs) {
+    if (p.type == type) {
+      return &p;
+    }
+  }
+  return nullptr;
+}
+
+const EVP_MD* sha1() {
+  // An explicit fetch once, instead of the implicit per-call fetch EVP_sha1() costs in
+  // OpenSSL 3. Never freed: it lives as long as the process.
+  static const EVP_MD* const md = [] {
+    const EVP_MD* fetched = EVP_MD_fetch(nullptr, "SHA1", nullptr);
+    return fetched != nullptr ? fetched : EVP_sha1();
+  }();
+  return md;
+}
+
+void put16(std::uint8_t*& out, std::uint16_t v) {
+  *out++ = static_cast<std::uint8_t>(v >> 8);
+  *out++ = static_cast<std::uint8_t>(v & 0xFF);
+}
+
+}  // namespace
+
+std::optional<CommunityIdDigest> community_id_v1_digest(const Address& src, std::uint16_t src_port,
+                                                        const Address& dst, std::uint16_t dst_port,
+                                                        std::uint8_t protocol, std::uint16_t seed) {
+  const bool v4 = is_ipv4_mapped(src) && is_ipv4_mapped(dst);
+  const std::size_t offset = v4 ? 12 : 0;
+  const std::size_t addr_len = v4 ? 4 : 16;
+  const std::uint8_t* a = src.data() + offset;
+  const std::uint8_t* b = dst.data() + offset;
+
+  bool has_ports = false;
+  bool one_way = false;
+  switch (protocol) {
+    case kProtoTcp:
+    case kProtoUdp:
+    case kProtoSctp:
+      has_ports = true;
+      break;
+    case kProtoIcmp:
+    case kProtoIcmp6: {
+      has_ports = true;
+      const IcmpPair* pair = protocol == kProtoIcmp ? find_pair(kIcmp4Pairs, src_port)
+                                                    : find_pair(kIcmp6Pairs, src_port);
+      if (pair != nullptr) {
+        dst_port = pair->counterpart;
+      } else {
+        one_way = true;
+      }
+      break;
+    }
+    default:
+      src_port = 0;
+      dst_port = 0;
+      break;
+  }
+
+  if (!one_way) {
+    const int cmp = std::memcmp(a, b, addr_len);
+    if (cmp > 0 || (cmp == 0 && src_port > dst_port)) {
+      std::swap(a, b);
+      std::swap(src_port, dst_port);
+    }
+  }
+
+  std::array<std::uint8_t, kMaxInput> input{};
+  std::uint8_t* out = input.data();
+  put16(out, seed);
+  std::memcpy(out, a, addr_len);
+  out += addr_len;
+  std::memcpy(out, b, addr_len);
+  out += addr_len;
+  *out++ = protocol;
+  *out++ = 0;
+  if (has_ports) {
+    put16(out, src_port);
+    put16(out, dst_port);
+  }
+
+  CommunityIdDigest digest{};
+  unsigned int digest_len = 0;
+  const auto input_len = static_cast<std::size_t>(out - input.data());
+  if (EVP_Digest(input.data(), input_len, digest.data(), &digest_len, sha1(), nullptr) != 1 ||
+      digest_len != digest.size()) {
+    return std::nullopt;
+  }
+  return digest;
+}
+
+std::string community_id_v1(const Address& src, std::uint16_t src_port, const Address& dst,
+                            std::uint16_t dst_port, std::uint8_t protocol, std::uint16_t seed) {
+  const std::optional<CommunityIdDigest> digest =
+      community_id_v1_digest(src, src_port, dst, dst_port, protocol, seed);
+  if (!digest) {
+    return {};
+  }
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string id;
+  id.reserve(kCommunityIdLength);
+  id += "1:";
+  const CommunityIdDigest& d = *digest;
+  std::size_t i = 0;
+  for (; i + 3 <= d.size(); i += 3) {
+    const std::uint32_t group =
+        (std::uint32_t{d[i]} << 16) | (std::uint32_t{d[i + 1]} << 8) | std::uint32_t{d[i + 2]};
+    id += kAlphabet[(group >> 18) & 0x3F];
+    id += kAlphabet[(group >> 12) & 0x3F];
+    id += kAlphabet[(group >> 6) & 0x3F];
+    id += kAlphabet[group & 0x3F];
+  }
+  // 20 = 6 * 3 + 2: one final group of two bytes, padded with a single '='.
+  static_assert(std::tuple_size_v<CommunityIdDigest> % 3 == 2);
+  const std::uint32_t tail = (std::uint32_t{d[i]} << 16) | (std::uint32_t{d[i + 1]} << 8);
+  id += kAlphabet[(tail >> 18) & 0x3F];
+  id += kAlphabet[(tail >> 12) & 0x3F];
+  id += kAlphabet[(tail >> 6) & 0x3F];
+  id += '=';
+  return id;
+}
+
+}  // namespace sockstate::ocsf
