@@ -1,0 +1,621 @@
+#include "sockstate/proc/socket_owners.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstddef>
+#include <cstring>
+#include <utility>
+
+#include "sockstate/common/fd.h"
+
+namespace sockstate::proc {
+namespace {
+
+// Big enough for a few hundred /proc entries per getdents64 call.
+constexpr std::size_t kDentsBuffer = std::size_t{32} * 1024;
+// stat is < 1 KiB (52 numbers); status about 1.5 KiB; Uid: is on its 9th line.
+constexpr std::size_t kStatBuffer = 2048;
+constexpr std::size_t kStatusBuffer = 4096;
+// comm is at most 64 bytes (kernel threads' long names) plus '\n'.
+constexpr std::size_t kCommBuffer = 128;
+constexpr std::size_t kMaxNameBytes = 64;
+
+enum class Failure { kVanished, kPermission, kOther };
+
+Failure classify(int err) {
+  switch (err) {
+    case ENOENT:
+    case ESRCH:
+      return Failure::kVanished;
+    case EACCES:
+    case EPERM:
+      return Failure::kPermission;
+    default:
+      return Failure::kOther;
+  }
+}
+
+void count(Failure f, ScanStats& stats) {
+  switch (f) {
+    case Failure::kVanished:
+      ++stats.vanished;
+      break;
+    case Failure::kPermission:
+      ++stats.permission_errors;
+      break;
+    case Failure::kOther:
+      ++stats.pid_errors;
+      break;
+  }
+}
+
+// Iterates a directory fd with getdents64 into a caller-owned buffer (reused across
+// directories, so a walk allocates nothing per pid).
+class Dents {
+ public:
+  Dents(int fd, std::vector<char>& buf) : fd_(fd), buf_(buf) {
+    if (buf_.size() < kDentsBuffer) {
+      buf_.resize(kDentsBuffer);
+    }
+  }
+
+  // The next entry's name, or nullptr at the end or on error (then error() is the errno).
+  const char* next() {
+    for (;;) {
+      if (pos_ < len_) {
+        dirent64 entry_header;
+        // The buffer is a std::vector<char>: copy the fixed part rather than cast a
+        // possibly misaligned pointer.
+        std::memcpy(&entry_header, buf_.data() + pos_, offsetof(dirent64, d_name));
+        const char* name = buf_.data() + pos_ + offsetof(dirent64, d_name);
+        pos_ += entry_header.d_reclen;
+        return name;
+      }
+      const ssize_t n = ::getdents64(fd_, buf_.data(), buf_.size());
+      if (n <= 0) {
+        error_ = n < 0 ? errno : 0;
+        return nullptr;
+      }
+      len_ = static_cast<std::size_t>(n);
+      pos_ = 0;
+    }
+  }
+  [[nodiscard]] int error() const { return error_; }
+
+ private:
+  int fd_;
+  std::vector<char>& buf_;
+  std::size_t pos_ = 0;
+  std::size_t len_ = 0;
+  int error_ = 0;
+};
+
+bool is_dot(const char* name) {
+  return name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'));
+}
+
+// A pid from an all-digits /proc entry name; -1 for anything else (self, net, sys, ...).
+std::int32_t parse_pid(const char* name) {
+  std::int32_t pid = 0;
+  const char* end = name + std::strlen(name);
+  auto [ptr, ec] = std::from_chars(name, end, pid);
+  if (ec != std::errc() || ptr != end || name == end || pid <= 0) {
+    return -1;
+  }
+  return pid;
+}
+
+// "socket:[12345]" -> 12345; 0 for every other link target.
+std::uint32_t socket_inode(const char* link, std::size_t len) {
+  constexpr std::string_view kPrefix = "socket:[";
+  if (len < kPrefix.size() + 2 || std::string_view(link, kPrefix.size()) != kPrefix ||
+      link[len - 1] != ']') {
+    return 0;
+  }
+  std::uint32_t inode = 0;
+  const char* first = link + kPrefix.size();
+  const char* last = link + len - 1;
+  auto [ptr, ec] = std::from_chars(first, last, inode);
+  if (ec != std::errc() || ptr != last) {
+    return 0;
+  }
+  return inode;
+}
+
+// Reads up to `cap` bytes of dir_fd/name into buf (resized to what was read).
+// Returns 0 or an errno.
+int read_at(int dir_fd, const char* name, std::size_t cap, std::vector<char>& buf) {
+  buf.resize(cap);
+  Fd fd(::openat(dir_fd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY));
+  if (!fd.valid()) {
+    buf.clear();
+    return errno;
+  }
+  std::size_t len = 0;
+  // seq_file and cmdline hand out at most a page per read(): loop to the cap or EOF.
+  while (len < cap) {
+    const ssize_t n = ::read(fd.get(), buf.data() + len, cap - len);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      const int err = errno;
+      buf.clear();
+      return err;
+    }
+    if (n == 0) {
+      break;
+    }
+    len += static_cast<std::size_t>(n);
+  }
+  buf.resize(len);
+  return 0;
+}
+
+// Skips spaces, then parses one unsigned decimal field; advances p.
+bool next_number(const char*& p, const char* end, std::uint64_t& out) {
+  while (p < end && (*p == ' ' || *p == '\t')) {
+    ++p;
+  }
+  auto [ptr, ec] = std::from_chars(p, end, out);
+  if (ec != std::errc()) {
+    return false;
+  }
+  p = ptr;
+  return true;
+}
+
+// starttime (field 22, clock ticks since boot) from /proc/<pid>/stat. comm (field 2) may
+// hold spaces and parentheses, so fields are counted from the last ')'.
+bool parse_start_ticks(const std::vector<char>& stat, std::uint64_t& ticks) {
+  std::string_view s(stat.data(), stat.size());
+  const std::size_t close = s.rfind(')');
+  if (close == std::string_view::npos) {
+    return false;
+  }
+  // After ") ": field 3 (state) is a letter, then numbers 4..52.
+  const char* p = stat.data() + close + 1;
+  const char* end = stat.data() + stat.size();
+  while (p < end && *p == ' ') {
+    ++p;
+  }
+  while (p < end && *p != ' ') {  // state
+    ++p;
+  }
+  std::uint64_t value = 0;
+  for (int field = 4; field <= 22; ++field) {
+    // Some fields (e.g. tty_nr of odd ttys, nice) may be negative: skip a sign.
+    while (p < end && *p == ' ') {
+      ++p;
+    }
+    if (p < end && *p == '-') {
+      ++p;
+    }
+    if (!next_number(p, end, value)) {
+      return false;
+    }
+  }
+  ticks = value;
+  return true;
+}
+
+// The real uid: the first number of status's "Uid:" line.
+bool parse_real_uid(const std::vector<char>& status, std::uint32_t& uid) {
+  std::string_view s(status.data(), status.size());
+  // Name: (first line) has '\n' escaped by the kernel, so "\nUid:" is the real line.
+  const std::size_t at = s.find("\nUid:");
+  if (at == std::string_view::npos) {
+    return false;
+  }
+  const char* p = status.data() + at + 5;
+  std::uint64_t value = 0;
+  if (!next_number(p, status.data() + status.size(), value) || value > 0xffffffffU) {
+    return false;
+  }
+  uid = static_cast<std::uint32_t>(value);
+  return true;
+}
+
+// btime (boot time, seconds since the epoch) from <proc>/stat; 0 when absent.
+std::int64_t read_btime(int root_fd) {
+  std::vector<char> buf;
+  if (read_at(root_fd, "stat", std::size_t{64} * 1024, buf) != 0) {
+    return 0;
+  }
+  std::string_view s(buf.data(), buf.size());
+  std::size_t at = s.rfind("\nbtime ");
+  if (at == std::string_view::npos) {
+    if (s.substr(0, 6) != "btime ") {
+      return 0;
+    }
+    at = 0;
+  } else {
+    ++at;
+  }
+  const char* p = buf.data() + at + 6;
+  std::uint64_t value = 0;
+  if (!next_number(p, buf.data() + buf.size(), value)) {
+    return 0;
+  }
+  return static_cast<std::int64_t>(value);
+}
+
+std::string passwd_name(std::uint32_t uid) {
+  long hint = ::sysconf(_SC_GETPW_R_SIZE_MAX);
+  std::vector<char> buf(hint > 0 ? static_cast<std::size_t>(hint) : 1024);
+  for (;;) {
+    passwd pw{};
+    passwd* found = nullptr;
+    const int rc = ::getpwuid_r(static_cast<uid_t>(uid), &pw, buf.data(), buf.size(), &found);
+    if (rc == ERANGE && buf.size() < std::size_t{1024} * 1024) {
+      buf.resize(buf.size() * 2);
+      continue;
+    }
+    if (rc != 0 || found == nullptr || pw.pw_name == nullptr) {
+      return {};
+    }
+    return pw.pw_name;
+  }
+}
+
+// Appends the UTF-8 encoding of U+FFFD.
+constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
+
+// The length of the well-formed UTF-8 sequence at s[i] (Unicode table 3-7), or 0.
+std::size_t utf8_length(std::string_view s, std::size_t i) {
+  const auto b = static_cast<unsigned char>(s[i]);
+  auto cont = [&s, i](std::size_t k, unsigned lo, unsigned hi) {
+    if (i + k >= s.size()) {
+      return false;
+    }
+    const auto c = static_cast<unsigned char>(s[i + k]);
+    return c >= lo && c <= hi;
+  };
+  if (b < 0x80) {
+    return 1;
+  }
+  if (b >= 0xC2 && b <= 0xDF) {
+    return cont(1, 0x80, 0xBF) ? 2 : 0;
+  }
+  if (b >= 0xE0 && b <= 0xEF) {
+    const unsigned lo = b == 0xE0 ? 0xA0 : 0x80;  // overlong
+    const unsigned hi = b == 0xED ? 0x9F : 0xBF;  // surrogates
+    return cont(1, lo, hi) && cont(2, 0x80, 0xBF) ? 3 : 0;
+  }
+  if (b >= 0xF0 && b <= 0xF4) {
+    const unsigned lo = b == 0xF0 ? 0x90 : 0x80;  // overlong
+    const unsigned hi = b == 0xF4 ? 0x8F : 0xBF;  // above U+10FFFF
+    return cont(1, lo, hi) && cont(2, 0x80, 0xBF) && cont(3, 0x80, 0xBF) ? 4 : 0;
+  }
+  return 0;
+}
+
+}  // namespace
+
+std::string sanitize_text(std::string_view raw, std::size_t max_bytes, bool* truncated) {
+  std::string out;
+  out.reserve(raw.size() < max_bytes ? raw.size() : max_bytes);
+  bool cut = false;
+  std::size_t i = 0;
+  while (i < raw.size()) {
+    const std::size_t n = utf8_length(raw, i);
+    std::string_view piece;
+    if (n == 0) {
+      piece = kReplacement;
+    } else if (n == 1) {
+      const auto b = static_cast<unsigned char>(raw[i]);
+      if (b == 0 || (b >= '\t' && b <= '\r')) {
+        piece = " ";
+      } else if (b < 0x20 || b == 0x7F) {
+        piece = kReplacement;
+      } else {
+        piece = raw.substr(i, 1);
+      }
+    } else if (n == 2 && static_cast<unsigned char>(raw[i]) == 0xC2 &&
+               static_cast<unsigned char>(raw[i + 1]) < 0xA0) {
+      piece = kReplacement;  // C1 control
+    } else {
+      piece = raw.substr(i, n);
+    }
+    if (out.size() + piece.size() > max_bytes) {
+      cut = true;
+      break;
+    }
+    out.append(piece);
+    i += n == 0 ? 1 : n;
+  }
+  if (truncated != nullptr) {
+    *truncated = cut;
+  }
+  return out;
+}
+
+namespace {
+OwnerMapOptions with_root(std::string proc_root) {
+  OwnerMapOptions options;
+  options.proc_root = std::move(proc_root);
+  return options;
+}
+}  // namespace
+
+OwnerMap::OwnerMap(std::string proc_root) : OwnerMap(with_root(std::move(proc_root))) {}
+
+OwnerMap::OwnerMap(OwnerMapOptions options) : options_(std::move(options)) {
+  clock_ticks_ = options_.clock_ticks > 0 ? options_.clock_ticks : ::sysconf(_SC_CLK_TCK);
+  if (clock_ticks_ <= 0) {
+    clock_ticks_ = 100;
+  }
+}
+
+Result<ScanStats> OwnerMap::scan() {
+  const std::size_t hint = inodes_.size();
+  inodes_.clear();
+  processes_.clear();
+  missed_.clear();
+  // Sized to the work: the last walk's count, or a guess for a first walk.
+  inodes_.reserve(hint > 0 ? hint + hint / 4 : 4096);
+  return walk(false, nullptr);
+}
+
+Result<ScanStats> OwnerMap::refresh(const std::unordered_set<std::uint32_t>& wanted_inodes) {
+  std::unordered_set<std::uint32_t> targets;
+  for (const std::uint32_t inode : wanted_inodes) {
+    if (inode != 0 && inodes_.find(inode) == inodes_.end() &&
+        missed_.find(inode) == missed_.end()) {
+      targets.insert(inode);
+    }
+  }
+  if (targets.empty()) {
+    return ScanStats{};
+  }
+  inodes_.reserve(inodes_.size() + targets.size());
+  auto stats = walk(true, &targets);
+  // What is left was not found: do not walk for it again.
+  missed_.insert(targets.begin(), targets.end());
+  return stats;
+}
+
+const ProcessInfo* OwnerMap::owner(std::uint32_t inode) const {
+  const auto it = inodes_.find(inode);
+  if (it == inodes_.end()) {
+    return nullptr;
+  }
+  const auto p = processes_.find(it->second.pid);
+  return p == processes_.end() ? nullptr : &p->second.info;
+}
+
+void OwnerMap::retain(const std::unordered_set<std::uint32_t>& live_inodes) {
+  std::erase_if(inodes_, [&](const auto& kv) { return live_inodes.count(kv.first) == 0; });
+  std::erase_if(missed_, [&](std::uint32_t inode) { return live_inodes.count(inode) == 0; });
+  std::unordered_set<std::int32_t> owners;
+  for (const auto& [inode, owner] : inodes_) {
+    owners.insert(owner.pid);
+  }
+  std::erase_if(processes_, [&](const auto& kv) { return owners.count(kv.first) == 0; });
+}
+
+void OwnerMap::drop_inodes_of(std::int32_t pid) {
+  std::erase_if(inodes_, [pid](const auto& kv) { return kv.second.pid == pid; });
+}
+
+Result<ScanStats> OwnerMap::walk(bool reuse_attributes,
+                                 std::unordered_set<std::uint32_t>* targets) {
+  ScanStats stats;
+  stats.walked = true;
+  Fd root(::open(options_.proc_root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!root.valid()) {
+    return errno_error("open " + options_.proc_root);
+  }
+  if (btime_s_ < 0) {
+    btime_s_ = read_btime(root.get());
+  }
+  for (auto& [inode, owner] : inodes_) {
+    owner.last_pid = 0;
+    owner.shared = false;
+  }
+  Dents dents(root.get(), dents_root_);
+  while (const char* name = dents.next()) {
+    const std::int32_t pid = parse_pid(name);
+    if (pid < 0) {
+      continue;
+    }
+    ++stats.pids_scanned;
+    scan_pid(root.get(), name, pid, reuse_attributes, targets, stats);
+    if (targets != nullptr && targets->empty()) {
+      break;
+    }
+  }
+  if (dents.error() != 0) {
+    stats.complete = false;
+  }
+  return stats;
+}
+
+void OwnerMap::scan_pid(int root_fd, const char* name, std::int32_t pid, bool reuse_attributes,
+                        std::unordered_set<std::uint32_t>* targets, ScanStats& stats) {
+  Fd pid_dir(::openat(root_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!pid_dir.valid()) {
+    count(classify(errno), stats);
+    return;
+  }
+  Fd fd_dir(::openat(pid_dir.get(), "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd_dir.valid()) {
+    count(classify(errno), stats);
+    return;
+  }
+  pid_sockets_.clear();
+  int link_error = 0;
+  Dents dents(fd_dir.get(), dents_fd_);
+  // "socket:[4294967295]" is 19 bytes; a longer target is not a socket.
+  char link[32];
+  while (const char* fd_name = dents.next()) {
+    if (is_dot(fd_name)) {
+      continue;
+    }
+    const ssize_t n = ::readlinkat(fd_dir.get(), fd_name, link, sizeof link);
+    if (n < 0) {
+      // ENOENT: the fd was closed since getdents; not a failure of the pid.
+      if (errno == ENOENT) {
+        continue;
+      }
+      if (link_error == 0) {
+        link_error = errno;
+      }
+      // The ptrace access check fails alike for every fd of a pid: stop at the first.
+      if (classify(errno) != Failure::kOther) {
+        break;
+      }
+      continue;
+    }
+    ++stats.fds_read;
+    const std::uint32_t inode = socket_inode(link, static_cast<std::size_t>(n));
+    if (inode != 0) {
+      pid_sockets_.push_back(inode);
+    }
+  }
+  // A process exiting while its fd table is listed ends the listing early (ESRCH/ENOENT);
+  // what was listed is still worth keeping if its attributes can be read.
+  if (dents.error() != 0 && link_error == 0) {
+    link_error = dents.error();
+  }
+  if (link_error != 0) {
+    const Failure f = classify(link_error);
+    count(f, stats);
+    if (f == Failure::kVanished) {
+      return;  // gone: its sockets are closed, or another holder reports them
+    }
+  }
+  if (pid_sockets_.empty()) {
+    return;
+  }
+  ++stats.pids_with_sockets;
+  Process* process = attributes(pid_dir.get(), pid, reuse_attributes, stats);
+  if (process == nullptr) {
+    return;
+  }
+  for (const std::uint32_t inode : pid_sockets_) {
+    auto [it, inserted] = inodes_.try_emplace(inode, Owner{pid, pid, false});
+    if (inserted) {
+      ++stats.sockets_found;
+      if (targets != nullptr) {
+        targets->erase(inode);
+      }
+      continue;
+    }
+    Owner& owner = it->second;
+    if (owner.last_pid == 0) {
+      // Known from an earlier walk (refresh()): seen for the first time in this one.
+      ++stats.sockets_found;
+    } else if (owner.last_pid != pid && !owner.shared) {
+      owner.shared = true;
+      ++stats.shared_sockets;
+    }
+    owner.last_pid = pid;
+    if (pid < owner.pid) {
+      owner.pid = pid;
+    }
+  }
+}
+
+OwnerMap::Process* OwnerMap::attributes(int pid_fd, std::int32_t pid, bool reuse_attributes,
+                                        ScanStats& stats) {
+  // stat first: its start time tells a cached process from a recycled pid.
+  int err = read_at(pid_fd, "stat", kStatBuffer, read_buf_);
+  if (err != 0) {
+    count(classify(err), stats);
+    return nullptr;
+  }
+  std::uint64_t start_ticks = 0;
+  const bool have_start = parse_start_ticks(read_buf_, start_ticks);
+  const auto cached = processes_.find(pid);
+  if (cached != processes_.end()) {
+    if (reuse_attributes && have_start && cached->second.start_ticks == start_ticks) {
+      ++stats.attributes_reused;
+      return &cached->second;
+    }
+    if (!reuse_attributes) {
+      return &cached->second;  // read earlier in this same walk
+    }
+    // A recycled pid: the old process's sockets are closed or belong to someone else.
+    drop_inodes_of(pid);
+  }
+
+  Process p;
+  p.info.pid = pid;
+  p.start_ticks = start_ticks;
+  bool failed = !have_start;
+  if (have_start && btime_s_ > 0) {
+    const auto ticks = static_cast<std::int64_t>(start_ticks);
+    p.info.created_time_ms = btime_s_ * 1000 + ticks / clock_ticks_ * 1000 +
+                             (ticks % clock_ticks_) * 1000 / clock_ticks_;
+  }
+
+  err = read_at(pid_fd, "comm", kCommBuffer, read_buf_);
+  if (err == 0) {
+    std::string_view comm(read_buf_.data(), read_buf_.size());
+    if (!comm.empty() && comm.back() == '\n') {
+      comm.remove_suffix(1);
+    }
+    bool cut = false;
+    p.info.name = sanitize_text(comm, kMaxNameBytes, &cut);
+  } else if (classify(err) == Failure::kVanished) {
+    ++stats.vanished;
+    return nullptr;
+  } else {
+    failed = true;
+  }
+
+  // Four bytes over the bound: enough to finish the last character that could fit, and a
+  // full buffer then always means more than fits (sanitizing never shrinks the text).
+  err = read_at(pid_fd, "cmdline", options_.max_cmd_line + 4, read_buf_);
+  if (err == 0) {
+    std::string_view raw(read_buf_.data(), read_buf_.size());
+    if (read_buf_.size() < options_.max_cmd_line + 4) {
+      while (!raw.empty() && raw.back() == '\0') {
+        raw.remove_suffix(1);
+      }
+    }
+    p.info.cmd_line = sanitize_text(raw, options_.max_cmd_line, &p.info.cmd_line_truncated);
+  } else if (classify(err) == Failure::kVanished) {
+    ++stats.vanished;
+    return nullptr;
+  } else {
+    failed = true;
+  }
+
+  err = read_at(pid_fd, "status", kStatusBuffer, read_buf_);
+  if (err == 0) {
+    if (parse_real_uid(read_buf_, p.info.uid)) {
+      p.info.user = user_name(p.info.uid);
+    } else {
+      failed = true;
+    }
+  } else if (classify(err) == Failure::kVanished) {
+    ++stats.vanished;
+    return nullptr;
+  } else {
+    failed = true;
+  }
+
+  if (failed) {
+    ++stats.pid_errors;
+  }
+  ++stats.attributes_read;
+  auto [it, inserted] = processes_.insert_or_assign(pid, std::move(p));
+  return &it->second;
+}
+
+const std::string& OwnerMap::user_name(std::uint32_t uid) {
+  auto it = users_.find(uid);
+  if (it == users_.end()) {
+    it = users_.emplace(uid, options_.user_name ? options_.user_name(uid) : passwd_name(uid)).first;
+  }
+  return it->second;
+}
+
+}  // namespace sockstate::proc
