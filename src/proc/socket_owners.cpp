@@ -304,9 +304,11 @@ std::string sanitize_text(std::string_view raw, std::size_t max_bytes, bool* tru
   std::size_t i = 0;
   while (i < raw.size()) {
     const std::size_t n = utf8_length(raw, i);
+    const bool c1_control = n == 2 && static_cast<unsigned char>(raw[i]) == 0xC2 &&
+                            static_cast<unsigned char>(raw[i + 1]) < 0xA0;
     std::string_view piece;
-    if (n == 0) {
-      piece = kReplacement;
+    if (n == 0 || c1_control) {
+      piece = kReplacement;  // malformed UTF-8, or a C1 control
     } else if (n == 1) {
       const auto b = static_cast<unsigned char>(raw[i]);
       if (b == 0 || (b >= '\t' && b <= '\r')) {
@@ -316,9 +318,6 @@ std::string sanitize_text(std::string_view raw, std::size_t max_bytes, bool* tru
       } else {
         piece = raw.substr(i, 1);
       }
-    } else if (n == 2 && static_cast<unsigned char>(raw[i]) == 0xC2 &&
-               static_cast<unsigned char>(raw[i + 1]) < 0xA0) {
-      piece = kReplacement;  // C1 control
     } else {
       piece = raw.substr(i, n);
     }
