@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "support/netns.h"
+#include "support/netns_test.h"
 #include "support/process.h"
 #include "support/unique_fd.h"
 
@@ -77,21 +78,13 @@ int dst_port(const json& r) {
              : -1;
 }
 
-class DaemonNetns : public ::testing::Test {
+class DaemonNetns : public NetnsTest {
  protected:
-  static void SetUpTestSuite() {
-    if (is_root()) {
-      if (auto err = enter_private_netns()) {
-        setup_error_ = *err;
-      }
-    }
-  }
-
   void SetUp() override {
-    if (!is_root()) {
-      GTEST_SKIP() << "needs root (network namespaces)";
+    NetnsTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) {
+      return;
     }
-    ASSERT_TRUE(setup_error_.empty()) << setup_error_;
     char dir[] = "/tmp/sockstate-daemon-XXXXXX";
     ASSERT_NE(::mkdtemp(dir), nullptr);
     dir_ = dir;
@@ -198,7 +191,6 @@ class DaemonNetns : public ::testing::Test {
     EXPECT_EQ(check.exit_code, 0) << check.output.substr(0, 2000);
   }
 
-  static inline std::string setup_error_;
   std::string dir_;
   std::string records_path_;
   std::string config_path_;

@@ -21,6 +21,7 @@
 
 #include "sockstate/proc/socket_owners.h"
 #include "support/netns.h"
+#include "support/netns_test.h"
 #include "support/process.h"
 
 namespace sockstate::testing {
@@ -116,21 +117,13 @@ std::int64_t now_ms() {
       .count();
 }
 
-class SocketOwnersNetns : public ::testing::Test {
+class SocketOwnersNetns : public NetnsTest {
  protected:
-  static void SetUpTestSuite() {
-    if (is_root()) {
-      if (auto err = enter_private_netns()) {
-        setup_error_ = *err;
-      }
-    }
-  }
-
   void SetUp() override {
-    if (!is_root()) {
-      GTEST_SKIP() << "needs root (a network namespace, other users' /proc/<pid>/fd)";
+    NetnsTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) {
+      return;
     }
-    ASSERT_TRUE(setup_error_.empty()) << setup_error_;
     if (::access(kPython, X_OK) != 0) {
       GTEST_SKIP() << kPython << " is not installed";
     }
@@ -189,7 +182,6 @@ class SocketOwnersNetns : public ::testing::Test {
     return h;
   }
 
-  static inline std::string setup_error_;
   std::string dir_;
   std::vector<BackgroundProcess> holders_;
 };
