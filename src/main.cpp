@@ -70,12 +70,30 @@ int run_snapshot(const sockstate::cli::Invocation& inv) {
     output.emplace(std::move(*fd));
   }
 
-  sockstate::ocsf::RecordBuilder builder(host_context());
+  auto context = host_context();
+  context.community_id_seed = inv.community_id_seed;
+  sockstate::ocsf::RecordBuilder builder(std::move(context));
 
   auto stats = sockstate::snapshot::run_snapshot(inv.snapshot, builder, *output);
   if (!stats) {
     spdlog::error("{}", stats.error().message());
     return kExitRuntime;
+  }
+  if (stats->namespace_errors > 0) {
+    spdlog::warn("{} network namespace(s) could not be dumped (first: {})",
+                 stats->namespace_errors, stats->first_namespace_error);
+  }
+  if (inv.snapshot.process) {
+    const auto& o = stats->owners;
+    if (o.permission_errors > 0 || o.pid_errors > 0) {
+      spdlog::warn(
+          "--process: {} process(es) could not be read ({} denied, {} other errors): their "
+          "sockets carry no actor",
+          o.permission_errors + o.pid_errors, o.permission_errors, o.pid_errors);
+    }
+    spdlog::info(
+        "--process: {} pids, {} sockets in /proc, {} records with an owner, {} pids vanished",
+        o.pids_scanned, o.sockets_found, stats->with_owner, o.vanished);
   }
   const auto& d = stats->dump;
   if (d.inconsistent > 0) {

@@ -60,8 +60,10 @@ Invocation parse(const std::vector<std::string>& args) {
       ->check(CLI::IsMember({"error", "warn", "info", "debug"}))
       ->type_name("LEVEL");
 
-  CLI::App* snap = app.add_subcommand(
-      "snapshot", "Write one record for every TCP socket of this network namespace, then exit.");
+  CLI::App* snap =
+      app.add_subcommand("snapshot",
+                         "Write one record for every TCP socket of this network namespace (with\n"
+                         "--all-netns: of every one), then exit.");
   std::vector<std::string> states;
   std::string family = "all";
   std::string port;
@@ -81,6 +83,15 @@ Invocation parse(const std::vector<std::string>& args) {
   snap->add_flag("--no-info", no_info, "No tcp_info: faster; records carry no traffic or rtt");
   snap->add_option("--output", inv.output_path, "Write records to FILE (mode 0640), not stdout")
       ->type_name("FILE");
+  snap->add_flag("--process", inv.snapshot.process,
+                 "Name the owning process and user (actor) of each socket, from /proc");
+  snap->add_flag("--all-netns", inv.snapshot.all_netns,
+                 "Every network namespace (processes' and /run/netns), with its container;\n"
+                 "needs CAP_SYS_ADMIN");
+  std::string seed;
+  snap->add_option("--community-id-seed", seed,
+                   "Seed of connection_info.community_uid (Community ID v1; default 0)")
+      ->type_name("N");
 
   CLI::App* run = app.add_subcommand(
       "run", "Collect: report socket changes, closes and traffic as records until stopped.");
@@ -102,6 +113,10 @@ Invocation parse(const std::vector<std::string>& args) {
   run->add_flag("--no-baseline", no_baseline, "No startup snapshot records");
   run->add_flag("--no-destroy-events", no_destroy_events,
                 "Do not listen to destroy events (closes are then found by polls)");
+  bool no_process = false;
+  bool all_netns = false;
+  run->add_flag("--no-process", no_process, "Do not name owning processes (actor)");
+  run->add_flag("--all-netns", all_netns, "Every network namespace, followed as they come and go");
 
   CLI::App* check = app.add_subcommand(
       "check-config", "Validate a configuration file and exit (0 valid, 2 invalid).");
@@ -163,6 +178,12 @@ Invocation parse(const std::vector<std::string>& args) {
     if (no_destroy_events) {
       inv.overrides.emplace_back("destroy_events", "false");
     }
+    if (no_process) {
+      inv.overrides.emplace_back("process", "false");
+    }
+    if (all_netns) {
+      inv.overrides.emplace_back("all_netns", "true");
+    }
     if (!inv.log_level.empty()) {
       inv.overrides.emplace_back("log_level", quoted(inv.log_level));
     }
@@ -213,6 +234,16 @@ Invocation parse(const std::vector<std::string>& args) {
                                              : opt.ports.remote) = *value;
     }
     opt.with_info = !no_info;
+    if (snap->count("--community-id-seed") != 0) {
+      auto value = parse_port(seed);  // the seed is 16 bits, like a port
+      if (!value) {
+        inv.command = Command::kExit;
+        inv.exit_code = kExitUsage;
+        inv.error = "--community-id-seed: '" + seed + "' is not a number from 0 to 65535";
+        return inv;
+      }
+      inv.community_id_seed = *value;
+    }
   }
   return inv;
 }

@@ -457,7 +457,7 @@ struct TopKey {
 };
 
 // Every top-level key, in the order they are checked (and documented in the example).
-constexpr std::array<TopKey, 11> kTopKeys = {{
+constexpr std::array<TopKey, 14> kTopKeys = {{
     {"poll_interval",
      [](const json& v, const std::string& p, Config& c) {
        c.poll_interval = as_duration(v, p, {100ms, {}});
@@ -475,6 +475,14 @@ constexpr std::array<TopKey, 11> kTopKeys = {{
     {"destroy_events",
      [](const json& v, const std::string& p, Config& c) { c.destroy_events = as_bool(v, p); }},
     {"states", [](const json& v, const std::string& p, Config& c) { c.states = as_states(v, p); }},
+    {"process", [](const json& v, const std::string& p, Config& c) { c.process = as_bool(v, p); }},
+    {"all_netns",
+     [](const json& v, const std::string& p, Config& c) { c.all_netns = as_bool(v, p); }},
+    {"community_id_seed",
+     [](const json& v, const std::string& p, Config& c) {
+       c.community_id_seed =
+           static_cast<std::uint16_t>(as_integer(v, p, 0, 65535, "must be 0 to 65535"));
+     }},
     {"event_buffer",
      [](const json& v, const std::string& p, Config& c) {
        // The listener caps SO_RCVBUF at 1 GiB (it is an int, and the kernel doubles it).
@@ -981,6 +989,15 @@ std::string describe(const Config& config) {
   }
   if (!config.destroy_events) {
     out += ", no destroy events";
+  }
+  if (!config.process) {
+    out += ", no process";
+  }
+  if (config.all_netns) {
+    out += ", all namespaces";
+  }
+  if (config.community_id_seed != 0) {
+    out += ", community id seed " + std::to_string(config.community_id_seed);
   }
   if (config.states != netlink::kAllStates) {
     std::array<char, 16> hex{};

@@ -13,6 +13,7 @@
 #include <csignal>
 #include <ctime>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
@@ -20,6 +21,9 @@
 #include "sockstate/common/fd.h"
 #include "sockstate/netlink/dumper.h"
 #include "sockstate/netlink/events.h"
+#include "sockstate/proc/cgroup.h"
+#include "sockstate/proc/namespaces.h"
+#include "sockstate/proc/socket_owners.h"
 #include "sockstate/tracking/tracker.h"
 
 namespace sockstate::daemon {
@@ -106,17 +110,30 @@ Result<config::Config> load_run_config(
   return parsed;
 }
 
+// One network namespace the daemon watches: a dump socket and a destroy listener made
+// inside it, and its listeners (direction is decided per namespace).
+struct Namespace {
+  proc::NetnsInfo info;
+  netlink::NetlinkSocket dump;
+  std::optional<netlink::DestroyListener> destroy;
+  ocsf::ListenerTable base;  // empty, with the namespace's ephemeral port range
+  ocsf::ListenerTable listeners;
+  bool found = true;  // found by the latest discovery
+};
+
 struct Daemon::State {
   ConfigLoader loader;
   config::Config config;
   ocsf::RecordContext context;
   std::optional<ocsf::RecordBuilder> builder;  // built once the configuration is known
   std::vector<std::unique_ptr<sink::Sink>> sinks;
-  std::optional<netlink::NetlinkSocket> dump_socket;
-  std::optional<netlink::DestroyListener> destroy;
-  ocsf::ListenerTable listeners;
+  std::map<std::uint64_t, std::unique_ptr<Namespace>> namespaces;  // by nsfs inode
+  std::map<int, Namespace*> by_event_fd;
   tracking::Tracker tracker;
-  std::string record;  // reused for every record
+  std::optional<proc::OwnerMap> owners;
+  proc::CgroupResolver cgroups;
+  std::vector<tracking::Event> deferred;  // events whose owner a /proc walk must find
+  std::string record;                     // reused for every record
   Fd signal_fd;
   Fd epoll_fd;
   bool ready = false;
@@ -125,6 +142,11 @@ struct Daemon::State {
   std::uint64_t records = 0;
   std::uint64_t polls = 0;
   std::uint64_t last_dump_ms = 0;
+  std::uint64_t namespace_errors = 0;  // namespaces that could not be opened or dumped
+  std::uint64_t namespaces_opened = 0;
+  std::uint64_t namespaces_closed = 0;
+  std::uint64_t owner_walks = 0;
+  std::uint64_t owner_errors = 0;  // pids whose sockets could not be attributed (denied, errors)
   netlink::DumpStats dump_stats;
 
   State(ConfigLoader l, ocsf::RecordContext c)
@@ -132,13 +154,165 @@ struct Daemon::State {
         context(std::move(c)),
         tracker([this](const tracking::Event& ev) { write(ev); }, /*confirm_poll_closes=*/true) {}
 
+  // An event about a socket whose owner is not known yet waits for the /proc walk that
+  // ends the dump (written before the destroy events of the poll, so never after its Close).
   void write(const tracking::Event& ev) {
+    const std::uint32_t inode = ev.entry.inode;
+    if (owners && inode != 0 && owners->owner(inode) == nullptr && !owners->missed(inode) &&
+        ev.kind != tracking::EventKind::kClose && ev.kind != tracking::EventKind::kFail &&
+        ev.kind != tracking::EventKind::kRefuse) {
+      deferred.push_back(ev);
+      return;
+    }
+    write_now(ev);
+  }
+
+  void write_now(const tracking::Event& ev) {
+    ocsf::RecordFields fields = fields_for(ev);
+    ocsf::Attribution& owner = fields.owner;
+    owner.netns = ev.entry.netns;
+    if (const auto ns = namespaces.find(ev.entry.netns); ns != namespaces.end()) {
+      const auto& container = ns->second->info.container;
+      owner.netns_container = container ? &*container : nullptr;
+    }
+    owner.process = owners && ev.entry.inode != 0 ? owners->owner(ev.entry.inode) : nullptr;
+    owner.cgroup = cgroups.resolve(ev.entry.cgroup_id);
     record.clear();
-    builder->append_record(ev.entry, ev.orientation, fields_for(ev), record);
+    builder->append_record(ev.entry, ev.orientation, fields, record);
     ++records;
     for (auto& sink : sinks) {
       sink->submit(record);
     }
+  }
+
+  // One /proc walk for every socket the dump found without a known owner, then their
+  // records, in the order they happened.
+  void flush_deferred() {
+    if (deferred.empty()) {
+      return;
+    }
+    std::unordered_set<std::uint32_t> wanted;
+    for (const auto& ev : deferred) {
+      wanted.insert(ev.entry.inode);
+    }
+    auto walked = owners->refresh(wanted);
+    if (!walked) {
+      spdlog::warn("process attribution: {}", walked.error().message());
+    } else if (walked->walked) {
+      ++owner_walks;
+      owner_errors += walked->permission_errors + walked->pid_errors;
+    }
+    std::vector<tracking::Event> events;
+    events.swap(deferred);
+    for (const auto& ev : events) {
+      write_now(ev);
+    }
+  }
+
+  // Makes the namespace's sockets: here, or inside it through a short-lived thread.
+  Result<std::unique_ptr<Namespace>> open_namespace(const proc::NetnsInfo& info, bool here) {
+    auto make = [this, &info]() -> Result<std::unique_ptr<Namespace>> {
+      auto sock = netlink::NetlinkSocket::open();
+      if (!sock) {
+        return sock.error();
+      }
+      auto ns = std::make_unique<Namespace>(Namespace{info, std::move(*sock), {}, {}, {}, true});
+      if (config.destroy_events) {
+        // Joined before the namespace's first dump, so no close between the two goes unseen.
+        auto listener = netlink::DestroyListener::open(config.event_buffer_bytes);
+        if (!listener) {
+          return listener.error();
+        }
+        ns->destroy.emplace(std::move(*listener));
+      }
+      ocsf::read_ephemeral_range(ns->base);  // /proc/sys/net shows this thread's namespace
+      return ns;
+    };
+    if (here) {
+      return make();
+    }
+    auto fd = proc::open_netns(info.path, info.inode);
+    if (!fd) {
+      return fd.error();
+    }
+    return proc::run_in_netns(fd->get(), make);
+  }
+
+  [[nodiscard]] bool watch(int fd) const {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    return ::epoll_ctl(epoll_fd.get(), EPOLL_CTL_ADD, fd, &ev) == 0;
+  }
+
+  Result<void> add_namespace(std::unique_ptr<Namespace> ns) {
+    if (ns->destroy) {
+      if (!watch(ns->destroy->fd())) {
+        return errno_error("cannot watch the destroy listener");
+      }
+      by_event_fd[ns->destroy->fd()] = ns.get();
+    }
+    const std::uint64_t inode = ns->info.inode;
+    namespaces[inode] = std::move(ns);
+    ++namespaces_opened;
+    return {};
+  }
+
+  void remove_namespace(std::uint64_t inode) {
+    auto it = namespaces.find(inode);
+    if (it == namespaces.end()) {
+      return;
+    }
+    Namespace& ns = *it->second;
+    if (ns.destroy) {
+      (void)drain_destroys(ns);  // its last closes
+      by_event_fd.erase(ns.destroy->fd());
+      (void)::epoll_ctl(epoll_fd.get(), EPOLL_CTL_DEL, ns.destroy->fd(), nullptr);
+    }
+    spdlog::info("network namespace {} is gone", inode);
+    namespaces.erase(it);
+    ++namespaces_closed;
+  }
+
+  // --all-netns: the namespaces as they are now. A new one is opened (its sockets then
+  // come as Listen and Open); one no process or /run/netns name holds any more is closed
+  // after its last destroy events (its sockets then close by the next polls).
+  Result<void> sync_namespaces() {
+    auto found = proc::discover_netns();
+    if (!found) {
+      return found.error();
+    }
+    for (auto& [inode, ns] : namespaces) {
+      ns->found = false;
+    }
+    for (const auto& info : *found) {
+      auto it = namespaces.find(info.inode);
+      if (it != namespaces.end()) {
+        it->second->found = true;
+        it->second->info.container = info.container;
+        continue;
+      }
+      auto opened = open_namespace(info, false);
+      if (!opened) {
+        // It went away since discovery, or we may not enter it: the next poll tries again.
+        ++namespace_errors;
+        spdlog::debug("network namespace {}: {}", info.inode, opened.error().message());
+        continue;
+      }
+      if (auto added = add_namespace(std::move(*opened)); !added) {
+        return added.error();
+      }
+    }
+    std::vector<std::uint64_t> gone;
+    for (const auto& [inode, ns] : namespaces) {
+      if (!ns->found) {
+        gone.push_back(inode);
+      }
+    }
+    for (const auto inode : gone) {
+      remove_namespace(inode);
+    }
+    return {};
   }
 
   Result<void> start_sinks(const config::Config& c) {
@@ -161,63 +335,142 @@ struct Daemon::State {
     return {};
   }
 
-  // One complete poll: LISTEN sockets first (they decide direction), then the rest,
-  // then the destroy events that came meanwhile, then what vanished.
-  Result<void> poll() {
-    const std::int64_t started = monotonic_ms();
-    const bool baseline = first_poll && config.baseline;
-    tracker.begin_poll(ocsf::realtime_ms(), baseline);
-    const bool want_listen = (config.states & netlink::state_bit(netlink::kTcpListen)) != 0;
-    ocsf::ListenerTable fresh;
-    ocsf::read_ephemeral_range(fresh);
-    std::vector<netlink::SocketEntry> listening;
-    for (const std::uint8_t family : {std::uint8_t{AF_INET}, std::uint8_t{AF_INET6}}) {
-      netlink::CookieSet seen;
-      const netlink::DumpRequest request{
-          family, netlink::state_bit(netlink::kTcpListen), false, {}};
-      auto done = netlink::run_dump(*dump_socket, request, seen, dump_stats,
-                                    [&](const netlink::SocketEntry& e) {
-                                      fresh.add(e);
-                                      listening.push_back(e);
-                                    });
-      if (!done) {
-        return done.error();
+  // Dumps one namespace's LISTEN sockets into its table (and `listening`), or, with
+  // `rest`, its other sockets into the tracker.
+  Result<void> dump_namespace(Namespace& ns, std::vector<netlink::SocketEntry>& listening,
+                              bool rest) {
+    const std::uint64_t inode = ns.info.inode;
+    if (!rest) {
+      ocsf::ListenerTable fresh = ns.base;
+      for (const std::uint8_t family : {std::uint8_t{AF_INET}, std::uint8_t{AF_INET6}}) {
+        netlink::CookieSet seen;
+        const netlink::DumpRequest request{
+            family, netlink::state_bit(netlink::kTcpListen), false, {}};
+        auto done = netlink::run_dump(ns.dump, request, seen, dump_stats,
+                                      [&](const netlink::SocketEntry& e) {
+                                        fresh.add(e);
+                                        listening.push_back(e);
+                                        listening.back().netns = inode;
+                                      });
+        if (!done) {
+          return done.error();
+        }
       }
-    }
-    listeners = std::move(fresh);
-    if (want_listen) {
-      for (const auto& e : listening) {
-        tracker.poll_socket(e, listeners);
-      }
+      ns.listeners = std::move(fresh);
+      return {};
     }
     const std::uint32_t states = config.states & ~netlink::state_bit(netlink::kTcpListen);
     netlink::CookieSet seen;
     for (const std::uint8_t family : {std::uint8_t{AF_INET}, std::uint8_t{AF_INET6}}) {
       const netlink::DumpRequest request{family, states, true, {}};
-      auto done = netlink::run_dump(
-          *dump_socket, request, seen, dump_stats,
-          [&](const netlink::SocketEntry& e) { tracker.poll_socket(e, listeners); });
+      auto done =
+          netlink::run_dump(ns.dump, request, seen, dump_stats, [&](const netlink::SocketEntry& e) {
+            netlink::SocketEntry tagged = e;
+            tagged.netns = inode;
+            tracker.poll_socket(tagged, ns.listeners);
+          });
       if (!done) {
         return done.error();
       }
     }
-    if (auto drained = drain_destroys(); !drained) {
+    return {};
+  }
+
+  // A dump failed. In our own namespace that ends the daemon; in another one, the namespace
+  // is dropped after this poll (the next discovery opens it again) and its sockets are kept
+  // as they were, so a failed dump reports no closes.
+  Result<void> dump_failed(const Namespace& ns, const Error& error,
+                           std::vector<std::uint64_t>& failed) {
+    if (!config.all_netns) {
+      return error;
+    }
+    ++namespace_errors;
+    spdlog::warn("network namespace {}: {}", ns.info.inode, error.message());
+    failed.push_back(ns.info.inode);
+    return {};
+  }
+
+  // One complete poll: LISTEN sockets first (they decide direction), then the rest, then
+  // the owners of new sockets, then the destroy events that came meanwhile, then what
+  // vanished.
+  Result<void> poll() {
+    const std::int64_t started = monotonic_ms();
+    if (config.all_netns) {
+      if (auto synced = sync_namespaces(); !synced) {
+        return synced.error();
+      }
+    }
+    const bool baseline = first_poll && config.baseline;
+    tracker.begin_poll(ocsf::realtime_ms(), baseline);
+    const bool want_listen = (config.states & netlink::state_bit(netlink::kTcpListen)) != 0;
+    std::vector<std::uint64_t> failed;
+    std::vector<netlink::SocketEntry> listening;
+    for (auto& [inode, ns] : namespaces) {
+      if (auto done = dump_namespace(*ns, listening, false); !done) {
+        if (auto fatal = dump_failed(*ns, done.error(), failed); !fatal) {
+          return fatal.error();
+        }
+      }
+    }
+    if (want_listen) {
+      for (const auto& e : listening) {
+        if (std::find(failed.begin(), failed.end(), e.netns) == failed.end()) {
+          tracker.poll_socket(e, namespaces.at(e.netns)->listeners);
+        }
+      }
+    }
+    for (auto& [inode, ns] : namespaces) {
+      if (std::find(failed.begin(), failed.end(), inode) != failed.end()) {
+        continue;
+      }
+      if (auto done = dump_namespace(*ns, listening, true); !done) {
+        if (auto fatal = dump_failed(*ns, done.error(), failed); !fatal) {
+          return fatal.error();
+        }
+      }
+    }
+    for (const auto inode : failed) {
+      tracker.keep_namespace(inode);
+    }
+    flush_deferred();
+    if (auto drained = drain_all(); !drained) {
       return drained.error();
     }
     tracker.end_poll();
+    for (const auto inode : failed) {
+      remove_namespace(inode);
+    }
+    if (owners) {
+      // Forget the owners of sockets whose last record is written.
+      std::unordered_set<std::uint32_t> live;
+      tracker.collect_inodes(live);
+      owners->retain(live);
+    }
     first_poll = false;
     ++polls;
     last_dump_ms = static_cast<std::uint64_t>(monotonic_ms() - started);
     return {};
   }
 
-  Result<void> drain_destroys() {
-    if (!destroy) {
+  Result<void> drain_all() {
+    for (auto& [inode, ns] : namespaces) {
+      if (auto drained = drain_destroys(*ns); !drained) {
+        return drained.error();
+      }
+    }
+    return {};
+  }
+
+  Result<void> drain_destroys(Namespace& ns) {
+    if (!ns.destroy) {
       return {};
     }
-    auto complete = destroy->drain(
-        [this](const netlink::SocketEntry& e) {
-          tracker.destroyed(e, listeners, ocsf::realtime_ms());
+    const std::uint64_t inode = ns.info.inode;
+    auto complete = ns.destroy->drain(
+        [this, &ns, inode](const netlink::SocketEntry& e) {
+          netlink::SocketEntry tagged = e;
+          tagged.netns = inode;
+          tracker.destroyed(tagged, ns.listeners, ocsf::realtime_ms());
         },
         std::max<std::size_t>(config.event_buffer_bytes, 64U << 20));
     if (!complete) {
@@ -225,11 +478,25 @@ struct Daemon::State {
     }
     if (!*complete) {
       // Events were lost: a dump now finds what closed (its Close comes from the poll).
-      spdlog::warn("destroy events lost (receive buffer overflow {}): resyncing with a dump",
-                   destroy->overflows());
+      spdlog::warn(
+          "destroy events lost in namespace {} (receive buffer overflow {}): "
+          "resyncing with a dump",
+          inode, ns.destroy->overflows());
       resync = true;
     }
     return {};
+  }
+
+  [[nodiscard]] std::pair<std::uint64_t, std::uint64_t> destroy_counts() const {
+    std::uint64_t events = 0;
+    std::uint64_t overflows = 0;
+    for (const auto& [inode, ns] : namespaces) {
+      if (ns->destroy) {
+        events += ns->destroy->events();
+        overflows += ns->destroy->overflows();
+      }
+    }
+    return {events, overflows};
   }
 
   sink::SinkStats sink_totals() const {
@@ -263,9 +530,15 @@ struct Daemon::State {
         "stats: {} sockets tracked, {} records, sinks written/dropped:{}, {} destroy events, "
         "{} overflows, {} closes by destroy, {} by poll, {} polls, last dump {} ms, "
         "{} dump redos",
-        t.tracked, records, per_sink, destroy ? destroy->events() : 0,
-        destroy ? destroy->overflows() : 0, t.closed_by_destroy, t.closed_by_poll, polls,
-        last_dump_ms, dump_stats.redos);
+        t.tracked, records, per_sink, destroy_counts().first, destroy_counts().second,
+        t.closed_by_destroy, t.closed_by_poll, polls, last_dump_ms, dump_stats.redos);
+    if (config.all_netns || owners) {
+      spdlog::info(
+          "stats: {} network namespaces ({} opened, {} gone, {} errors), {} /proc walks for "
+          "new sockets, {} pids unreadable, {} cgroup walks",
+          namespaces.size(), namespaces_opened, namespaces_closed, namespace_errors, owner_walks,
+          owner_errors, cgroups.stats().walks);
+    }
   }
 
   void reload() {
@@ -284,6 +557,13 @@ struct Daemon::State {
                       started.error().message());
         return;
       }
+    }
+    if (fresh->process != config.process || fresh->all_netns != config.all_netns ||
+        fresh->community_id_seed != config.community_id_seed) {
+      spdlog::warn("process, all_netns and community_id_seed apply at the next start");
+      fresh->process = config.process;
+      fresh->all_netns = config.all_netns;
+      fresh->community_id_seed = config.community_id_seed;
     }
     config = std::move(*fresh);
     spdlog::set_level(spdlog::level::from_str(config.log_level));
@@ -309,7 +589,6 @@ int Daemon::run() {
   // changes them takes effect at the next start): metadata.sequence must not restart.
   s.context.log_name = s.config.log_name;
   s.context.device_type_id = s.config.device_type_id;
-  s.builder.emplace(s.context);
 
   sigset_t mask;
   sigemptyset(&mask);
@@ -324,34 +603,53 @@ int Daemon::run() {
     return 1;
   }
 
-  auto sock = netlink::NetlinkSocket::open();
-  if (!sock) {
-    spdlog::error("{}", sock.error().message());
+  // process, all_netns and community_id_seed, like log_name, apply at the next start.
+  s.context.community_id_seed = s.config.community_id_seed;
+  s.builder.emplace(s.context);
+  if (!s.watch(s.signal_fd.get())) {
+    spdlog::error("{}", errno_error("cannot watch descriptors").message());
     return 1;
   }
-  s.dump_socket.emplace(std::move(*sock));
-  if (s.config.destroy_events) {
-    // Joined before the first dump, so no close between the two goes unseen.
-    auto listener = netlink::DestroyListener::open(s.config.event_buffer_bytes);
-    if (!listener) {
-      spdlog::error("{}", listener.error().message());
+  if (s.config.all_netns) {
+    if (auto synced = s.sync_namespaces(); !synced) {
+      spdlog::error("{}", synced.error().message());
       return 1;
     }
-    s.destroy.emplace(std::move(*listener));
+    if (s.namespaces.empty()) {
+      spdlog::error("all_netns: no network namespace could be entered (CAP_SYS_ADMIN needed)");
+      return 1;
+    }
+  } else {
+    proc::NetnsInfo own;
+    own.inode = s.context.netns_inode;
+    auto opened = s.open_namespace(own, true);
+    if (!opened) {
+      spdlog::error("{}", opened.error().message());
+      return 1;
+    }
+    if (auto added = s.add_namespace(std::move(*opened)); !added) {
+      spdlog::error("{}", added.error().message());
+      return 1;
+    }
+  }
+  if (s.config.process) {
+    s.owners.emplace();
+    auto scanned = s.owners->scan();  // before the baseline: its records name their owners
+    if (!scanned) {
+      spdlog::error("process attribution: {}", scanned.error().message());
+      return 1;
+    }
+    const auto unreadable = scanned->permission_errors + scanned->pid_errors;
+    s.owner_errors += unreadable;
+    if (unreadable > 0) {
+      spdlog::info(
+          "process attribution: {} process(es) could not be read; their sockets carry "
+          "no actor",
+          unreadable);
+    }
   }
   if (auto started = s.start_sinks(s.config); !started) {
     spdlog::error("{}", started.error().message());
-    return 1;
-  }
-
-  auto watch = [&s](int fd) {
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.fd = fd;
-    return ::epoll_ctl(s.epoll_fd.get(), EPOLL_CTL_ADD, fd, &ev) == 0;
-  };
-  if (!watch(s.signal_fd.get()) || (s.destroy && !watch(s.destroy->fd()))) {
-    spdlog::error("{}", errno_error("cannot watch descriptors").message());
     return 1;
   }
 
@@ -416,8 +714,8 @@ int Daemon::run() {
     }
     for (int i = 0; i < n; ++i) {
       const int fd = ready[static_cast<std::size_t>(i)].data.fd;
-      if (s.destroy && fd == s.destroy->fd()) {
-        if (auto drained = s.drain_destroys(); !drained) {
+      if (const auto ns = s.by_event_fd.find(fd); ns != s.by_event_fd.end()) {
+        if (auto drained = s.drain_destroys(*ns->second); !drained) {
           spdlog::error("{}", drained.error().message());
           status = 1;
           running = false;

@@ -111,6 +111,11 @@ Result<SocketEntry> decode_socket(std::span<const std::uint8_t> payload,
       case INET_DIAG_SOCKOPT:
         e.full_socket = true;
         break;
+      case INET_DIAG_CGROUP_ID:
+        if (len >= sizeof(std::uint64_t)) {
+          std::memcpy(&e.cgroup_id, data, sizeof e.cgroup_id);
+        }
+        break;
       default:
         // Known attributes we do not use are skipped; newer ones are also counted.
         if ((attr.nla_type & NLA_TYPE_MASK) > INET_DIAG_MAX && unknown_attributes != nullptr) {

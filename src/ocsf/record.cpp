@@ -7,6 +7,7 @@
 #include <charconv>
 #include <ctime>
 
+#include "sockstate/ocsf/community_id.h"
 #include "sockstate/ocsf/json_writer.h"
 
 namespace sockstate::ocsf {
@@ -90,14 +91,49 @@ void append_endpoint_text(std::string& out, const Address& a, std::uint16_t port
   }
 }
 
+void write_container(JsonWriter& w, const proc::Container& c) {
+  w.begin_object("container");
+  if (!c.uid.empty()) {
+    w.field_ascii("uid", c.uid);
+  }
+  if (!c.name.empty()) {
+    w.field("name", c.name);
+  }
+  if (!c.runtime.empty()) {
+    w.field_ascii("runtime", c.runtime);
+  }
+  if (!c.orchestrator.empty()) {
+    w.field_ascii("orchestrator", c.orchestrator);
+  }
+  if (!c.pod_uuid.empty()) {
+    w.field_ascii("pod_uuid", c.pod_uuid);
+  }
+  w.end_object();
+}
+
 // Port 0 is no TCP port: the kernel has cleared it (tcp_disconnect() after a failed
 // blocking connect()), so the endpoint is written with its address alone.
-void write_endpoint(JsonWriter& w, std::string_view key, const Address& a, std::uint16_t port) {
+void write_endpoint(JsonWriter& w, std::string_view key, const Address& a, std::uint16_t port,
+                    const proc::Container* container = nullptr) {
   AddressBuffer buf{};
   w.begin_object(key);
   w.field_ascii("ip", format_address(a, buf));
   if (port != 0) {
     w.field("port", std::uint32_t{port});
+  }
+  if (container != nullptr) {
+    write_container(w, *container);
+  }
+  w.end_object();
+}
+
+void write_user(JsonWriter& w, const proc::ProcessInfo& p, std::string& scratch) {
+  w.begin_object("user");
+  scratch.clear();
+  scratch.append(std::to_string(p.uid));
+  w.field_ascii("uid", scratch);
+  if (!p.user.empty()) {
+    w.field("name", p.user);
   }
   w.end_object();
 }
@@ -143,15 +179,10 @@ std::string address_text(const Address& a) {
   return std::string(format_address(a, buf));
 }
 
-std::string correlation_uid(const std::string& boot_id, std::uint64_t cookie) {
-  std::string out;
-  append_correlation_uid(out, boot_id, cookie);
-  return out;
-}
+namespace {
 
-void append_correlation_uid(std::string& out, std::string_view boot_id, std::uint64_t cookie) {
-  // UUID-shaped: the first 64 bits of the boot id (random per boot), then the cookie
-  // (unique per boot: the kernel's socket cookies come from one global counter).
+// The first 64 bits of the boot id as 8-4-4 hex digits and a '-' (zeros without one).
+void append_boot_prefix(std::string& out, std::string_view boot_id) {
   std::size_t taken = 0;
   for (char c : boot_id) {
     if (taken == 16) {
@@ -164,13 +195,38 @@ void append_correlation_uid(std::string& out, std::string_view boot_id, std::uin
       }
     }
   }
-  while (taken < 16) {  // no boot id: zeros keep the shape
+  while (taken < 16) {
     out.push_back('0');
     if (++taken == 8 || taken == 12) {
       out.push_back('-');
     }
   }
   out.push_back('-');
+}
+
+}  // namespace
+
+void append_process_uid(std::string& out, std::string_view boot_id, std::int32_t pid,
+                        std::uint64_t start_ticks) {
+  // pid_max is at most 2^22; 40 bits of ticks last 348 years at USER_HZ 100.
+  const auto p = static_cast<std::uint64_t>(pid) & 0xFFFFFFU;
+  append_boot_prefix(out, boot_id);
+  append_hex(out, p >> 8, 4);
+  out.push_back('-');
+  append_hex(out, p & 0xFFU, 2);
+  append_hex(out, start_ticks & 0xFFFFFFFFFFULL, 10);
+}
+
+std::string correlation_uid(const std::string& boot_id, std::uint64_t cookie) {
+  std::string out;
+  append_correlation_uid(out, boot_id, cookie);
+  return out;
+}
+
+void append_correlation_uid(std::string& out, std::string_view boot_id, std::uint64_t cookie) {
+  // UUID-shaped: the first 64 bits of the boot id (random per boot), then the cookie
+  // (unique per boot: the kernel's socket cookies come from one global counter).
+  append_boot_prefix(out, boot_id);
   append_hex(out, cookie >> 48, 4);
   out.push_back('-');
   append_hex(out, cookie & 0xFFFFFFFFFFFFULL, 12);
@@ -228,15 +284,17 @@ RecordBuilder::RecordBuilder(RecordContext context) : context_(std::move(context
     w.field("severity_id", 1);
     w.field_ascii("severity", "Informational");
   });
-  metadata_head_ = members_of([this](JsonWriter& w) {
-    w.field_ascii("version", "1.8.0");
-    w.begin_object("product");
-    w.field("name", "sockstate");
-    w.field("vendor_name", context_.vendor_name);
-    w.field("version", context_.product_version);
-    w.end_object();
-    w.raw_field("profiles", "[\"host\"]");
-  });
+  for (const bool container : {false, true}) {
+    metadata_head_[container ? 1 : 0] = members_of([this, container](JsonWriter& w) {
+      w.field_ascii("version", "1.8.0");
+      w.begin_object("product");
+      w.field("name", "sockstate");
+      w.field("vendor_name", context_.vendor_name);
+      w.field("version", context_.product_version);
+      w.end_object();
+      w.raw_field("profiles", container ? "[\"host\",\"container\"]" : "[\"host\"]");
+    });
+  }
   for (const int version : {4, 6}) {
     connection_head_[version == 4 ? 0 : 1] = members_of([version](JsonWriter& w) {
       w.field("protocol_num", 6);
@@ -274,9 +332,10 @@ RecordBuilder::RecordBuilder(RecordContext context) : context_(std::move(context
 }
 
 void RecordBuilder::append_snapshot_record(const netlink::SocketEntry& e, const Orientation& o,
-                                           std::string& out) {
+                                           std::string& out, const Attribution& owner) {
   RecordFields fields;
   fields.activity = kernel_state_row(e.state).snapshot_activity;
+  fields.owner = owner;
   append_record(e, o, fields, out);
 }
 
@@ -344,8 +403,16 @@ void RecordBuilder::append_record(const netlink::SocketEntry& e, const Orientati
   }
   w.field_ascii("message", message);
 
+  const Attribution& a = f.owner;
+  const proc::ProcessInfo* process = a.process;
+  const proc::Container* process_container =
+      process != nullptr && process->container ? &*process->container : nullptr;
+  const proc::Container* socket_container =
+      a.cgroup != nullptr && a.cgroup->container ? &*a.cgroup->container : a.netns_container;
+  const bool with_container = process_container != nullptr || socket_container != nullptr;
+
   w.begin_object("metadata");
-  w.raw_members(metadata_head_);
+  w.raw_members(metadata_head_[with_container ? 1 : 0]);
   std::string& uid = scratch_;
   uid.clear();
   append_hex(uid, context_.run_id >> 32, 8);
@@ -376,26 +443,65 @@ void RecordBuilder::append_record(const netlink::SocketEntry& e, const Orientati
   scratch_.clear();
   append_hex(scratch_, e.cookie, 16);
   w.field_ascii("uid", scratch_);
+  const bool connected = o.shape == Shape::kInbound || o.shape == Shape::kOutbound;
+  if (connected && src_port != 0 && dst_port != 0) {
+    // The flow as a sensor on the wire hashes it; the spec orders the endpoints itself.
+    scratch_ = community_id_v1(src, src_port, dst, dst_port, 6, context_.community_id_seed);
+    if (!scratch_.empty()) {
+      w.field_ascii("community_uid", scratch_);
+    }
+  }
   w.end_object();
 
+  if (process != nullptr) {
+    w.begin_object("actor");
+    w.begin_object("process");
+    w.field("pid", process->pid);
+    if (!process->name.empty()) {
+      w.field("name", process->name);
+    }
+    if (!process->cmd_line.empty()) {
+      w.field("cmd_line", process->cmd_line);
+    }
+    if (process->created_time_ms > 0) {
+      w.field("created_time", process->created_time_ms);
+    }
+    if (process->start_ticks != 0) {
+      scratch_.clear();
+      append_process_uid(scratch_, context_.host.boot_id, process->pid, process->start_ticks);
+      w.field_ascii("uid", scratch_);
+    }
+    if (process->uid != proc::kUnknownUid) {
+      write_user(w, *process, scratch_);
+    }
+    if (process_container != nullptr) {
+      write_container(w, *process_container);
+    }
+    w.end_object();
+    if (process->uid != proc::kUnknownUid) {
+      write_user(w, *process, scratch_);
+    }
+    w.end_object();
+  }
+
+  // The container goes on the endpoint that is this host's socket.
   switch (o.shape) {
     case Shape::kListener:
-      write_endpoint(w, "dst_endpoint", local, e.local_port);
+      write_endpoint(w, "dst_endpoint", local, e.local_port, socket_container);
       break;
     case Shape::kUnconnected:
-      write_endpoint(w, "src_endpoint", local, e.local_port);
+      write_endpoint(w, "src_endpoint", local, e.local_port, socket_container);
       break;
     case Shape::kInbound:
     case Shape::kOutbound:
-      write_endpoint(w, "src_endpoint", src, src_port);
-      write_endpoint(w, "dst_endpoint", dst, dst_port);
+      write_endpoint(w, "src_endpoint", src, src_port, inbound ? nullptr : socket_container);
+      write_endpoint(w, "dst_endpoint", dst, dst_port, inbound ? socket_container : nullptr);
       break;
   }
   w.field("observation_point_id", static_cast<int>(o.observation_point));
   w.field_ascii("observation_point", observation_point_caption(o.observation_point));
   w.field("is_src_dst_assignment_known", o.assignment_known);
 
-  const bool connected = o.shape == Shape::kInbound || o.shape == Shape::kOutbound;
   auto write_traffic = [&w, inbound](std::string_view key, const Traffic& t) {
     // bytes_out is src -> dst: for an inbound connection that is what we received.
     w.begin_object(key);
@@ -439,8 +545,17 @@ void RecordBuilder::append_record(const netlink::SocketEntry& e, const Orientati
     w.field("rtt_us", e.info.rtt_us);
     w.field("total_retrans", e.info.total_retrans);
   }
-  if (context_.netns_inode != 0) {
-    w.field("netns", context_.netns_inode);
+  if (a.netns != 0 || context_.netns_inode != 0) {
+    w.field("netns", a.netns != 0 ? a.netns : context_.netns_inode);
+  }
+  if (a.cgroup != nullptr) {
+    w.field("cgroup", a.cgroup->path);
+    if (!a.cgroup->unit.empty()) {
+      w.field("systemd_unit", a.cgroup->unit);
+    }
+  }
+  if (process != nullptr && process->cmd_line_truncated) {
+    w.field("cmd_line_truncated", true);
   }
   w.end_object();
 

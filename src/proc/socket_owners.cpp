@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "sockstate/common/fd.h"
+#include "sockstate/proc/cgroup.h"
 
 namespace sockstate::proc {
 namespace {
@@ -21,6 +22,8 @@ constexpr std::size_t kDentsBuffer = std::size_t{32} * 1024;
 // stat is < 1 KiB (52 numbers); status about 1.5 KiB; Uid: is on its 9th line.
 constexpr std::size_t kStatBuffer = 2048;
 constexpr std::size_t kStatusBuffer = 4096;
+// One line per v1 hierarchy, then "0::<path>"; paths may be long (Kubernetes).
+constexpr std::size_t kCgroupBuffer = 8192;
 // comm is at most 64 bytes (kernel threads' long names) plus '\n'.
 constexpr std::size_t kCommBuffer = 128;
 constexpr std::size_t kMaxNameBytes = 64;
@@ -546,6 +549,7 @@ OwnerMap::Process* OwnerMap::attributes(int pid_fd, std::int32_t pid, bool reuse
 
   Process p;
   p.info.pid = pid;
+  p.info.start_ticks = start_ticks;
   p.start_ticks = start_ticks;
   bool failed = !have_start;
   if (have_start && btime_s_ > 0) {
@@ -599,6 +603,14 @@ OwnerMap::Process* OwnerMap::attributes(int pid_fd, std::int32_t pid, bool reuse
     return nullptr;
   } else {
     failed = true;
+  }
+
+  // Optional: a kernel without cgroups, or a process gone meanwhile, leaves it empty.
+  if (read_at(pid_fd, "cgroup", kCgroupBuffer, read_buf_) == 0) {
+    p.info.cgroup =
+        sanitize_text(cgroup2_path_from_proc(std::string_view(read_buf_.data(), read_buf_.size())),
+                      kMaxCgroupPathBytes, nullptr);
+    p.info.container = container_from_cgroup(p.info.cgroup);
   }
 
   if (failed) {

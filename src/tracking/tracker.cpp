@@ -58,11 +58,12 @@ ocsf::Traffic final_traffic(const netlink::TcpInfo& info, bool active_open) {
 
 Tracker::Flow Tracker::flow_of(const SocketEntry& e) {
   return Flow{ocsf::normalized_address(e.family, e.local_addr),
-              ocsf::normalized_address(e.family, e.remote_addr), e.local_port, e.remote_port};
+              ocsf::normalized_address(e.family, e.remote_addr), e.local_port, e.remote_port,
+              e.netns};
 }
 
 std::size_t Tracker::FlowHash::operator()(const Flow& f) const {
-  std::uint64_t h = (std::uint64_t{f.local_port} << 16) | f.remote_port;
+  std::uint64_t h = ((std::uint64_t{f.local_port} << 16) | f.remote_port) ^ (f.netns << 32);
   for (const auto* a : {&f.local, &f.remote}) {
     std::uint64_t hi = 0;
     std::uint64_t lo = 0;
@@ -282,6 +283,10 @@ void Tracker::close(Tracked& t, SocketEntry final_entry, bool from_destroy, std:
   // What a destroy event lacks comes from what the polls saw under the same cookie.
   ev.entry.inode = t.last.inode;
   ev.entry.uid = t.last.uid;
+  if (ev.entry.cgroup_id == 0) {
+    ev.entry.cgroup_id = t.last.cgroup_id;
+  }
+  ev.entry.netns = t.last.netns;
   ev.entry.full_socket = t.last.full_socket || final_entry.full_socket;
   if (ev.entry.remote_port == 0 && t.last.remote_port != 0) {
     ev.entry.remote_port = t.last.remote_port;  // tcp_disconnect() cleared it
@@ -336,6 +341,32 @@ void Tracker::report_traffic(std::int64_t now_ms, std::int64_t interval_ms) {
     emit(ev);
     t.reported = totals;
     t.last_traffic_ms = now_ms;
+  }
+}
+
+void Tracker::keep_namespace(std::uint64_t netns) {
+  for (auto& [cookie, t] : tracked_) {
+    if (t.last.netns == netns) {
+      t.generation = generation_;
+    }
+  }
+  for (auto& [cookie, p] : pending_) {
+    if (p.entry.netns == netns) {
+      p.first_generation = generation_;
+    }
+  }
+  for (auto& [flow, generation] : closed_flows_) {
+    if (flow.netns == netns) {
+      generation = generation_;
+    }
+  }
+}
+
+void Tracker::collect_inodes(std::unordered_set<std::uint32_t>& out) const {
+  for (const auto& [cookie, t] : tracked_) {
+    if (t.last.inode != 0) {
+      out.insert(t.last.inode);
+    }
   }
 }
 

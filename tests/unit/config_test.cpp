@@ -86,6 +86,9 @@ TEST(Config, EmptyDocumentKeepsEveryDefault) {
   EXPECT_EQ(c.log_name, "sockstate");
   EXPECT_EQ(c.device_type_id, 0);
   EXPECT_EQ(c.log_level, "info");
+  EXPECT_TRUE(c.process);
+  EXPECT_FALSE(c.all_netns);
+  EXPECT_EQ(c.community_id_seed, 0);
   ASSERT_EQ(c.sinks.size(), 1U);
   EXPECT_EQ(c.sinks[0].type, SinkType::kStdout);
   EXPECT_EQ(c.sinks[0].queue_records, 65536U);
@@ -99,6 +102,9 @@ TEST(Config, EveryKeyIsParsed) {
     "baseline": false,
     "destroy_events": false,
     "states": ["listen", "established"],
+    "process": false,
+    "all_netns": true,
+    "community_id_seed": 65535,
     "event_buffer": "16MiB",
     "log_name": "edge-sockets",
     "device_type_id": 99,
@@ -119,6 +125,9 @@ TEST(Config, EveryKeyIsParsed) {
   EXPECT_FALSE(c.destroy_events);
   EXPECT_EQ(c.states, state_bit(netlink::kTcpListen) | state_bit(netlink::kTcpEstablished));
   EXPECT_EQ(c.event_buffer_bytes, 16U << 20);
+  EXPECT_FALSE(c.process);
+  EXPECT_TRUE(c.all_netns);
+  EXPECT_EQ(c.community_id_seed, 65535);
   EXPECT_EQ(c.log_name, "edge-sockets");
   EXPECT_EQ(c.device_type_id, 99);
   EXPECT_EQ(c.log_level, "debug");
@@ -377,6 +386,19 @@ TEST(Config, LogLevel) {
               "log_level: must be one of error, warn, info, debug")
         << bad;
   }
+}
+
+TEST(Config, AttributionKeys) {
+  EXPECT_EQ(parse_ok(doc("community_id_seed", "1")).community_id_seed, 1);
+  for (const char* bad : {"65536", "-1"}) {
+    EXPECT_EQ(parse_error(doc("community_id_seed", bad)), "community_id_seed: must be 0 to 65535")
+        << bad;
+  }
+  EXPECT_EQ(parse_error(doc("process", "\"yes\"")), "process: must be true or false, not a string");
+  EXPECT_EQ(parse_error(doc("all_netns", "1")), "all_netns: must be true or false, not an integer");
+  EXPECT_NE(describe(parse_ok(R"({"process": false, "all_netns": true})"))
+                .find("no process, all namespaces"),
+            std::string::npos);
 }
 
 TEST(Config, DeviceTypeId) {
@@ -784,7 +806,7 @@ TEST(ConfigExample, DocumentsEveryKey) {
   ASSERT_FALSE(text.empty());
   const std::vector<std::string> keys = known_keys();
   EXPECT_EQ(std::set<std::string>(keys.begin(), keys.end()).size(), keys.size()) << "no repeats";
-  EXPECT_EQ(keys.size(), 23U);
+  EXPECT_EQ(keys.size(), 26U);
   for (const std::string& key : keys) {
     const std::string leaf =
         key.substr(key.rfind('.') == std::string::npos ? 0 : key.rfind('.') + 1);

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,7 @@ struct Invocation {
   std::string log_level;    // --log-level when given; empty: warn (snapshot), the config (run)
   snapshot::SnapshotOptions snapshot;
   std::string output_path;  // empty: stdout
+  std::uint16_t community_id_seed = 0;
   // run, check-config
   std::string config_path;  // empty: built-in defaults
   // Command-line overrides of configuration keys, as JSON values by key, applied over

@@ -47,6 +47,9 @@ struct Config {
   bool baseline = true;                               // the startup snapshot records
   bool destroy_events = true;                   // listen to the kernel's socket-destroy events
   std::uint32_t states = netlink::kAllStates;   // kernel states mask the daemon dumps
+  bool process = true;                          // actor.process / actor.user from /proc
+  bool all_netns = false;                       // every network namespace, not just ours
+  std::uint16_t community_id_seed = 0;          // connection_info.community_uid seed
   std::size_t event_buffer_bytes = 8U << 20;    // SO_RCVBUF(FORCE) of the destroy listener
   std::string log_name = "sockstate";           // metadata.log_name
   int device_type_id = 0;                       // device.type_id

@@ -79,6 +79,11 @@ struct SocketEntry {
   // attributes of their own, inode 0 and uid 0: their inode and uid mean nothing.
   bool full_socket = false;
   std::uint8_t shutdown = 0;  // INET_DIAG_SHUTDOWN: RCV_SHUTDOWN 1 | SEND_SHUTDOWN 2
+  // INET_DIAG_CGROUP_ID: the cgroup v2 id of the socket's creator (full sockets); 0: none.
+  std::uint64_t cgroup_id = 0;
+  // The network namespace (nsfs inode) the socket was dumped from. Not in the message:
+  // set by whoever knows which namespace the netlink socket lives in; 0: unknown.
+  std::uint64_t netns = 0;
   bool has_tcp_info = false;
   TcpInfo info;
 };

@@ -3,6 +3,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "sockstate/common/error.h"
+#include "sockstate/proc/cgroup.h"
 
 namespace sockstate::proc {
 
@@ -24,9 +26,12 @@ struct ProcessInfo {
   std::string name;      // /proc/<pid>/comm, sanitized like cmd_line ("" when unreadable)
   std::string cmd_line;  // /proc/<pid>/cmdline, sanitized (see sanitize_text()), bounded
   bool cmd_line_truncated = false;
-  std::int64_t created_time_ms = 0;  // start time, ms since the epoch; 0 when unknown
-  std::uint32_t uid = kUnknownUid;   // real uid (status "Uid:" first field)
-  std::string user;                  // the uid's passwd name; "" when it has none
+  std::int64_t created_time_ms = 0;    // start time, ms since the epoch; 0 when unknown
+  std::uint32_t uid = kUnknownUid;     // real uid (status "Uid:" first field)
+  std::string user;                    // the uid's passwd name; "" when it has none
+  std::uint64_t start_ticks = 0;       // stat's starttime: with the pid, unique per boot
+  std::string cgroup;                  // cgroup v2 path ("0::" line of /proc/<pid>/cgroup)
+  std::optional<Container> container;  // container_from_cgroup(cgroup)
 };
 
 // What one walk over /proc did. Per-pid failures are counted here, never fatal.
@@ -92,6 +97,8 @@ class OwnerMap {
   // The owner of a socket inode, or nullptr when unknown.
   [[nodiscard]] const ProcessInfo* owner(std::uint32_t inode) const;
   [[nodiscard]] const ProcessInfo* lookup(std::uint32_t inode) const { return owner(inode); }
+  // True when refresh() looked for `inode` and did not find it (it will not look again).
+  [[nodiscard]] bool missed(std::uint32_t inode) const { return missed_.count(inode) != 0; }
 
   // Forgets inodes (known or missed) that are not in `live_inodes`, and processes that no
   // longer own a known inode. For a daemon: call with the current socket table now and then.

@@ -4,6 +4,7 @@
 #include <functional>
 #include <optional>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "sockstate/netlink/types.h"
 #include "sockstate/ocsf/direction.h"
@@ -80,6 +81,14 @@ class Tracker {
 
   [[nodiscard]] TrackerStats stats() const;
 
+  // This poll could not dump namespace `netns`: its sockets count as seen unchanged, so
+  // a failed dump reports no closes.
+  void keep_namespace(std::uint64_t netns);
+
+  // Adds the inode of every tracked socket to `out`: the sockets whose owners a Close
+  // may still need.
+  void collect_inodes(std::unordered_set<std::uint32_t>& out) const;
+
  private:
   struct Tracked {
     netlink::SocketEntry last;
@@ -104,6 +113,7 @@ class Tracker {
     ocsf::Address remote;
     std::uint16_t local_port = 0;
     std::uint16_t remote_port = 0;
+    std::uint64_t netns = 0;  // one 4-tuple can live in many namespaces (127.0.0.1 in each)
     bool operator==(const Flow&) const = default;
   };
   struct FlowHash {

@@ -1,0 +1,145 @@
+#include "sockstate/proc/namespaces.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <map>
+#include <vector>
+
+#include "sockstate/proc/socket_owners.h"
+
+namespace sockstate::proc {
+namespace {
+
+std::int32_t parse_pid(const char* name) {
+  std::int32_t pid = 0;
+  for (const char* p = name; *p != '\0'; ++p) {
+    if (*p < '0' || *p > '9' || pid > 100000000) {
+      return -1;
+    }
+    pid = pid * 10 + (*p - '0');
+  }
+  return pid > 0 ? pid : -1;
+}
+
+std::string read_small(int dir_fd, const char* name) {
+  Fd fd(::openat(dir_fd, name, O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) {
+    return {};
+  }
+  std::string text(8192, '\0');
+  std::size_t used = 0;
+  while (used < text.size()) {
+    const ssize_t n = ::read(fd.get(), text.data() + used, text.size() - used);
+    if (n <= 0) {
+      break;
+    }
+    used += static_cast<std::size_t>(n);
+  }
+  text.resize(used);
+  return text;
+}
+
+}  // namespace
+
+Result<std::vector<NetnsInfo>> discover_netns(const std::string& proc_root,
+                                              const std::string& run_netns, NetnsScanStats* stats) {
+  NetnsScanStats local;
+  NetnsScanStats& st = stats != nullptr ? *stats : local;
+  std::map<std::uint64_t, NetnsInfo> found;
+
+  DIR* proc = ::opendir(proc_root.c_str());
+  if (proc == nullptr) {
+    return errno_error("open " + proc_root);
+  }
+  const int proc_fd = ::dirfd(proc);
+  while (const dirent* d = ::readdir(proc)) {
+    const std::int32_t pid = parse_pid(d->d_name);
+    if (pid < 0) {
+      continue;
+    }
+    ++st.pids_scanned;
+    const std::string ns = std::string(d->d_name) + "/ns/net";
+    struct stat s {};
+    if (::fstatat(proc_fd, ns.c_str(), &s, 0) != 0) {
+      ++st.pids_unreadable;
+      continue;
+    }
+    const auto inode = static_cast<std::uint64_t>(s.st_ino);
+    auto it = found.find(inode);
+    if (it != found.end() && it->second.pid != 0 && it->second.pid < pid) {
+      continue;
+    }
+    NetnsInfo info;
+    info.inode = inode;
+    info.pid = pid;
+    info.path = proc_root + "/" + ns;
+    Fd pid_dir(::openat(proc_fd, d->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (pid_dir.valid()) {
+      info.cgroup = sanitize_text(cgroup2_path_from_proc(read_small(pid_dir.get(), "cgroup")),
+                                  kMaxCgroupPathBytes, nullptr);
+      info.container = container_from_cgroup(info.cgroup);
+    }
+    found.insert_or_assign(inode, std::move(info));
+  }
+  ::closedir(proc);
+
+  if (DIR* named = ::opendir(run_netns.c_str()); named != nullptr) {
+    const int named_fd = ::dirfd(named);
+    while (const dirent* d = ::readdir(named)) {
+      const std::string_view name(d->d_name);
+      if (name == "." || name == "..") {
+        continue;
+      }
+      struct stat s {};
+      if (::fstatat(named_fd, d->d_name, &s, 0) != 0) {
+        continue;  // an unmounted leftover file
+      }
+      ++st.named;
+      auto& info = found[static_cast<std::uint64_t>(s.st_ino)];
+      if (info.inode == 0) {
+        info.inode = static_cast<std::uint64_t>(s.st_ino);
+        info.path = run_netns + "/" + std::string(name);
+      }
+      if (info.name.empty()) {
+        info.name = sanitize_text(name, kMaxCgroupPathBytes, nullptr);
+      }
+    }
+    ::closedir(named);
+  }
+
+  std::vector<NetnsInfo> out;
+  out.reserve(found.size());
+  for (auto& [inode, info] : found) {
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+Result<Fd> open_netns(const std::string& path, std::uint64_t expected_inode) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) {
+    return errno_error("open network namespace " + path);
+  }
+  struct stat s {};
+  if (::fstat(fd.get(), &s) != 0) {
+    return errno_error("stat network namespace " + path);
+  }
+  if (expected_inode != 0 && static_cast<std::uint64_t>(s.st_ino) != expected_inode) {
+    return Error{ESRCH, path + " is no longer network namespace " + std::to_string(expected_inode)};
+  }
+  return fd;
+}
+
+Result<void> join_netns(int netns_fd) {
+  if (::setns(netns_fd, CLONE_NEWNET) != 0) {
+    return errno_error("setns (network namespace)");
+  }
+  return {};
+}
+
+}  // namespace sockstate::proc
