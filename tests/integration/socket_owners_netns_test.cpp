@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "sockstate/proc/socket_owners.h"
+#include "support/holders.h"
 #include "support/netns.h"
 #include "support/netns_test.h"
 #include "support/process.h"
@@ -30,39 +31,6 @@ namespace {
 using namespace std::chrono_literals;
 using proc::OwnerMap;
 using proc::ProcessInfo;
-
-constexpr const char* kPython = "/usr/bin/python3";
-constexpr const char* kSetpriv = "/usr/bin/setpriv";
-
-// Listens on 127.0.0.1:argv[1], connects to itself and accepts, so it holds a listener
-// and both ends of a connection; with a third argument it forks a child that inherits all
-// three. Writes the child's pid (or 0) to argv[2] when ready. Dies with its parent.
-constexpr const char* kHolder = R"(import ctypes, os, signal, socket, sys
-ctypes.CDLL(None).prctl(1, 9)
-port = int(sys.argv[1])
-l = socket.socket()
-l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-l.bind(('127.0.0.1', port))
-l.listen(8)
-c = socket.create_connection(('127.0.0.1', port))
-s, _ = l.accept()
-child = 0
-if len(sys.argv) > 3:
-	child = os.fork()
-	if child == 0:
-		ctypes.CDLL(None).prctl(1, 9)
-		signal.pause()
-open(sys.argv[2] + '.tmp', 'w').write(str(child))
-os.rename(sys.argv[2] + '.tmp', sys.argv[2])
-signal.pause()
-)";
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // What `ss -tanep` says about one socket.
 struct SsSocket {
@@ -131,59 +99,34 @@ class SocketOwnersNetns : public NetnsTest {
     ASSERT_NE(::mkdtemp(dir), nullptr);
     dir_ = dir;
     ASSERT_EQ(::chmod(dir, 0777), 0);  // the holder running as nobody writes here
+    holders_.emplace(dir_);
   }
 
   void TearDown() override {
-    holders_.clear();
+    holders_.reset();
     if (!dir_.empty()) {
       run_command("rm -rf " + dir_);
     }
   }
 
-  struct Holder {
-    pid_t pid = -1;
-    pid_t child = 0;
-    std::vector<std::string> argv;  // as the kernel sees it (after setpriv's exec)
-  };
+  using Holder = Holders::Holder;
 
-  // Starts a holder on `port` (as `uid` through setpriv when not 0) and waits until ready.
+  // A holder on `port`, as `uid` (through setpriv) when not 0.
   std::optional<Holder> start_holder(std::uint16_t port, std::uint32_t uid, bool fork_child) {
-    const std::string ready = dir_ + "/ready." + std::to_string(port);
-    std::vector<std::string> argv = {kPython, "-c", kHolder, std::to_string(port), ready};
-    if (fork_child) {
-      argv.emplace_back("fork");
-    }
-    std::vector<std::string> launch = argv;
+    std::vector<std::string> wrapper;
     if (uid != 0) {
       const std::string id = std::to_string(uid);
-      launch.insert(launch.begin(), {kSetpriv, "--reuid=" + id, "--regid=" + id, "--clear-groups"});
+      wrapper = {kSetpriv, "--reuid=" + id, "--regid=" + id, "--clear-groups"};
     }
-    std::string error;
-    auto p = BackgroundProcess::start(launch, {}, dir_ + "/out." + std::to_string(port),
-                                      dir_ + "/err." + std::to_string(port), &error);
-    if (!p) {
-      ADD_FAILURE() << error;
-      return std::nullopt;
+    auto h = holders_->start(port, wrapper, fork_child);
+    if (!h) {
+      ADD_FAILURE() << holders_->error();
     }
-    Holder h;
-    h.pid = p->pid();
-    h.argv = argv;
-    holders_.push_back(std::move(*p));
-    const auto deadline = std::chrono::steady_clock::now() + 10s;
-    while (::access(ready.c_str(), F_OK) != 0) {
-      if (std::chrono::steady_clock::now() > deadline || !holders_.back().running()) {
-        ADD_FAILURE() << "holder on port " << port
-                      << " not ready; stderr: " << read_file(dir_ + "/err." + std::to_string(port));
-        return std::nullopt;
-      }
-      std::this_thread::sleep_for(10ms);
-    }
-    h.child = std::stoi(read_file(ready));
     return h;
   }
 
   std::string dir_;
-  std::vector<BackgroundProcess> holders_;
+  std::optional<Holders> holders_;
 };
 
 TEST_F(SocketOwnersNetns, AttributesRealSocketsToTheirProcesses) {
