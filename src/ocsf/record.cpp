@@ -446,8 +446,9 @@ void RecordBuilder::append_record(const netlink::SocketEntry& e, const Orientati
   const bool connected = o.shape == Shape::kInbound || o.shape == Shape::kOutbound;
   if (connected && src_port != 0 && dst_port != 0) {
     // The flow as a sensor on the wire hashes it; the spec orders the endpoints itself.
-    scratch_ = community_id_v1(src, src_port, dst, dst_port, 6, context_.community_id_seed);
-    if (!scratch_.empty()) {
+    scratch_.clear();
+    if (append_community_id_v1(scratch_, src, src_port, dst, dst_port, 6,
+                               context_.community_id_seed)) {
       w.field_ascii("community_uid", scratch_);
     }
   }

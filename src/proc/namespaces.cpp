@@ -77,7 +77,8 @@ Result<std::vector<NetnsInfo>> discover_netns(const std::string& proc_root,
     NetnsInfo info;
     info.inode = inode;
     info.pid = pid;
-    info.path = proc_root + "/" + ns;
+    info.path = proc_root;
+    info.path.append("/").append(ns);
     Fd pid_dir(::openat(proc_fd, d->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (pid_dir.valid()) {
       info.cgroup = sanitize_text(cgroup2_path_from_proc(read_small(pid_dir.get(), "cgroup")),

@@ -39,7 +39,26 @@ TEST(Cli, SnapshotDefaults) {
   EXPECT_TRUE(inv.snapshot.inet6);
   EXPECT_TRUE(inv.snapshot.ports.empty());
   EXPECT_TRUE(inv.snapshot.with_info);
+  EXPECT_FALSE(inv.snapshot.process);
+  EXPECT_FALSE(inv.snapshot.all_netns);
+  EXPECT_EQ(inv.community_id_seed, 0);
   EXPECT_TRUE(inv.output_path.empty());
+}
+
+TEST(Cli, OwnersNamespacesAndSeed) {
+  const Invocation inv =
+      run({"snapshot", "--process", "--all-netns", "--community-id-seed", "65535"});
+  ASSERT_EQ(inv.command, Command::kSnapshot);
+  EXPECT_TRUE(inv.snapshot.process);
+  EXPECT_TRUE(inv.snapshot.all_netns);
+  EXPECT_EQ(inv.community_id_seed, 65535);
+  expect_usage_error({"snapshot", "--community-id-seed", "65536"}, "65536");
+  expect_usage_error({"snapshot", "--community-id-seed", "x"}, "--community-id-seed");
+  const Invocation daemon = run({"run", "--no-process", "--all-netns"});
+  ASSERT_EQ(daemon.command, Command::kRun);
+  const std::vector<std::pair<std::string, std::string>> want = {{"process", "false"},
+                                                                 {"all_netns", "true"}};
+  EXPECT_EQ(daemon.overrides, want);
 }
 
 TEST(Cli, StatesListAndRepeats) {

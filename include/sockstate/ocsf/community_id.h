@@ -35,6 +35,12 @@ using CommunityIdDigest = std::array<std::uint8_t, 20>;
 std::string community_id_v1(const Address& src, std::uint16_t src_port, const Address& dst,
                             std::uint16_t dst_port, std::uint8_t protocol, std::uint16_t seed = 0);
 
+// Appends the ID to `out` without allocating (the record hot path); false, appending
+// nothing, if libcrypto cannot compute SHA-1.
+bool append_community_id_v1(std::string& out, const Address& src, std::uint16_t src_port,
+                            const Address& dst, std::uint16_t dst_port, std::uint8_t protocol,
+                            std::uint16_t seed = 0);
+
 // The raw SHA-1 behind the ID (the spec's "no base64" form), for tests and troubleshooting.
 std::optional<CommunityIdDigest> community_id_v1_digest(const Address& src, std::uint16_t src_port,
                                                         const Address& dst, std::uint16_t dst_port,
