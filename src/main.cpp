@@ -80,8 +80,8 @@ int run_snapshot(const sockstate::cli::Invocation& inv) {
     return kExitRuntime;
   }
   if (stats->namespace_errors > 0) {
-    spdlog::warn("{} network namespace(s) could not be dumped (first: {})",
-                 stats->namespace_errors, stats->first_namespace_error);
+    spdlog::warn("{} network namespace(s) could not be dumped (first: {})", stats->namespace_errors,
+                 stats->first_namespace_error);
   }
   if (inv.snapshot.process) {
     const auto& o = stats->owners;
