@@ -10,39 +10,14 @@
 #include <map>
 #include <vector>
 
+#include "proc_files.h"
 #include "sockstate/proc/socket_owners.h"
 
 namespace sockstate::proc {
 namespace {
 
-std::int32_t parse_pid(const char* name) {
-  std::int32_t pid = 0;
-  for (const char* p = name; *p != '\0'; ++p) {
-    if (*p < '0' || *p > '9' || pid > 100000000) {
-      return -1;
-    }
-    pid = pid * 10 + (*p - '0');
-  }
-  return pid > 0 ? pid : -1;
-}
-
-std::string read_small(int dir_fd, const char* name) {
-  Fd fd(::openat(dir_fd, name, O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) {
-    return {};
-  }
-  std::string text(8192, '\0');
-  std::size_t used = 0;
-  while (used < text.size()) {
-    const ssize_t n = ::read(fd.get(), text.data() + used, text.size() - used);
-    if (n <= 0) {
-      break;
-    }
-    used += static_cast<std::size_t>(n);
-  }
-  text.resize(used);
-  return text;
-}
+using detail::kCgroupBuffer;
+using detail::parse_pid;
 
 }  // namespace
 
@@ -51,6 +26,7 @@ Result<std::vector<NetnsInfo>> discover_netns(const std::string& proc_root,
   NetnsScanStats local;
   NetnsScanStats& st = stats != nullptr ? *stats : local;
   std::map<std::uint64_t, NetnsInfo> found;
+  std::vector<char> buf;
 
   DIR* proc = ::opendir(proc_root.c_str());
   if (proc == nullptr) {
@@ -80,8 +56,8 @@ Result<std::vector<NetnsInfo>> discover_netns(const std::string& proc_root,
     info.path = proc_root;
     info.path.append("/").append(ns);
     Fd pid_dir(::openat(proc_fd, d->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (pid_dir.valid()) {
-      info.cgroup = sanitize_text(cgroup2_path_from_proc(read_small(pid_dir.get(), "cgroup")),
+    if (pid_dir.valid() && detail::read_at(pid_dir.get(), "cgroup", kCgroupBuffer, buf) == 0) {
+      info.cgroup = sanitize_text(cgroup2_path_from_proc(std::string_view(buf.data(), buf.size())),
                                   kMaxCgroupPathBytes, nullptr);
       info.container = container_from_cgroup(info.cgroup);
     }

@@ -11,19 +11,22 @@
 #include <cstring>
 #include <utility>
 
+#include "proc_files.h"
 #include "sockstate/common/fd.h"
 #include "sockstate/proc/cgroup.h"
 
 namespace sockstate::proc {
 namespace {
 
+using detail::kCgroupBuffer;
+using detail::parse_pid;
+using detail::read_at;
+
 // Big enough for a few hundred /proc entries per getdents64 call.
 constexpr std::size_t kDentsBuffer = std::size_t{32} * 1024;
 // stat is < 1 KiB (52 numbers); status about 1.5 KiB; Uid: is on its 9th line.
 constexpr std::size_t kStatBuffer = 2048;
 constexpr std::size_t kStatusBuffer = 4096;
-// One line per v1 hierarchy, then "0::<path>"; paths may be long (Kubernetes).
-constexpr std::size_t kCgroupBuffer = 8192;
 // comm is at most 64 bytes (kernel threads' long names) plus '\n'.
 constexpr std::size_t kCommBuffer = 128;
 constexpr std::size_t kMaxNameBytes = 64;
@@ -102,17 +105,6 @@ bool is_dot(const char* name) {
   return name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'));
 }
 
-// A pid from an all-digits /proc entry name; -1 for anything else (self, net, sys, ...).
-std::int32_t parse_pid(const char* name) {
-  std::int32_t pid = 0;
-  const char* end = name + std::strlen(name);
-  auto [ptr, ec] = std::from_chars(name, end, pid);
-  if (ec != std::errc() || ptr != end || name == end || pid <= 0) {
-    return -1;
-  }
-  return pid;
-}
-
 // "socket:[12345]" -> 12345; 0 for every other link target.
 std::uint32_t socket_inode(const char* link, std::size_t len) {
   constexpr std::string_view kPrefix = "socket:[";
@@ -128,36 +120,6 @@ std::uint32_t socket_inode(const char* link, std::size_t len) {
     return 0;
   }
   return inode;
-}
-
-// Reads up to `cap` bytes of dir_fd/name into buf (resized to what was read).
-// Returns 0 or an errno.
-int read_at(int dir_fd, const char* name, std::size_t cap, std::vector<char>& buf) {
-  buf.resize(cap);
-  Fd fd(::openat(dir_fd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY));
-  if (!fd.valid()) {
-    buf.clear();
-    return errno;
-  }
-  std::size_t len = 0;
-  // seq_file and cmdline hand out at most a page per read(): loop to the cap or EOF.
-  while (len < cap) {
-    const ssize_t n = ::read(fd.get(), buf.data() + len, cap - len);
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      const int err = errno;
-      buf.clear();
-      return err;
-    }
-    if (n == 0) {
-      break;
-    }
-    len += static_cast<std::size_t>(n);
-  }
-  buf.resize(len);
-  return 0;
 }
 
 // Skips spaces, then parses one unsigned decimal field; advances p.
