@@ -335,30 +335,30 @@ struct Daemon::State {
     return {};
   }
 
-  // Dumps one namespace's LISTEN sockets into its table (and `listening`), or, with
-  // `rest`, its other sockets into the tracker.
-  Result<void> dump_namespace(Namespace& ns, std::vector<netlink::SocketEntry>& listening,
-                              bool rest) {
-    const std::uint64_t inode = ns.info.inode;
-    if (!rest) {
-      ocsf::ListenerTable fresh = ns.base;
-      for (const std::uint8_t family : {std::uint8_t{AF_INET}, std::uint8_t{AF_INET6}}) {
-        netlink::CookieSet seen;
-        const netlink::DumpRequest request{
-            family, netlink::state_bit(netlink::kTcpListen), false, {}};
-        auto done = netlink::run_dump(ns.dump, request, seen, dump_stats,
-                                      [&](const netlink::SocketEntry& e) {
-                                        fresh.add(e);
-                                        listening.push_back(e);
-                                        listening.back().netns = inode;
-                                      });
-        if (!done) {
-          return done.error();
-        }
+  // Dumps one namespace's LISTEN sockets into its table, and into `listening` (tagged).
+  Result<void> dump_listeners(Namespace& ns, std::vector<netlink::SocketEntry>& listening) {
+    ocsf::ListenerTable fresh = ns.base;
+    for (const std::uint8_t family : {std::uint8_t{AF_INET}, std::uint8_t{AF_INET6}}) {
+      netlink::CookieSet seen;
+      const netlink::DumpRequest request{
+          family, netlink::state_bit(netlink::kTcpListen), false, {}};
+      auto done =
+          netlink::run_dump(ns.dump, request, seen, dump_stats, [&](const netlink::SocketEntry& e) {
+            fresh.add(e);
+            listening.push_back(e);
+            listening.back().netns = ns.info.inode;
+          });
+      if (!done) {
+        return done.error();
       }
-      ns.listeners = std::move(fresh);
-      return {};
     }
+    ns.listeners = std::move(fresh);
+    return {};
+  }
+
+  // Dumps one namespace's other sockets into the tracker.
+  Result<void> dump_sockets(Namespace& ns) {
+    const std::uint64_t inode = ns.info.inode;
     const std::uint32_t states = config.states & ~netlink::state_bit(netlink::kTcpListen);
     netlink::CookieSet seen;
     for (const std::uint8_t family : {std::uint8_t{AF_INET}, std::uint8_t{AF_INET6}}) {
@@ -406,7 +406,7 @@ struct Daemon::State {
     std::vector<std::uint64_t> failed;
     std::vector<netlink::SocketEntry> listening;
     for (auto& [inode, ns] : namespaces) {
-      if (auto done = dump_namespace(*ns, listening, false); !done) {
+      if (auto done = dump_listeners(*ns, listening); !done) {
         if (auto fatal = dump_failed(*ns, done.error(), failed); !fatal) {
           return fatal.error();
         }
@@ -423,7 +423,7 @@ struct Daemon::State {
       if (std::find(failed.begin(), failed.end(), inode) != failed.end()) {
         continue;
       }
-      if (auto done = dump_namespace(*ns, listening, true); !done) {
+      if (auto done = dump_sockets(*ns); !done) {
         if (auto fatal = dump_failed(*ns, done.error(), failed); !fatal) {
           return fatal.error();
         }

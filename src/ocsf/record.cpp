@@ -127,11 +127,12 @@ void write_endpoint(JsonWriter& w, std::string_view key, const Address& a, std::
   w.end_object();
 }
 
-void write_user(JsonWriter& w, const proc::ProcessInfo& p, std::string& scratch) {
+void write_user(JsonWriter& w, const proc::ProcessInfo& p) {
   w.begin_object("user");
-  scratch.clear();
-  scratch.append(std::to_string(p.uid));
-  w.field_ascii("uid", scratch);
+  std::array<char, 16> digits{};
+  const auto [end, ec] = std::to_chars(digits.data(), digits.data() + digits.size(), p.uid);
+  w.field_ascii("uid",
+                std::string_view(digits.data(), static_cast<std::size_t>(end - digits.data())));
   if (!p.user.empty()) {
     w.field("name", p.user);
   }
@@ -473,14 +474,14 @@ void RecordBuilder::append_record(const netlink::SocketEntry& e, const Orientati
       w.field_ascii("uid", scratch_);
     }
     if (process->uid != proc::kUnknownUid) {
-      write_user(w, *process, scratch_);
+      write_user(w, *process);
     }
     if (process_container != nullptr) {
       write_container(w, *process_container);
     }
     w.end_object();
     if (process->uid != proc::kUnknownUid) {
-      write_user(w, *process, scratch_);
+      write_user(w, *process);
     }
     w.end_object();
   }

@@ -286,7 +286,6 @@ void Tracker::close(Tracked& t, SocketEntry final_entry, bool from_destroy, std:
   if (ev.entry.cgroup_id == 0) {
     ev.entry.cgroup_id = t.last.cgroup_id;
   }
-  ev.entry.netns = t.last.netns;
   ev.entry.full_socket = t.last.full_socket || final_entry.full_socket;
   if (ev.entry.remote_port == 0 && t.last.remote_port != 0) {
     ev.entry.remote_port = t.last.remote_port;  // tcp_disconnect() cleared it
