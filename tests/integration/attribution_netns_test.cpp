@@ -20,6 +20,7 @@
 
 #include "sockstate/proc/cgroup.h"
 #include "support/holders.h"
+#include "support/holders_test.h"
 #include "support/netns.h"
 #include "support/netns_test.h"
 #include "support/process.h"
@@ -60,21 +61,13 @@ void expect_ocsf_valid(const std::string& path) {
   EXPECT_EQ(r.exit_code, 0) << r.output << r.error_output;
 }
 
-class AttributionNetns : public NetnsTest {
+class AttributionNetns : public HoldersNetnsTest {
  protected:
   void SetUp() override {
-    NetnsTest::SetUp();
+    HoldersNetnsTest::SetUp();
     if (IsSkipped() || HasFatalFailure()) {
       return;
     }
-    if (::access(kPython, X_OK) != 0) {
-      GTEST_SKIP() << kPython << " is not installed";
-    }
-    char dir[] = "/tmp/sockstate-attr-XXXXXX";
-    ASSERT_NE(::mkdtemp(dir), nullptr);
-    dir_ = dir;
-    ASSERT_EQ(::chmod(dir, 0777), 0);
-    holders_.emplace(dir_);
     ASSERT_EQ(run_command("ip link set lo up").exit_code, 0);
   }
 
@@ -88,9 +81,7 @@ class AttributionNetns : public NetnsTest {
         std::this_thread::sleep_for(20ms);  // the killed members are still leaving
       }
     }
-    if (!dir_.empty()) {
-      run_command("rm -rf " + dir_);
-    }
+    HoldersNetnsTest::TearDown();
   }
 
   // A named namespace (ip netns) with loopback up; returns its inode.
@@ -147,8 +138,6 @@ class AttributionNetns : public NetnsTest {
     return out;
   }
 
-  std::string dir_;
-  std::optional<Holders> holders_;
   std::vector<std::string> netns_names_;
   std::vector<std::string> cgroups_;
 };

@@ -21,6 +21,7 @@
 
 #include "sockstate/proc/socket_owners.h"
 #include "support/holders.h"
+#include "support/holders_test.h"
 #include "support/netns.h"
 #include "support/netns_test.h"
 #include "support/process.h"
@@ -85,30 +86,8 @@ std::int64_t now_ms() {
       .count();
 }
 
-class SocketOwnersNetns : public NetnsTest {
+class SocketOwnersNetns : public HoldersNetnsTest {
  protected:
-  void SetUp() override {
-    NetnsTest::SetUp();
-    if (IsSkipped() || HasFatalFailure()) {
-      return;
-    }
-    if (::access(kPython, X_OK) != 0) {
-      GTEST_SKIP() << kPython << " is not installed";
-    }
-    char dir[] = "/tmp/sockstate-owners-XXXXXX";
-    ASSERT_NE(::mkdtemp(dir), nullptr);
-    dir_ = dir;
-    ASSERT_EQ(::chmod(dir, 0777), 0);  // the holder running as nobody writes here
-    holders_.emplace(dir_);
-  }
-
-  void TearDown() override {
-    holders_.reset();
-    if (!dir_.empty()) {
-      run_command("rm -rf " + dir_);
-    }
-  }
-
   using Holder = Holders::Holder;
 
   // A holder on `port`, as `uid` (through setpriv) when not 0.
@@ -124,9 +103,6 @@ class SocketOwnersNetns : public NetnsTest {
     }
     return h;
   }
-
-  std::string dir_;
-  std::optional<Holders> holders_;
 };
 
 TEST_F(SocketOwnersNetns, AttributesRealSocketsToTheirProcesses) {

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "golden.h"
 #include "socket_entries.h"
 #include "sockstate/ocsf/community_id.h"
 #include "sockstate/ocsf/record.h"
@@ -129,15 +130,7 @@ std::string build_golden() {
 }
 
 TEST(Attribution, GoldenByteExact) {
-  const std::string got = build_golden();
-  if (std::getenv("SOCKSTATE_UPDATE_GOLDEN") != nullptr) {
-    std::ofstream(kGoldenPath) << got;
-  }
-  std::ifstream in(kGoldenPath);
-  ASSERT_TRUE(in) << kGoldenPath;
-  std::stringstream want;
-  want << in.rdbuf();
-  EXPECT_EQ(got, want.str());
+  testing::expect_golden(kGoldenPath, build_golden());
 }
 
 TEST(Attribution, ActorProcessAndUser) {

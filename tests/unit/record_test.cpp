@@ -9,6 +9,7 @@
 #include <set>
 #include <sstream>
 
+#include "golden.h"
 #include "socket_entries.h"
 
 namespace sockstate::ocsf {
@@ -93,15 +94,7 @@ std::string build_golden() {
 }
 
 TEST(Record, GoldenByteExact) {
-  const std::string got = build_golden();
-  if (std::getenv("SOCKSTATE_UPDATE_GOLDEN") != nullptr) {
-    std::ofstream(kGoldenPath) << got;
-  }
-  std::ifstream in(kGoldenPath);
-  ASSERT_TRUE(in) << kGoldenPath;
-  std::stringstream want;
-  want << in.rdbuf();
-  EXPECT_EQ(got, want.str());
+  testing::expect_golden(kGoldenPath, build_golden());
 }
 
 std::vector<json> golden_records() {
