@@ -118,7 +118,8 @@ struct Namespace {
   std::optional<netlink::DestroyListener> destroy;
   ocsf::ListenerTable base;  // empty, with the namespace's ephemeral port range
   ocsf::ListenerTable listeners;
-  bool found = true;  // found by the latest discovery
+  bool found = true;                   // found by the latest discovery
+  std::uint64_t foreign_reported = 0;  // forged datagrams already logged
 };
 
 struct Daemon::State {
@@ -476,6 +477,13 @@ struct Daemon::State {
     if (!complete) {
       return complete.error();
     }
+    if (const std::uint64_t foreign = ns.destroy->foreign() + ns.dump.foreign();
+        foreign != ns.foreign_reported) {
+      // At most one line per poll, however many a sender forges.
+      spdlog::warn("discarded {} netlink datagrams not sent by the kernel in namespace {}",
+                   foreign - ns.foreign_reported, inode);
+      ns.foreign_reported = foreign;
+    }
     if (!*complete) {
       // Events were lost: a dump now finds what closed (its Close comes from the poll).
       spdlog::warn(
@@ -487,16 +495,23 @@ struct Daemon::State {
     return {};
   }
 
-  [[nodiscard]] std::pair<std::uint64_t, std::uint64_t> destroy_counts() const {
+  struct DestroyCounts {
     std::uint64_t events = 0;
     std::uint64_t overflows = 0;
+    std::uint64_t forged = 0;
+  };
+
+  [[nodiscard]] DestroyCounts destroy_counts() const {
+    DestroyCounts c;
     for (const auto& [inode, ns] : namespaces) {
+      c.forged += ns->dump.foreign();
       if (ns->destroy) {
-        events += ns->destroy->events();
-        overflows += ns->destroy->overflows();
+        c.events += ns->destroy->events();
+        c.overflows += ns->destroy->overflows();
+        c.forged += ns->destroy->foreign();
       }
     }
-    return {events, overflows};
+    return c;
   }
 
   sink::SinkStats sink_totals() const {
@@ -521,6 +536,7 @@ struct Daemon::State {
 
   void log_stats() {
     const auto t = tracker.stats();
+    const DestroyCounts d = destroy_counts();
     std::string per_sink;
     for (const auto& s : sinks) {
       const auto st = s->stats();
@@ -529,9 +545,9 @@ struct Daemon::State {
     spdlog::info(
         "stats: {} sockets tracked, {} records, sinks written/dropped:{}, {} destroy events, "
         "{} overflows, {} closes by destroy, {} by poll, {} polls, last dump {} ms, "
-        "{} dump redos",
-        t.tracked, records, per_sink, destroy_counts().first, destroy_counts().second,
-        t.closed_by_destroy, t.closed_by_poll, polls, last_dump_ms, dump_stats.redos);
+        "{} dump redos, {} forged netlink datagrams discarded",
+        t.tracked, records, per_sink, d.events, d.overflows, t.closed_by_destroy, t.closed_by_poll,
+        polls, last_dump_ms, dump_stats.redos, d.forged);
     if (config.all_netns || owners) {
       spdlog::info(
           "stats: {} network namespaces ({} opened, {} gone, {} errors), {} /proc walks for "

@@ -5,6 +5,7 @@
 #include <linux/sock_diag.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -39,7 +40,9 @@ void parse_destroy_datagram(std::span<const std::uint8_t> datagram,
         ++malformed;
       }
     }
-    pos += align4(nlh.nlmsg_len);
+    // Never past the end: a last message whose length is not a multiple of 4, aligned,
+    // would make size - pos wrap and the loop read beyond the buffer.
+    pos += std::min<std::size_t>(align4(nlh.nlmsg_len), datagram.size() - pos);
   }
 }
 
@@ -90,6 +93,10 @@ Result<bool> DestroyListener::drain(const std::function<void(const SocketEntry&)
       const int err = n.error().errnum;
       if (err == EAGAIN || err == EWOULDBLOCK) {
         return complete;
+      }
+      if (err == ENOSPC) {
+        ++malformed_;  // a kernel datagram larger than any destroy message: skip it
+        continue;
       }
       if (err == ENOBUFS) {
         // Events were lost. Reported once per overflow; what is queued after it is good.

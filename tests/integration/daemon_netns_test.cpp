@@ -4,8 +4,9 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -23,6 +24,7 @@
 #include "support/netns_test.h"
 #include "support/process.h"
 #include "support/unique_fd.h"
+#include "unit/netlink_fixture.h"
 
 namespace sockstate::testing {
 namespace {
@@ -249,6 +251,44 @@ TEST_F(DaemonNetns, ListenOpenCloseWithRealBytes) {
   }
   stop();
   expect_valid_ocsf();
+}
+
+// A namespace owner can multicast to the destroy groups. Before the sender check, a forged
+// event became a Close record, and one datagram over 32 KiB made the daemon exit 1.
+TEST_F(DaemonNetns, ForgedDestroyEventsNeitherReportNorKill) {
+  start();
+  UniqueFd forger(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
+  ASSERT_TRUE(forger.valid());
+  const int big = 1 << 20;
+  ::setsockopt(forger.get(), SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof big);
+  sockaddr_nl to{};
+  to.nl_family = AF_NETLINK;
+  to.nl_groups = 1U << (SKNLGRP_INET_TCP_DESTROY - 1);
+  auto send = [&](const std::vector<std::uint8_t>& d) {
+    ASSERT_EQ(
+        ::sendto(forger.get(), d.data(), d.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to),
+        static_cast<ssize_t>(d.size()));
+  };
+  send(netlink::testing::destroy_message(0xF0F0, 40000, 5099));
+  std::vector<std::uint8_t> huge(200 * 1024, 0);
+  const auto event = netlink::testing::destroy_message(0xF1F1, 40001, 5099);
+  std::copy(event.begin(), event.end(), huge.begin());
+  send(huge);
+
+  // A real connection afterwards is still reported: the daemon lives and listens.
+  const std::uint16_t port = 5097;
+  UniqueFd l = listen_on(port);
+  {
+    UniqueFd c = connect_to(port);
+    UniqueFd s(::accept4(l.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  }
+  auto r = wait_for([&](const auto& all) { return with(all, kClose, port).size() >= 2; });
+  EXPECT_EQ(with(r, kClose, port).size(), 2U);
+  ASSERT_TRUE(daemon_->running()) << file(dir_ + "/stderr");
+  for (const auto& x : r) {
+    EXPECT_NE(dst_port(x), 5099) << x.dump();
+  }
+  stop();
 }
 
 TEST_F(DaemonNetns, RefusedAndFailedConnects) {

@@ -3,8 +3,12 @@
 // Helpers for the netlink unit tests: recorded `ss -D` fixtures (tests/data/*.nldump, see
 // the .txt note beside each) and a builder for hand-made netlink buffers.
 
+#include <arpa/inet.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <linux/tcp.h>
+#include <sys/socket.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -177,5 +181,33 @@ class NetlinkBuilder {
   Bytes buf_;
   std::size_t start_ = 0;
 };
+
+// One SOCK_DIAG_BY_FAMILY message as the kernel multicasts it when a full IPv4 socket
+// is destroyed: 127.0.0.1:sport -> 127.0.0.1:dport in state CLOSE, a tcp_info that says
+// the handshake completed and bytes moved, port id 0.
+inline Bytes destroy_message(std::uint64_t cookie, std::uint16_t sport, std::uint16_t dport) {
+  inet_diag_msg m{};
+  m.idiag_family = AF_INET;
+  m.idiag_state = 7;  // TCP_CLOSE
+  m.id.idiag_sport = htons(sport);
+  m.id.idiag_dport = htons(dport);
+  m.id.idiag_src[0] = htonl(INADDR_LOOPBACK);
+  m.id.idiag_dst[0] = htonl(INADDR_LOOPBACK);
+  m.id.idiag_cookie[0] = static_cast<std::uint32_t>(cookie);
+  m.id.idiag_cookie[1] = static_cast<std::uint32_t>(cookie >> 32);
+  tcp_info info{};
+  info.tcpi_rtt = 100;
+  info.tcpi_bytes_acked = 1001;
+  info.tcpi_bytes_sent = 1000;
+  info.tcpi_bytes_received = 501;
+  info.tcpi_segs_out = 5;
+  info.tcpi_segs_in = 5;
+  NetlinkBuilder b;
+  b.begin_message(SOCK_DIAG_BY_FAMILY, 0, 0, 0)
+      .payload(m)
+      .attr(INET_DIAG_INFO, &info, sizeof info)
+      .end_message();
+  return b.bytes();
+}
 
 }  // namespace sockstate::netlink::testing

@@ -34,6 +34,8 @@ class DestroyListener {
   [[nodiscard]] std::uint64_t events() const { return events_; }
   [[nodiscard]] std::uint64_t overflows() const { return overflows_; }
   [[nodiscard]] std::uint64_t malformed() const { return malformed_; }
+  // Datagrams another process sent (forged events): discarded, never parsed.
+  [[nodiscard]] std::uint64_t foreign() const { return sock_.foreign(); }
 
  private:
   explicit DestroyListener(NetlinkSocket sock) : sock_(std::move(sock)) {}
