@@ -9,10 +9,10 @@
 #include <optional>
 
 #include "sockstate/cli/cli.h"
+#include "sockstate/collect/host.h"
 #include "sockstate/common/version.h"
 #include "sockstate/config/config.h"
 #include "sockstate/daemon/daemon.h"
-#include "sockstate/ocsf/host.h"
 #include "sockstate/ocsf/record.h"
 #include "sockstate/snapshot/output.h"
 #include "sockstate/snapshot/snapshot.h"
@@ -32,8 +32,9 @@ void setup_logging(const std::string& level) {
 sockstate::ocsf::RecordContext host_context() {
   sockstate::ocsf::RecordContext context;
   context.product_version = sockstate::kVersion;
-  context.host = sockstate::ocsf::read_host_identity();
-  context.netns_inode = sockstate::ocsf::read_netns_inode();
+  context.host = sockstate::collect::read_host_identity();
+  context.host.ip = sockstate::collect::default_route_source();
+  context.netns_inode = sockstate::collect::read_netns_inode();
   context.run_id = sockstate::ocsf::random_run_id();
   return context;
 }
@@ -72,6 +73,7 @@ int run_snapshot(const sockstate::cli::Invocation& inv) {
 
   auto context = host_context();
   context.community_id_seed = inv.community_id_seed;
+  context.observables = inv.observables;
   sockstate::ocsf::RecordBuilder builder(std::move(context));
 
   auto stats = sockstate::snapshot::run_snapshot(inv.snapshot, builder, *output);

@@ -88,6 +88,14 @@ Invocation parse(const std::vector<std::string>& args) {
   snap->add_flag("--all-netns", inv.snapshot.all_netns,
                  "Every network namespace (processes' and /run/netns), with its container;\n"
                  "needs CAP_SYS_ADMIN");
+  std::vector<std::string> internal;
+  snap->add_option("--internal-network", internal,
+                   "A network called inside for direction (CIDR; repeat or comma-separate;\n"
+                   "default RFC 1918, CGNAT, link-local, ULA)")
+      ->delimiter(',')
+      ->type_name("CIDR");
+  bool no_observables = false;
+  snap->add_flag("--no-observables", no_observables, "Records carry no `observables` array");
   std::string seed;
   snap->add_option("--community-id-seed", seed,
                    "Seed of connection_info.community_uid (Community ID v1; default 0)")
@@ -117,6 +125,8 @@ Invocation parse(const std::vector<std::string>& args) {
   bool all_netns = false;
   run->add_flag("--no-process", no_process, "Do not name owning processes (actor)");
   run->add_flag("--all-netns", all_netns, "Every network namespace, followed as they come and go");
+  bool run_no_observables = false;
+  run->add_flag("--no-observables", run_no_observables, "Records carry no `observables` array");
 
   CLI::App* check = app.add_subcommand(
       "check-config", "Validate a configuration file and exit (0 valid, 2 invalid).");
@@ -184,6 +194,9 @@ Invocation parse(const std::vector<std::string>& args) {
     if (all_netns) {
       inv.overrides.emplace_back("all_netns", "true");
     }
+    if (run_no_observables) {
+      inv.overrides.emplace_back("observables", "false");
+    }
     if (!inv.log_level.empty()) {
       inv.overrides.emplace_back("log_level", quoted(inv.log_level));
     }
@@ -234,6 +247,21 @@ Invocation parse(const std::vector<std::string>& args) {
                                              : opt.ports.remote) = *value;
     }
     opt.with_info = !no_info;
+    inv.observables = !no_observables;
+    if (!internal.empty()) {
+      std::vector<flow::Cidr> networks;
+      for (const auto& text : internal) {
+        auto cidr = flow::parse_cidr(text);
+        if (!cidr) {
+          inv.command = Command::kExit;
+          inv.exit_code = kExitUsage;
+          inv.error = "--internal-network: '" + text + "' is not a network in CIDR form";
+          return inv;
+        }
+        networks.push_back(*cidr);
+      }
+      opt.internal_networks.emplace(std::move(networks));
+    }
     if (snap->count("--community-id-seed") != 0) {
       auto value = parse_port(seed);  // the seed is 16 bits, like a port
       if (!value) {

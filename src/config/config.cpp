@@ -447,6 +447,27 @@ std::string as_log_level(const json& v, const std::string& path) {
   fail(path, "must be one of error, warn, info, debug");
 }
 
+std::vector<flow::Cidr> as_networks(const json& v, const std::string& path) {
+  if (!v.is_array()) {
+    wrong_type(path, v, "an array of networks such as [\"10.0.0.0/8\", \"2001:db8::/32\"]");
+  }
+  std::vector<flow::Cidr> out;
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    const std::string at = element_path(path, i);
+    if (!v[i].is_string()) {
+      wrong_type(at, v[i], "a network in CIDR form");
+    }
+    const auto& text = v[i].get_ref<const std::string&>();
+    const auto cidr = flow::parse_cidr(text);
+    if (!cidr) {
+      fail(at, "must be a network in CIDR form with no host bits set (\"10.0.0.0/8\"), not " +
+                   quote_text(text));
+    }
+    out.push_back(*cidr);
+  }
+  return out;
+}
+
 void parse_sinks(const json& v, const std::string& path, Config& c);
 
 using TopHandler = void (*)(const json&, const std::string&, Config&);
@@ -457,7 +478,7 @@ struct TopKey {
 };
 
 // Every top-level key, in the order they are checked (and documented in the example).
-constexpr std::array<TopKey, 14> kTopKeys = {{
+constexpr std::array<TopKey, 16> kTopKeys = {{
     {"poll_interval",
      [](const json& v, const std::string& p, Config& c) {
        c.poll_interval = as_duration(v, p, {100ms, {}});
@@ -501,6 +522,10 @@ constexpr std::array<TopKey, 14> kTopKeys = {{
      }},
     {"log_level",
      [](const json& v, const std::string& p, Config& c) { c.log_level = as_log_level(v, p); }},
+    {"internal_networks", [](const json& v, const std::string& p,
+                             Config& c) { c.internal_networks = as_networks(v, p); }},
+    {"observables",
+     [](const json& v, const std::string& p, Config& c) { c.observables = as_bool(v, p); }},
     {"sinks", parse_sinks},
 }};
 
@@ -998,6 +1023,18 @@ std::string describe(const Config& config) {
   }
   if (config.community_id_seed != 0) {
     out += ", community id seed " + std::to_string(config.community_id_seed);
+  }
+  if (config.internal_networks != flow::NetworkSet::default_internal().networks()) {
+    out += ", internal networks:";
+    for (const auto& n : config.internal_networks) {
+      out += " " + flow::cidr_text(n);
+    }
+    if (config.internal_networks.empty()) {
+      out += " none";
+    }
+  }
+  if (!config.observables) {
+    out += ", no observables";
   }
   if (config.states != netlink::kAllStates) {
     std::array<char, 16> hex{};

@@ -18,10 +18,11 @@
 #include <optional>
 #include <sstream>
 
+#include "sockstate/collect/collector.h"
+#include "sockstate/collect/host.h"
 #include "sockstate/common/fd.h"
 #include "sockstate/netlink/dumper.h"
 #include "sockstate/netlink/events.h"
-#include "sockstate/proc/cgroup.h"
 #include "sockstate/proc/namespaces.h"
 #include "sockstate/proc/socket_owners.h"
 #include "sockstate/tracking/tracker.h"
@@ -35,47 +36,6 @@ std::int64_t monotonic_ms() {
   timespec ts{};
   ::clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<std::int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
-
-ocsf::RecordFields fields_for(const tracking::Event& ev) {
-  using tracking::EventKind;
-  ocsf::RecordFields f;
-  f.time_ms = ev.time_ms;
-  f.start_ms = ev.start_ms;
-  switch (ev.kind) {
-    case EventKind::kBaseline:
-      f.activity = ocsf::kernel_state_row(ev.entry.state).snapshot_activity;
-      f.start_ms = 0;
-      break;
-    case EventKind::kListen:
-      f.activity = ocsf::Activity::kListen;
-      f.start_ms = 0;
-      break;
-    case EventKind::kOpen:
-      f.activity = ocsf::Activity::kOpen;
-      break;
-    case EventKind::kStateChange:
-      f.activity = ocsf::Activity::kOther;
-      f.previous_state = ev.previous_state;
-      break;
-    case EventKind::kTraffic:
-      f.activity = ocsf::Activity::kTraffic;
-      f.traffic = &ev.traffic;
-      f.cumulative = &ev.cumulative;
-      break;
-    case EventKind::kClose:
-    case EventKind::kFail:
-    case EventKind::kRefuse:
-      f.activity = ev.kind == EventKind::kClose  ? ocsf::Activity::kClose
-                   : ev.kind == EventKind::kFail ? ocsf::Activity::kFail
-                                                 : ocsf::Activity::kRefuse;
-      f.status_id = ev.kind == EventKind::kClose ? 1 : 2;
-      f.end_ms = ev.time_ms;
-      f.traffic = ev.has_traffic ? &ev.traffic : nullptr;
-      f.traffic_from_entry = false;
-      break;
-  }
-  return f;
 }
 
 }  // namespace
@@ -110,14 +70,15 @@ Result<config::Config> load_run_config(
   return parsed;
 }
 
-// One network namespace the daemon watches: a dump socket and a destroy listener made
-// inside it, and its listeners (direction is decided per namespace).
+bool terminal(flow::Activity a) {
+  return a == flow::Activity::kClose || a == flow::Activity::kFail || a == flow::Activity::kRefuse;
+}
+
+// One network namespace the daemon watches: its sockets, addresses and listeners, and
+// its destroy listener (direction is decided per namespace).
 struct Namespace {
-  proc::NetnsInfo info;
-  netlink::NetlinkSocket dump;
-  std::optional<netlink::DestroyListener> destroy;
-  ocsf::ListenerTable base;  // empty, with the namespace's ephemeral port range
-  ocsf::ListenerTable listeners;
+  explicit Namespace(collect::NamespaceView v) : view(std::move(v)) {}
+  collect::NamespaceView view;
   bool found = true;                   // found by the latest discovery
   std::uint64_t foreign_reported = 0;  // forged datagrams already logged
 };
@@ -131,10 +92,12 @@ struct Daemon::State {
   std::map<std::uint64_t, std::unique_ptr<Namespace>> namespaces;  // by nsfs inode
   std::map<int, Namespace*> by_event_fd;
   tracking::Tracker tracker;
-  std::optional<proc::OwnerMap> owners;
-  proc::CgroupResolver cgroups;
-  std::vector<tracking::Event> deferred;  // events whose owner a /proc walk must find
-  std::string record;                     // reused for every record
+  std::optional<collect::Attributor> attributor;  // made once the configuration is known
+  proc::OwnerMap* owners = nullptr;               // the attributor's, with `process`
+  flow::NetworkSet internal;                      // internal_networks
+  collect::TimezoneOffset timezone;
+  std::vector<flow::Observation> deferred;  // records whose owner a /proc walk must find
+  std::string record;                       // reused for every record
   Fd signal_fd;
   Fd epoll_fd;
   bool ready = false;
@@ -153,33 +116,41 @@ struct Daemon::State {
   State(ConfigLoader l, ocsf::RecordContext c)
       : loader(std::move(l)),
         context(std::move(c)),
-        tracker([this](const tracking::Event& ev) { write(ev); }, /*confirm_poll_closes=*/true) {}
+        tracker([this](const flow::Observation& obs) { write(obs); }, tracker_options()) {}
 
-  // An event about a socket whose owner is not known yet waits for the /proc walk that
-  // ends the dump (written before the destroy events of the poll, so never after its Close).
-  void write(const tracking::Event& ev) {
-    const std::uint32_t inode = ev.entry.inode;
-    if (owners && inode != 0 && owners->owner(inode) == nullptr && !owners->missed(inode) &&
-        ev.kind != tracking::EventKind::kClose && ev.kind != tracking::EventKind::kFail &&
-        ev.kind != tracking::EventKind::kRefuse) {
-      deferred.push_back(ev);
-      return;
-    }
-    write_now(ev);
+  tracking::TrackerOptions tracker_options() {
+    tracking::TrackerOptions o;
+    o.confirm_poll_closes = true;
+    o.route_source = [this](std::uint64_t netns, const flow::Address& peer) {
+      const auto ns = namespaces.find(netns);
+      return ns == namespaces.end() ? std::nullopt : ns->second->view.route_source(peer);
+    };
+    return o;
   }
 
-  void write_now(const tracking::Event& ev) {
-    ocsf::RecordFields fields = fields_for(ev);
-    ocsf::Attribution& owner = fields.owner;
-    owner.netns = ev.entry.netns;
-    if (const auto ns = namespaces.find(ev.entry.netns); ns != namespaces.end()) {
-      const auto& container = ns->second->info.container;
-      owner.netns_container = container ? &*container : nullptr;
+  // A record about a socket whose owner is not known yet waits for the /proc walk that
+  // ends the dump (written before the destroy events of the poll, so never after its Close).
+  void write(const flow::Observation& obs) {
+    const std::uint32_t inode = obs.socket.inode;
+    if (owners != nullptr && inode != 0 && owners->owner(inode) == nullptr &&
+        !owners->missed(inode) && !terminal(obs.activity)) {
+      deferred.push_back(obs);
+      return;
     }
-    owner.process = owners && ev.entry.inode != 0 ? owners->owner(ev.entry.inode) : nullptr;
-    owner.cgroup = cgroups.resolve(ev.entry.cgroup_id);
+    write_now(obs);
+  }
+
+  void write_now(const flow::Observation& observed) {
+    flow::Observation obs = observed;
+    const proc::Container* container = nullptr;
+    if (const auto ns = namespaces.find(obs.socket.netns); ns != namespaces.end()) {
+      const auto& c = ns->second->view.info().container;
+      container = c ? &*c : nullptr;
+    }
+    obs.owner = attributor->owner_of(obs.socket, obs.uid_known, container);
+    obs.timezone_offset_min = timezone.at(obs.time_ms);
     record.clear();
-    builder->append_record(ev.entry, ev.orientation, fields, record);
+    builder->append(obs, record);
     ++records;
     for (auto& sink : sinks) {
       sink->submit(record);
@@ -193,8 +164,8 @@ struct Daemon::State {
       return;
     }
     std::unordered_set<std::uint32_t> wanted;
-    for (const auto& ev : deferred) {
-      wanted.insert(ev.entry.inode);
+    for (const auto& obs : deferred) {
+      wanted.insert(obs.socket.inode);
     }
     auto walked = owners->refresh(wanted);
     if (!walked) {
@@ -203,40 +174,24 @@ struct Daemon::State {
       ++owner_walks;
       owner_errors += walked->permission_errors + walked->pid_errors;
     }
-    std::vector<tracking::Event> events;
-    events.swap(deferred);
-    for (const auto& ev : events) {
-      write_now(ev);
+    std::vector<flow::Observation> observations;
+    observations.swap(deferred);
+    for (const auto& obs : observations) {
+      write_now(obs);
     }
   }
 
   // Makes the namespace's sockets: here, or inside it through a short-lived thread.
   Result<std::unique_ptr<Namespace>> open_namespace(const proc::NetnsInfo& info, bool here) {
-    auto make = [this, &info]() -> Result<std::unique_ptr<Namespace>> {
-      auto sock = netlink::NetlinkSocket::open();
-      if (!sock) {
-        return sock.error();
-      }
-      auto ns = std::make_unique<Namespace>(Namespace{info, std::move(*sock), {}, {}, {}, true});
-      if (config.destroy_events) {
-        // Joined before the namespace's first dump, so no close between the two goes unseen.
-        auto listener = netlink::DestroyListener::open(config.event_buffer_bytes);
-        if (!listener) {
-          return listener.error();
-        }
-        ns->destroy.emplace(std::move(*listener));
-      }
-      ocsf::read_ephemeral_range(ns->base);  // /proc/sys/net shows this thread's namespace
-      return ns;
-    };
-    if (here) {
-      return make();
+    collect::ViewOptions options;
+    options.watch_addresses = true;
+    options.destroy_buffer = config.destroy_events ? config.event_buffer_bytes : 0;
+    auto view = here ? collect::NamespaceView::open_here(info, options)
+                     : collect::NamespaceView::open_in(info, options);
+    if (!view) {
+      return view.error();
     }
-    auto fd = proc::open_netns(info.path, info.inode);
-    if (!fd) {
-      return fd.error();
-    }
-    return proc::run_in_netns(fd->get(), make);
+    return std::make_unique<Namespace>(std::move(*view));
   }
 
   [[nodiscard]] bool watch(int fd) const {
@@ -247,13 +202,13 @@ struct Daemon::State {
   }
 
   Result<void> add_namespace(std::unique_ptr<Namespace> ns) {
-    if (ns->destroy) {
-      if (!watch(ns->destroy->fd())) {
+    if (auto* destroy = ns->view.destroy()) {
+      if (!watch(destroy->fd())) {
         return errno_error("cannot watch the destroy listener");
       }
-      by_event_fd[ns->destroy->fd()] = ns.get();
+      by_event_fd[destroy->fd()] = ns.get();
     }
-    const std::uint64_t inode = ns->info.inode;
+    const std::uint64_t inode = ns->view.info().inode;
     namespaces[inode] = std::move(ns);
     ++namespaces_opened;
     return {};
@@ -265,10 +220,10 @@ struct Daemon::State {
       return;
     }
     Namespace& ns = *it->second;
-    if (ns.destroy) {
+    if (auto* destroy = ns.view.destroy()) {
       (void)drain_destroys(ns);  // its last closes
-      by_event_fd.erase(ns.destroy->fd());
-      (void)::epoll_ctl(epoll_fd.get(), EPOLL_CTL_DEL, ns.destroy->fd(), nullptr);
+      by_event_fd.erase(destroy->fd());
+      (void)::epoll_ctl(epoll_fd.get(), EPOLL_CTL_DEL, destroy->fd(), nullptr);
     }
     spdlog::info("network namespace {} is gone", inode);
     namespaces.erase(it);
@@ -290,7 +245,7 @@ struct Daemon::State {
       auto it = namespaces.find(info.inode);
       if (it != namespaces.end()) {
         it->second->found = true;
-        it->second->info.container = info.container;
+        it->second->view.info().container = info.container;
         continue;
       }
       auto opened = open_namespace(info, false);
@@ -336,40 +291,29 @@ struct Daemon::State {
     return {};
   }
 
+  [[nodiscard]] flow::Perimeter perimeter(const Namespace& ns) const {
+    return flow::Perimeter{&ns.view.addresses(), &internal};
+  }
+
   // Dumps one namespace's LISTEN sockets into its table, and into `listening` (tagged).
   Result<void> dump_listeners(Namespace& ns, std::vector<netlink::SocketEntry>& listening) {
-    ocsf::ListenerTable fresh = ns.base;
-    for (const std::uint8_t family : {std::uint8_t{AF_INET}, std::uint8_t{AF_INET6}}) {
-      netlink::CookieSet seen;
-      const netlink::DumpRequest request{
-          family, netlink::state_bit(netlink::kTcpListen), false, {}};
-      auto done =
-          netlink::run_dump(ns.dump, request, seen, dump_stats, [&](const netlink::SocketEntry& e) {
-            fresh.add(e);
-            listening.push_back(e);
-            listening.back().netns = ns.info.inode;
-          });
-      if (!done) {
-        return done.error();
-      }
+    if (auto refreshed = ns.view.refresh_addresses(); !refreshed) {
+      return refreshed.error();
     }
-    ns.listeners = std::move(fresh);
-    return {};
+    return ns.view.dump_listeners(true, true, dump_stats,
+                                  [&](const netlink::SocketEntry& e) { listening.push_back(e); });
   }
 
   // Dumps one namespace's other sockets into the tracker.
   Result<void> dump_sockets(Namespace& ns) {
-    const std::uint64_t inode = ns.info.inode;
     const std::uint32_t states = config.states & ~netlink::state_bit(netlink::kTcpListen);
+    const flow::Perimeter p = perimeter(ns);
     netlink::CookieSet seen;
     for (const std::uint8_t family : {std::uint8_t{AF_INET}, std::uint8_t{AF_INET6}}) {
       const netlink::DumpRequest request{family, states, true, {}};
-      auto done =
-          netlink::run_dump(ns.dump, request, seen, dump_stats, [&](const netlink::SocketEntry& e) {
-            netlink::SocketEntry tagged = e;
-            tagged.netns = inode;
-            tracker.poll_socket(tagged, ns.listeners);
-          });
+      auto done = ns.view.dump(request, seen, dump_stats, [&](const netlink::SocketEntry& e) {
+        tracker.poll_socket(e, ns.view.listeners(), p);
+      });
       if (!done) {
         return done.error();
       }
@@ -386,8 +330,8 @@ struct Daemon::State {
       return error;
     }
     ++namespace_errors;
-    spdlog::warn("network namespace {}: {}", ns.info.inode, error.message());
-    failed.push_back(ns.info.inode);
+    spdlog::warn("network namespace {}: {}", ns.view.info().inode, error.message());
+    failed.push_back(ns.view.info().inode);
     return {};
   }
 
@@ -402,7 +346,7 @@ struct Daemon::State {
       }
     }
     const bool baseline = first_poll && config.baseline;
-    tracker.begin_poll(ocsf::realtime_ms(), baseline);
+    tracker.begin_poll(collect::realtime_ms(), baseline);
     const bool want_listen = (config.states & netlink::state_bit(netlink::kTcpListen)) != 0;
     std::vector<std::uint64_t> failed;
     std::vector<netlink::SocketEntry> listening;
@@ -416,7 +360,8 @@ struct Daemon::State {
     if (want_listen) {
       for (const auto& e : listening) {
         if (std::find(failed.begin(), failed.end(), e.netns) == failed.end()) {
-          tracker.poll_socket(e, namespaces.at(e.netns)->listeners);
+          const Namespace& ns = *namespaces.at(e.netns);
+          tracker.poll_socket(e, ns.view.listeners(), perimeter(ns));
         }
       }
     }
@@ -441,7 +386,7 @@ struct Daemon::State {
     for (const auto inode : failed) {
       remove_namespace(inode);
     }
-    if (owners) {
+    if (owners != nullptr) {
       // Forget the owners of sockets whose last record is written.
       std::unordered_set<std::uint32_t> live;
       tracker.collect_inodes(live);
@@ -463,22 +408,23 @@ struct Daemon::State {
   }
 
   Result<void> drain_destroys(Namespace& ns) {
-    if (!ns.destroy) {
+    netlink::DestroyListener* destroy = ns.view.destroy();
+    if (destroy == nullptr) {
       return {};
     }
-    const std::uint64_t inode = ns.info.inode;
-    auto complete = ns.destroy->drain(
-        [this, &ns, inode](const netlink::SocketEntry& e) {
+    const std::uint64_t inode = ns.view.info().inode;
+    const flow::Perimeter p = perimeter(ns);
+    auto complete = destroy->drain(
+        [this, &ns, &p, inode](const netlink::SocketEntry& e) {
           netlink::SocketEntry tagged = e;
           tagged.netns = inode;
-          tracker.destroyed(tagged, ns.listeners, ocsf::realtime_ms());
+          tracker.destroyed(tagged, ns.view.listeners(), p, collect::realtime_ms());
         },
         std::max<std::size_t>(config.event_buffer_bytes, 64U << 20));
     if (!complete) {
       return complete.error();
     }
-    if (const std::uint64_t foreign = ns.destroy->foreign() + ns.dump.foreign();
-        foreign != ns.foreign_reported) {
+    if (const std::uint64_t foreign = ns.view.foreign(); foreign != ns.foreign_reported) {
       // At most one line per poll, however many a sender forges.
       spdlog::warn("discarded {} netlink datagrams not sent by the kernel in namespace {}",
                    foreign - ns.foreign_reported, inode);
@@ -489,7 +435,7 @@ struct Daemon::State {
       spdlog::warn(
           "destroy events lost in namespace {} (receive buffer overflow {}): "
           "resyncing with a dump",
-          inode, ns.destroy->overflows());
+          inode, destroy->overflows());
       resync = true;
     }
     return {};
@@ -504,11 +450,10 @@ struct Daemon::State {
   [[nodiscard]] DestroyCounts destroy_counts() const {
     DestroyCounts c;
     for (const auto& [inode, ns] : namespaces) {
-      c.forged += ns->dump.foreign();
-      if (ns->destroy) {
-        c.events += ns->destroy->events();
-        c.overflows += ns->destroy->overflows();
-        c.forged += ns->destroy->foreign();
+      c.forged += ns->view.foreign();
+      if (const auto* destroy = ns->view.destroy()) {
+        c.events += destroy->events();
+        c.overflows += destroy->overflows();
       }
     }
     return c;
@@ -548,12 +493,12 @@ struct Daemon::State {
         "{} dump redos, {} forged netlink datagrams discarded",
         t.tracked, records, per_sink, d.events, d.overflows, t.closed_by_destroy, t.closed_by_poll,
         polls, last_dump_ms, dump_stats.redos, d.forged);
-    if (config.all_netns || owners) {
+    if (config.all_netns || owners != nullptr) {
       spdlog::info(
           "stats: {} network namespaces ({} opened, {} gone, {} errors), {} /proc walks for "
           "new sockets, {} pids unreadable, {} cgroup walks",
           namespaces.size(), namespaces_opened, namespaces_closed, namespace_errors, owner_walks,
-          owner_errors, cgroups.stats().walks);
+          owner_errors, attributor->cgroups().stats().walks);
     }
   }
 
@@ -581,7 +526,12 @@ struct Daemon::State {
       fresh->all_netns = config.all_netns;
       fresh->community_id_seed = config.community_id_seed;
     }
+    if (fresh->observables != config.observables) {
+      spdlog::warn("observables applies at the next start");
+      fresh->observables = config.observables;
+    }
     config = std::move(*fresh);
+    internal = flow::NetworkSet(config.internal_networks);
     spdlog::set_level(spdlog::level::from_str(config.log_level));
     spdlog::info("configuration reloaded: {}", config::describe(config));
   }
@@ -621,7 +571,12 @@ int Daemon::run() {
 
   // process, all_netns and community_id_seed, like log_name, apply at the next start.
   s.context.community_id_seed = s.config.community_id_seed;
+  s.context.observables = s.config.observables;
   s.builder.emplace(s.context);
+  s.internal = flow::NetworkSet(s.config.internal_networks);
+  // Without destroy events nothing is worth waiting for: a poll that misses a socket
+  // twice reports it.
+  s.tracker.set_confirm_poll_closes(s.config.destroy_events);
   if (!s.watch(s.signal_fd.get())) {
     spdlog::error("{}", errno_error("cannot watch descriptors").message());
     return 1;
@@ -648,8 +603,9 @@ int Daemon::run() {
       return 1;
     }
   }
-  if (s.config.process) {
-    s.owners.emplace();
+  s.attributor.emplace(collect::AttributorOptions{s.config.process, "/proc", {}, "/"});
+  s.owners = s.attributor->owners();
+  if (s.owners != nullptr) {
     auto scanned = s.owners->scan();  // before the baseline: its records name their owners
     if (!scanned) {
       spdlog::error("process attribution: {}", scanned.error().message());
@@ -692,7 +648,7 @@ int Daemon::run() {
         status = 1;
         break;
       }
-      s.tracker.report_traffic(ocsf::realtime_ms(), s.config.traffic_interval.count());
+      s.tracker.report_traffic(collect::realtime_ms(), s.config.traffic_interval.count());
       if (!s.ready) {
         s.ready = true;  // the first good dump is done and every sink is open
         (void)::sd_notify(0, "READY=1");

@@ -14,45 +14,60 @@ Result<Outcome> dump_once(NetlinkSocket& sock, const DumpRequest& request, Cooki
                           DumpStats& stats, std::vector<std::uint8_t>& buf,
                           const std::function<void(const SocketEntry&)>& on_socket) {
   const std::uint32_t seq = sock.next_seq();
-  if (auto sent = sock.send(build_dump_request(request, seq)); !sent) {
-    return sent.error();
-  }
-  DumpParser parser(seq, sock.portid());
-  auto deliver = [&](const SocketEntry& entry) {
-    if (!seen.insert(entry.cookie).second) {
+  auto deliver = [&](std::uint16_t, std::span<const std::uint8_t> payload) -> Result<void> {
+    auto entry = decode_socket(payload, &stats.unknown_attributes);
+    if (!entry) {
+      return entry.error();
+    }
+    if (!seen.insert(entry->cookie).second) {
       ++stats.duplicates;
-      return;
+      return {};
     }
     ++stats.sockets;
-    on_socket(entry);
+    on_socket(*entry);
+    return {};
   };
-  bool lost = false;
+  auto done = exchange(sock, build_dump_request(request, seq), seq, buf, deliver, &stats);
+  if (!done) {
+    return done.error();
+  }
+  return done->complete() ? Outcome::kComplete : Outcome::kInterrupted;
+}
+
+}  // namespace
+
+Result<Exchange> exchange(NetlinkSocket& sock, std::span<const std::uint8_t> request,
+                          std::uint32_t seq, std::vector<std::uint8_t>& buf,
+                          const MessageCallback& on_message, DumpStats* stats) {
+  if (auto sent = sock.send(request); !sent) {
+    return sent.error();
+  }
+  Exchange result;
   for (;;) {
     auto n = sock.receive(buf);
     if (!n) {
       if (n.error().errnum == ENOBUFS) {
-        // The kernel dropped messages for this socket and says so once; the dump itself
+        // The kernel dropped messages for this socket and says so once; the answer itself
         // goes on, so read it to its end and redo it.
-        lost = true;
+        result.lost = true;
         continue;
       }
       return n.error();
     }
-    ++stats.datagrams;
-    stats.bytes += *n;
-    const std::uint64_t unknown_before = parser.unknown_attributes();
-    auto done = parser.parse(std::span(buf.data(), *n), deliver);
-    stats.unknown_attributes += parser.unknown_attributes() - unknown_before;
-    if (!done) {
-      return done.error();
+    if (stats != nullptr) {
+      ++stats->datagrams;
+      stats->bytes += *n;
     }
-    if (*done) {
-      return (lost || parser.interrupted()) ? Outcome::kInterrupted : Outcome::kComplete;
+    auto end = parse_messages(std::span(buf.data(), *n), seq, sock.portid(), result.interrupted,
+                              on_message);
+    if (!end) {
+      return end.error();
+    }
+    if (*end != MessagesEnd::kMore) {
+      return result;
     }
   }
 }
-
-}  // namespace
 
 Result<void> run_dump(NetlinkSocket& sock, const DumpRequest& request, CookieSet& seen,
                       DumpStats& stats, const std::function<void(const SocketEntry&)>& on_socket) {

@@ -128,8 +128,10 @@ Result<SocketEntry> decode_socket(std::span<const std::uint8_t> payload,
   return e;
 }
 
-Result<bool> DumpParser::parse(std::span<const std::uint8_t> datagram,
-                               const SocketCallback& on_socket) {
+Result<MessagesEnd> parse_messages(std::span<const std::uint8_t> datagram, std::uint32_t seq,
+                                   std::uint32_t portid, bool& interrupted,
+                                   const MessageCallback& on_message) {
+  bool acked = false;
   std::size_t pos = 0;
   while (pos < datagram.size()) {
     const std::size_t left = datagram.size() - pos;
@@ -142,16 +144,16 @@ Result<bool> DumpParser::parse(std::span<const std::uint8_t> datagram,
       return bad_message("netlink message length " + std::to_string(nlh.nlmsg_len) +
                          " does not fit the " + std::to_string(left) + " bytes received");
     }
-    if (nlh.nlmsg_seq != seq_) {
+    if (nlh.nlmsg_seq != seq) {
       return Error{EPROTO, "netlink message with sequence " + std::to_string(nlh.nlmsg_seq) +
-                               ", expected " + std::to_string(seq_)};
+                               ", expected " + std::to_string(seq)};
     }
-    if (portid_ != 0 && nlh.nlmsg_pid != 0 && nlh.nlmsg_pid != portid_) {
+    if (portid != 0 && nlh.nlmsg_pid != 0 && nlh.nlmsg_pid != portid) {
       return Error{EPROTO, "netlink message for port id " + std::to_string(nlh.nlmsg_pid) +
-                               ", expected " + std::to_string(portid_)};
+                               ", expected " + std::to_string(portid)};
     }
     if ((nlh.nlmsg_flags & NLM_F_DUMP_INTR) != 0) {
-      interrupted_ = true;
+      interrupted = true;
     }
     const auto payload = datagram.subspan(pos + NLMSG_HDRLEN, nlh.nlmsg_len - NLMSG_HDRLEN);
     switch (nlh.nlmsg_type) {
@@ -164,12 +166,13 @@ Result<bool> DumpParser::parse(std::span<const std::uint8_t> datagram,
         }
         std::memcpy(&err, payload.data(), sizeof err);
         if (err == 0) {
-          break;  // an acknowledgement; dumps do not ask for them, but it is no error
+          acked = true;  // an acknowledgement: the request was done
+          break;
         }
         if (err > 0 || err < -kMaxErrno) {
           return bad_message("NLMSG_ERROR with error " + std::to_string(err));
         }
-        return Error{-err, "kernel refused the sock_diag dump"};
+        return Error{-err, "the kernel refused the netlink request"};
       }
       case NLMSG_DONE: {
         // The kernel reports a failure that happened mid-dump as an errno inside DONE;
@@ -182,26 +185,42 @@ Result<bool> DumpParser::parse(std::span<const std::uint8_t> datagram,
           return bad_message("NLMSG_DONE with error " + std::to_string(err));
         }
         if (err < 0) {
-          return Error{-err, "kernel ended the sock_diag dump with an error"};
+          return Error{-err, "the kernel ended the netlink dump with an error"};
         }
-        return true;
+        return MessagesEnd::kDone;
       }
       default: {
         if (nlh.nlmsg_type < NLMSG_MIN_TYPE) {
           break;  // reserved control messages: nothing for us
         }
-        auto entry = decode_socket(payload, &unknown_attributes_);
-        if (!entry) {
-          return entry.error();
+        if (auto handled = on_message(nlh.nlmsg_type, payload); !handled) {
+          return handled.error();
         }
-        ++sockets_;
-        on_socket(*entry);
         break;
       }
     }
     pos += NLMSG_ALIGN(nlh.nlmsg_len);
   }
-  return false;
+  return acked ? MessagesEnd::kAcked : MessagesEnd::kMore;
+}
+
+Result<bool> DumpParser::parse(std::span<const std::uint8_t> datagram,
+                               const SocketCallback& on_socket) {
+  auto decoded =
+      parse_messages(datagram, seq_, portid_, interrupted_,
+                     [&](std::uint16_t, std::span<const std::uint8_t> payload) -> Result<void> {
+                       auto entry = decode_socket(payload, &unknown_attributes_);
+                       if (!entry) {
+                         return entry.error();
+                       }
+                       ++sockets_;
+                       on_socket(*entry);
+                       return {};
+                     });
+  if (!decoded) {
+    return decoded.error();
+  }
+  return *decoded == MessagesEnd::kDone;
 }
 
 }  // namespace sockstate::netlink

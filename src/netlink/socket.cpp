@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <ctime>
+#include <string>
 #include <utility>
 
 namespace sockstate::netlink {
@@ -38,21 +39,23 @@ NetlinkSocket::~NetlinkSocket() {
   }
 }
 
-Result<NetlinkSocket> NetlinkSocket::open(unsigned groups) {
-  mnl_socket* nl = mnl_socket_open2(NETLINK_SOCK_DIAG, SOCK_CLOEXEC);
+Result<NetlinkSocket> NetlinkSocket::open(unsigned groups, int protocol) {
+  static_assert(NETLINK_SOCK_DIAG == 4, "the default of open()");
+  const char* name = protocol == NETLINK_ROUTE ? "NETLINK_ROUTE" : "NETLINK_SOCK_DIAG";
+  mnl_socket* nl = mnl_socket_open2(protocol, SOCK_CLOEXEC);
   if (nl == nullptr) {
-    return errno_error("cannot open a NETLINK_SOCK_DIAG socket");
+    return errno_error(std::string("cannot open a ") + name + " socket");
   }
   NetlinkSocket sock(nl);
   if (mnl_socket_bind(nl, groups, MNL_SOCKET_AUTOPID) < 0) {
-    return errno_error("cannot bind the NETLINK_SOCK_DIAG socket");
+    return errno_error(std::string("cannot bind the ") + name + " socket");
   }
   // Connected to the kernel, the socket refuses unicast datagrams from other sockets
   // (netlink_getsockbyportid() answers ECONNREFUSED); multicast from a sender with
   // CAP_NET_ADMIN over the namespace still arrives, and receive() drops it.
   const sockaddr_nl kernel{.nl_family = AF_NETLINK, .nl_pad = 0, .nl_pid = 0, .nl_groups = 0};
   if (::connect(sock.fd(), reinterpret_cast<const sockaddr*>(&kernel), sizeof kernel) != 0) {
-    return errno_error("cannot connect the NETLINK_SOCK_DIAG socket to the kernel");
+    return errno_error(std::string("cannot connect the ") + name + " socket to the kernel");
   }
   return sock;
 }

@@ -97,7 +97,7 @@ void put16(std::uint8_t*& out, std::uint16_t v) {
 std::optional<CommunityIdDigest> community_id_v1_digest(const Address& src, std::uint16_t src_port,
                                                         const Address& dst, std::uint16_t dst_port,
                                                         std::uint8_t protocol, std::uint16_t seed) {
-  const bool v4 = is_ipv4_mapped(src) && is_ipv4_mapped(dst);
+  const bool v4 = flow::is_ipv4_mapped(src) && flow::is_ipv4_mapped(dst);
   const std::size_t offset = v4 ? 12 : 0;
   const std::size_t addr_len = v4 ? 4 : 16;
   const std::uint8_t* a = src.data() + offset;

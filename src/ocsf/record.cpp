@@ -8,12 +8,59 @@
 #include <ctime>
 
 #include "sockstate/ocsf/community_id.h"
-#include "sockstate/ocsf/json_writer.h"
 
 namespace sockstate::ocsf {
 namespace {
 
 constexpr std::string_view kHex = "0123456789abcdef";
+
+// flow::Activity -> activity_id, activity_name, and the caption type_name uses (the
+// schema's: 99 is "Other" whatever the record calls it).
+struct ActivityRow {
+  int id;
+  std::string_view caption;
+  std::string_view type_caption;
+};
+constexpr std::array<ActivityRow, 9> kActivities = {{
+    {0, "Unknown", "Unknown"},
+    {1, "Open", "Open"},
+    {2, "Close", "Close"},
+    {4, "Fail", "Fail"},
+    {5, "Refuse", "Refuse"},
+    {6, "Traffic", "Traffic"},
+    {7, "Listen", "Listen"},
+    {99, "State Change", "Other"},
+    {99, "Bound", "Other"},
+}};
+static_assert(kActivities.size() == static_cast<std::size_t>(flow::Activity::kBound) + 1,
+              "one row per flow::Activity");
+
+// OCSF user type_id captions (1.8.0).
+std::string_view user_type_caption(int type_id) {
+  static constexpr std::array<std::string_view, 5> kCaptions = {"Unknown", "User", "Admin",
+                                                                "System", "Service"};
+  return type_id >= 0 && static_cast<std::size_t>(type_id) < kCaptions.size()
+             ? kCaptions[static_cast<std::size_t>(type_id)]
+             : "Other";
+}
+
+// OCSF observable type_id captions (1.8.0) for the types records carry.
+std::string_view observable_type_caption(int type_id) {
+  switch (type_id) {
+    case 1:
+      return "Hostname";
+    case 2:
+      return "IP Address";
+    case 4:
+      return "User Name";
+    case 9:
+      return "Process Name";
+    case 45:
+      return "File Path";
+    default:
+      return "Other";
+  }
+}
 
 void append_hex(std::string& out, std::uint64_t v, int digits) {
   for (int shift = (digits - 1) * 4; shift >= 0; shift -= 4) {
@@ -21,43 +68,45 @@ void append_hex(std::string& out, std::uint64_t v, int digits) {
   }
 }
 
-std::string_view direction_caption(Direction d) {
+std::string_view direction_caption(flow::Direction d) {
   switch (d) {
-    case Direction::kInbound:
+    case flow::Direction::kInbound:
       return "Inbound";
-    case Direction::kOutbound:
+    case flow::Direction::kOutbound:
       return "Outbound";
-    case Direction::kLocal:
+    case flow::Direction::kLateral:
+      return "Lateral";
+    case flow::Direction::kLocal:
       return "Local";
-    case Direction::kUnknown:
+    case flow::Direction::kUnknown:
       break;
   }
   return "Unknown";
 }
 
-std::string_view boundary_caption(Boundary b) {
+std::string_view boundary_caption(flow::Boundary b) {
   switch (b) {
-    case Boundary::kLocalhost:
+    case flow::Boundary::kLocalhost:
       return "Localhost";
-    case Boundary::kInternal:
+    case flow::Boundary::kInternal:
       return "Internal";
-    case Boundary::kExternal:
+    case flow::Boundary::kExternal:
       return "External";
-    case Boundary::kUnknown:
+    case flow::Boundary::kUnknown:
       break;
   }
   return "Unknown";
 }
 
-std::string_view observation_point_caption(ObservationPoint p) {
+std::string_view observation_point_caption(flow::ObservationPoint p) {
   switch (p) {
-    case ObservationPoint::kSource:
+    case flow::ObservationPoint::kSource:
       return "Source";
-    case ObservationPoint::kDestination:
+    case flow::ObservationPoint::kDestination:
       return "Destination";
-    case ObservationPoint::kBoth:
+    case flow::ObservationPoint::kBoth:
       return "Both";
-    case ObservationPoint::kUnknown:
+    case flow::ObservationPoint::kUnknown:
       break;
   }
   return "Unknown";
@@ -74,8 +123,10 @@ std::string_view device_type_caption(int type_id) {
   return "Other";
 }
 
-void append_endpoint_text(std::string& out, const Address& a, std::uint16_t port) {
-  const bool v6 = !is_ipv4_mapped(a);
+void append_endpoint_text(std::string& out, const flow::Endpoint& e) {
+  const flow::Address& a = e.ip;
+  const std::uint16_t port = e.port;
+  const bool v6 = !flow::is_ipv4_mapped(a);
   if (v6) {
     out.push_back('[');
   }
@@ -113,13 +164,13 @@ void write_container(JsonWriter& w, const proc::Container& c) {
 
 // Port 0 is no TCP port: the kernel has cleared it (tcp_disconnect() after a failed
 // blocking connect()), so the endpoint is written with its address alone.
-void write_endpoint(JsonWriter& w, std::string_view key, const Address& a, std::uint16_t port,
-                    const proc::Container* container = nullptr) {
+void write_endpoint(JsonWriter& w, std::string_view key, const flow::Endpoint& e,
+                    const proc::Container* container) {
   AddressBuffer buf{};
   w.begin_object(key);
-  w.field_ascii("ip", format_address(a, buf));
-  if (port != 0) {
-    w.field("port", std::uint32_t{port});
+  w.field_ascii("ip", format_address(e.ip, buf));
+  if (e.port != 0) {
+    w.field("port", std::uint32_t{e.port});
   }
   if (container != nullptr) {
     write_container(w, *container);
@@ -127,15 +178,123 @@ void write_endpoint(JsonWriter& w, std::string_view key, const Address& a, std::
   w.end_object();
 }
 
-void write_user(JsonWriter& w, const proc::ProcessInfo& p) {
-  w.begin_object("user");
+void write_user(JsonWriter& w, std::string_view key, std::uint32_t uid, std::string_view name,
+                int type_id) {
+  w.begin_object(key);
   std::array<char, 16> digits{};
-  const auto [end, ec] = std::to_chars(digits.data(), digits.data() + digits.size(), p.uid);
+  const auto [end, ec] = std::to_chars(digits.data(), digits.data() + digits.size(), uid);
   w.field_ascii("uid",
                 std::string_view(digits.data(), static_cast<std::size_t>(end - digits.data())));
-  if (!p.user.empty()) {
-    w.field("name", p.user);
+  if (!name.empty()) {
+    w.field("name", name);
   }
+  if (type_id > 0) {
+    w.field("type_id", type_id);
+    w.field_ascii("type", user_type_caption(type_id));
+  }
+  w.end_object();
+}
+
+std::string device_json(const RecordContext& context) {
+  const HostIdentity& h = context.host;
+  std::string out;
+  JsonWriter w(out);
+  w.begin_object();
+  w.field("type_id", context.device_type_id);
+  w.field("type", device_type_caption(context.device_type_id));
+  if (!h.hostname.empty()) {
+    w.field("hostname", h.hostname);
+  }
+  if (!h.device_uid.empty()) {
+    w.field("uid", h.device_uid);
+  }
+  if (!h.boot_id.empty()) {
+    w.field("boot_uid", h.boot_id);
+  }
+  if (!h.ip.empty()) {
+    w.field("ip", h.ip);
+  }
+  w.begin_object("os");
+  w.field("name", "Linux");
+  w.field("type_id", 200);
+  w.field("type", "Linux");
+  if (!h.kernel_release.empty()) {
+    w.field("kernel_release", h.kernel_release);
+  }
+  w.end_object();
+  w.end_object();
+  return out;
+}
+
+void write_process(JsonWriter& w, const proc::ProcessInfo& p, std::string_view boot_id,
+                   std::string& scratch) {
+  w.begin_object("process");
+  w.field("pid", p.pid);
+  if (!p.name.empty()) {
+    w.field("name", p.name);
+  }
+  if (!p.cmd_line.empty()) {
+    w.field("cmd_line", p.cmd_line);
+  }
+  if (p.created_time_ms > 0) {
+    w.field("created_time", p.created_time_ms);
+  }
+  if (p.start_ticks != 0) {
+    scratch.clear();
+    append_process_uid(scratch, boot_id, p.pid, p.start_ticks);
+    w.field_ascii("uid", scratch);
+  }
+  if (p.uid != proc::kUnknownUid) {
+    write_user(w, "user", p.uid, p.user, 0);
+  }
+  if (!p.exe.empty()) {
+    w.begin_object("file");
+    const auto slash = p.exe.rfind('/');
+    w.field("name", slash == std::string::npos ? p.exe : p.exe.substr(slash + 1));
+    w.field("path", p.exe);
+    w.field("type_id", 1);
+    w.field_ascii("type", "Regular File");
+    w.end_object();
+  }
+  if (p.ppid > 0) {
+    w.begin_object("parent_process");
+    w.field("pid", p.ppid);
+    if (!p.parent_name.empty()) {
+      w.field("name", p.parent_name);
+    }
+    w.end_object();
+  }
+  if (p.container) {
+    write_container(w, *p.container);
+  }
+  w.end_object();
+}
+
+// bytes_out is src -> dst: for an accepted connection that is what the local end received.
+void write_traffic(JsonWriter& w, std::string_view key, const flow::Traffic& t, bool accepted,
+                   const flow::TrafficPeriod* period) {
+  w.begin_object(key);
+  w.field("bytes_in", accepted ? t.bytes_sent : t.bytes_received);
+  w.field("bytes_out", accepted ? t.bytes_received : t.bytes_sent);
+  w.field("bytes", t.bytes_sent + t.bytes_received);
+  w.field("packets_in", accepted ? t.segs_sent : t.segs_received);
+  w.field("packets_out", accepted ? t.segs_received : t.segs_sent);
+  w.field("packets", t.segs_sent + t.segs_received);
+  if (period != nullptr) {
+    if (period->start_ms > 0) {  // unknown for a socket first seen in its destroy event
+      w.field("start_time", period->start_ms);
+    }
+    w.field("end_time", period->end_ms);
+  }
+  w.end_object();
+}
+
+void write_observable(JsonWriter& w, std::string_view name, int type_id, std::string_view value) {
+  w.begin_object();
+  w.field_ascii("name", name);
+  w.field("type_id", type_id);
+  w.field_ascii("type", observable_type_caption(type_id));
+  w.field("value", value);
   w.end_object();
 }
 
@@ -146,21 +305,18 @@ std::uint64_t random_run_id() {
   if (::getrandom(&id, sizeof id, 0) != static_cast<ssize_t>(sizeof id)) {
     // No entropy source: time and pid still make runs distinct on one host.
     constexpr std::uint64_t kGolden = 0x9E3779B97F4A7C15U;
-    const auto ms = static_cast<std::uint64_t>(realtime_ms());
+    timespec ts{};
+    ::clock_gettime(CLOCK_REALTIME, &ts);
+    const auto ms = static_cast<std::uint64_t>(ts.tv_sec) * 1000 +
+                    static_cast<std::uint64_t>(ts.tv_nsec) / 1000000;
     const auto pid = static_cast<std::uint64_t>(::getpid());
     id = (ms * kGolden) ^ pid;
   }
   return id;
 }
 
-std::int64_t realtime_ms() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<std::int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
-
-std::string_view format_address(const Address& a, AddressBuffer& buf) {
-  if (is_ipv4_mapped(a)) {
+std::string_view format_address(const flow::Address& a, AddressBuffer& buf) {
+  if (flow::is_ipv4_mapped(a)) {
     // Hand-rolled: this runs for both ends of every record, and inet_ntop is slow for IPv4.
     char* p = buf.data();
     for (std::size_t i = 12; i < 16; ++i) {
@@ -175,7 +331,7 @@ std::string_view format_address(const Address& a, AddressBuffer& buf) {
   return buf.data();
 }
 
-std::string address_text(const Address& a) {
+std::string address_text(const flow::Address& a) {
   AddressBuffer buf{};
   return std::string(format_address(a, buf));
 }
@@ -233,58 +389,65 @@ void append_correlation_uid(std::string& out, std::string_view boot_id, std::uin
   append_hex(out, cookie & 0xFFFFFFFFFFFFULL, 12);
 }
 
-Traffic application_traffic(const netlink::SocketEntry& e, bool active_open) {
-  // tcpi_bytes_acked and tcpi_bytes_received advance with the sequence numbers acked and
-  // received (tcp_snd_una_update(), tcp_rcv_nxt_update()), and SYN and FIN each take one:
-  // the active opener's SYN is counted once the SYN-ACK arrives (a passive opener's
-  // snd_una starts past its SYN), our FIN once acked, the peer's FIN once received.
-  const bool our_fin_acked = e.state == netlink::kTcpFinWait2 || e.state == netlink::kTcpTimeWait;
-  const bool peer_fin_received =
-      e.state == netlink::kTcpCloseWait || e.state == netlink::kTcpLastAck ||
-      e.state == netlink::kTcpClosing || e.state == netlink::kTcpTimeWait;
-  auto less = [](std::uint64_t v, unsigned n) { return v >= n ? v - n : 0; };
-  Traffic t;
-  t.bytes_sent = less(e.info.bytes_acked, (active_open ? 1U : 0U) + (our_fin_acked ? 1U : 0U));
-  t.bytes_received = less(e.info.bytes_received, peer_fin_received ? 1U : 0U);
-  t.segs_sent = e.info.segs_out;
-  t.segs_received = e.info.segs_in;
-  return t;
+// Which endpoint is which in the record: the initiator is src.
+struct RecordBuilder::Sides {
+  const flow::Endpoint* src = nullptr;
+  const flow::Endpoint* dst = nullptr;
+  bool accepted = false;
+  const proc::Container* socket_container = nullptr;   // on the local endpoint
+  const proc::Container* process_container = nullptr;  // on actor.process
+};
+
+namespace {
+
+RecordBuilder::Sides sides_of(const flow::Observation& obs) {
+  using Shape = flow::Orientation::Shape;
+  RecordBuilder::Sides sides;
+  sides.accepted = obs.orientation.shape == Shape::kAccepted;
+  switch (obs.orientation.shape) {
+    case Shape::kListener:
+      sides.dst = &obs.local;
+      break;
+    case Shape::kUnconnected:
+      sides.src = &obs.local;
+      break;
+    case Shape::kAccepted:
+      sides.src = &obs.remote;
+      sides.dst = &obs.local;
+      break;
+    case Shape::kInitiated:
+      sides.src = &obs.local;
+      sides.dst = &obs.remote;
+      break;
+  }
+  const flow::Owner& owner = obs.owner;
+  const proc::ProcessInfo* process = owner.process;
+  sides.process_container =
+      process != nullptr && process->container ? &*process->container : nullptr;
+  sides.socket_container = owner.cgroup != nullptr && owner.cgroup->container
+                               ? &*owner.cgroup->container
+                               : owner.netns_container;
+  return sides;
 }
 
+}  // namespace
+
 RecordBuilder::RecordBuilder(RecordContext context) : context_(std::move(context)) {
-  if (!context_.clock_ms) {
-    context_.clock_ms = realtime_ms;
-  }
   for (std::size_t a = 0; a < envelope_.size(); ++a) {
-    const auto activity = static_cast<Activity>(a);
-    envelope_[a] = members_of([activity](JsonWriter& w) {
-      const auto id = static_cast<int>(activity);
-      w.field("activity_id", id);
-      w.field_ascii("activity_name", activity_caption(activity));
+    const ActivityRow row = kActivities[a];
+    envelope_[a] = members_of([row](JsonWriter& w) {
+      w.field("activity_id", row.id);
+      w.field_ascii("activity_name", row.caption);
       w.field("category_uid", 4);
       w.field_ascii("category_name", "Network Activity");
       w.field("class_uid", 4001);
       w.field_ascii("class_name", "Network Activity");
-      w.field("type_uid", 400100 + id);
-      w.field_ascii("type_name", "Network Activity: " + std::string(activity_caption(activity)));
+      w.field("type_uid", 400100 + row.id);
+      w.field_ascii("type_name", "Network Activity: " + std::string(row.type_caption));
       w.field("severity_id", 1);
       w.field_ascii("severity", "Informational");
     });
   }
-  state_change_envelope_ = members_of([](JsonWriter& w) {
-    // activity 99 Other: the contract names it "State Change"; type_name keeps the
-    // schema's caption for type_uid 400199.
-    w.field("activity_id", 99);
-    w.field_ascii("activity_name", "State Change");
-    w.field("category_uid", 4);
-    w.field_ascii("category_name", "Network Activity");
-    w.field("class_uid", 4001);
-    w.field_ascii("class_name", "Network Activity");
-    w.field("type_uid", 400199);
-    w.field_ascii("type_name", "Network Activity: Other");
-    w.field("severity_id", 1);
-    w.field_ascii("severity", "Informational");
-  });
   for (const bool container : {false, true}) {
     metadata_head_[container ? 1 : 0] = members_of([this, container](JsonWriter& w) {
       w.field_ascii("version", "1.8.0");
@@ -305,113 +468,96 @@ RecordBuilder::RecordBuilder(RecordContext context) : context_(std::move(context
                                                  : "Internet Protocol version 6 (IPv6)");
     });
   }
-  {
-    const HostIdentity& h = context_.host;
-    JsonWriter w(device_json_);
-    w.begin_object();
-    w.field("type_id", context_.device_type_id);
-    w.field("type", device_type_caption(context_.device_type_id));
-    if (!h.hostname.empty()) {
-      w.field("hostname", h.hostname);
-    }
-    if (!h.machine_id.empty()) {
-      w.field("uid", h.machine_id);
-    }
-    if (!h.boot_id.empty()) {
-      w.field("boot_uid", h.boot_id);
-    }
-    w.begin_object("os");
-    w.field("name", "Linux");
-    w.field("type_id", 200);
-    w.field("type", "Linux");
-    if (!h.kernel_release.empty()) {
-      w.field("kernel_release", h.kernel_release);
-    }
-    w.end_object();
-    w.end_object();
-  }
+  device_json_ = device_json(context_);
 }
 
-void RecordBuilder::append_snapshot_record(const netlink::SocketEntry& e, const Orientation& o,
-                                           std::string& out, const Attribution& owner) {
-  RecordFields fields;
-  fields.activity = kernel_state_row(e.state).snapshot_activity;
-  fields.owner = owner;
-  append_record(e, o, fields, out);
-}
-
-void RecordBuilder::append_record(const netlink::SocketEntry& e, const Orientation& o,
-                                  const RecordFields& f, std::string& out) {
-  using Shape = Orientation::Shape;
-  const KernelStateRow row = kernel_state_row(e.state);
-  const Activity activity = f.activity;
-  const std::string_view state_caption = kTcpStateCaptions[row.tcp_state_id];
-  const Address local = normalized_address(e.family, e.local_addr);
-  const Address remote = normalized_address(e.family, e.remote_addr);
-  const bool v4 = is_ipv4_mapped(local);
-  const bool inbound = o.shape == Shape::kInbound;
-  const Address& src = inbound ? remote : local;
-  const Address& dst = inbound ? local : remote;
-  const std::uint16_t src_port = inbound ? e.remote_port : e.local_port;
-  const std::uint16_t dst_port = inbound ? e.local_port : e.remote_port;
+void RecordBuilder::append(const flow::Observation& obs, std::string& out) {
+  const flow::Owner& owner = obs.owner;
+  const Sides sides = sides_of(obs);
   ++sequence_;
 
   JsonWriter w(out);
   w.begin_object();
-  const auto index = static_cast<std::size_t>(activity);
-  w.raw_members(index < envelope_.size() ? envelope_[index] : state_change_envelope_);
-  w.field("time", f.time_ms != 0 ? f.time_ms : context_.clock_ms());
-  if (f.start_ms > 0) {
-    w.field("start_time", f.start_ms);
+  write_head(w, obs);
+  write_message(w, obs, sides);
+  write_metadata(w, obs, sides.process_container != nullptr || sides.socket_container != nullptr);
+  w.raw_field("device", device_json_);
+  write_connection_info(w, obs, sides);
+  write_actor(w, owner);
+  // The container goes on the endpoint that is this host's socket.
+  if (sides.src != nullptr) {
+    write_endpoint(w, "src_endpoint", *sides.src,
+                   sides.src == &obs.local ? sides.socket_container : nullptr);
   }
-  if (f.end_ms > 0) {
-    w.field("end_time", f.end_ms);
-    if (f.start_ms > 0 && f.end_ms >= f.start_ms) {
-      w.field("duration", f.end_ms - f.start_ms);
+  if (sides.dst != nullptr) {
+    write_endpoint(w, "dst_endpoint", *sides.dst,
+                   sides.dst == &obs.local ? sides.socket_container : nullptr);
+  }
+  const flow::Orientation& o = obs.orientation;
+  w.field("observation_point_id", static_cast<int>(o.observation_point));
+  w.field_ascii("observation_point", observation_point_caption(o.observation_point));
+  w.field("is_src_dst_assignment_known", o.assignment_known);
+  if (obs.traffic) {
+    write_traffic(w, "traffic", obs.traffic->delta, sides.accepted, &*obs.traffic);
+  }
+  if (obs.cumulative) {
+    write_traffic(w, "cumulative_traffic", *obs.cumulative, sides.accepted, nullptr);
+  }
+  if (context_.observables) {
+    write_observables(w, obs, sides);
+  }
+  write_unmapped(w, obs);
+  w.end_object();
+  out.push_back('\n');
+}
+
+void RecordBuilder::write_head(JsonWriter& w, const flow::Observation& obs) {
+  w.raw_members(envelope_[static_cast<std::size_t>(obs.activity)]);
+  w.field("time", obs.time_ms);
+  w.field("timezone_offset", obs.timezone_offset_min);
+  if (obs.start_ms > 0) {
+    w.field("start_time", obs.start_ms);
+  }
+  if (obs.end_ms > 0) {
+    w.field("end_time", obs.end_ms);
+    if (obs.start_ms > 0 && obs.end_ms >= obs.start_ms) {
+      w.field("duration", obs.end_ms - obs.start_ms);
     }
   }
-  if (f.status_id >= 0) {
-    w.field("status_id", f.status_id);
-    w.field_ascii("status", f.status_id == 1   ? "Success"
-                            : f.status_id == 2 ? "Failure"
-                                               : "Unknown");
+  const auto status = static_cast<int>(obs.status);
+  w.field("status_id", status);
+  w.field_ascii("status", status == 1 ? "Success" : status == 2 ? "Failure" : "Unknown");
+  if (!obs.status_detail.empty()) {
+    w.field_ascii("status_detail", obs.status_detail);
   }
+}
 
+void RecordBuilder::write_message(JsonWriter& w, const flow::Observation& obs, const Sides& sides) {
   std::string& message = scratch_;
   message.assign("tcp ");
-  switch (o.shape) {
-    case Shape::kListener:
-    case Shape::kUnconnected:
-      append_endpoint_text(message, local, e.local_port);
-      break;
-    case Shape::kInbound:
-    case Shape::kOutbound:
-      append_endpoint_text(message, src, src_port);
-      message.append(" -> ");
-      append_endpoint_text(message, dst, dst_port);
-      break;
+  if (sides.src != nullptr && sides.dst != nullptr) {
+    append_endpoint_text(message, *sides.src);
+    message.append(" -> ");
+    append_endpoint_text(message, *sides.dst);
+  } else {
+    append_endpoint_text(message, obs.local);
   }
   message.push_back(' ');
-  message.append(state_caption);
-  if (activity != kernel_state_row(e.state).snapshot_activity) {
+  message.append(kTcpStateCaptions[tcp_state_id(obs.socket.state)]);
+  if (obs.activity != flow::snapshot_activity(obs.socket.state)) {
     message.append(" (");
-    message.append(index < envelope_.size() ? activity_caption(activity) : "State Change");
-    if (f.previous_state >= 0) {
+    message.append(kActivities[static_cast<std::size_t>(obs.activity)].caption);
+    if (obs.previous_state >= 0) {
       message.append(" from ");
-      message.append(kTcpStateCaptions[tcp_state_id(static_cast<unsigned>(f.previous_state))]);
+      message.append(kTcpStateCaptions[tcp_state_id(static_cast<unsigned>(obs.previous_state))]);
     }
     message.push_back(')');
   }
   w.field_ascii("message", message);
+}
 
-  const Attribution& a = f.owner;
-  const proc::ProcessInfo* process = a.process;
-  const proc::Container* process_container =
-      process != nullptr && process->container ? &*process->container : nullptr;
-  const proc::Container* socket_container =
-      a.cgroup != nullptr && a.cgroup->container ? &*a.cgroup->container : a.netns_container;
-  const bool with_container = process_container != nullptr || socket_container != nullptr;
-
+void RecordBuilder::write_metadata(JsonWriter& w, const flow::Observation& obs,
+                                   bool with_container) {
   w.begin_object("metadata");
   w.raw_members(metadata_head_[with_container ? 1 : 0]);
   std::string& uid = scratch_;
@@ -427,119 +573,94 @@ void RecordBuilder::append_record(const netlink::SocketEntry& e, const Orientati
   append_hex(uid, sequence_, 12);
   w.field_ascii("uid", uid);
   scratch_.clear();
-  append_correlation_uid(scratch_, context_.host.boot_id, e.cookie);
+  append_correlation_uid(scratch_, context_.host.boot_id, obs.socket.cookie);
   w.field_ascii("correlation_uid", scratch_);
   w.field("sequence", sequence_);
   w.field("log_name", context_.log_name);
   w.end_object();
+}
 
-  w.raw_field("device", device_json_);
-
+void RecordBuilder::write_connection_info(JsonWriter& w, const flow::Observation& obs,
+                                          const Sides& sides) {
+  const flow::Orientation& o = obs.orientation;
   w.begin_object("connection_info");
-  w.raw_members(connection_head_[v4 ? 0 : 1]);
+  w.raw_members(connection_head_[flow::is_ipv4_mapped(obs.local.ip) ? 0 : 1]);
   w.field("direction_id", static_cast<int>(o.direction));
   w.field_ascii("direction", direction_caption(o.direction));
   w.field("boundary_id", static_cast<int>(o.boundary));
   w.field_ascii("boundary", boundary_caption(o.boundary));
   scratch_.clear();
-  append_hex(scratch_, e.cookie, 16);
+  append_hex(scratch_, obs.socket.cookie, 16);
   w.field_ascii("uid", scratch_);
-  const bool connected = o.shape == Shape::kInbound || o.shape == Shape::kOutbound;
-  if (connected && src_port != 0 && dst_port != 0) {
+  if (o.connected() && sides.src->port != 0 && sides.dst->port != 0) {
     // The flow as a sensor on the wire hashes it; the spec orders the endpoints itself.
     scratch_.clear();
-    if (append_community_id_v1(scratch_, src, src_port, dst, dst_port, 6,
-                               context_.community_id_seed)) {
+    if (append_community_id_v1(scratch_, sides.src->ip, sides.src->port, sides.dst->ip,
+                               sides.dst->port, 6, context_.community_id_seed)) {
       w.field_ascii("community_uid", scratch_);
     }
   }
   w.end_object();
+}
 
+void RecordBuilder::write_actor(JsonWriter& w, const flow::Owner& owner) {
+  const proc::ProcessInfo* process = owner.process;
+  if (process == nullptr && owner.user == nullptr) {
+    return;
+  }
+  w.begin_object("actor");
   if (process != nullptr) {
-    w.begin_object("actor");
-    w.begin_object("process");
-    w.field("pid", process->pid);
-    if (!process->name.empty()) {
-      w.field("name", process->name);
-    }
-    if (!process->cmd_line.empty()) {
-      w.field("cmd_line", process->cmd_line);
-    }
-    if (process->created_time_ms > 0) {
-      w.field("created_time", process->created_time_ms);
-    }
-    if (process->start_ticks != 0) {
-      scratch_.clear();
-      append_process_uid(scratch_, context_.host.boot_id, process->pid, process->start_ticks);
-      w.field_ascii("uid", scratch_);
-    }
-    if (process->uid != proc::kUnknownUid) {
-      write_user(w, *process);
-    }
-    if (process_container != nullptr) {
-      write_container(w, *process_container);
-    }
-    w.end_object();
-    if (process->uid != proc::kUnknownUid) {
-      write_user(w, *process);
-    }
-    w.end_object();
+    write_process(w, *process, context_.host.boot_id, scratch_);
   }
-
-  // The container goes on the endpoint that is this host's socket.
-  switch (o.shape) {
-    case Shape::kListener:
-      write_endpoint(w, "dst_endpoint", local, e.local_port, socket_container);
-      break;
-    case Shape::kUnconnected:
-      write_endpoint(w, "src_endpoint", local, e.local_port, socket_container);
-      break;
-    case Shape::kInbound:
-    case Shape::kOutbound:
-      write_endpoint(w, "src_endpoint", src, src_port, inbound ? nullptr : socket_container);
-      write_endpoint(w, "dst_endpoint", dst, dst_port, inbound ? socket_container : nullptr);
-      break;
+  if (owner.user != nullptr) {
+    write_user(w, "user", owner.user->uid, owner.user->name, owner.user->type_id);
   }
-  w.field("observation_point_id", static_cast<int>(o.observation_point));
-  w.field_ascii("observation_point", observation_point_caption(o.observation_point));
-  w.field("is_src_dst_assignment_known", o.assignment_known);
+  w.end_object();
+}
 
-  auto write_traffic = [&w, inbound](std::string_view key, const Traffic& t) {
-    // bytes_out is src -> dst: for an inbound connection that is what we received.
-    w.begin_object(key);
-    w.field("bytes_in", inbound ? t.bytes_sent : t.bytes_received);
-    w.field("bytes_out", inbound ? t.bytes_received : t.bytes_sent);
-    w.field("bytes", t.bytes_sent + t.bytes_received);
-    w.field("packets_in", inbound ? t.segs_sent : t.segs_received);
-    w.field("packets_out", inbound ? t.segs_received : t.segs_sent);
-    w.field("packets", t.segs_sent + t.segs_received);
-    w.end_object();
-  };
-  if (connected) {
-    if (f.traffic != nullptr) {
-      write_traffic("traffic", *f.traffic);
-    } else if (f.traffic_from_entry && e.has_tcp_info) {
-      write_traffic("traffic", application_traffic(e, !inbound));
-    }
-    if (f.cumulative != nullptr) {
-      write_traffic("cumulative_traffic", *f.cumulative);
-    }
+void RecordBuilder::write_observables(JsonWriter& w, const flow::Observation& obs,
+                                      const Sides& sides) {
+  w.begin_array("observables");
+  AddressBuffer buf{};
+  // A wildcard listener's 0.0.0.0 or :: is nothing to pivot on.
+  if (sides.src != nullptr && !flow::is_unspecified(sides.src->ip)) {
+    write_observable(w, "src_endpoint.ip", 2, format_address(sides.src->ip, buf));
   }
+  if (sides.dst != nullptr && !flow::is_unspecified(sides.dst->ip)) {
+    write_observable(w, "dst_endpoint.ip", 2, format_address(sides.dst->ip, buf));
+  }
+  if (!context_.host.hostname.empty()) {
+    write_observable(w, "device.hostname", 1, context_.host.hostname);
+  }
+  const flow::Owner& owner = obs.owner;
+  if (owner.user != nullptr && !owner.user->name.empty()) {
+    write_observable(w, "actor.user.name", 4, owner.user->name);
+  }
+  if (owner.process != nullptr && !owner.process->name.empty()) {
+    write_observable(w, "actor.process.name", 9, owner.process->name);
+  }
+  if (owner.process != nullptr && !owner.process->exe.empty()) {
+    write_observable(w, "actor.process.file.path", 45, owner.process->exe);
+  }
+  w.end_array();
+}
 
+void RecordBuilder::write_unmapped(JsonWriter& w, const flow::Observation& obs) {
+  const netlink::SocketEntry& e = obs.socket;
   w.begin_object("unmapped");
-  w.field("tcp_state_id", static_cast<int>(row.tcp_state_id));
-  w.field_ascii("tcp_state", state_caption);
+  const std::uint8_t state_id = tcp_state_id(e.state);
+  w.field("tcp_state_id", static_cast<int>(state_id));
+  w.field_ascii("tcp_state", kTcpStateCaptions[state_id]);
   w.field("kernel_tcp_state", static_cast<int>(e.state));
-  if (f.previous_state >= 0) {
-    const auto previous = tcp_state_id(static_cast<unsigned>(f.previous_state));
+  if (obs.previous_state >= 0) {
+    const auto previous = tcp_state_id(static_cast<unsigned>(obs.previous_state));
     w.field("previous_tcp_state_id", static_cast<int>(previous));
     w.field_ascii("previous_tcp_state", kTcpStateCaptions[previous]);
   }
-  if (e.full_socket) {
-    if (e.inode != 0) {
-      w.field("inode", e.inode);
-    }
-    w.field("uid", e.uid);
+  if (e.full_socket && e.inode != 0) {
+    w.field("inode", e.inode);
+  }
+  if (e.full_socket && obs.live) {
     w.field("recv_q", e.recv_q);
     w.field("send_q", e.send_q);
   }
@@ -547,6 +668,10 @@ void RecordBuilder::append_record(const netlink::SocketEntry& e, const Orientati
     w.field("rtt_us", e.info.rtt_us);
     w.field("total_retrans", e.info.total_retrans);
   }
+  if (obs.local_inferred) {
+    w.field("src_ip_inferred", true);
+  }
+  const flow::Owner& a = obs.owner;
   if (a.netns != 0 || context_.netns_inode != 0) {
     w.field("netns", a.netns != 0 ? a.netns : context_.netns_inode);
   }
@@ -556,13 +681,10 @@ void RecordBuilder::append_record(const netlink::SocketEntry& e, const Orientati
       w.field("systemd_unit", a.cgroup->unit);
     }
   }
-  if (process != nullptr && process->cmd_line_truncated) {
+  if (a.process != nullptr && a.process->cmd_line_truncated) {
     w.field("cmd_line_truncated", true);
   }
   w.end_object();
-
-  w.end_object();
-  out.push_back('\n');
 }
 
 }  // namespace sockstate::ocsf

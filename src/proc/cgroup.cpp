@@ -14,6 +14,8 @@
 #include "sockstate/proc/socket_owners.h"
 
 namespace sockstate::proc {
+
+constexpr std::size_t kMaxContainerNameBytes = 128;
 namespace {
 
 constexpr std::size_t kContainerIdLength = 64;
@@ -134,7 +136,9 @@ std::optional<Container> container_from_cgroup(std::string_view path) {
       id = part;  // cgroupfs driver: /kubepods/<qos>/pod<uid>/<id>, runtime not named
     } else if (std::string_view name = part; remove_prefix(name, "lxc.payload.") && !name.empty()) {
       c.runtime = "lxc";
-      c.name = sanitize_text(name, kMaxCgroupPathBytes, nullptr);
+      // LXC names are host names (at most 64 bytes in practice); the bound keeps a
+      // record with the name twice (endpoint and process) well under 8 KiB.
+      c.name = sanitize_text(name, kMaxContainerNameBytes, nullptr);
     } else {
       continue;
     }

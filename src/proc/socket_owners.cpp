@@ -2,9 +2,9 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <pwd.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <charconv>
 #include <cstddef>
@@ -14,6 +14,7 @@
 #include "proc_files.h"
 #include "sockstate/common/fd.h"
 #include "sockstate/proc/cgroup.h"
+#include "sockstate/proc/users.h"
 
 namespace sockstate::proc {
 namespace {
@@ -30,6 +31,7 @@ constexpr std::size_t kStatusBuffer = 4096;
 // comm is at most 64 bytes (kernel threads' long names) plus '\n'.
 constexpr std::size_t kCommBuffer = 128;
 constexpr std::size_t kMaxNameBytes = 64;
+constexpr std::size_t kMaxExeBytes = 128;  // three copies in a record: path, name, observable
 
 enum class Failure { kVanished, kPermission, kOther };
 
@@ -135,9 +137,9 @@ bool next_number(const char*& p, const char* end, std::uint64_t& out) {
   return true;
 }
 
-// starttime (field 22, clock ticks since boot) from /proc/<pid>/stat. comm (field 2) may
-// hold spaces and parentheses, so fields are counted from the last ')'.
-bool parse_start_ticks(const std::vector<char>& stat, std::uint64_t& ticks) {
+// ppid (field 4) and starttime (field 22, clock ticks since boot) from /proc/<pid>/stat.
+// comm (field 2) may hold spaces and parentheses, so fields are counted from the last ')'.
+bool parse_stat(const std::vector<char>& stat, std::uint64_t& ticks, std::int32_t& ppid) {
   std::string_view s(stat.data(), stat.size());
   const std::size_t close = s.rfind(')');
   if (close == std::string_view::npos) {
@@ -163,6 +165,9 @@ bool parse_start_ticks(const std::vector<char>& stat, std::uint64_t& ticks) {
     }
     if (!next_number(p, end, value)) {
       return false;
+    }
+    if (field == 4 && value <= 0x7fffffffU) {
+      ppid = static_cast<std::int32_t>(value);
     }
   }
   ticks = value;
@@ -208,24 +213,6 @@ std::int64_t read_btime(int root_fd) {
     return 0;
   }
   return static_cast<std::int64_t>(value);
-}
-
-std::string passwd_name(std::uint32_t uid) {
-  long hint = ::sysconf(_SC_GETPW_R_SIZE_MAX);
-  std::vector<char> buf(hint > 0 ? static_cast<std::size_t>(hint) : 1024);
-  for (;;) {
-    passwd pw{};
-    passwd* found = nullptr;
-    const int rc = ::getpwuid_r(static_cast<uid_t>(uid), &pw, buf.data(), buf.size(), &found);
-    if (rc == ERANGE && buf.size() < std::size_t{1024} * 1024) {
-      buf.resize(buf.size() * 2);
-      continue;
-    }
-    if (rc != 0 || found == nullptr || pw.pw_name == nullptr) {
-      return {};
-    }
-    return pw.pw_name;
-  }
 }
 
 // Appends the UTF-8 encoding of U+FFFD.
@@ -458,7 +445,7 @@ void OwnerMap::scan_pid(int root_fd, const char* name, std::int32_t pid, bool re
     return;
   }
   ++stats.pids_with_sockets;
-  Process* process = attributes(pid_dir.get(), pid, reuse_attributes, stats);
+  Process* process = attributes(root_fd, pid_dir.get(), pid, reuse_attributes, stats);
   if (process == nullptr) {
     return;
   }
@@ -486,8 +473,8 @@ void OwnerMap::scan_pid(int root_fd, const char* name, std::int32_t pid, bool re
   }
 }
 
-OwnerMap::Process* OwnerMap::attributes(int pid_fd, std::int32_t pid, bool reuse_attributes,
-                                        ScanStats& stats) {
+OwnerMap::Process* OwnerMap::attributes(int root_fd, int pid_fd, std::int32_t pid,
+                                        bool reuse_attributes, ScanStats& stats) {
   // stat first: its start time tells a cached process from a recycled pid.
   int err = read_at(pid_fd, "stat", kStatBuffer, read_buf_);
   if (err != 0) {
@@ -495,7 +482,8 @@ OwnerMap::Process* OwnerMap::attributes(int pid_fd, std::int32_t pid, bool reuse
     return nullptr;
   }
   std::uint64_t start_ticks = 0;
-  const bool have_start = parse_start_ticks(read_buf_, start_ticks);
+  std::int32_t ppid = 0;
+  const bool have_start = parse_stat(read_buf_, start_ticks, ppid);
   const auto cached = processes_.find(pid);
   if (cached != processes_.end()) {
     if (reuse_attributes && have_start && cached->second.start_ticks == start_ticks) {
@@ -511,6 +499,7 @@ OwnerMap::Process* OwnerMap::attributes(int pid_fd, std::int32_t pid, bool reuse
 
   Process p;
   p.info.pid = pid;
+  p.info.ppid = ppid;
   p.info.start_ticks = start_ticks;
   p.start_ticks = start_ticks;
   bool failed = !have_start;
@@ -575,12 +564,38 @@ OwnerMap::Process* OwnerMap::attributes(int pid_fd, std::int32_t pid, bool reuse
     p.info.container = container_from_cgroup(p.info.cgroup);
   }
 
+  read_lineage(root_fd, pid_fd, p.info);
+
   if (failed) {
     ++stats.pid_errors;
   }
   ++stats.attributes_read;
   auto [it, inserted] = processes_.insert_or_assign(pid, std::move(p));
   return &it->second;
+}
+
+void OwnerMap::read_lineage(int root_fd, int pid_fd, ProcessInfo& info) {
+  // Both optional: exe needs ptrace access to the process (CAP_SYS_PTRACE for another
+  // user's), and the parent may be gone.
+  std::array<char, 4096> link{};
+  const ssize_t n = ::readlinkat(pid_fd, "exe", link.data(), link.size());
+  if (n > 0 && static_cast<std::size_t>(n) < link.size()) {
+    info.exe = sanitize_text(std::string_view(link.data(), static_cast<std::size_t>(n)),
+                             kMaxExeBytes, nullptr);
+  }
+  if (info.ppid <= 0) {
+    return;
+  }
+  std::array<char, 32> path{};
+  auto [end, ec] = std::to_chars(path.data(), path.data() + path.size() - 8, info.ppid);
+  std::memcpy(end, "/comm", 6);
+  if (read_at(root_fd, path.data(), kCommBuffer, read_buf_) == 0) {
+    std::string_view comm(read_buf_.data(), read_buf_.size());
+    if (!comm.empty() && comm.back() == '\n') {
+      comm.remove_suffix(1);
+    }
+    info.parent_name = sanitize_text(comm, kMaxNameBytes, nullptr);
+  }
 }
 
 const std::string& OwnerMap::user_name(std::uint32_t uid) {

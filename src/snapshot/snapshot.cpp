@@ -5,8 +5,9 @@
 #include <optional>
 #include <vector>
 
-#include "sockstate/ocsf/direction.h"
-#include "sockstate/ocsf/host.h"
+#include "sockstate/collect/collector.h"
+#include "sockstate/collect/host.h"
+#include "sockstate/flow/observation.h"
 #include "sockstate/proc/namespaces.h"
 
 namespace sockstate::snapshot {
@@ -19,117 +20,64 @@ bool needs_listeners(std::uint32_t states) {
   return (states & ~(state_bit(netlink::kTcpListen) | netlink::kBoundInactiveStates)) != 0;
 }
 
-// A sock_diag socket in one namespace, and that namespace's ephemeral port range.
-struct NamespaceSocket {
-  netlink::NetlinkSocket sock;
-  ocsf::ListenerTable empty_table;
-};
-
-Result<NamespaceSocket> open_here() {
-  auto sock = netlink::NetlinkSocket::open();
-  if (!sock) {
-    return sock.error();
-  }
-  NamespaceSocket ns{std::move(*sock), {}};
-  // /proc/sys/net shows the namespace of the thread that opens it.
-  ocsf::read_ephemeral_range(ns.empty_table);
-  return ns;
-}
-
-Result<NamespaceSocket> open_in(const proc::NetnsInfo& info) {
-  auto fd = proc::open_netns(info.path, info.inode);
-  if (!fd) {
-    return fd.error();
-  }
-  auto ns = proc::run_in_netns(fd->get(), open_here);
-  if (!ns) {
-    return Error{ns.error().errnum,
-                 "namespace " + std::to_string(info.inode) + ": " + ns.error().context};
-  }
-  return ns;
-}
-
-}  // namespace
-
-Result<SnapshotStats> run_snapshot(const SnapshotOptions& options, ocsf::RecordBuilder& builder,
-                                   RecordOutput& output) {
-  SnapshotStats stats;
-  std::vector<proc::NetnsInfo> namespaces;
+Result<std::vector<proc::NetnsInfo>> namespaces_to_dump(const SnapshotOptions& options,
+                                                        std::uint64_t own_inode) {
   if (options.all_netns) {
-    auto found = proc::discover_netns(options.proc_root, options.run_netns);
-    if (!found) {
-      return found.error();
-    }
-    namespaces = std::move(*found);
-  } else {
-    proc::NetnsInfo own;
-    own.inode = builder.context().netns_inode;
-    namespaces.push_back(std::move(own));
+    return proc::discover_netns(options.proc_root, options.run_netns);
   }
+  proc::NetnsInfo own;
+  own.inode = own_inode;
+  return std::vector<proc::NetnsInfo>{own};
+}
 
-  std::optional<proc::OwnerMap> owners;
-  if (options.process) {
-    owners.emplace(options.proc_root);
-    auto scanned = owners->scan();
-    if (!scanned) {
-      return scanned.error();
-    }
-    stats.owners = *scanned;
-  }
-  proc::CgroupResolver cgroups(options.cgroup_root);
-
-  const std::vector<std::uint8_t> bytecode = netlink::compile_port_filter(options.ports);
+// Everything a snapshot shares across namespaces.
+struct Run {
+  const SnapshotOptions& options;
+  ocsf::RecordBuilder& builder;
+  RecordOutput& output;
+  collect::Attributor attributor;
+  std::vector<std::uint8_t> bytecode;
   netlink::CookieSet written;
+  std::int64_t now_ms = collect::realtime_ms();
+  std::int32_t timezone_offset = collect::TimezoneOffset().at(now_ms);
+  SnapshotStats stats;
   Result<void> write_status;
 
-  for (const proc::NetnsInfo& netns : namespaces) {
-    auto opened = options.all_netns ? open_in(netns) : open_here();
-    if (!opened) {
-      if (!options.all_netns) {
-        return opened.error();
+  // One namespace: its listeners (for direction), then each family's sockets.
+  Result<void> dump(collect::NamespaceView& view) {
+    const bool owned_here = !options.all_netns;
+    const proc::Container* container = view.info().container ? &*view.info().container : nullptr;
+    if (needs_listeners(options.states)) {
+      netlink::DumpStats listener_stats;
+      auto done = view.dump_listeners(options.inet, options.inet6, listener_stats,
+                                      [](const netlink::SocketEntry&) {});
+      if (!done) {
+        return done.error();
       }
-      if (stats.namespace_errors++ == 0) {
-        stats.first_namespace_error = opened.error().message();
-      }
-      continue;
+      stats.listeners_seen += listener_stats.sockets;
     }
-    ++stats.namespaces;
-    netlink::NetlinkSocket& sock = opened->sock;
-    ocsf::Attribution owner;
-    owner.netns = options.all_netns ? netns.inode : 0;
-    owner.netns_container = netns.container ? &*netns.container : nullptr;
-
+    const flow::Perimeter perimeter{&view.addresses(), options.internal_networks
+                                                           ? &*options.internal_networks
+                                                           : &flow::NetworkSet::default_internal()};
     for (const std::uint8_t family : {std::uint8_t{AF_INET}, std::uint8_t{AF_INET6}}) {
       if ((family == AF_INET && !options.inet) || (family == AF_INET6 && !options.inet6)) {
         continue;
       }
-      ocsf::ListenerTable listeners = opened->empty_table;
-      if (needs_listeners(options.states)) {
-        netlink::CookieSet seen;
-        netlink::DumpStats listener_stats;
-        const netlink::DumpRequest request{family, state_bit(netlink::kTcpListen), false, {}};
-        auto done = netlink::run_dump(sock, request, seen, listener_stats,
-                                      [&](const netlink::SocketEntry& e) { listeners.add(e); });
-        if (!done) {
-          (void)output.flush();
-          return done.error();
-        }
-        stats.listeners_seen += listener_stats.sockets;
-      }
-
       const netlink::DumpRequest request{family, options.states, options.with_info, bytecode};
-      auto done =
-          netlink::run_dump(sock, request, written, stats.dump, [&](const netlink::SocketEntry& e) {
-            if (!write_status) {
-              return;  // output is gone; let the dump drain
-            }
-            owner.process = owners && e.inode != 0 ? owners->owner(e.inode) : nullptr;
-            owner.cgroup = cgroups.resolve(e.cgroup_id);
-            stats.with_owner += owner.process != nullptr ? 1 : 0;
-            builder.append_snapshot_record(e, ocsf::orient(e, listeners), output.buffer(), owner);
-            ++stats.records;
-            write_status = output.commit();
-          });
+      auto done = view.dump(request, written, stats.dump, [&](const netlink::SocketEntry& e) {
+        if (!write_status) {
+          return;  // output is gone; let the dump drain
+        }
+        flow::Observation obs =
+            flow::observe_snapshot(e, flow::orient(e, view.listeners(), perimeter), now_ms);
+        obs.timezone_offset_min = timezone_offset;
+        obs.owner = attributor.owner_of(e, obs.uid_known, container);
+        obs.owner.netns = owned_here ? 0 : e.netns;
+        stats.with_owner += obs.owner.process != nullptr ? 1 : 0;
+        builder.append(obs, output.buffer());
+        ++stats.records;
+        write_status = output.commit();
+      });
       if (!write_status) {
         return write_status.error();
       }
@@ -139,12 +87,58 @@ Result<SnapshotStats> run_snapshot(const SnapshotOptions& options, ocsf::RecordB
         return done.error();
       }
     }
+    return {};
   }
-  stats.cgroups = cgroups.stats();
+};
+
+}  // namespace
+
+Result<SnapshotStats> run_snapshot(const SnapshotOptions& options, ocsf::RecordBuilder& builder,
+                                   RecordOutput& output) {
+  auto namespaces = namespaces_to_dump(options, builder.context().netns_inode);
+  if (!namespaces) {
+    return namespaces.error();
+  }
+  Run run{options,
+          builder,
+          output,
+          collect::Attributor({options.process, options.proc_root, options.cgroup_root, "/"}),
+          netlink::compile_port_filter(options.ports),
+          {},
+          collect::realtime_ms(),
+          0,
+          {},
+          {}};
+  run.timezone_offset = collect::TimezoneOffset().at(run.now_ms);
+  auto scanned = run.attributor.scan();
+  if (!scanned) {
+    return scanned.error();
+  }
+  if (*scanned) {
+    run.stats.owners = **scanned;
+  }
+  for (proc::NetnsInfo& netns : *namespaces) {
+    auto view = options.all_netns ? collect::NamespaceView::open_in(std::move(netns), {})
+                                  : collect::NamespaceView::open_here(std::move(netns), {});
+    if (!view) {
+      if (!options.all_netns) {
+        return view.error();
+      }
+      if (run.stats.namespace_errors++ == 0) {
+        run.stats.first_namespace_error = view.error().message();
+      }
+      continue;
+    }
+    ++run.stats.namespaces;
+    if (auto done = run.dump(*view); !done) {
+      return done.error();
+    }
+  }
+  run.stats.cgroups = run.attributor.cgroups().stats();
   if (auto flushed = output.flush(); !flushed) {
     return flushed.error();
   }
-  return stats;
+  return run.stats;
 }
 
 }  // namespace sockstate::snapshot

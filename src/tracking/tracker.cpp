@@ -5,7 +5,10 @@
 namespace sockstate::tracking {
 namespace {
 
+using flow::Activity;
+using flow::Status;
 using netlink::SocketEntry;
+using Shape = flow::Orientation::Shape;
 
 // States a socket reaches only after its handshake completed.
 bool past_handshake(std::uint8_t state) {
@@ -14,51 +17,53 @@ bool past_handshake(std::uint8_t state) {
          state != netlink::kTcpClose;
 }
 
-bool connected_shape(const ocsf::Orientation& o) {
-  return o.shape == ocsf::Orientation::Shape::kInbound ||
-         o.shape == ocsf::Orientation::Shape::kOutbound;
+// A half-open request socket: the accepted socket is reported instead.
+bool request_socket(const SocketEntry& e) {
+  return !e.full_socket && (e.state == netlink::kTcpSynRecv || e.state == netlink::kTcpNewSynRecv);
 }
 
-std::uint64_t less(std::uint64_t a, std::uint64_t b) {
-  return a > b ? a - b : 0;
+// How a socket ended, by the contract's daemon table and status table.
+struct Ending {
+  Activity activity = Activity::kClose;
+  Status status = Status::kSuccess;
+  std::string_view detail;
+};
+
+Ending ending_from_destroy(bool listener, bool attempt, const netlink::TcpInfo& info,
+                           const flow::FinalTraffic& final) {
+  if (listener) {
+    return {};
+  }
+  if (attempt) {
+    return {info.segs_in > 0 ? Activity::kRefuse : Activity::kFail, Status::kFailure, {}};
+  }
+  if (final.reset) {
+    return {Activity::kClose, Status::kUnknown, "aborted"};  // tcp_disconnect(): we reset it
+  }
+  if (!final.orderly) {
+    return {Activity::kClose, Status::kUnknown, "reset"};  // our FIN never acknowledged
+  }
+  return {};
 }
 
-ocsf::Traffic minus(const ocsf::Traffic& now, const ocsf::Traffic& before) {
-  return {less(now.bytes_sent, before.bytes_sent), less(now.bytes_received, before.bytes_received),
-          less(now.segs_sent, before.segs_sent), less(now.segs_received, before.segs_received)};
-}
-
-// tcp_disconnect() (a blocking connect() that failed, close() with SO_LINGER 0) zeroes
-// the counters before the socket is destroyed.
-bool counters_reset(const netlink::TcpInfo& i) {
-  return i.bytes_acked == 0 && i.bytes_received == 0 && i.segs_out == 0 && i.segs_in == 0 &&
-         i.bytes_sent == 0;
+Ending ending_from_poll(bool listener, bool attempt, const SocketEntry& final) {
+  if (listener) {
+    return {};
+  }
+  if (attempt) {
+    return {Activity::kFail, Status::kFailure, {}};
+  }
+  if (final.state == netlink::kTcpTimeWait) {
+    return {};  // both FINs acknowledged: orderly
+  }
+  return {Activity::kClose, Status::kUnknown, {}};  // how it ended cannot be told
 }
 
 }  // namespace
 
-ocsf::Traffic final_traffic(const netlink::TcpInfo& info, bool active_open) {
-  ocsf::Traffic t;
-  t.segs_sent = info.segs_out;
-  t.segs_received = info.segs_in;
-  const std::uint64_t syn = active_open && info.bytes_acked > 0 ? 1 : 0;
-  bool orderly = false;
-  if (info.has_bytes_sent) {
-    t.bytes_sent = less(info.bytes_sent, info.bytes_retrans);
-    orderly = info.bytes_acked > t.bytes_sent + syn;
-  } else {
-    // Before Linux 4.19 there is no data-only counter: assume an orderly close, whose
-    // FIN was acknowledged.
-    orderly = info.bytes_acked > syn;
-    t.bytes_sent = less(info.bytes_acked, syn + (orderly ? 1 : 0));
-  }
-  t.bytes_received = less(info.bytes_received, orderly ? 1 : 0);
-  return t;
-}
-
 Tracker::Flow Tracker::flow_of(const SocketEntry& e) {
-  return Flow{ocsf::normalized_address(e.family, e.local_addr),
-              ocsf::normalized_address(e.family, e.remote_addr), e.local_port, e.remote_port,
+  return Flow{flow::normalized_address(e.family, e.local_addr),
+              flow::normalized_address(e.family, e.remote_addr), e.local_port, e.remote_port,
               e.netns};
 }
 
@@ -81,117 +86,156 @@ void Tracker::begin_poll(std::int64_t now_ms, bool baseline) {
   baseline_ = baseline;
 }
 
-void Tracker::poll_socket(const SocketEntry& entry, const ocsf::ListenerTable& listeners) {
+void Tracker::poll_socket(const SocketEntry& entry, const flow::ListenerTable& listeners,
+                          const flow::Perimeter& perimeter) {
   if (auto c = closed_.find(entry.cookie); c != closed_.end()) {
-    c->second = generation_;  // reported closed; still lingering (e.g. TIME-WAIT)
+    c->second = generation_;  // reported terminal; still lingering (e.g. TIME-WAIT)
+    return;
+  }
+  if (closed_by_poll_.contains(entry.cookie)) {
+    closed_[entry.cookie] = generation_;  // a dump missed it twice: it ended already
     return;
   }
   auto it = tracked_.find(entry.cookie);
   if (it == tracked_.end()) {
-    const ocsf::Orientation o = ocsf::orient(entry, listeners);
-    Event ev{EventKind::kBaseline, entry, o, 0, poll_ms_, 0, false, false, {}, {}};
-    if (baseline_) {
-      emit(ev);
-      if (!entry.full_socket) {
-        // A minisocket's connection is over (TIME-WAIT) or not yet a socket (request):
-        // nothing to follow.
-        if (entry.state != netlink::kTcpSynRecv) {
-          closed_[entry.cookie] = generation_;
-        }
-        return;
-      }
-    } else if (!entry.full_socket) {
-      if (entry.state == netlink::kTcpSynRecv) {
-        return;  // half-open request sockets: the accepted socket is reported instead
-      }
-      // A TIME-WAIT (or FIN-WAIT-2) remnant of a connection we never tracked: its close
-      // is reported by its destroy event (under another cookie, matched by 4-tuple), or
-      // by a later poll if none comes.
-      const Flow flow = flow_of(entry);
-      if (auto f = closed_flows_.find(flow); f != closed_flows_.end()) {
-        f->second = generation_;
-        closed_[entry.cookie] = generation_;
-        return;
-      }
-      if (defer_) {
-        if (pending_.try_emplace(entry.cookie, Pending{entry, o, generation_}).second) {
-          pending_flows_[flow] = entry.cookie;
-        }
-        return;
-      }
-      ev.kind = EventKind::kClose;
-      emit(ev);
-      ++stats_.closed_by_poll;
-      closed_[entry.cookie] = generation_;
-      return;
-    }
-    Tracked t;
-    t.last = entry;
-    t.orientation = o;
-    t.first_seen_ms = poll_ms_;
-    t.generation = generation_;
-    t.seen_established = past_handshake(entry.state);
-    t.last_traffic_ms = poll_ms_;
-    if (entry.has_tcp_info && connected_shape(o)) {
-      t.reported = ocsf::application_traffic(entry, o.shape == ocsf::Orientation::Shape::kOutbound);
-    }
-    if (!baseline_ && entry.state != netlink::kTcpClose) {
-      ev.kind = entry.state == netlink::kTcpListen ? EventKind::kListen : EventKind::kOpen;
-      ev.start_ms = poll_ms_;
-      emit(ev);
-    }
-    t.reported_open = baseline_ || entry.state != netlink::kTcpClose;
-    tracked_.emplace(entry.cookie, t);
+    track_new(entry, listeners, perimeter);
     return;
   }
+  update(it->second, entry, listeners, perimeter);
+}
 
-  Tracked& t = it->second;
+flow::Observation Tracker::observe(const Tracked& t, Activity activity, std::int64_t now_ms) const {
+  flow::Observation obs;
+  obs.activity = activity;
+  obs.time_ms = now_ms;
+  obs.socket = t.last;
+  obs.uid_known = t.uid_known;
+  obs.orientation = t.orientation;
+  obs.local = flow::local_endpoint(t.last);
+  obs.remote = flow::remote_endpoint(t.last);
+  if (t.has_totals && t.orientation.connected()) {
+    obs.cumulative = t.totals;
+  }
+  obs.start_ms = t.start_ms;
+  return obs;
+}
+
+void Tracker::track_new(const SocketEntry& entry, const flow::ListenerTable& listeners,
+                        const flow::Perimeter& perimeter) {
+  const flow::Orientation o = flow::orient(entry, listeners, perimeter);
+  if (baseline_) {
+    sink_(flow::observe_snapshot(entry, o, poll_ms_));
+    if (request_socket(entry)) {
+      return;
+    }
+    if (entry.state == netlink::kTcpTimeWait) {
+      closed_[entry.cookie] = generation_;  // reported as Close: it has ended
+      return;
+    }
+  } else if (!entry.full_socket) {
+    if (!request_socket(entry)) {
+      track_remnant(entry, o);
+    }
+    return;
+  }
+  Tracked t;
+  t.last = entry;
+  t.orientation = o;
+  t.generation = generation_;
+  t.seen_established = past_handshake(entry.state);
+  t.uid_known = entry.full_socket;
+  t.period_start_ms = poll_ms_;
+  if (auto totals = flow::live_totals(entry, o)) {
+    t.totals = t.reported = *totals;
+    t.has_totals = true;
+  }
+  t.reported_open = baseline_ || entry.state != netlink::kTcpClose;
+  if (!baseline_ && entry.state != netlink::kTcpClose) {
+    t.start_ms = poll_ms_;  // we saw it begin
+    sink_(observe(t, entry.state == netlink::kTcpListen ? Activity::kListen : Activity::kOpen,
+                  poll_ms_));
+  }
+  tracked_.emplace(entry.cookie, t);
+}
+
+// A TIME-WAIT (or FIN-WAIT-2) remnant of a connection we never tracked: its close is
+// reported by its destroy event (under another cookie, matched by 4-tuple), or by a later
+// poll if none comes.
+void Tracker::track_remnant(const SocketEntry& entry, const flow::Orientation& o) {
+  const Flow flow = flow_of(entry);
+  if (auto f = closed_flows_.find(flow); f != closed_flows_.end()) {
+    f->second = generation_;
+    closed_[entry.cookie] = generation_;
+    return;
+  }
+  if (options_.confirm_poll_closes) {
+    if (pending_.try_emplace(entry.cookie, Pending{entry, o, generation_}).second) {
+      pending_flows_[flow] = entry.cookie;
+    }
+    return;
+  }
+  close_remnant(Pending{entry, o, generation_});
+}
+
+void Tracker::close_remnant(const Pending& p) {
+  Tracked t;
+  t.last = p.entry;
+  t.orientation = p.orientation;
+  flow::Observation obs = observe(t, Activity::kClose, poll_ms_);
+  const Ending end = ending_from_poll(false, false, p.entry);
+  obs.status = end.status;
+  obs.status_detail = end.detail;
+  obs.end_ms = poll_ms_;
+  obs.live = false;
+  sink_(obs);
+  ++stats_.closed_by_poll;
+  terminal(p.entry.cookie, true, poll_ms_);
+}
+
+void Tracker::update(Tracked& t, const SocketEntry& entry, const flow::ListenerTable& listeners,
+                     const flow::Perimeter& perimeter) {
   t.generation = generation_;
   if (!entry.full_socket) {
-    // Became a TIME-WAIT minisocket: closed. end_poll() reports it if no destroy
-    // event does.
-    t.remnant = entry;
-    t.has_remnant = true;
+    // A full socket that became a minisocket has closed, and so has a minisocket tracked
+    // since startup that reached TIME-WAIT: end_poll() reports it if no event does.
+    if (t.last.full_socket || entry.state == netlink::kTcpTimeWait) {
+      t.remnant = entry;
+      t.has_remnant = true;
+    }
     return;
   }
   t.suspect_since = 0;
+  t.awaiting_since_ms = 0;
   const std::uint8_t previous = t.last.state;
   t.last = entry;
+  t.uid_known = true;
   t.seen_established = t.seen_established || past_handshake(entry.state);
+  if (auto totals = flow::live_totals(entry, t.orientation)) {
+    t.totals = t.has_totals ? flow::max_of(t.totals, *totals) : *totals;
+    t.has_totals = true;
+  }
   if (entry.state == previous) {
     return;
   }
   if (previous == netlink::kTcpClose) {
     // A bound socket that now listens or connects: it appears now.
-    t.orientation = ocsf::orient(entry, listeners);
-    t.first_seen_ms = poll_ms_;
+    t.orientation = flow::orient(entry, listeners, perimeter);
+    t.start_ms = poll_ms_;
+    t.period_start_ms = poll_ms_;
     t.reported_open = true;
-    emit(Event{entry.state == netlink::kTcpListen ? EventKind::kListen : EventKind::kOpen,
-               entry,
-               t.orientation,
-               previous,
-               poll_ms_,
-               poll_ms_,
-               false,
-               false,
-               {},
-               {}});
+    flow::Observation obs = observe(
+        t, entry.state == netlink::kTcpListen ? Activity::kListen : Activity::kOpen, poll_ms_);
+    obs.previous_state = previous;
+    sink_(obs);
     return;
   }
-  if (t.orientation.shape == ocsf::Orientation::Shape::kOutbound &&
-      !t.orientation.assignment_known && listeners.accepts(entry)) {
-    t.orientation = ocsf::orient(entry, listeners);  // a listener decides it now
+  if (t.orientation.shape == Shape::kInitiated && !t.orientation.assignment_known &&
+      listeners.accepts(entry)) {
+    t.orientation = flow::orient(entry, listeners, perimeter);  // a listener decides it now
   }
-  emit(Event{EventKind::kStateChange,
-             entry,
-             t.orientation,
-             previous,
-             poll_ms_,
-             t.first_seen_ms,
-             false,
-             false,
-             {},
-             {}});
+  flow::Observation obs = observe(t, Activity::kStateChange, poll_ms_);
+  obs.previous_state = previous;
+  sink_(obs);
 }
 
 void Tracker::end_poll() {
@@ -202,53 +246,65 @@ void Tracker::end_poll() {
     if (!gone && !t.has_remnant) {
       continue;
     }
+    if (t.awaiting_since_ms != 0) {
+      if (poll_ms_ - t.awaiting_since_ms >= options_.await_destroy_ms) {
+        close_gone(t);  // its event never came (lost, or destroy events are off)
+      }
+      continue;
+    }
     if (t.suspect_since == 0) {
       t.suspect_since = generation_;
     }
-    if (defer_ && t.suspect_since == generation_) {
+    if (!options_.confirm_poll_closes) {
+      close_gone(t);
+      continue;
+    }
+    if (t.suspect_since == generation_) {
       continue;  // its destroy event may still be on its way
     }
-    // Gone (or a minisocket) and no destroy event reported it.
-    SocketEntry final_entry = t.has_remnant ? t.remnant : t.last;
-    if (t.has_remnant) {
-      final_entry.has_tcp_info = false;
-    } else {
-      final_entry.state = netlink::kTcpClose;
+    if (gone && !t.seen_established && t.orientation.shape == Shape::kInitiated &&
+        t.last.state == netlink::kTcpSynSent) {
+      // A connect() that failed while the application holds the socket: unhashed, so no
+      // dump shows it, and its destroy event comes when it is closed. That is the Fail.
+      t.awaiting_since_ms = poll_ms_;
+      continue;
     }
-    close(t, final_entry, false, poll_ms_);
+    close_gone(t);
   }
   for (auto it = pending_.begin(); it != pending_.end();) {
     if (it->second.first_generation == generation_) {
       ++it;
       continue;
     }
-    Event ev{EventKind::kClose,
-             it->second.entry,
-             it->second.orientation,
-             0,
-             poll_ms_,
-             0,
-             false,
-             false,
-             {},
-             {}};
-    emit(ev);
-    ++stats_.closed_by_poll;
-    closed_[it->first] = generation_;
+    pending_flows_.erase(flow_of(it->second.entry));
+    const Pending p = it->second;
     it = pending_.erase(it);
+    close_remnant(p);
   }
   std::erase_if(closed_, [this](const auto& c) { return c.second < generation_; });
+  std::erase_if(closed_flows_, [this](const auto& f) { return f.second < generation_; });
+  std::erase_if(closed_by_poll_,
+                [this](const auto& c) { return poll_ms_ - c.second >= options_.await_destroy_ms; });
   baseline_ = false;
 }
 
-void Tracker::destroyed(const SocketEntry& entry, const ocsf::ListenerTable& listeners,
-                        std::int64_t now_ms) {
-  if (closed_.contains(entry.cookie)) {
+void Tracker::close_gone(Tracked& t) {
+  SocketEntry final_entry = t.has_remnant ? t.remnant : t.last;
+  if (t.has_remnant) {
+    final_entry.has_tcp_info = false;  // a minisocket carries none
+  } else {
+    final_entry.state = netlink::kTcpClose;
+  }
+  close(t, final_entry, false, poll_ms_);
+}
+
+void Tracker::destroyed(const SocketEntry& entry, const flow::ListenerTable& listeners,
+                        const flow::Perimeter& perimeter, std::int64_t now_ms) {
+  if (closed_by_poll_.erase(entry.cookie) > 0 || closed_.contains(entry.cookie)) {
     ++stats_.duplicate_destroys;
     return;
   }
-  auto it = tracked_.find(entry.cookie);
-  if (it != tracked_.end()) {
+  if (auto it = tracked_.find(entry.cookie); it != tracked_.end()) {
     close(it->second, entry, true, now_ms);
     return;
   }
@@ -259,68 +315,92 @@ void Tracker::destroyed(const SocketEntry& entry, const ocsf::ListenerTable& lis
     pending_flows_.erase(f);
   }
   pending_.erase(entry.cookie);
-  const ocsf::Address remote = ocsf::normalized_address(entry.family, entry.remote_addr);
-  if (ocsf::is_unspecified(remote)) {
-    // Bound and never used, or a listener no poll saw: nothing happened on the network.
-    ++stats_.unused_destroys;
-    closed_[entry.cookie] = generation_;
-    return;
-  }
   Tracked t;
   t.last = entry;
-  t.orientation = ocsf::orient(entry, listeners);
+  t.orientation = flow::orient(entry, listeners, perimeter);
   t.reported_open = true;
-  auto [pos, inserted] = tracked_.emplace(entry.cookie, t);
-  (void)inserted;
-  close(pos->second, entry, true, now_ms);
+  close(t, entry, true, now_ms);
 }
 
-void Tracker::close(Tracked& t, SocketEntry final_entry, bool from_destroy, std::int64_t now_ms) {
+void Tracker::close(Tracked& t, const SocketEntry& final_entry, bool from_destroy,
+                    std::int64_t now_ms) {
   const std::uint64_t cookie = t.last.cookie;
-  const bool active = t.orientation.shape == ocsf::Orientation::Shape::kOutbound;
-  Event ev{EventKind::kClose, final_entry,  t.orientation, 0,  now_ms,
-           t.first_seen_ms,   from_destroy, false,         {}, {}};
-  // What a destroy event lacks comes from what the polls saw under the same cookie.
-  ev.entry.inode = t.last.inode;
-  ev.entry.uid = t.last.uid;
-  if (ev.entry.cgroup_id == 0) {
-    ev.entry.cgroup_id = t.last.cgroup_id;
+  if (!t.reported_open || t.orientation.shape == Shape::kUnconnected) {
+    ++stats_.unused_destroys;  // bound, never listened or connected: no record
+    terminal(cookie, !from_destroy, now_ms);
+    tracked_.erase(cookie);
+    return;
   }
-  ev.entry.full_socket = t.last.full_socket || final_entry.full_socket;
-  if (ev.entry.remote_port == 0 && t.last.remote_port != 0) {
-    ev.entry.remote_port = t.last.remote_port;  // tcp_disconnect() cleared it
-  }
-
-  const bool was_listening = t.last.state == netlink::kTcpListen;
+  const bool listener = t.last.state == netlink::kTcpListen;
+  const bool initiated = t.orientation.shape == Shape::kInitiated;
   const netlink::TcpInfo& info = final_entry.info;
   const bool handshake =
       t.seen_established || info.rtt_us > 0 || info.bytes_acked > 0 || info.bytes_received > 0;
-  if (!t.reported_open) {
-    // Bound, never listened or connected: no record.
-    ++stats_.unused_destroys;
-  } else {
-    if (from_destroy && !was_listening && !handshake &&
-        t.orientation.shape != ocsf::Orientation::Shape::kInbound) {
-      ev.kind = info.segs_in > 0 ? EventKind::kRefuse : EventKind::kFail;
-      ev.has_traffic = final_entry.has_tcp_info;
-      ev.traffic = final_traffic(info, active);
-    } else if (connected_shape(t.orientation)) {
-      if (from_destroy && final_entry.has_tcp_info && !counters_reset(info)) {
-        ev.has_traffic = true;
-        ev.traffic = final_traffic(info, active);
-      } else if (t.last.has_tcp_info) {
-        ev.has_traffic = true;  // the last poll's totals: the best there is
-        ev.traffic = ocsf::application_traffic(t.last, active);
-      }
+  const bool attempt = !listener && !handshake && t.orientation.shape != Shape::kAccepted;
+  Ending end;
+  std::optional<flow::Traffic> totals;
+  if (t.has_totals) {
+    totals = t.totals;
+  }
+  if (from_destroy && final_entry.has_tcp_info) {
+    const flow::FinalTraffic final = flow::final_traffic(info, initiated);
+    end = ending_from_destroy(listener, attempt, info, final);
+    if (!final.reset) {
+      // Totals never go back, whatever the kernel zeroed at an abort.
+      totals = totals ? flow::max_of(*totals, final.totals) : final.totals;
     }
-    emit(ev);
-    ++(from_destroy ? stats_.closed_by_destroy : stats_.closed_by_poll);
+  } else {
+    end = ending_from_poll(listener, attempt && !from_destroy, final_entry);
   }
-  if (final_entry.remote_port != 0) {
-    closed_flows_[flow_of(final_entry)] = generation_;
+
+  flow::Observation obs = observe(t, end.activity, now_ms);
+  obs.status = end.status;
+  obs.status_detail = end.detail;
+  obs.end_ms = now_ms;
+  obs.live = false;
+  obs.socket = final_entry;
+  // What a destroy event lacks comes from what the polls saw under the same cookie.
+  obs.socket.inode = t.last.inode;
+  obs.socket.uid = t.last.uid;
+  obs.socket.cgroup_id = final_entry.cgroup_id != 0 ? final_entry.cgroup_id : t.last.cgroup_id;
+  obs.socket.full_socket = t.last.full_socket || final_entry.full_socket;
+  obs.socket.netns = t.last.netns;
+  if (t.orientation.connected() && totals) {
+    obs.cumulative = *totals;
+    obs.traffic = flow::TrafficPeriod{flow::minus(*totals, t.reported), t.period_start_ms, now_ms};
   }
+  repair(obs, t);
+  sink_(obs);
+  ++(from_destroy ? stats_.closed_by_destroy : stats_.closed_by_poll);
+  if (obs.remote.port != 0) {
+    SocketEntry written = final_entry;
+    written.remote_port = obs.remote.port;
+    closed_flows_[flow_of(written)] = generation_;
+  }
+  terminal(cookie, !from_destroy, now_ms);
   tracked_.erase(cookie);
+}
+
+void Tracker::repair(flow::Observation& obs, const Tracked& t) const {
+  const flow::Endpoint remote = flow::remote_endpoint(obs.socket);
+  auto r =
+      flow::repair_endpoints(flow::local_endpoint(obs.socket), remote, flow::local_endpoint(t.last),
+                             flow::remote_endpoint(t.last), [&]() -> std::optional<flow::Address> {
+                               if (!options_.route_source || !obs.orientation.connected()) {
+                                 return std::nullopt;
+                               }
+                               return options_.route_source(t.last.netns, remote.ip);
+                             });
+  obs.local = r.local;
+  obs.remote = r.remote;
+  obs.local_inferred = r.local_inferred;
+}
+
+void Tracker::terminal(std::uint64_t cookie, bool by_poll, std::int64_t now_ms) {
   closed_[cookie] = generation_;
+  if (by_poll) {
+    closed_by_poll_[cookie] = now_ms;
+  }
 }
 
 void Tracker::report_traffic(std::int64_t now_ms, std::int64_t interval_ms) {
@@ -328,18 +408,20 @@ void Tracker::report_traffic(std::int64_t now_ms, std::int64_t interval_ms) {
     return;
   }
   for (auto& [cookie, t] : tracked_) {
-    if (!t.reported_open || !t.last.has_tcp_info || !connected_shape(t.orientation) ||
-        now_ms - t.last_traffic_ms < interval_ms) {
+    if (!t.reported_open || !t.has_totals || !t.orientation.connected() || t.has_remnant ||
+        t.awaiting_since_ms != 0 || now_ms - t.period_start_ms < interval_ms) {
       continue;
     }
-    const ocsf::Traffic totals = ocsf::application_traffic(
-        t.last, t.orientation.shape == ocsf::Orientation::Shape::kOutbound);
-    Event ev{
-        EventKind::kTraffic,       t.last, t.orientation, 0, now_ms, t.first_seen_ms, false, true,
-        minus(totals, t.reported), totals};
-    emit(ev);
-    t.reported = totals;
-    t.last_traffic_ms = now_ms;
+    const flow::Traffic delta = flow::minus(t.totals, t.reported);
+    if (flow::is_zero(delta)) {
+      ++stats_.quiet_traffic;  // nothing moved: no record, and the period goes on
+      continue;
+    }
+    flow::Observation obs = observe(t, Activity::kTraffic, now_ms);
+    obs.traffic = flow::TrafficPeriod{delta, t.period_start_ms, now_ms};
+    sink_(obs);
+    t.reported = t.totals;
+    t.period_start_ms = now_ms;
   }
 }
 
@@ -372,6 +454,10 @@ void Tracker::collect_inodes(std::unordered_set<std::uint32_t>& out) const {
 TrackerStats Tracker::stats() const {
   TrackerStats s = stats_;
   s.tracked = tracked_.size();
+  s.awaiting_destroy = 0;
+  for (const auto& [cookie, t] : tracked_) {
+    s.awaiting_destroy += t.awaiting_since_ms != 0 ? 1 : 0;
+  }
   return s;
 }
 

@@ -165,7 +165,13 @@ TEST_F(AttributionNetns, SnapshotNamesProcessCommandLineAndUser) {
     EXPECT_EQ(cmd.substr(0, std::string(kPython).size()), kPython);
     EXPECT_NE(cmd.find(" --marker tab here \xEF\xBF\xBD\xEF\xBF\xBD"), std::string::npos) << cmd;
     EXPECT_EQ(p["user"], (json{{"uid", "0"}, {"name", "root"}}));
-    EXPECT_EQ(r["actor"]["user"], p["user"]);
+    EXPECT_EQ(r["actor"]["user"],
+              (json{{"uid", "0"}, {"name", "root"}, {"type_id", 2}, {"type", "Admin"}}));
+    EXPECT_EQ(p["file"]["path"], std::filesystem::canonical(
+                                     std::string(kPython).substr(0, std::string(kPython).find(' ')))
+                                     .string())
+        << "the executable, from /proc/PID/exe";
+    EXPECT_GT(p["parent_process"]["pid"].get<int>(), 0);
     EXPECT_TRUE(p.contains("created_time"));
     EXPECT_EQ(r["unmapped"]["inode"].get<std::uint64_t>() != 0, true);
     EXPECT_FALSE(r["metadata"]["profiles"].dump().find("container") != std::string::npos);
@@ -173,7 +179,8 @@ TEST_F(AttributionNetns, SnapshotNamesProcessCommandLineAndUser) {
   }
   for (const json& r : b) {
     EXPECT_EQ(r["actor"]["process"]["pid"], nobody->pid);
-    EXPECT_EQ(r["actor"]["user"], (json{{"uid", "65534"}, {"name", "nobody"}}));
+    EXPECT_EQ(r["actor"]["process"]["user"], (json{{"uid", "65534"}, {"name", "nobody"}}));
+    EXPECT_EQ(r["actor"]["user"]["uid"], "65534") << "the socket's owner";
   }
   // One process, one process uid; two processes, two.
   EXPECT_EQ(a[0]["actor"]["process"]["uid"], a[1]["actor"]["process"]["uid"]);

@@ -229,11 +229,23 @@ TEST_F(DaemonNetns, ListenOpenCloseWithRealBytes) {
   r = records();
   const auto closes = with(r, kClose, port);
   ASSERT_EQ(closes.size(), 2U);
+  std::map<std::string, json> open_of;
+  for (const auto& o : opens) {
+    open_of[o["metadata"]["correlation_uid"].get<std::string>()] = o;
+  }
   for (const auto& x : closes) {
     SCOPED_TRACE(x.dump());
-    // Both ends describe the client -> server flow: 1000 bytes out, 300 back.
-    EXPECT_EQ(x["traffic"]["bytes_out"], 1000);
-    EXPECT_EQ(x["traffic"]["bytes_in"], 300);
+    // Both ends describe the client -> server flow: 1000 bytes out, 300 back in all.
+    EXPECT_EQ(x["cumulative_traffic"]["bytes_out"], 1000);
+    EXPECT_EQ(x["cumulative_traffic"]["bytes_in"], 300);
+    // The Close's delta is what moved since the Open's poll: together, what moved while
+    // sockstate watched.
+    const json& open = open_of[x["metadata"]["correlation_uid"].get<std::string>()];
+    ASSERT_TRUE(open.contains("cumulative_traffic"));
+    EXPECT_EQ(x["traffic"]["bytes_out"].get<std::int64_t>(),
+              1000 - open["cumulative_traffic"]["bytes_out"].get<std::int64_t>());
+    EXPECT_EQ(x["traffic"]["bytes_in"].get<std::int64_t>(),
+              300 - open["cumulative_traffic"]["bytes_in"].get<std::int64_t>());
     EXPECT_EQ(x["status_id"], 1);
     EXPECT_EQ(x["unmapped"]["tcp_state_id"], 7);
     EXPECT_GE(x["end_time"].get<std::int64_t>(), x["start_time"].get<std::int64_t>());
@@ -499,13 +511,19 @@ TEST_F(DaemonNetns, PeriodicTrafficIsDeltaAndCumulative) {
   // last cumulative total; and cumulative totals never go down.
   std::map<std::string, std::int64_t> opened;
   for (const auto& x : with(r, kOpen, port)) {
+    EXPECT_FALSE(x.contains("traffic")) << "an Open ends no period";
     opened[x["metadata"]["correlation_uid"].get<std::string>()] =
-        x.contains("traffic") ? x["traffic"]["bytes_out"].get<std::int64_t>() : 0;
+        x["cumulative_traffic"]["bytes_out"].get<std::int64_t>();
   }
   ASSERT_EQ(opened.size(), 2U) << "both ends opened";
   std::map<std::string, std::pair<std::int64_t, std::int64_t>> seen;  // delta sum, cumulative
   for (const auto& x : with(r, 6, port)) {
     auto& [delta_sum, cumulative] = seen[x["metadata"]["correlation_uid"].get<std::string>()];
+    EXPECT_GT(
+        x["traffic"]["bytes"].get<std::int64_t>() + x["traffic"]["packets"].get<std::int64_t>(), 0)
+        << "no zero-delta Traffic";
+    EXPECT_LT(x["traffic"]["start_time"].get<std::int64_t>(),
+              x["traffic"]["end_time"].get<std::int64_t>());
     delta_sum += x["traffic"]["bytes_out"].get<std::int64_t>();
     EXPECT_GE(x["cumulative_traffic"]["bytes_out"].get<std::int64_t>(), cumulative);
     cumulative = x["cumulative_traffic"]["bytes_out"].get<std::int64_t>();

@@ -29,6 +29,7 @@ constexpr std::uint16_t kV4Base = 2000;
 constexpr std::uint16_t kV6Base = 3000;
 
 // The contract's snapshot activity for a kernel state.
+// The contract's one-shot snapshot table: a snapshot reports no event that did not happen.
 int expected_activity(int state) {
   switch (state) {
     case kTcpListen:
@@ -36,11 +37,12 @@ int expected_activity(int state) {
     case kTcpSynSent:
     case kTcpSynRecv:
       return 1;
-    case kTcpEstablished:
-    case kTcpCloseWait:
-      return 6;
+    case kTcpTimeWait:
+      return 2;  // the connection has ended; the kernel only lingers
+    case kTcpClose:
+      return 99;  // bound, never used
     default:
-      return 2;
+      return 6;  // ESTABLISHED, CLOSE-WAIT, FIN-WAIT-1/2, CLOSING, LAST-ACK: live
   }
 }
 
@@ -187,11 +189,15 @@ TEST_F(SnapshotNetns, EveryStateReportedCorrectly) {
               std::string(ocsf::kTcpStateCaptions[static_cast<std::size_t>(s.kernel_state)]));
     EXPECT_EQ(r["activity_id"], expected_activity(s.kernel_state));
     EXPECT_EQ(r["connection_info"]["protocol_ver_id"], s.family == AF_INET ? 4 : 6);
-    // Everything here is on loopback.
-    EXPECT_EQ(r["connection_info"]["boundary_id"], 1);
-    if (s.remote_ip.empty() && s.kernel_state != kTcpListen) {
+    EXPECT_EQ(r["status_id"], 1);
+    EXPECT_FALSE(r.contains("traffic")) << "a snapshot ends no observation period";
+    if (s.remote_ip.empty()) {
+      // Listen and Bound: no connection, so no direction or boundary.
       EXPECT_EQ(r["connection_info"]["direction_id"], 0);
+      EXPECT_EQ(r["connection_info"]["boundary_id"], 0);
     } else {
+      // Everything here is on loopback.
+      EXPECT_EQ(r["connection_info"]["boundary_id"], 1);
       EXPECT_EQ(r["connection_info"]["direction_id"], 4);
       EXPECT_EQ(r["observation_point_id"], 4);
     }
@@ -343,13 +349,15 @@ TEST_F(SnapshotNetns, TrafficIsExactAndOriented) {
   for (const json& r : run.records) {
     // Both records describe the same flow, client -> server.
     EXPECT_EQ(r["dst_endpoint"]["port"], port);
-    EXPECT_EQ(r["traffic"]["bytes_out"], 1000) << r.dump();
-    EXPECT_EQ(r["traffic"]["bytes_in"], 300) << r.dump();
-    EXPECT_EQ(r["traffic"]["bytes"], 1300);
-    EXPECT_GE(r["traffic"]["packets_out"].get<int>(), 2);
+    EXPECT_FALSE(r.contains("traffic")) << "running totals are cumulative_traffic";
+    EXPECT_EQ(r["cumulative_traffic"]["bytes_out"], 1000) << r.dump();
+    EXPECT_EQ(r["cumulative_traffic"]["bytes_in"], 300) << r.dump();
+    EXPECT_EQ(r["cumulative_traffic"]["bytes"], 1300);
+    EXPECT_GE(r["cumulative_traffic"]["packets_out"].get<int>(), 2);
     EXPECT_GT(r["unmapped"]["rtt_us"].get<int>(), 0);
     EXPECT_GT(r["unmapped"]["inode"].get<long>(), 0);
-    EXPECT_EQ(r["unmapped"]["uid"], 0);
+    EXPECT_EQ(r["actor"]["user"]["uid"], "0") << "the socket's owner, without --process";
+    EXPECT_EQ(r["actor"]["user"]["type_id"], 2);
   }
   EXPECT_NE(run.records[0]["is_src_dst_assignment_known"],
             run.records[1]["is_src_dst_assignment_known"])
@@ -364,15 +372,16 @@ TEST_F(SnapshotNetns, TrafficIsExactAndOriented) {
       snapshot("--port " + std::to_string(port) + " --state fin-wait-2,close-wait");
   ASSERT_EQ(half.records.size(), 2U) << half.text;
   for (const json& r : half.records) {
-    EXPECT_EQ(r["traffic"]["bytes_out"], 1000) << r.dump();
-    EXPECT_EQ(r["traffic"]["bytes_in"], 300) << r.dump();
+    EXPECT_EQ(r["cumulative_traffic"]["bytes_out"], 1000) << r.dump();
+    EXPECT_EQ(r["cumulative_traffic"]["bytes_in"], 300) << r.dump();
+    EXPECT_EQ(r["activity_id"], 6) << "a half-closed connection is live";
   }
 
   const SnapshotRun bare =
       snapshot("--state fin-wait-2,close-wait --no-info --port " + std::to_string(port));
   ASSERT_EQ(bare.records.size(), 2U);
   for (const json& r : bare.records) {
-    EXPECT_FALSE(r.contains("traffic"));
+    EXPECT_FALSE(r.contains("cumulative_traffic"));
     EXPECT_FALSE(r["unmapped"].contains("rtt_us"));
   }
   ::close(sfd);

@@ -28,10 +28,9 @@ constexpr const char* kBoot = "6b1f1a6e-2f7e-4f3c-9d2a-5c1e9b0d7a11";
 RecordContext context() {
   RecordContext c;
   c.product_version = "0.1.0-test";
-  c.host = {"web01", "0123456789abcdef0123456789abcdef", kBoot, "6.18.0-test"};
+  c.host = {"web01", "0123456789abcdef0123456789abcdef", kBoot, "6.18.0-test", ""};
   c.netns_inode = 4026531840;
   c.run_id = 0x0123456789abcdefULL;
-  c.clock_ms = [] { return std::int64_t{1763925000123}; };
   return c;
 }
 
@@ -52,6 +51,9 @@ proc::ProcessInfo nginx() {
   p.uid = 33;
   p.user = "www-data";
   p.start_ticks = 123456;
+  p.exe = "/usr/sbin/nginx";
+  p.ppid = 4200;
+  p.parent_name = "nginx";
   p.cgroup = "/system.slice/nginx.service";
   return p;
 }
@@ -75,19 +77,22 @@ proc::CgroupInfo cgroup_info(const std::string& path) {
 
 struct Case {
   SocketEntry entry;
-  Attribution owner;
+  flow::Owner owner;
 };
 
 std::string build(const std::vector<SocketEntry>& listener_entries, const std::vector<Case>& cases,
                   RecordContext c = context()) {
-  ListenerTable listeners;
+  flow::ListenerTable listeners;
   for (const auto& l : listener_entries) {
     listeners.add(l);
   }
   RecordBuilder builder(std::move(c));
   std::string out;
   for (const auto& k : cases) {
-    builder.append_snapshot_record(k.entry, orient(k.entry, listeners), out, k.owner);
+    flow::Observation obs = flow::observe_snapshot(
+        k.entry, flow::orient(k.entry, listeners, flow::Perimeter{}), 1763925000123);
+    obs.owner = k.owner;
+    builder.append(obs, out);
   }
   return out;
 }
@@ -108,6 +113,8 @@ std::string build_golden() {
   static const proc::ProcessInfo redis = containerized();
   static const proc::CgroupInfo web_cgroup = cgroup_info("/system.slice/nginx.service");
   static const proc::CgroupInfo redis_cgroup = cgroup_info(redis.cgroup);
+  static const proc::UserInfo www{33, "www-data", 3};
+  static const proc::UserInfo redis_user{999, "", 1};
   static const proc::Container pod{std::string(64, 'd'), "", "containerd", "Kubernetes",
                                    "8d4f1f5e-1c1b-4a6e-9f3e-2b7c9d0e1a2b"};
   const SocketEntry web_listen = full(make_entry(AF_INET, 10, "0.0.0.0", 80, "0.0.0.0", 0, 1), 10);
@@ -115,16 +122,16 @@ std::string build_golden() {
   return build(
       {web_listen, redis_listen},
       {
-          {web_listen, {&web, &web_cgroup, nullptr, 0}},
+          {web_listen, {&web, &www, &web_cgroup, nullptr, 0}},
           {full(make_entry(AF_INET, 1, "10.0.0.5", 80, "192.0.2.10", 51514, 3), 11),
-           {&web, &web_cgroup, nullptr, 0}},
-          {redis_listen, {&redis, &redis_cgroup, nullptr, 4026532300}},
+           {&web, &www, &web_cgroup, nullptr, 0}},
+          {redis_listen, {&redis, &redis_user, &redis_cgroup, nullptr, 4026532300}},
           {full(make_entry(AF_INET6, 1, "::ffff:172.17.0.2", 6379, "::ffff:172.17.0.1", 40000, 4),
                 21),
-           {&redis, &redis_cgroup, nullptr, 4026532300}},
+           {&redis, &redis_user, &redis_cgroup, nullptr, 4026532300}},
           // a socket whose process we could not read, in a pod's namespace
           {full(make_entry(AF_INET, 2, "10.244.0.7", 43210, "10.96.0.1", 443, 5), 30),
-           {nullptr, nullptr, &pod, 4026532400}},
+           {nullptr, nullptr, nullptr, &pod, 4026532400}},
           {make_entry(AF_INET, 6, "10.0.0.5", 80, "192.0.2.11", 51515, 6), {}},
       });
 }
@@ -142,12 +149,29 @@ TEST(Attribution, ActorProcessAndUser) {
   EXPECT_EQ(web["process"]["created_time"], 1763920000000);
   EXPECT_EQ(web["process"]["uid"], "6b1f1a6e-2f7e-4f3c-0010-92000001e240");
   EXPECT_EQ(web["process"]["user"], (json{{"uid", "33"}, {"name", "www-data"}}));
-  EXPECT_EQ(web["user"], web["process"]["user"]);
+  EXPECT_EQ(web["process"]["file"], (json{{"name", "nginx"},
+                                          {"path", "/usr/sbin/nginx"},
+                                          {"type_id", 1},
+                                          {"type", "Regular File"}}));
+  EXPECT_EQ(web["process"]["parent_process"], (json{{"pid", 4200}, {"name", "nginx"}}));
+  // actor.user is the socket's owner, with its type.
+  EXPECT_EQ(web["user"],
+            (json{{"uid", "33"}, {"name", "www-data"}, {"type_id", 3}, {"type", "System"}}));
+  // Observables: the process name and its executable's path.
+  bool name = false;
+  bool path = false;
+  for (const auto& o : r[1]["observables"]) {
+    name = name || (o["name"] == "actor.process.name" && o["value"] == "nginx");
+    path = path || (o["name"] == "actor.process.file.path" && o["value"] == "/usr/sbin/nginx");
+  }
+  EXPECT_TRUE(name);
+  EXPECT_TRUE(path);
   EXPECT_FALSE(web["process"].contains("container"));
   EXPECT_EQ(r[1]["unmapped"]["cgroup"], "/system.slice/nginx.service");
   EXPECT_EQ(r[1]["unmapped"]["systemd_unit"], "nginx.service");
   // A uid with no passwd name: the number alone.
-  EXPECT_EQ(r[2]["actor"]["user"], (json{{"uid", "999"}}));
+  EXPECT_EQ(r[2]["actor"]["process"]["user"], (json{{"uid", "999"}}));
+  EXPECT_EQ(r[2]["actor"]["user"], (json{{"uid", "999"}, {"type_id", 1}, {"type", "User"}}));
   // TIME-WAIT: no actor, no cgroup.
   EXPECT_FALSE(r[5].contains("actor"));
   EXPECT_FALSE(r[5]["unmapped"].contains("cgroup"));
@@ -204,9 +228,9 @@ TEST(Attribution, CommunityIdOfTheFlow) {
     Address dst{};
     const auto parse = [](const std::string& ip, Address& a) {
       if (ip.find(':') == std::string::npos) {
-        a = normalized_address(AF_INET, testing::raw_address(AF_INET, ip));
+        a = flow::normalized_address(AF_INET, testing::raw_address(AF_INET, ip));
       } else {
-        a = normalized_address(AF_INET6, testing::raw_address(AF_INET6, ip));
+        a = flow::normalized_address(AF_INET6, testing::raw_address(AF_INET6, ip));
       }
     };
     parse(rec["src_endpoint"]["ip"], src);
@@ -230,8 +254,8 @@ TEST(Attribution, CommunityIdSeedAndNoPort) {
   const auto one = lines(build({}, {{e, {}}}, seeded));
   EXPECT_NE(zero[0]["connection_info"]["community_uid"],
             one[0]["connection_info"]["community_uid"]);
-  Address src = normalized_address(AF_INET, e.local_addr);
-  Address dst = normalized_address(AF_INET, e.remote_addr);
+  Address src = flow::normalized_address(AF_INET, e.local_addr);
+  Address dst = flow::normalized_address(AF_INET, e.remote_addr);
   EXPECT_EQ(one[0]["connection_info"]["community_uid"],
             community_id_v1(src, 40000, dst, 443, 6, 1));
   // A failed blocking connect() whose ports the kernel cleared is no flow on the wire.
@@ -257,7 +281,9 @@ TEST(Attribution, WorstCaseRecordStaysUnder8KiB) {
                       p.container};
   const SocketEntry e =
       full(make_entry(AF_INET6, 1, "2001:db8::5", 40000, "2606:4700::1", 443, 1), 5);
-  const std::string out = build({}, {{e, {&p, &cg, nullptr, 4026532300}}});
+  p.exe = proc::sanitize_text(std::string(2000, '"'), 128, nullptr);
+  const proc::UserInfo user{7, std::string(32, '"'), 3};
+  const std::string out = build({}, {{e, {&p, &user, &cg, nullptr, 4026532300}}});
   EXPECT_LT(out.size(), 8192U);
   ASSERT_EQ(std::count(out.begin(), out.end(), '\n'), 1);
   const json r = json::parse(out);

@@ -23,12 +23,12 @@ Address addr(const std::string& text) {
     if (inet_pton(AF_INET, text.c_str(), raw.data()) != 1) {
       throw std::invalid_argument("bad IPv4 address " + text);
     }
-    return normalized_address(AF_INET, raw);
+    return flow::normalized_address(AF_INET, raw);
   }
   if (inet_pton(AF_INET6, text.c_str(), raw.data()) != 1) {
     throw std::invalid_argument("bad IPv6 address " + text);
   }
-  return normalized_address(AF_INET6, raw);
+  return flow::normalized_address(AF_INET6, raw);
 }
 
 json load(const std::string& name) {

@@ -806,7 +806,7 @@ TEST(ConfigExample, DocumentsEveryKey) {
   ASSERT_FALSE(text.empty());
   const std::vector<std::string> keys = known_keys();
   EXPECT_EQ(std::set<std::string>(keys.begin(), keys.end()).size(), keys.size()) << "no repeats";
-  EXPECT_EQ(keys.size(), 26U);
+  EXPECT_EQ(keys.size(), 28U);
   for (const std::string& key : keys) {
     const std::string leaf =
         key.substr(key.rfind('.') == std::string::npos ? 0 : key.rfind('.') + 1);
@@ -832,6 +832,46 @@ TEST(ConfigExample, KnownKeysAreTheAcceptedOnes) {
       EXPECT_EQ(err.find("unknown key"), std::string::npos) << err;
     }
   }
+}
+
+}  // namespace
+}  // namespace sockstate::config
+
+namespace sockstate::config {
+namespace {
+
+TEST(ConfigInternalNetworks, ParsedAsCidrsDefaultIsTheContracts) {
+  auto c = parse_config(R"({"internal_networks": ["198.51.100.0/24", "2001:db8::/32"]})");
+  ASSERT_TRUE(c) << c.error().message();
+  ASSERT_EQ(c->internal_networks.size(), 2U);
+  EXPECT_EQ(flow::cidr_text(c->internal_networks[0]), "198.51.100.0/24");
+  EXPECT_EQ(flow::cidr_text(c->internal_networks[1]), "2001:db8::/32");
+  EXPECT_NE(describe(*c).find("internal networks: 198.51.100.0/24 2001:db8::/32"),
+            std::string::npos)
+      << describe(*c);
+  auto none = parse_config(R"({"internal_networks": []})");
+  ASSERT_TRUE(none);
+  EXPECT_TRUE(none->internal_networks.empty());
+  auto defaults = parse_config("{}");
+  ASSERT_TRUE(defaults);
+  EXPECT_EQ(defaults->internal_networks, flow::NetworkSet::default_internal().networks());
+  EXPECT_EQ(defaults->internal_networks.size(), 7U);
+  EXPECT_TRUE(defaults->observables);
+}
+
+TEST(ConfigInternalNetworks, BadNetworksNameTheirPlace) {
+  EXPECT_TRUE(starts_with(parse_error(doc("internal_networks", R"(["10.0.0.0/8", "10.0.0.1/8"])")),
+                          "internal_networks[1]: must be a network in CIDR form"));
+  EXPECT_TRUE(starts_with(parse_error(doc("internal_networks", R"(["10.0.0.0/33"])")),
+                          "internal_networks[0]:"));
+  EXPECT_TRUE(
+      starts_with(parse_error(doc("internal_networks", R"("10.0.0.0/8")")), "internal_networks:"));
+  EXPECT_TRUE(
+      starts_with(parse_error(doc("internal_networks", R"([8])")), "internal_networks[0]:"));
+  EXPECT_TRUE(starts_with(parse_error(doc("observables", R"("yes")")), "observables:"));
+  auto off = parse_config(doc("observables", "false"));
+  ASSERT_TRUE(off);
+  EXPECT_FALSE(off->observables);
 }
 
 }  // namespace

@@ -1,3 +1,5 @@
+// The OCSF renderer: golden records of one-shot snapshots and of daemon observations,
+// reviewed field by field against the output contract (revision 2).
 #include "sockstate/ocsf/record.h"
 
 #include <arpa/inet.h>
@@ -11,17 +13,22 @@
 
 #include "golden.h"
 #include "socket_entries.h"
+#include "sockstate/flow/observation.h"
 
 namespace sockstate::ocsf {
 namespace {
 
+using flow::Activity;
+using flow::Observation;
+using flow::Status;
 using netlink::SocketEntry;
 using nlohmann::json;
 
 const char* const kGoldenPath = SOCKSTATE_TEST_DATA_DIR "/golden/snapshot_records.jsonl";
+const char* const kDaemonGoldenPath = SOCKSTATE_TEST_DATA_DIR "/golden/daemon_records.jsonl";
+constexpr std::int64_t kNow = 1763925000123;
 
 using testing::make_entry;
-using testing::raw_address;
 
 SocketEntry entry(int family, std::uint8_t state, const std::string& local, std::uint16_t lport,
                   const std::string& remote, std::uint16_t rport, std::uint64_t cookie) {
@@ -45,15 +52,25 @@ RecordContext golden_context() {
   RecordContext c;
   c.product_version = "0.1.0-test";
   c.host = {"web01", "0123456789abcdef0123456789abcdef", "6b1f1a6e-2f7e-4f3c-9d2a-5c1e9b0d7a11",
-            "6.18.0-test"};
+            "6.18.0-test", ""};
   c.netns_inode = 4026531840;
   c.run_id = 0x0123456789abcdefULL;
-  c.clock_ms = [] { return std::int64_t{1763925000123}; };
   return c;
 }
 
+// The namespace's own addresses: 10.0.0.5 and 2001:db8::5.
+const flow::HostAddresses& host_addresses() {
+  static const flow::HostAddresses kHost = [] {
+    flow::HostAddresses h;
+    h.add(flow::normalized_address(AF_INET, testing::raw_address(AF_INET, "10.0.0.5")));
+    h.add(flow::normalized_address(AF_INET6, testing::raw_address(AF_INET6, "2001:db8::5")));
+    return h;
+  }();
+  return kHost;
+}
+
 // The sockets behind the golden file, one per line, in order.
-std::vector<SocketEntry> golden_entries(ListenerTable& listeners) {
+std::vector<SocketEntry> golden_entries(flow::ListenerTable& listeners) {
   const SocketEntry listener =
       full(entry(AF_INET, 10, "0.0.0.0", 22, "0.0.0.0", 0, 0x1001), 1234, 0, true);
   listeners.add(listener);
@@ -70,55 +87,72 @@ std::vector<SocketEntry> golden_entries(ListenerTable& listeners) {
       full(entry(AF_INET, 1, "10.0.0.5", 22, "192.0.2.10", 51514, 0x1003), 5678, 1000, true),
       // outbound ESTABLISHED over IPv6, no listener on 40000
       full(entry(AF_INET6, 1, "2001:db8::5", 40000, "2606:4700::1", 443, 0x1004), 5679, 1000, true),
-      // TIME-WAIT minisocket: no inode, uid, queues or tcp_info
+      // TIME-WAIT minisocket to another inside host: no inode, uid, queues or tcp_info
       entry(AF_INET, 6, "10.0.0.5", 40001, "10.0.0.9", 5432, 0x1005),
-      // request socket on the dual-stack listener, IPv4-mapped
+      // request socket on the dual-stack listener, IPv4-mapped, from CGNAT space
       entry(AF_INET6, 3, "::ffff:10.0.0.5", 8080, "::ffff:100.64.1.1", 6000, 0x1006),
       // loopback, accepted side
       full(entry(AF_INET, 8, "127.0.0.1", 22, "127.0.0.1", 45000, 0xffffffff00000007ULL), 5680, 0,
            true),
       bound,
       odd,
+      // FIN-WAIT-1 to the host's own address: a live connection, and Local
+      full(entry(AF_INET, 4, "10.0.0.5", 40002, "10.0.0.5", 22, 0x100a), 5681, 1000, true),
   };
 }
 
 std::string build_golden() {
-  ListenerTable listeners;
+  flow::ListenerTable listeners;
   auto entries = golden_entries(listeners);
   RecordBuilder builder(golden_context());
+  const flow::Perimeter perimeter{&host_addresses()};
+  proc::UserDirectory users("/", [](std::uint32_t uid) {
+    return uid == 0 ? std::string("root") : uid == 1000 ? std::string("alice") : std::string();
+  });
   std::string out;
   for (const auto& e : entries) {
-    builder.append_snapshot_record(e, orient(e, listeners), out);
+    Observation obs = flow::observe_snapshot(e, flow::orient(e, listeners, perimeter), kNow);
+    obs.timezone_offset_min = 60;
+    if (obs.uid_known) {
+      obs.owner.user = &users.lookup(e.uid);
+    }
+    builder.append(obs, out);
   }
   return out;
 }
 
-TEST(Record, GoldenByteExact) {
-  testing::expect_golden(kGoldenPath, build_golden());
-}
-
-std::vector<json> golden_records() {
+std::vector<json> parse_lines(const std::string& text) {
   std::vector<json> records;
-  std::istringstream lines(build_golden());
+  std::istringstream lines(text);
   for (std::string line; std::getline(lines, line);) {
     records.push_back(json::parse(line));
   }
   return records;
 }
 
+TEST(Record, GoldenByteExact) {
+  testing::expect_golden(kGoldenPath, build_golden());
+}
+
 TEST(Record, OneLineEachAndEnvelope) {
   const std::string text = build_golden();
-  ListenerTable unused;
+  flow::ListenerTable unused;
   EXPECT_EQ(static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n')),
             golden_entries(unused).size());
   std::set<std::string> uids;
   std::int64_t last_sequence = 0;
-  for (const json& r : golden_records()) {
+  for (const json& r : parse_lines(text)) {
+    SCOPED_TRACE(r.dump());
     EXPECT_EQ(r["class_uid"], 4001);
     EXPECT_EQ(r["category_uid"], 4);
     EXPECT_EQ(r["type_uid"].get<int>(), 400100 + r["activity_id"].get<int>());
     EXPECT_EQ(r["severity_id"], 1);
-    EXPECT_EQ(r["time"], 1763925000123);
+    EXPECT_EQ(r["time"], kNow);
+    EXPECT_EQ(r["timezone_offset"], 60);
+    EXPECT_EQ(r["status_id"], 1) << "status on every record";
+    EXPECT_EQ(r["status"], "Success");
+    EXPECT_FALSE(r.contains("start_time")) << "a snapshot saw no start";
+    EXPECT_FALSE(r.contains("traffic")) << "a snapshot ends no period";
     EXPECT_EQ(r["metadata"]["version"], "1.8.0");
     EXPECT_EQ(r["metadata"]["profiles"], json::array({"host"}));
     EXPECT_EQ(r["metadata"]["product"]["version"], "0.1.0-test");
@@ -132,102 +166,233 @@ TEST(Record, OneLineEachAndEnvelope) {
     EXPECT_EQ(r["device"]["os"]["kernel_release"], "6.18.0-test");
     EXPECT_EQ(r["connection_info"]["protocol_num"], 6);
     EXPECT_EQ(r["unmapped"]["netns"], 4026531840U);
+    EXPECT_FALSE(r["unmapped"].contains("uid")) << "the owner is actor.user now";
   }
 }
 
-TEST(Record, StatesAndActivities) {
-  const auto r = golden_records();
-  const std::vector<std::pair<int, int>> want = {{10, 7}, {10, 7}, {1, 6}, {1, 6}, {6, 2},
-                                                 {3, 1},  {8, 6},  {7, 2}, {0, 0}};
+// The contract's one-shot snapshot table.
+TEST(Record, SnapshotActivityTable) {
+  const auto r = parse_lines(build_golden());
+  const std::vector<std::pair<int, int>> want = {{10, 7}, {10, 7}, {1, 6},  {1, 6}, {6, 2},
+                                                 {3, 1},  {8, 6},  {7, 99}, {0, 0}, {4, 6}};
   ASSERT_EQ(r.size(), want.size());
   for (std::size_t i = 0; i < r.size(); ++i) {
     EXPECT_EQ(r[i]["unmapped"]["tcp_state_id"], want[i].first) << i;
     EXPECT_EQ(r[i]["activity_id"], want[i].second) << i;
   }
+  EXPECT_EQ(r[7]["activity_name"], "Bound");
+  EXPECT_EQ(r[7]["type_name"], "Network Activity: Other");
   EXPECT_EQ(r[8]["unmapped"]["kernel_tcp_state"], 42);
   EXPECT_EQ(r[8]["unmapped"]["tcp_state"], "Unknown");
+  for (const int state : {1, 4, 5, 8, 9, 11}) {
+    EXPECT_EQ(flow::snapshot_activity(static_cast<std::uint8_t>(state)), Activity::kTraffic)
+        << state;
+  }
 }
 
-TEST(Record, OrientationAndTraffic) {
-  const auto r = golden_records();
-  // Listener: only the local end, as dst.
+TEST(Record, OrientationAndCumulativeTraffic) {
+  const auto r = parse_lines(build_golden());
+  // Listener: only the local end, as dst; no direction, no counters.
   EXPECT_FALSE(r[0].contains("src_endpoint"));
   EXPECT_EQ(r[0]["dst_endpoint"], json({{"ip", "0.0.0.0"}, {"port", 22}}));
-  EXPECT_FALSE(r[0].contains("traffic"));
-  // Inbound: src is the remote peer; bytes_out (src->dst) is what we received.
+  EXPECT_EQ(r[0]["connection_info"]["direction_id"], 0);
+  EXPECT_EQ(r[0]["connection_info"]["boundary_id"], 0);
+  EXPECT_FALSE(r[0].contains("cumulative_traffic"));
+  // Inbound from the Internet: src is the remote peer; bytes_out (src->dst) is what we
+  // received, as a running total in cumulative_traffic.
   EXPECT_EQ(r[2]["src_endpoint"], json({{"ip", "192.0.2.10"}, {"port", 51514}}));
   EXPECT_EQ(r[2]["dst_endpoint"], json({{"ip", "10.0.0.5"}, {"port", 22}}));
-  EXPECT_EQ(r[2]["connection_info"]["direction_id"], 1);
-  EXPECT_EQ(r[2]["connection_info"]["boundary_id"], 3);
+  EXPECT_EQ(r[2]["connection_info"]["direction"], "Inbound");
+  EXPECT_EQ(r[2]["connection_info"]["boundary"], "External");
   EXPECT_EQ(r[2]["observation_point_id"], 2);
   EXPECT_EQ(r[2]["is_src_dst_assignment_known"], true);
-  EXPECT_EQ(r[2]["traffic"]["bytes_out"], 1200);
-  EXPECT_EQ(r[2]["traffic"]["bytes_in"], 5300);
-  EXPECT_EQ(r[2]["traffic"]["packets_out"], 10);
-  EXPECT_EQ(r[2]["traffic"]["packets_in"], 12);
-  EXPECT_EQ(r[2]["traffic"]["bytes"], 6500);
-  EXPECT_EQ(r[2]["traffic"]["packets"], 22);
+  const json& c = r[2]["cumulative_traffic"];
+  EXPECT_EQ(c["bytes_out"], 1200);
+  EXPECT_EQ(c["bytes_in"], 5300);
+  EXPECT_EQ(c["packets_out"], 10);
+  EXPECT_EQ(c["packets_in"], 12);
+  EXPECT_EQ(c["bytes"], 6500);
+  EXPECT_EQ(c["packets"], 22);
   EXPECT_EQ(r[2]["message"], "tcp 192.0.2.10:51514 -> 10.0.0.5:22 ESTABLISHED");
-  // Outbound: src is us; bytes_out is what we sent.
+  // Outbound to the Internet: src is us.
   EXPECT_EQ(r[3]["src_endpoint"], json({{"ip", "2001:db8::5"}, {"port", 40000}}));
-  EXPECT_EQ(r[3]["connection_info"]["direction_id"], 2);
+  EXPECT_EQ(r[3]["connection_info"]["direction"], "Outbound");
+  EXPECT_EQ(r[3]["connection_info"]["boundary"], "External");
+  EXPECT_EQ(r[3]["observation_point_id"], 1);
   EXPECT_EQ(r[3]["connection_info"]["protocol_ver_id"], 6);
   EXPECT_EQ(r[3]["is_src_dst_assignment_known"], false);
-  // We opened it: the kernel's bytes_acked (5300) counts our SYN.
-  EXPECT_EQ(r[3]["traffic"]["bytes_out"], 5299);
-  EXPECT_EQ(r[3]["traffic"]["bytes_in"], 1200);
-  EXPECT_EQ(r[3]["message"], "tcp [2001:db8::5]:40000 -> [2606:4700::1]:443 ESTABLISHED");
-  // TIME-WAIT minisocket: no traffic, no inode/uid/queues.
-  EXPECT_FALSE(r[4].contains("traffic"));
+  EXPECT_EQ(r[3]["cumulative_traffic"]["bytes_out"], 5299) << "our SYN is not data";
+  // TIME-WAIT minisocket to an inside host: Lateral, no counters, no owner.
+  EXPECT_FALSE(r[4].contains("cumulative_traffic"));
   EXPECT_FALSE(r[4]["unmapped"].contains("inode"));
-  EXPECT_FALSE(r[4]["unmapped"].contains("uid"));
-  EXPECT_EQ(r[4]["connection_info"]["boundary_id"], 2);
-  // IPv4-mapped: written as IPv4, protocol_ver_id 4, CGNAT peer is Internal.
+  EXPECT_FALSE(r[4].contains("actor"));
+  EXPECT_EQ(r[4]["connection_info"]["direction"], "Lateral");
+  EXPECT_EQ(r[4]["connection_info"]["boundary"], "Internal");
+  // IPv4-mapped: written as IPv4, protocol_ver_id 4; a CGNAT peer is inside.
   EXPECT_EQ(r[5]["src_endpoint"], json({{"ip", "100.64.1.1"}, {"port", 6000}}));
   EXPECT_EQ(r[5]["dst_endpoint"], json({{"ip", "10.0.0.5"}, {"port", 8080}}));
   EXPECT_EQ(r[5]["connection_info"]["protocol_ver_id"], 4);
-  EXPECT_EQ(r[5]["connection_info"]["boundary_id"], 2);
+  EXPECT_EQ(r[5]["connection_info"]["direction"], "Lateral");
   // Loopback.
-  EXPECT_EQ(r[6]["connection_info"]["direction_id"], 4);
-  EXPECT_EQ(r[6]["connection_info"]["boundary_id"], 1);
+  EXPECT_EQ(r[6]["connection_info"]["direction"], "Local");
+  EXPECT_EQ(r[6]["connection_info"]["boundary"], "Localhost");
   EXPECT_EQ(r[6]["observation_point_id"], 4);
-  EXPECT_EQ(r[6]["src_endpoint"]["port"], 45000);
-  // CLOSE-WAIT: the peer's FIN is in bytes_received (1200).
-  EXPECT_EQ(r[6]["traffic"]["bytes_out"], 1199);
-  EXPECT_EQ(r[6]["traffic"]["bytes_in"], 5300);
+  EXPECT_EQ(r[6]["cumulative_traffic"]["bytes_out"], 1199) << "the peer's FIN is no data";
   EXPECT_EQ(r[6]["connection_info"]["uid"], "ffffffff00000007");
   // Bound-inactive: the local end only.
   EXPECT_EQ(r[7]["src_endpoint"], json({{"ip", "127.0.0.1"}, {"port", 7000}}));
   EXPECT_FALSE(r[7].contains("dst_endpoint"));
+  // To this host's own non-loopback address: Local, whatever the perimeter says.
+  EXPECT_EQ(r[9]["connection_info"]["direction"], "Local");
+  EXPECT_EQ(r[9]["observation_point"], "Both");
 }
 
-TEST(Record, ApplicationTrafficLeavesOutSynAndFin) {
-  SocketEntry e = entry(AF_INET, 1, "10.0.0.5", 1, "10.0.0.6", 2, 7);
-  e.has_tcp_info = true;
-  e.info = {101, 51, 5, 4, 0, 0};
-  auto t = application_traffic(e, /*active_open=*/true);
-  EXPECT_EQ(t.bytes_sent, 100U);
-  EXPECT_EQ(t.bytes_received, 51U);
-  EXPECT_EQ(t.segs_sent, 5U);
-  t = application_traffic(e, /*active_open=*/false);
-  EXPECT_EQ(t.bytes_sent, 101U);
-  const std::pair<std::uint8_t, std::pair<std::uint64_t, std::uint64_t>> cases[] = {
-      {4, {100, 51}},   // FIN-WAIT-1: our FIN not yet acked
-      {5, {99, 51}},    // FIN-WAIT-2: our FIN acked
-      {8, {100, 50}},   // CLOSE-WAIT: their FIN received
-      {9, {100, 50}},   // LAST-ACK: theirs received, ours not acked
-      {11, {100, 50}},  // CLOSING: theirs received, ours not acked
-  };
-  for (const auto& [state, want] : cases) {
-    e.state = state;
-    t = application_traffic(e, true);
-    EXPECT_EQ(t.bytes_sent, want.first) << int{state};
-    EXPECT_EQ(t.bytes_received, want.second) << int{state};
-  }
-  e.state = 5;
-  e.info = {0, 0, 1, 0, 0, 0};  // never below zero
-  t = application_traffic(e, true);
-  EXPECT_EQ(t.bytes_sent, 0U);
+TEST(Record, ActorUserFromTheSocketOwner) {
+  const auto r = parse_lines(build_golden());
+  EXPECT_EQ(r[2]["actor"]["user"],
+            json({{"uid", "1000"}, {"name", "alice"}, {"type_id", 1}, {"type", "User"}}));
+  EXPECT_EQ(r[0]["actor"]["user"],
+            json({{"uid", "0"}, {"name", "root"}, {"type_id", 2}, {"type", "Admin"}}));
+  EXPECT_EQ(r[1]["actor"]["user"], json({{"uid", "33"}, {"type_id", 3}, {"type", "System"}}));
+  EXPECT_FALSE(r[2]["actor"].contains("process")) << "process only with --process";
+}
+
+TEST(Record, ObservablesIndexWhatIsPresent) {
+  const auto r = parse_lines(build_golden());
+  const json want = json::array(
+      {{{"name", "src_endpoint.ip"},
+        {"type_id", 2},
+        {"type", "IP Address"},
+        {"value", "192.0.2.10"}},
+       {{"name", "dst_endpoint.ip"}, {"type_id", 2}, {"type", "IP Address"}, {"value", "10.0.0.5"}},
+       {{"name", "device.hostname"}, {"type_id", 1}, {"type", "Hostname"}, {"value", "web01"}},
+       {{"name", "actor.user.name"}, {"type_id", 4}, {"type", "User Name"}, {"value", "alice"}}});
+  EXPECT_EQ(r[2]["observables"], want);
+  // A loopback pair lists 127.0.0.1 twice, under its two names.
+  EXPECT_EQ(r[6]["observables"][0]["value"], "127.0.0.1");
+  EXPECT_EQ(r[6]["observables"][1]["value"], "127.0.0.1");
+  // A wildcard listener's 0.0.0.0 is nothing to pivot on.
+  EXPECT_EQ(r[0]["observables"][0]["name"], "device.hostname");
+
+  RecordContext c = golden_context();
+  c.observables = false;
+  RecordBuilder builder(std::move(c));
+  std::string out;
+  Observation obs;
+  obs.socket = entry(AF_INET, 1, "10.0.0.5", 1, "10.0.0.6", 2, 7);
+  obs.local = flow::local_endpoint(obs.socket);
+  obs.remote = flow::remote_endpoint(obs.socket);
+  builder.append(obs, out);
+  EXPECT_FALSE(json::parse(out).contains("observables"));
+}
+
+// Daemon observations as the tracker finishes them: the renderer writes what it is told.
+std::string build_daemon_golden() {
+  RecordBuilder builder(golden_context());
+  std::string out;
+  const proc::UserInfo alice{1000, "alice", 1};
+  SocketEntry e =
+      full(entry(AF_INET, 1, "10.0.0.5", 40000, "192.0.2.10", 443, 0x2001), 77, 1000, true);
+  Observation open;
+  open.activity = Activity::kOpen;
+  open.time_ms = kNow;
+  open.socket = e;
+  open.uid_known = true;
+  open.orientation = flow::orient(e, flow::ListenerTable{}, flow::Perimeter{&host_addresses()});
+  open.local = flow::local_endpoint(e);
+  open.remote = flow::remote_endpoint(e);
+  open.cumulative = flow::Traffic{10, 20, 3, 4};
+  open.start_ms = kNow;
+  open.owner.user = &alice;
+  builder.append(open, out);
+
+  Observation traffic = open;
+  traffic.activity = Activity::kTraffic;
+  traffic.time_ms = kNow + 60000;
+  traffic.cumulative = flow::Traffic{1010, 520, 13, 14};
+  traffic.traffic = flow::TrafficPeriod{flow::Traffic{1000, 500, 10, 10}, kNow, kNow + 60000};
+  builder.append(traffic, out);
+
+  // Aborted: the kernel cleared the source; the route's preferred source stands in.
+  Observation close = traffic;
+  close.activity = Activity::kClose;
+  close.status = Status::kUnknown;
+  close.status_detail = "aborted";
+  close.time_ms = kNow + 61000;
+  close.end_ms = kNow + 61000;
+  close.live = false;
+  close.socket.state = netlink::kTcpClose;
+  close.local.ip = flow::normalized_address(AF_INET, testing::raw_address(AF_INET, "10.0.0.5"));
+  close.local_inferred = true;
+  close.traffic = flow::TrafficPeriod{flow::Traffic{5, 0, 1, 0}, kNow + 60000, kNow + 61000};
+  close.cumulative = flow::Traffic{1015, 520, 14, 14};
+  builder.append(close, out);
+
+  // A connect() that got no answer.
+  SocketEntry f =
+      full(entry(AF_INET6, 2, "2001:db8::5", 40001, "2001:db8::99", 80, 0x2002), 78, 1000, false);
+  Observation fail;
+  fail.activity = Activity::kFail;
+  fail.status = Status::kFailure;
+  fail.time_ms = kNow;
+  fail.end_ms = kNow;
+  fail.live = false;
+  fail.socket = f;
+  fail.socket.state = netlink::kTcpClose;
+  fail.orientation = flow::orient(f, flow::ListenerTable{}, flow::Perimeter{&host_addresses()});
+  fail.local = flow::local_endpoint(f);
+  fail.remote = flow::remote_endpoint(f);
+  fail.remote.port = 0;  // cleared by tcp_disconnect(): written without
+  builder.append(fail, out);
+
+  Observation change = open;
+  change.activity = Activity::kStateChange;
+  change.socket.state = netlink::kTcpCloseWait;
+  change.previous_state = netlink::kTcpEstablished;
+  builder.append(change, out);
+  return out;
+}
+
+TEST(Record, DaemonGoldenByteExact) {
+  testing::expect_golden(kDaemonGoldenPath, build_daemon_golden());
+}
+
+TEST(Record, DaemonRecordsSayWhatTheObservationSays) {
+  const auto r = parse_lines(build_daemon_golden());
+  ASSERT_EQ(r.size(), 5U);
+  // Open: start known, totals, no period.
+  EXPECT_EQ(r[0]["activity_name"], "Open");
+  EXPECT_EQ(r[0]["start_time"], kNow);
+  EXPECT_FALSE(r[0].contains("end_time"));
+  EXPECT_FALSE(r[0].contains("traffic"));
+  EXPECT_EQ(r[0]["cumulative_traffic"]["bytes_out"], 10);
+  EXPECT_EQ(r[0]["unmapped"]["recv_q"], 3);
+  // Traffic: the delta and its period, and the totals.
+  EXPECT_EQ(r[1]["traffic"]["bytes_out"], 1000);
+  EXPECT_EQ(r[1]["traffic"]["bytes_in"], 500);
+  EXPECT_EQ(r[1]["traffic"]["start_time"], kNow);
+  EXPECT_EQ(r[1]["traffic"]["end_time"], kNow + 60000);
+  EXPECT_EQ(r[1]["cumulative_traffic"]["bytes_out"], 1010);
+  // Close: status Unknown with what is known; the inferred source is marked; no queues.
+  EXPECT_EQ(r[2]["status_id"], 0);
+  EXPECT_EQ(r[2]["status"], "Unknown");
+  EXPECT_EQ(r[2]["status_detail"], "aborted");
+  EXPECT_EQ(r[2]["duration"], 61000);
+  EXPECT_EQ(r[2]["src_endpoint"]["ip"], "10.0.0.5");
+  EXPECT_EQ(r[2]["unmapped"]["src_ip_inferred"], true);
+  EXPECT_FALSE(r[2]["unmapped"].contains("recv_q"));
+  EXPECT_EQ(r[2]["connection_info"]["community_uid"], r[0]["connection_info"]["community_uid"]);
+  // Fail: Failure, remote address alone, no community id without both ports.
+  EXPECT_EQ(r[3]["status_id"], 2);
+  EXPECT_EQ(r[3]["dst_endpoint"], json({{"ip", "2001:db8::99"}}));
+  EXPECT_FALSE(r[3]["connection_info"].contains("community_uid"));
+  EXPECT_EQ(r[3]["connection_info"]["direction"], "Outbound") << "2001:db8::/32 is not inside";
+  // State Change.
+  EXPECT_EQ(r[4]["activity_id"], 99);
+  EXPECT_EQ(r[4]["activity_name"], "State Change");
+  EXPECT_EQ(r[4]["unmapped"]["previous_tcp_state"], "ESTABLISHED");
+  EXPECT_EQ(r[4]["message"],
+            "tcp 10.0.0.5:40000 -> 192.0.2.10:443 CLOSE-WAIT (State Change from ESTABLISHED)");
 }
 
 TEST(Record, CorrelationUidPerSocket) {
@@ -236,17 +401,17 @@ TEST(Record, CorrelationUidPerSocket) {
   EXPECT_EQ(correlation_uid(boot, 0xfedcba9876543210ULL), "6b1f1a6e-2f7e-4f3c-fedc-ba9876543210");
   EXPECT_NE(correlation_uid("00000000-0000-0000-0000-000000000000", 1), correlation_uid(boot, 1));
   EXPECT_EQ(correlation_uid("", 1).size(), 36U);
-  const auto r = golden_records();
+  const auto r = parse_lines(build_golden());
   EXPECT_EQ(r[2]["metadata"]["correlation_uid"], correlation_uid(boot, 0x1003));
 }
 
 TEST(Record, SequenceContinuesAcrossCalls) {
   RecordBuilder builder(golden_context());
-  ListenerTable none;
-  const SocketEntry e = entry(AF_INET, 1, "10.0.0.5", 1, "10.0.0.6", 2, 7);
+  Observation obs;
+  obs.socket = entry(AF_INET, 1, "10.0.0.5", 1, "10.0.0.6", 2, 7);
   std::string out;
   for (int i = 0; i < 3; ++i) {
-    builder.append_snapshot_record(e, orient(e, none), out);
+    builder.append(obs, out);
   }
   EXPECT_EQ(builder.last_sequence(), 3U);
 }
@@ -255,10 +420,10 @@ TEST(Record, HostStringsAreEscaped) {
   RecordContext c = golden_context();
   c.host.hostname = "we\"b\n\xff";
   RecordBuilder builder(std::move(c));
-  ListenerTable none;
-  const SocketEntry e = entry(AF_INET, 1, "10.0.0.5", 1, "10.0.0.6", 2, 7);
+  Observation obs;
+  obs.socket = entry(AF_INET, 1, "10.0.0.5", 1, "10.0.0.6", 2, 7);
   std::string out;
-  builder.append_snapshot_record(e, orient(e, none), out);
+  builder.append(obs, out);
   ASSERT_EQ(std::count(out.begin(), out.end(), '\n'), 1);
   EXPECT_EQ(json::parse(out)["device"]["hostname"], "we\"b\n\xEF\xBF\xBD");
 }

@@ -1,7 +1,13 @@
+// The tracker against the contract's daemon table: hand-fed polls and destroy events, each
+// rule an assertion. Terminal records exactly once and nothing after them; traffic deltas
+// that add up to what moved while watched; start time only when the start was seen;
+// endpoints never unspecified.
 #include "sockstate/tracking/tracker.h"
 
 #include <gtest/gtest.h>
 
+#include <map>
+#include <set>
 #include <vector>
 
 #include "socket_entries.h"
@@ -9,7 +15,11 @@
 namespace sockstate::tracking {
 namespace {
 
+using flow::Activity;
+using flow::Observation;
+using flow::Status;
 using netlink::SocketEntry;
+using Shape = flow::Orientation::Shape;
 using testing::make_entry;
 
 SocketEntry full(SocketEntry e, netlink::TcpInfo info = {}) {
@@ -25,7 +35,7 @@ SocketEntry listener(std::uint16_t port, std::uint64_t cookie) {
   return full(make_entry(AF_INET, 10, "0.0.0.0", port, "0.0.0.0", 0, cookie));
 }
 
-// Client side of a connection to 10.0.0.9:443 (outbound), and an accepted one on :22.
+// Client side of a connection to 10.0.0.9:443, and an accepted one on :22.
 SocketEntry outbound(std::uint8_t state, std::uint64_t cookie, netlink::TcpInfo info = {}) {
   return full(make_entry(AF_INET, state, "10.0.0.5", 40000, "10.0.0.9", 443, cookie), info);
 }
@@ -57,10 +67,35 @@ netlink::TcpInfo info(std::uint64_t acked, std::uint64_t received, std::uint32_t
   return i;
 }
 
+bool terminal(const Observation& o) {
+  return o.activity == Activity::kClose || o.activity == Activity::kFail ||
+         o.activity == Activity::kRefuse;
+}
+
 class TrackerTest : public ::testing::Test {
  protected:
   explicit TrackerTest(bool confirm = false)
-      : tracker_([this](const Event& e) { events_.push_back(e); }, confirm) {}
+      : tracker_([this](const Observation& o) { record(o); }, options(confirm)) {}
+
+  TrackerOptions options(bool confirm) {
+    TrackerOptions o;
+    o.confirm_poll_closes = confirm;
+    o.route_source = [this](std::uint64_t, const flow::Address&) { return route_; };
+    return o;
+  }
+
+  void record(const Observation& o) {
+    // The contract's rule, checked on every observation every test makes.
+    EXPECT_FALSE(ended_.contains(o.socket.cookie))
+        << "a record after the terminal one for cookie " << o.socket.cookie;
+    if (terminal(o)) {
+      ended_.insert(o.socket.cookie);
+    }
+    EXPECT_FALSE(flow::is_unspecified(o.local.ip) && o.orientation.connected())
+        << "an unspecified endpoint for cookie " << o.socket.cookie;
+    all_.push_back(o);
+    observations_.push_back(o);
+  }
 
   void poll(std::int64_t now, const std::vector<SocketEntry>& sockets, bool baseline = false) {
     listeners_ = {};
@@ -71,70 +106,129 @@ class TrackerTest : public ::testing::Test {
     }
     tracker_.begin_poll(now, baseline);
     for (const auto& s : sockets) {
-      tracker_.poll_socket(s, listeners_);
+      tracker_.poll_socket(s, listeners_, perimeter());
     }
     tracker_.end_poll();
   }
 
-  std::vector<Event> take() { return std::exchange(events_, {}); }
+  void destroy(const SocketEntry& e, std::int64_t now) {
+    tracker_.destroyed(e, listeners_, perimeter(), now);
+  }
+
+  flow::Perimeter perimeter() const { return flow::Perimeter{&host_}; }
+
+  std::vector<Observation> take() { return std::exchange(observations_, {}); }
+
+  // Sum of `traffic` over every record of one socket.
+  flow::Traffic traffic_sum(std::uint64_t cookie) const {
+    flow::Traffic sum;
+    for (const auto& o : all_) {
+      if (o.socket.cookie == cookie && o.traffic) {
+        sum.bytes_sent += o.traffic->delta.bytes_sent;
+        sum.bytes_received += o.traffic->delta.bytes_received;
+        sum.segs_sent += o.traffic->delta.segs_sent;
+        sum.segs_received += o.traffic->delta.segs_received;
+      }
+    }
+    return sum;
+  }
 
   Tracker tracker_;
-  ocsf::ListenerTable listeners_;
-  std::vector<Event> events_;
+  flow::ListenerTable listeners_;
+  flow::HostAddresses host_;
+  std::optional<flow::Address> route_;
+  std::vector<Observation> observations_;
+  std::vector<Observation> all_;
+  std::set<std::uint64_t> ended_;
 };
 
-TEST_F(TrackerTest, BaselineThenChanges) {
-  poll(1000, {listener(22, 1), inbound(1, 2), outbound(1, 3)}, true);
-  auto ev = take();
-  ASSERT_EQ(ev.size(), 3U);
-  for (const auto& e : ev) {
-    EXPECT_EQ(e.kind, EventKind::kBaseline);
+class ConfirmingTrackerTest : public TrackerTest {
+ protected:
+  ConfirmingTrackerTest() : TrackerTest(true) {}
+};
+
+TEST_F(TrackerTest, BaselineIsTheSnapshotTable) {
+  poll(1000,
+       {listener(22, 1), inbound(1, 2), outbound(4, 3), outbound(5, 4), inbound(9, 5),
+        outbound(11, 6), inbound(8, 7),
+        make_entry(AF_INET, 6, "10.0.0.5", 40001, "10.0.0.9", 443, 8)},
+       true);
+  const auto ev = take();
+  const std::vector<Activity> want = {Activity::kListen,  Activity::kTraffic, Activity::kTraffic,
+                                      Activity::kTraffic, Activity::kTraffic, Activity::kTraffic,
+                                      Activity::kTraffic, Activity::kClose};
+  ASSERT_EQ(ev.size(), want.size());
+  for (std::size_t i = 0; i < ev.size(); ++i) {
+    EXPECT_EQ(ev[i].activity, want[i]) << i;
+    EXPECT_EQ(ev[i].status, Status::kSuccess) << i;
+    EXPECT_EQ(ev[i].start_ms, 0) << "existed before we started: age unknown";
+    EXPECT_FALSE(ev[i].traffic) << "a baseline ends no period";
   }
   // Nothing changes: nothing to say.
-  poll(2000, {listener(22, 1), inbound(1, 2), outbound(1, 3)});
+  poll(2000, {listener(22, 1), inbound(1, 2), outbound(4, 3), outbound(5, 4), inbound(9, 5),
+              outbound(11, 6), inbound(8, 7)});
   EXPECT_TRUE(take().empty());
-  // A new listener, a new connection, a state change, one connection gone.
-  poll(3000, {listener(22, 1), listener(80, 4), inbound(8, 2), outbound(2, 5)});
-  ev = take();
-  ASSERT_EQ(ev.size(), 4U);
-  EXPECT_EQ(ev[0].kind, EventKind::kListen);
-  EXPECT_EQ(ev[1].kind, EventKind::kStateChange);
-  EXPECT_EQ(ev[1].previous_state, 1);
-  EXPECT_EQ(ev[1].entry.state, 8);
-  EXPECT_EQ(ev[1].start_ms, 1000);
-  EXPECT_EQ(ev[2].kind, EventKind::kOpen);
-  EXPECT_EQ(ev[2].start_ms, 3000);
-  EXPECT_EQ(ev[2].orientation.shape, ocsf::Orientation::Shape::kOutbound);
-  EXPECT_EQ(ev[3].kind, EventKind::kClose);  // cookie 3, found gone by the poll
-  EXPECT_EQ(ev[3].entry.cookie, 3U);
-  EXPECT_FALSE(ev[3].from_destroy);
-  EXPECT_EQ(ev[3].time_ms, 3000);
-  EXPECT_EQ(tracker_.stats().closed_by_poll, 1U);
-  EXPECT_EQ(tracker_.stats().tracked, 4U);
 }
 
-TEST_F(TrackerTest, DestroyClosesOnceWithFinalTotalsAndPollOwner) {
+TEST_F(TrackerTest, ChangesAfterTheBaseline) {
+  poll(1000, {listener(22, 1), inbound(1, 2), outbound(1, 3)}, true);
+  take();
+  poll(3000, {listener(22, 1), listener(80, 4), inbound(8, 2), outbound(1, 3), outbound(2, 5)});
+  auto ev = take();
+  ASSERT_EQ(ev.size(), 3U);
+  EXPECT_EQ(ev[0].activity, Activity::kListen);
+  EXPECT_EQ(ev[0].start_ms, 3000);
+  EXPECT_EQ(ev[1].activity, Activity::kStateChange);
+  EXPECT_EQ(ev[1].previous_state, 1);
+  EXPECT_EQ(ev[1].socket.state, 8);
+  EXPECT_EQ(ev[1].start_ms, 0) << "a baseline socket's start is unknown";
+  EXPECT_EQ(ev[1].status, Status::kSuccess);
+  EXPECT_EQ(ev[2].activity, Activity::kOpen);
+  EXPECT_EQ(ev[2].start_ms, 3000);
+  EXPECT_EQ(ev[2].orientation.shape, Shape::kInitiated);
+  EXPECT_TRUE(ev[2].uid_known);
+  // One gone, found by a poll (no destroy events here).
+  poll(4000, {listener(22, 1), listener(80, 4), inbound(8, 2), outbound(2, 5)});
+  ev = take();
+  ASSERT_EQ(ev.size(), 1U);
+  EXPECT_EQ(ev[0].activity, Activity::kClose);
+  EXPECT_EQ(ev[0].socket.cookie, 3U);
+  EXPECT_EQ(ev[0].status, Status::kUnknown) << "how it ended cannot be told";
+  EXPECT_FALSE(ev[0].live);
+  EXPECT_EQ(ev[0].time_ms, 4000);
+  EXPECT_EQ(tracker_.stats().closed_by_poll, 1U);
+}
+
+TEST_F(TrackerTest, DestroyClosesOnceWithFinalDeltaAndPollOwner) {
   poll(1000, {listener(22, 1)}, true);
   take();
-  poll(2000, {listener(22, 1), inbound(1, 2, info(10, 20, 3, 3, 50, 10))});
+  poll(2000, {listener(22, 1), inbound(1, 2, info(11, 21, 3, 3, 50, 10))});
   ASSERT_EQ(take().size(), 1U);
   // Measured on 6.18: the accepting side sent 300, received 1000; orderly close.
-  tracker_.destroyed(destroy_of(inbound(1, 2), info(301, 1001, 3, 6, 20, 300)), listeners_, 2500);
+  destroy(destroy_of(inbound(1, 2), info(301, 1001, 3, 6, 20, 300)), 2500);
   auto ev = take();
   ASSERT_EQ(ev.size(), 1U);
-  EXPECT_EQ(ev[0].kind, EventKind::kClose);
-  EXPECT_TRUE(ev[0].from_destroy);
-  EXPECT_EQ(ev[0].start_ms, 2000);
-  EXPECT_EQ(ev[0].time_ms, 2500);
-  EXPECT_EQ(ev[0].entry.inode, 1002U) << "owner from the poll";
-  EXPECT_EQ(ev[0].entry.uid, 33U);
-  EXPECT_EQ(ev[0].orientation.shape, ocsf::Orientation::Shape::kInbound);
-  ASSERT_TRUE(ev[0].has_traffic);
-  EXPECT_EQ(ev[0].traffic.bytes_sent, 300U);
-  EXPECT_EQ(ev[0].traffic.bytes_received, 1000U);
+  const Observation& c = ev[0];
+  EXPECT_EQ(c.activity, Activity::kClose);
+  EXPECT_EQ(c.status, Status::kSuccess) << "both FINs acknowledged";
+  EXPECT_EQ(c.start_ms, 2000);
+  EXPECT_EQ(c.end_ms, 2500);
+  EXPECT_EQ(c.socket.inode, 1002U) << "owner from the poll";
+  EXPECT_EQ(c.socket.uid, 33U);
+  EXPECT_TRUE(c.uid_known);
+  EXPECT_FALSE(c.live) << "no queues from a destroyed socket";
+  EXPECT_EQ(c.orientation.shape, Shape::kAccepted);
+  ASSERT_TRUE(c.cumulative);
+  EXPECT_EQ(c.cumulative->bytes_sent, 300U);
+  EXPECT_EQ(c.cumulative->bytes_received, 1000U);
+  ASSERT_TRUE(c.traffic);
+  EXPECT_EQ(c.traffic->delta.bytes_sent, 289U) << "what moved since the Open's poll";
+  EXPECT_EQ(c.traffic->delta.bytes_received, 979U);
+  EXPECT_EQ(c.traffic->start_ms, 2000);
+  EXPECT_EQ(c.traffic->end_ms, 2500);
   // The same destroy again, a late poll still listing the socket, its TIME-WAIT
   // minisocket (same cookie) for three polls: no more records.
-  tracker_.destroyed(destroy_of(inbound(1, 2), info(301, 1001, 3, 6, 20, 300)), listeners_, 2600);
+  destroy(destroy_of(inbound(1, 2), info(301, 1001, 3, 6, 20, 300)), 2600);
   SocketEntry tw = make_entry(AF_INET, 6, "10.0.0.5", 22, "192.0.2.7", 50000, 2);
   for (int i = 0; i < 3; ++i) {
     poll(3000 + i * 1000, {listener(22, 1), tw});
@@ -143,224 +237,320 @@ TEST_F(TrackerTest, DestroyClosesOnceWithFinalTotalsAndPollOwner) {
   EXPECT_TRUE(take().empty());
   EXPECT_EQ(tracker_.stats().duplicate_destroys, 1U);
   EXPECT_EQ(tracker_.stats().closed_by_destroy, 1U);
-  EXPECT_EQ(tracker_.stats().closed_by_poll, 0U);
 }
 
-TEST_F(TrackerTest, ShortConnectionBetweenPollsIsClosedOnce) {
+TEST_F(TrackerTest, TrafficDeltasAddUpAndIdleSocketsSayNothing) {
+  poll(1000, {}, true);
+  poll(2000, {outbound(1, 40, info(101, 51, 5, 4, 30, 100))});  // Open: 100 out, 51 in
+  take();
+  poll(3000, {outbound(1, 40, info(701, 51, 9, 6, 30, 700))});
+  tracker_.report_traffic(3000, 1000);
+  auto ev = take();
+  ASSERT_EQ(ev.size(), 1U);
+  EXPECT_EQ(ev[0].activity, Activity::kTraffic);
+  ASSERT_TRUE(ev[0].traffic);
+  EXPECT_EQ(ev[0].traffic->delta, (flow::Traffic{600, 0, 4, 2}));
+  EXPECT_EQ(ev[0].traffic->start_ms, 2000);
+  EXPECT_EQ(ev[0].traffic->end_ms, 3000);
+  EXPECT_EQ(ev[0].cumulative, (flow::Traffic{700, 51, 9, 6}));
+  // Idle: no record, however often asked.
+  poll(4000, {outbound(1, 40, info(701, 51, 9, 6, 30, 700))});
+  tracker_.report_traffic(4000, 1000);
+  poll(5000, {outbound(1, 40, info(701, 51, 9, 6, 30, 700))});
+  tracker_.report_traffic(5000, 1000);
+  EXPECT_TRUE(take().empty());
+  EXPECT_GE(tracker_.stats().quiet_traffic, 2U);
+  // It moves again: the period runs from the last record that carried traffic.
+  poll(6000, {outbound(1, 40, info(1001, 251, 12, 9, 30, 1000))});
+  tracker_.report_traffic(6000, 1000);
+  ev = take();
+  ASSERT_EQ(ev.size(), 1U);
+  EXPECT_EQ(ev[0].traffic->delta.bytes_sent, 300U);
+  EXPECT_EQ(ev[0].traffic->start_ms, 3000);
+  // Not yet an interval since: nothing.
+  poll(6500, {outbound(1, 40, info(1101, 251, 13, 9, 30, 1100))});
+  tracker_.report_traffic(6500, 1000);
+  EXPECT_TRUE(take().empty());
+  // The close carries the last delta; everything adds up to what moved while watched
+  // (1100 - 100 sent, 251 - 51 received; the peer's FIN is no data) and never passes the
+  // totals.
+  destroy(destroy_of(outbound(1, 40), info(1102, 252, 14, 10, 30, 1100)), 7000);
+  ev = take();
+  ASSERT_EQ(ev.size(), 1U);
+  EXPECT_EQ(ev[0].traffic->delta.bytes_sent, 100U);
+  const flow::Traffic sum = traffic_sum(40);
+  EXPECT_EQ(sum.bytes_sent, 1000U);
+  EXPECT_EQ(sum.bytes_received, 200U);
+  EXPECT_LE(sum.bytes_sent, ev[0].cumulative->bytes_sent);
+  EXPECT_LE(sum.bytes_received, ev[0].cumulative->bytes_received);
+}
+
+TEST_F(TrackerTest, ShortConnectionBetweenPollsHasAllItsBytesAsOneDelta) {
   poll(1000, {listener(22, 1)}, true);
   take();
-  // Accepted and closed between two polls: only its destroy event is ever seen.
-  tracker_.destroyed(destroy_of(inbound(1, 9), info(301, 1001, 3, 6, 20, 300)), listeners_, 1500);
+  destroy(destroy_of(inbound(1, 9), info(301, 1001, 3, 6, 20, 300)), 1500);
   poll(2000, {listener(22, 1)});
   auto ev = take();
   ASSERT_EQ(ev.size(), 1U);
-  EXPECT_EQ(ev[0].kind, EventKind::kClose);
+  EXPECT_EQ(ev[0].activity, Activity::kClose);
   EXPECT_EQ(ev[0].start_ms, 0) << "never seen open";
-  EXPECT_EQ(ev[0].orientation.shape, ocsf::Orientation::Shape::kInbound) << "listener decided";
-  EXPECT_EQ(ev[0].traffic.bytes_received, 1000U);
+  EXPECT_EQ(ev[0].orientation.shape, Shape::kAccepted) << "listener decided";
+  EXPECT_EQ(ev[0].traffic->delta.bytes_received, 1000U);
+  EXPECT_EQ(ev[0].traffic->start_ms, 0) << "the period's start is unknown";
+  EXPECT_EQ(ev[0].cumulative->bytes_received, 1000U);
+  EXPECT_FALSE(ev[0].uid_known) << "a destroy event's uid 0 is nobody's";
 }
 
 TEST_F(TrackerTest, FailedAttemptsRefuseAndFail) {
   poll(1000, {}, true);
   // Non-blocking connect refused by RST (6.18): segs_out 1, segs_in 1, rtt 0.
-  tracker_.destroyed(destroy_of(outbound(2, 20), info(0, 0, 1, 1, 0, 0)), listeners_, 1100);
+  destroy(destroy_of(outbound(2, 20), info(0, 0, 1, 1, 0, 0)), 1100);
   // SYNs never answered: segs_in 0, retransmissions.
-  tracker_.destroyed(destroy_of(outbound(2, 21), info(0, 0, 3, 0, 0, 0)), listeners_, 1200);
+  destroy(destroy_of(outbound(2, 21), info(0, 0, 3, 0, 0, 0)), 1200);
   // Blocking connect that failed: counters reset, remote port cleared.
   SocketEntry blocking = destroy_of(outbound(2, 22), info(0, 0, 0, 0, 0, 0));
   blocking.remote_port = 0;
-  tracker_.destroyed(blocking, listeners_, 1300);
+  destroy(blocking, 1300);
   auto ev = take();
   ASSERT_EQ(ev.size(), 3U);
-  EXPECT_EQ(ev[0].kind, EventKind::kRefuse);
-  EXPECT_EQ(ev[1].kind, EventKind::kFail);
-  EXPECT_EQ(ev[1].traffic.segs_sent, 3U);
-  EXPECT_EQ(ev[2].kind, EventKind::kFail);
-  EXPECT_EQ(ev[2].entry.remote_port, 0) << "address alone";
+  EXPECT_EQ(ev[0].activity, Activity::kRefuse);
+  EXPECT_EQ(ev[1].activity, Activity::kFail);
+  EXPECT_EQ(ev[1].traffic->delta.segs_sent, 3U);
+  EXPECT_EQ(ev[2].activity, Activity::kFail);
+  EXPECT_EQ(ev[2].remote.port, 0) << "address alone";
+  for (const auto& o : ev) {
+    EXPECT_EQ(o.status, Status::kFailure);
+  }
 }
 
-TEST_F(TrackerTest, PollSawEstablishedSoItIsACloseEvenWithResetCounters) {
+TEST_F(TrackerTest, HowACloseEndedIsItsStatus) {
   poll(1000, {}, true);
-  poll(2000, {outbound(1, 30, info(101, 51, 5, 4, 30, 100))});
+  poll(2000, {outbound(1, 30, info(101, 51, 5, 4, 30, 100)),
+              outbound(1, 31, info(101, 51, 5, 4, 30, 100))});
   take();
   // close() with SO_LINGER 0: tcp_disconnect() zeroed everything before the event.
-  SocketEntry gone = destroy_of(outbound(1, 30), info(0, 0, 0, 0, 0, 0));
-  gone.remote_port = 0;
-  tracker_.destroyed(gone, listeners_, 2500);
+  SocketEntry aborted = destroy_of(outbound(1, 30), info(0, 0, 0, 0, 0, 0));
+  aborted.remote_port = 0;
+  destroy(aborted, 2500);
+  // The peer's RST: counters kept, our FIN never acknowledged.
+  destroy(destroy_of(outbound(1, 31), info(101, 51, 6, 5, 30, 100)), 2600);
+  auto ev = take();
+  ASSERT_EQ(ev.size(), 2U);
+  EXPECT_EQ(ev[0].activity, Activity::kClose);
+  EXPECT_EQ(ev[0].status, Status::kUnknown);
+  EXPECT_EQ(ev[0].status_detail, "aborted");
+  EXPECT_EQ(ev[0].remote.port, 443) << "the port the poll saw";
+  EXPECT_EQ(ev[0].cumulative->bytes_sent, 100U) << "the last poll's totals, less our SYN";
+  EXPECT_EQ(ev[0].traffic->delta.bytes_sent, 0U);
+  EXPECT_EQ(ev[1].status, Status::kUnknown);
+  EXPECT_EQ(ev[1].status_detail, "reset");
+}
+
+TEST_F(TrackerTest, AbortedEndpointsKeepTheirAddresses) {
+  poll(1000, {}, true);
+  poll(2000, {outbound(1, 50, info(101, 51, 5, 4, 30, 100))});
+  take();
+  // The abort cleared the source address.
+  SocketEntry cleared = destroy_of(outbound(1, 50), info(0, 0, 0, 0, 0, 0));
+  cleared.local_addr = {};
+  destroy(cleared, 2500);
   auto ev = take();
   ASSERT_EQ(ev.size(), 1U);
-  EXPECT_EQ(ev[0].kind, EventKind::kClose);
-  EXPECT_EQ(ev[0].entry.remote_port, 443) << "the port the poll saw";
-  ASSERT_TRUE(ev[0].has_traffic);
-  EXPECT_EQ(ev[0].traffic.bytes_sent, 100U) << "the last poll's totals, less our SYN";
+  EXPECT_EQ(ev[0].local, flow::local_endpoint(outbound(1, 50))) << "from the polls";
+  EXPECT_FALSE(ev[0].local_inferred);
+  // Never polled: the route's preferred source, marked inferred.
+  route_ = flow::normalized_address(AF_INET, testing::raw_address(AF_INET, "10.0.0.6"));
+  SocketEntry unseen = destroy_of(outbound(1, 51), info(11, 6, 3, 3, 30, 10));
+  unseen.local_addr = {};
+  destroy(unseen, 2600);
+  ev = take();
+  ASSERT_EQ(ev.size(), 1U);
+  EXPECT_EQ(ev[0].local.ip, *route_);
+  EXPECT_TRUE(ev[0].local_inferred);
 }
 
 TEST_F(TrackerTest, UnusedAndHalfOpenSocketsMakeNoRecords) {
   poll(1000, {}, true);
   // Bound, never used, destroyed: remote unspecified.
-  tracker_.destroyed(destroy_of(full(make_entry(AF_INET, 7, "10.0.0.5", 7000, "0.0.0.0", 0, 40)),
-                                info(0, 0, 0, 0, 0, 0)),
-                     listeners_, 1100);
-  // A request socket appears after the baseline: the accepted socket will speak for it.
-  SocketEntry request = make_entry(AF_INET, 3, "10.0.0.5", 22, "192.0.2.8", 1234, 41);
-  poll(2000, {request});
+  destroy(destroy_of(make_entry(AF_INET, 7, "0.0.0.0", 7000, "0.0.0.0", 0, 60), {}), 1100);
+  // Seen bound at the baseline (a Bound record), destroyed unused: no terminal record.
+  poll(2000, {full(make_entry(AF_INET, 7, "10.0.0.5", 7001, "0.0.0.0", 0, 61))}, true);
+  EXPECT_EQ(take().size(), 1U);
+  destroy(destroy_of(make_entry(AF_INET, 7, "10.0.0.5", 7001, "0.0.0.0", 0, 61), {}), 2100);
+  // A request socket after the baseline: the accepted socket is reported instead.
+  poll(3000, {make_entry(AF_INET, 3, "10.0.0.5", 22, "192.0.2.1", 5555, 62)});
   EXPECT_TRUE(take().empty());
-  EXPECT_EQ(tracker_.stats().unused_destroys, 1U);
+  EXPECT_EQ(tracker_.stats().unused_destroys, 2U);
 }
 
-TEST_F(TrackerTest, TimeWaitOfAnUnseenCloseIsReportedOnce) {
-  poll(1000, {}, true);
-  SocketEntry tw = make_entry(AF_INET, 6, "10.0.0.5", 40000, "10.0.0.9", 443, 50);
+TEST_F(TrackerTest, TimeWaitAtBaselineIsOneCloseAndNothingMore) {
+  const SocketEntry tw = make_entry(AF_INET, 6, "10.0.0.5", 40001, "10.0.0.9", 443, 70);
+  poll(1000, {tw}, true);
+  auto ev = take();
+  ASSERT_EQ(ev.size(), 1U);
+  EXPECT_EQ(ev[0].activity, Activity::kClose);
   poll(2000, {tw});
+  poll(3000, {});
+  poll(4000, {});
+  EXPECT_TRUE(take().empty());
+}
+
+TEST_F(TrackerTest, FinWaitAtBaselineIsTrafficThenOneClose) {
+  poll(1000,
+       {outbound(4, 80, info(101, 51, 5, 4, 30, 100)), outbound(5, 81), inbound(9, 82),
+        outbound(11, 83)},
+       true);
+  for (const auto& o : take()) {
+    EXPECT_EQ(o.activity, Activity::kTraffic);
+  }
+  for (const std::uint64_t cookie : {80U, 81U, 82U, 83U}) {
+    destroy(destroy_of(outbound(1, cookie), info(102, 52, 6, 5, 30, 100)), 2000);
+  }
+  // Their TIME-WAIT remnants, then nothing.
+  const SocketEntry tw = make_entry(AF_INET, 6, "10.0.0.5", 40000, "10.0.0.9", 443, 80);
+  poll(3000, {tw});
+  poll(4000, {});
+  tracker_.report_traffic(5000, 1);
+  auto ev = take();
+  ASSERT_EQ(ev.size(), 4U);
+  for (const auto& o : ev) {
+    EXPECT_EQ(o.activity, Activity::kClose);
+    EXPECT_EQ(o.start_ms, 0);
+    EXPECT_EQ(o.end_ms, 2000);
+  }
+}
+
+TEST_F(TrackerTest, FinWait2MinisocketAtBaselineClosesOnceWhenItEnds) {
+  // The application closed before we started: only a FIN-WAIT-2 minisocket is left.
+  const SocketEntry fw2 = make_entry(AF_INET, 5, "10.0.0.5", 40002, "10.0.0.9", 443, 90);
+  SocketEntry tw = fw2;
+  tw.state = netlink::kTcpTimeWait;
+  poll(1000, {fw2}, true);
+  ASSERT_EQ(take().size(), 1U);
+  poll(2000, {fw2});
+  EXPECT_TRUE(take().empty()) << "still FIN-WAIT-2";
   poll(3000, {tw});
   auto ev = take();
   ASSERT_EQ(ev.size(), 1U);
-  EXPECT_EQ(ev[0].kind, EventKind::kClose);
-  EXPECT_EQ(ev[0].entry.state, 6);
-}
-
-TEST_F(TrackerTest, TrackedSocketTurningIntoTimeWaitWithoutEventIsClosedOnce) {
-  poll(1000, {}, true);
-  poll(2000, {outbound(1, 60, info(101, 51, 5, 4, 30, 100))});
-  take();
-  SocketEntry tw = make_entry(AF_INET, 6, "10.0.0.5", 40000, "10.0.0.9", 443, 60);
-  poll(3000, {tw});
+  EXPECT_EQ(ev[0].activity, Activity::kClose);
+  EXPECT_EQ(ev[0].status, Status::kSuccess) << "the peer's FIN came: orderly";
+  EXPECT_FALSE(ev[0].uid_known);
   poll(4000, {tw});
   poll(5000, {});
-  auto ev = take();
-  ASSERT_EQ(ev.size(), 1U);
-  EXPECT_EQ(ev[0].kind, EventKind::kClose);
-  EXPECT_EQ(ev[0].traffic.bytes_sent, 100U);
-}
-
-TEST_F(TrackerTest, PeriodicTrafficIsDeltaPlusCumulative) {
-  poll(0, {}, true);
-  poll(1000, {outbound(1, 70, info(101, 51, 5, 4, 30, 100))});
-  take();
-  tracker_.report_traffic(30000, 60000);
-  EXPECT_TRUE(take().empty()) << "not due yet";
-  poll(60000, {outbound(1, 70, info(301, 151, 9, 8, 30, 300))});
-  tracker_.report_traffic(61000, 60000);
-  auto ev = take();
-  ASSERT_EQ(ev.size(), 1U);
-  EXPECT_EQ(ev[0].kind, EventKind::kTraffic);
-  EXPECT_EQ(ev[0].traffic.bytes_sent, 200U);
-  EXPECT_EQ(ev[0].traffic.bytes_received, 100U);
-  EXPECT_EQ(ev[0].cumulative.bytes_sent, 300U);
-  EXPECT_EQ(ev[0].cumulative.bytes_received, 151U);
-  tracker_.report_traffic(62000, 60000);
   EXPECT_TRUE(take().empty());
-  tracker_.report_traffic(130000, 0);
-  EXPECT_TRUE(take().empty()) << "interval 0 disables";
 }
 
-// As the daemon runs it: a close found by a poll needs the next poll to agree.
-class ConfirmingTrackerTest : public TrackerTest {
- protected:
-  ConfirmingTrackerTest() : TrackerTest(true) {}
-};
+TEST_F(ConfirmingTrackerTest, TimedOutConnectHeldByItsApplicationIsOneFail) {
+  poll(1000, {}, true);
+  poll(2000, {outbound(2, 100)});
+  auto ev = take();
+  ASSERT_EQ(ev.size(), 1U);
+  EXPECT_EQ(ev[0].activity, Activity::kOpen);
+  // The handshake timed out: the socket is unhashed (no dump shows it) while the
+  // application holds it. Polls say nothing.
+  for (int i = 3; i < 10; ++i) {
+    poll(i * 1000, {});
+  }
+  EXPECT_TRUE(take().empty());
+  EXPECT_EQ(tracker_.stats().awaiting_destroy, 1U);
+  // The application closes it: one Fail, with the poll's owner and start.
+  destroy(destroy_of(outbound(2, 100), info(0, 0, 6, 0, 0, 0)), 10500);
+  ev = take();
+  ASSERT_EQ(ev.size(), 1U);
+  EXPECT_EQ(ev[0].activity, Activity::kFail);
+  EXPECT_EQ(ev[0].status, Status::kFailure);
+  EXPECT_EQ(ev[0].start_ms, 2000);
+  EXPECT_EQ(ev[0].socket.inode, 1100U);
+  EXPECT_TRUE(ev[0].uid_known);
+  poll(11000, {});
+  EXPECT_TRUE(take().empty());
+}
+
+TEST_F(ConfirmingTrackerTest, CloseByPollThenALateDestroyEventIsNothingMore) {
+  poll(1000, {}, true);
+  poll(2000, {outbound(1, 110, info(101, 51, 5, 4, 30, 100))});
+  take();
+  poll(3000, {});
+  poll(4000, {});  // confirmed: Close by poll
+  auto ev = take();
+  ASSERT_EQ(ev.size(), 1U);
+  EXPECT_EQ(ev[0].activity, Activity::kClose);
+  // Reset and held by the application: its destroy event comes much later.
+  for (int i = 5; i < 20; ++i) {
+    poll(i * 1000, {});
+  }
+  destroy(destroy_of(outbound(1, 110), info(0, 0, 0, 0, 0, 0)), 20000);
+  EXPECT_TRUE(take().empty());
+  EXPECT_EQ(tracker_.stats().duplicate_destroys, 1U);
+}
 
 TEST_F(ConfirmingTrackerTest, RemnantSeenBeforeItsDestroyEvent) {
-  poll(1000, {listener(22, 1)}, true);
-  poll(2000, {listener(22, 1), inbound(1, 2, info(10, 20, 3, 3, 50, 10))});
+  poll(1000, {}, true);
+  poll(2000, {outbound(1, 120, info(101, 51, 5, 4, 30, 100))});
   take();
-  // The poll finds the TIME-WAIT minisocket; the destroy event is still queued.
-  SocketEntry tw = make_entry(AF_INET, 6, "10.0.0.5", 22, "192.0.2.7", 50000, 2);
-  poll(3000, {listener(22, 1), tw});
-  EXPECT_TRUE(take().empty());
-  tracker_.destroyed(destroy_of(inbound(1, 2), info(301, 1001, 3, 6, 20, 300)), listeners_, 3100);
-  poll(4000, {listener(22, 1), tw});
-  poll(5000, {listener(22, 1)});
+  // The poll finds the TIME-WAIT minisocket before the destroy event arrives.
+  const SocketEntry tw = make_entry(AF_INET, 6, "10.0.0.5", 40000, "10.0.0.9", 443, 120);
+  poll(3000, {tw});
+  EXPECT_TRUE(take().empty()) << "waits one poll for the event";
+  destroy(destroy_of(outbound(1, 120), info(202, 52, 8, 6, 30, 200)), 3100);
+  poll(4000, {tw});
   auto ev = take();
   ASSERT_EQ(ev.size(), 1U);
-  EXPECT_TRUE(ev[0].from_destroy) << "the event's final totals, not the poll's";
-  EXPECT_EQ(ev[0].traffic.bytes_received, 1000U);
+  EXPECT_EQ(ev[0].cumulative->bytes_sent, 200U) << "the event's final totals";
+  EXPECT_EQ(ev[0].status, Status::kSuccess);
 }
 
-TEST_F(ConfirmingTrackerTest, UntrackedRemnantThenItsEvent) {
-  poll(1000, {listener(22, 1)}, true);
-  take();
-  SocketEntry tw = make_entry(AF_INET, 6, "10.0.0.5", 22, "192.0.2.7", 50000, 9);
-  poll(2000, {listener(22, 1), tw});
-  tracker_.destroyed(destroy_of(inbound(1, 9), info(301, 1001, 3, 6, 20, 300)), listeners_, 2100);
-  poll(3000, {listener(22, 1), tw});
-  poll(4000, {listener(22, 1)});
-  auto ev = take();
-  ASSERT_EQ(ev.size(), 1U);
-  EXPECT_TRUE(ev[0].from_destroy);
-}
-
-// Measured on 6.18: for a connection no poll saw, the TIME-WAIT minisocket and the
-// destroy event carry different cookies (cookies are made on first request).
 TEST_F(ConfirmingTrackerTest, RemnantUnderAnotherCookieIsMatchedByFlow) {
-  poll(1000, {listener(22, 1)}, true);
-  take();
-  // The event first, then the remnant.
-  tracker_.destroyed(destroy_of(inbound(1, 0x7a), info(11, 1, 3, 3, 20, 10)), listeners_, 1100);
-  SocketEntry tw = make_entry(AF_INET, 6, "10.0.0.5", 22, "192.0.2.7", 50000, 0x7c);
-  poll(2000, {listener(22, 1), tw});
-  poll(3000, {listener(22, 1), tw});
-  // The remnant first, then the event.
-  SocketEntry tw2 = make_entry(AF_INET, 6, "10.0.0.5", 22, "192.0.2.8", 50001, 0x8c);
-  poll(4000, {listener(22, 1), tw, tw2});
-  SocketEntry other = inbound(1, 0x8a);
-  other.remote_addr = testing::raw_address(AF_INET, "192.0.2.8");
-  other.remote_port = 50001;
-  tracker_.destroyed(destroy_of(other, info(11, 1, 3, 3, 20, 10)), listeners_, 4100);
-  for (int i = 5; i < 9; ++i) {
-    poll(i * 1000, {listener(22, 1), tw, tw2});
-  }
+  poll(1000, {}, true);
+  // Never polled: the minisocket got one cookie, the destroy event another.
+  const SocketEntry tw = make_entry(AF_INET, 6, "10.0.0.5", 40000, "10.0.0.9", 443, 131);
+  poll(2000, {tw});
+  EXPECT_TRUE(take().empty());
+  destroy(destroy_of(outbound(1, 130), info(202, 52, 8, 6, 30, 200)), 2100);
+  poll(3000, {tw});
+  poll(4000, {});
   auto ev = take();
-  ASSERT_EQ(ev.size(), 2U);
-  EXPECT_TRUE(ev[0].from_destroy);
-  EXPECT_TRUE(ev[1].from_destroy);
-  EXPECT_EQ(tracker_.stats().closed_by_poll, 0U);
+  ASSERT_EQ(ev.size(), 1U);
+  EXPECT_EQ(ev[0].socket.cookie, 130U);
 }
 
 TEST_F(ConfirmingTrackerTest, NoEventThenTheNextPollReportsIt) {
   poll(1000, {}, true);
-  poll(2000, {outbound(1, 60, info(101, 51, 5, 4, 30, 100))});
+  poll(2000, {outbound(1, 140, info(101, 51, 5, 4, 30, 100))});
   take();
-  poll(3000, {});
-  EXPECT_TRUE(take().empty()) << "waits one poll for the event";
-  poll(4000, {});
+  const SocketEntry tw = make_entry(AF_INET, 6, "10.0.0.5", 40000, "10.0.0.9", 443, 140);
+  poll(3000, {tw});
+  poll(4000, {tw});
   auto ev = take();
   ASSERT_EQ(ev.size(), 1U);
-  EXPECT_FALSE(ev[0].from_destroy);
-  EXPECT_EQ(ev[0].time_ms, 4000);
-  // An untracked remnant with no event at all: reported once, a poll later.
-  SocketEntry tw = make_entry(AF_INET, 6, "10.0.0.5", 40001, "10.0.0.9", 443, 61);
+  EXPECT_EQ(ev[0].activity, Activity::kClose);
+  EXPECT_EQ(ev[0].status, Status::kSuccess) << "TIME-WAIT: orderly";
   poll(5000, {tw});
+  poll(6000, {});
   EXPECT_TRUE(take().empty());
-  poll(6000, {tw});
-  poll(7000, {tw});
-  EXPECT_EQ(take().size(), 1U);
 }
 
 TEST_F(ConfirmingTrackerTest, OneDumpMissingASocketIsNotAClose) {
   poll(1000, {}, true);
-  poll(2000, {outbound(1, 70, info(101, 51, 5, 4, 30, 100))});
+  poll(2000, {outbound(1, 150, info(101, 51, 5, 4, 30, 100))});
   take();
-  poll(3000, {});  // a dump that skipped it
-  poll(4000, {outbound(1, 70, info(101, 51, 5, 4, 30, 100))});
-  poll(5000, {outbound(1, 70, info(101, 51, 5, 4, 30, 100))});
+  poll(3000, {});
+  poll(4000, {outbound(1, 150, info(101, 51, 5, 4, 30, 100))});
   EXPECT_TRUE(take().empty());
 }
 
-TEST(FinalTraffic, MeasuredCloses) {
-  // 6.18, loopback: client sent 1000 and received 300, then closed first.
-  EXPECT_EQ(final_traffic(info(1002, 301, 6, 4, 31, 1000), true).bytes_sent, 1000U);
-  EXPECT_EQ(final_traffic(info(1002, 301, 6, 4, 31, 1000), true).bytes_received, 300U);
-  // Its server.
-  EXPECT_EQ(final_traffic(info(301, 1001, 3, 6, 20, 300), false).bytes_sent, 300U);
-  EXPECT_EQ(final_traffic(info(301, 1001, 3, 6, 20, 300), false).bytes_received, 1000U);
-  // The server of a connection the client reset: no FIN either way.
-  EXPECT_EQ(final_traffic(info(300, 1000, 2, 5, 21, 300), false).bytes_sent, 300U);
-  EXPECT_EQ(final_traffic(info(300, 1000, 2, 5, 21, 300), false).bytes_received, 1000U);
-  // Retransmissions are not sent twice.
-  netlink::TcpInfo r = info(1002, 1, 9, 3, 40, 1400);
-  r.bytes_retrans = 400;
-  EXPECT_EQ(final_traffic(r, true).bytes_sent, 1000U);
+TEST_F(TrackerTest, ClosedFlowsAreForgotten) {
+  poll(1000, {}, true);
+  for (std::uint64_t c = 200; c < 300; ++c) {
+    destroy(destroy_of(outbound(1, c), info(11, 6, 3, 3, 30, 10)), 1100);
+  }
+  EXPECT_EQ(take().size(), 100U);
+  poll(2000, {});
+  poll(3000, {});
+  EXPECT_EQ(tracker_.stats().tracked, 0U);
+  // A fresh connection on the same 4-tuple is reported again.
+  destroy(destroy_of(outbound(1, 300), info(11, 6, 3, 3, 30, 10)), 3100);
+  EXPECT_EQ(take().size(), 1U);
 }
 
 }  // namespace

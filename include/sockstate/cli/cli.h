@@ -24,6 +24,7 @@ struct Invocation {
   snapshot::SnapshotOptions snapshot;
   std::string output_path;  // empty: stdout
   std::uint16_t community_id_seed = 0;
+  bool observables = true;  // --no-observables turns them off
   // run, check-config
   std::string config_path;  // empty: built-in defaults
   // Command-line overrides of configuration keys, as JSON values by key, applied over

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "sockstate/common/error.h"
+#include "sockstate/flow/address.h"
 #include "sockstate/netlink/types.h"
 
 namespace sockstate::config {
@@ -55,6 +56,9 @@ struct Config {
   int device_type_id = 0;                       // device.type_id
   std::string log_level = "info";               // error, warn, info, debug
   std::vector<SinkConfig> sinks{SinkConfig{}};  // default: one stdout sink
+  // The networks called inside, for direction and boundary (default: the contract's).
+  std::vector<flow::Cidr> internal_networks = flow::NetworkSet::default_internal().networks();
+  bool observables = true;  // write `observables` on every record
 
   friend bool operator==(const Config&, const Config&) = default;
 };

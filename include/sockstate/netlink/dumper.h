@@ -2,9 +2,12 @@
 
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <unordered_set>
+#include <vector>
 
 #include "sockstate/common/error.h"
+#include "sockstate/netlink/parser.h"
 #include "sockstate/netlink/request.h"
 #include "sockstate/netlink/socket.h"
 #include "sockstate/netlink/types.h"
@@ -26,6 +29,19 @@ struct DumpStats {
 using CookieSet = std::unordered_set<std::uint64_t>;
 
 inline constexpr int kMaxRedos = 3;
+
+struct Exchange {
+  bool lost = false;         // the kernel dropped messages (ENOBUFS) meanwhile
+  bool interrupted = false;  // NLM_F_DUMP_INTR: the dump may be inconsistent
+  [[nodiscard]] bool complete() const { return !lost && !interrupted; }
+};
+
+// Sends one request and reads its answers through parse_messages() until NLMSG_DONE (a
+// dump) or an acknowledgement (a request sent with NLM_F_ACK). For sock_diag and
+// rtnetlink alike; `buf` is the receive buffer (kDumpBufferSize).
+Result<Exchange> exchange(NetlinkSocket& sock, std::span<const std::uint8_t> request,
+                          std::uint32_t seq, std::vector<std::uint8_t>& buf,
+                          const MessageCallback& on_message, DumpStats* stats = nullptr);
 
 // Runs one dump to completion over `sock`, calling on_socket once for each socket whose
 // cookie is not yet in `seen` (and adding it). When the kernel flags the dump interrupted

@@ -9,6 +9,22 @@
 
 namespace sockstate::netlink {
 
+// How a datagram of answers ended: more to come, NLMSG_DONE (a dump is complete), or an
+// acknowledgement (NLMSG_ERROR 0: a request with NLM_F_ACK was done).
+enum class MessagesEnd : std::uint8_t { kMore, kDone, kAcked };
+
+using MessageCallback =
+    std::function<Result<void>(std::uint16_t type, std::span<const std::uint8_t> payload)>;
+
+// The one netlink message loop, for sock_diag and rtnetlink alike. Strict: a message
+// with another sequence number or port id (portid 0 accepts any), a truncated message,
+// an NLMSG_ERROR, or an NLMSG_DONE carrying an errno ends it with an Error; NLM_F_DUMP_INTR
+// sets `interrupted`. Every other message (type >= NLMSG_MIN_TYPE) goes to on_message,
+// whose Error ends the loop too.
+Result<MessagesEnd> parse_messages(std::span<const std::uint8_t> datagram, std::uint32_t seq,
+                                   std::uint32_t portid, bool& interrupted,
+                                   const MessageCallback& on_message);
+
 // Parses the datagrams of one sock_diag dump from byte buffers, so it is tested from
 // recorded dumps (`ss -D`) and hand-built buffers without a socket.
 //

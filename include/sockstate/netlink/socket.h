@@ -9,14 +9,15 @@ struct mnl_socket;
 
 namespace sockstate::netlink {
 
-// A NETLINK_SOCK_DIAG socket (libmnl), close-on-exec, bound to a kernel-assigned port id
-// and connected to the kernel, so it accepts only the kernel's messages. It only sends
-// and receives bytes; parsing is DumpParser's job. The socket keeps the network namespace
-// it was created in.
+// A NETLINK_SOCK_DIAG (or NETLINK_ROUTE) socket (libmnl), close-on-exec, bound to a kernel-assigned
+// port id and connected to the kernel, so it accepts only the kernel's messages. It only sends and
+// receives bytes; parsing is DumpParser's job. The socket keeps the network namespace it was
+// created in.
 class NetlinkSocket {
  public:
-  // groups: multicast groups to join at bind time (0 for a dump-only socket).
-  static Result<NetlinkSocket> open(unsigned groups = 0);
+  // groups: multicast groups to join at bind time (0 for a dump-only socket);
+  // protocol: NETLINK_SOCK_DIAG (4), or NETLINK_ROUTE (0) for rtnetlink.
+  static Result<NetlinkSocket> open(unsigned groups = 0, int protocol = 4);
 
   NetlinkSocket(const NetlinkSocket&) = delete;
   NetlinkSocket& operator=(const NetlinkSocket&) = delete;

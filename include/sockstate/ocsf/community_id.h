@@ -5,9 +5,11 @@
 #include <optional>
 #include <string>
 
-#include "sockstate/ocsf/direction.h"
+#include "sockstate/flow/address.h"
 
 namespace sockstate::ocsf {
+
+using flow::Address;
 
 // Community ID v1 flow hashing (github.com/corelight/community-id-spec), the flow key Zeek,
 // Suricata and most SIEMs compute: "1:" + base64(SHA-1(seed | saddr | daddr | proto | 0 |

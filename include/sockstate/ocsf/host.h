@@ -1,23 +1,17 @@
 #pragma once
 
-#include <cstdint>
 #include <string>
 
 namespace sockstate::ocsf {
 
-// Who is reporting: read once per run and put on every record's `device`.
+// Who is reporting, as every record's `device` says it. Read once per run (see
+// collect/host.h); a field left empty is left out of the record.
 struct HostIdentity {
-  std::string hostname;        // /proc/sys/kernel/hostname (this UTS namespace)
-  std::string machine_id;      // /etc/machine-id; empty when the host has none
+  std::string hostname;        // this UTS namespace's host name
+  std::string device_uid;      // the application-specific machine id, never the machine id
   std::string boot_id;         // /proc/sys/kernel/random/boot_id
   std::string kernel_release;  // /proc/sys/kernel/osrelease
+  std::string ip;              // the preferred source of the default route; "" when none
 };
-
-// Reads the identity below `root` ("/" on a live system; a fake tree in tests). Missing
-// files leave their field empty: a record without device.uid is better than none.
-HostIdentity read_host_identity(const std::string& root = "/");
-
-// The inode of the network namespace `root`/proc/self/ns/net points at; 0 if unknown.
-std::uint64_t read_netns_inode(const std::string& root = "/");
 
 }  // namespace sockstate::ocsf

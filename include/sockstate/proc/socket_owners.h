@@ -26,11 +26,14 @@ struct ProcessInfo {
   std::string name;      // /proc/<pid>/comm, sanitized like cmd_line ("" when unreadable)
   std::string cmd_line;  // /proc/<pid>/cmdline, sanitized (see sanitize_text()), bounded
   bool cmd_line_truncated = false;
-  std::int64_t created_time_ms = 0;    // start time, ms since the epoch; 0 when unknown
-  std::uint32_t uid = kUnknownUid;     // real uid (status "Uid:" first field)
-  std::string user;                    // the uid's passwd name; "" when it has none
-  std::uint64_t start_ticks = 0;       // stat's starttime: with the pid, unique per boot
-  std::string cgroup;                  // cgroup v2 path ("0::" line of /proc/<pid>/cgroup)
+  std::int64_t created_time_ms = 0;  // start time, ms since the epoch; 0 when unknown
+  std::uint32_t uid = kUnknownUid;   // real uid (status "Uid:" first field)
+  std::string user;                  // the uid's passwd name; "" when it has none
+  std::uint64_t start_ticks = 0;     // stat's starttime: with the pid, unique per boot
+  std::string exe;          // /proc/<pid>/exe, sanitized; "" when unreadable (needs ptrace access)
+  std::int32_t ppid = 0;    // stat's ppid; 0 when none or unknown
+  std::string parent_name;  // /proc/<ppid>/comm, sanitized; "" when unreadable
+  std::string cgroup;       // cgroup v2 path ("0::" line of /proc/<pid>/cgroup)
   std::optional<Container> container;  // container_from_cgroup(cgroup)
 };
 
@@ -122,7 +125,9 @@ class OwnerMap {
   void scan_pid(int root_fd, const char* name, std::int32_t pid, bool reuse_attributes,
                 std::unordered_set<std::uint32_t>* targets, ScanStats& stats);
   // Returns the owning Process for `pid` (read or reused), or nullptr when it vanished.
-  Process* attributes(int pid_fd, std::int32_t pid, bool reuse_attributes, ScanStats& stats);
+  Process* attributes(int root_fd, int pid_fd, std::int32_t pid, bool reuse_attributes,
+                      ScanStats& stats);
+  void read_lineage(int root_fd, int pid_fd, ProcessInfo& info);
   const std::string& user_name(std::uint32_t uid);
   void drop_inodes_of(std::int32_t pid);
 

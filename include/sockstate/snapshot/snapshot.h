@@ -1,9 +1,11 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "sockstate/common/error.h"
+#include "sockstate/flow/address.h"
 #include "sockstate/netlink/dumper.h"
 #include "sockstate/netlink/request.h"
 #include "sockstate/netlink/types.h"
@@ -25,6 +27,8 @@ struct SnapshotOptions {
   std::string proc_root = "/proc";
   std::string run_netns = "/run/netns";
   std::string cgroup_root;  // the cgroup2 mount; empty: found in /proc/self/mountinfo
+  // The networks called inside for direction; nullopt: the contract's default.
+  std::optional<flow::NetworkSet> internal_networks;
 };
 
 struct SnapshotStats {
@@ -39,9 +43,10 @@ struct SnapshotStats {
   proc::CgroupStats cgroups;
 };
 
-// One snapshot: for each namespace (ours, or with `all_netns` every one, through a netlink
-// socket made inside it) and each family, the LISTEN sockets (for direction), then the
-// requested sockets, each written as one record as soon as its datagram arrives. Nothing
+// One snapshot: for each namespace (ours, or with `all_netns` every one, through netlink
+// sockets made inside it), its addresses and LISTEN sockets (for direction), then the
+// requested sockets of each family, each written as one record as soon as its datagram
+// arrives. Nothing
 // is held but the listener table, the cookies already written and, with `process`, the
 // inode -> process map of one /proc walk made first. A namespace that cannot be dumped
 // (it went away, or we may not enter it) is counted and skipped.

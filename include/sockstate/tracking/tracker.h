@@ -6,80 +6,74 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "sockstate/flow/address.h"
+#include "sockstate/flow/observation.h"
+#include "sockstate/flow/orientation.h"
+#include "sockstate/flow/traffic.h"
 #include "sockstate/netlink/types.h"
-#include "sockstate/ocsf/direction.h"
-#include "sockstate/ocsf/record.h"
-#include "sockstate/ocsf/tcp_state.h"
 
 namespace sockstate::tracking {
 
-// What happened to a socket, per the daemon table of the output contract.
-enum class EventKind : std::uint8_t {
-  kBaseline,     // seen at startup: the snapshot record
-  kListen,       // a LISTEN socket appeared
-  kOpen,         // a connected socket appeared
-  kStateChange,  // a tracked socket's state changed between polls
-  kTraffic,      // periodic report on a long-lived connection
-  kClose,        // gone: destroyed (final totals) or missing from a poll
-  kFail,         // an outbound attempt destroyed before the handshake, nothing came back
-  kRefuse,       // an outbound attempt destroyed before the handshake, answered (RST)
-};
-
-struct Event {
-  EventKind kind = EventKind::kOpen;
-  netlink::SocketEntry entry;       // addresses, state, cookie; owner fields from polls
-  ocsf::Orientation orientation;    // decided when the socket was first seen
-  std::uint8_t previous_state = 0;  // kStateChange: the kernel state before
-  std::int64_t time_ms = 0;         // when this was observed
-  std::int64_t start_ms = 0;        // first seen by a poll; 0 when never seen
-  bool from_destroy = false;        // kClose/kFail/kRefuse from a destroy event
-  bool has_traffic = false;
-  ocsf::Traffic traffic;     // kClose: final totals; kTraffic: since the last report
-  ocsf::Traffic cumulative;  // kTraffic: totals
-};
-
 struct TrackerStats {
   std::uint64_t tracked = 0;             // sockets tracked now
-  std::uint64_t closed_by_destroy = 0;   // closes reported from destroy events
-  std::uint64_t closed_by_poll = 0;      // closes found by a poll (no destroy event seen)
-  std::uint64_t duplicate_destroys = 0;  // destroy events for sockets already reported closed
+  std::uint64_t closed_by_destroy = 0;   // terminal records from destroy events
+  std::uint64_t closed_by_poll = 0;      // terminal records from polls (no destroy event seen)
+  std::uint64_t duplicate_destroys = 0;  // destroy events for sockets already terminal
   std::uint64_t unused_destroys = 0;     // bound-but-unused sockets destroyed: no record
+  std::uint64_t awaiting_destroy = 0;    // gone from polls before their handshake: wait
+  std::uint64_t quiet_traffic = 0;       // Traffic records not written: nothing moved
+};
+
+struct TrackerOptions {
+  // A socket a poll no longer finds is reported only when the next poll agrees, and one
+  // that vanished before its handshake completed waits for its destroy event (the
+  // application may hold a connect() that timed out). The kernel sends destroy events
+  // from a work queue, so a poll can get there first; and a dump is not atomic. The
+  // daemon confirms when it listens to destroy events; tests may not.
+  bool confirm_poll_closes = false;
+  // How long a socket waits for its destroy event before a poll reports it anyway, and
+  // how long a cookie reported closed by a poll is remembered against a late event.
+  std::int64_t await_destroy_ms = std::int64_t{3600} * 1000;
+  // The preferred source address the kernel's route to `peer` gives in namespace `netns`,
+  // for a destroyed socket no poll saw whose source the kernel cleared.
+  std::function<std::optional<flow::Address>(std::uint64_t netns, const flow::Address& peer)>
+      route_source;
 };
 
 // Keeps what the polls saw of each socket, keyed by kernel socket cookie, and turns polls
-// and destroy events into events. Pure: no kernel, no clock; the daemon feeds it.
+// and destroy events into finished flow observations per the contract's daemon table.
+// Pure: no kernel, no clock; the daemon feeds it and fills in owners.
 //
-// Every socket is reported closed exactly once: a destroy event removes the socket and
-// remembers its cookie until the socket (or the TIME-WAIT minisocket that inherits the
-// cookie) is gone from a complete poll, so neither a late poll nor the minisocket reports
-// it again.
+// Terminal records (Close, Fail, Refuse) are written at most once per socket and nothing
+// follows them: a cookie reported terminal is remembered while a poll still shows it (a
+// TIME-WAIT minisocket keeps its cookie), and one reported by a poll is remembered
+// against its late destroy event. A connection's TIME-WAIT minisocket that a poll finds
+// under another cookie is matched by namespace and 4-tuple.
 class Tracker {
  public:
-  using Sink = std::function<void(const Event&)>;
+  using Sink = std::function<void(const flow::Observation&)>;
 
-  // `confirm_poll_closes`: a close found by a poll (the socket gone, or already a
-  // TIME-WAIT minisocket) is reported only when the next poll agrees. The kernel sends
-  // destroy events from a work queue, so a poll can get there before the event, whose
-  // final totals are better; and a dump is not atomic, so one poll can miss a socket
-  // that is still there. The daemon always confirms; tests may not.
-  explicit Tracker(Sink sink, bool confirm_poll_closes = false)
-      : sink_(std::move(sink)), defer_(confirm_poll_closes) {}
+  explicit Tracker(Sink sink, TrackerOptions options = {})
+      : sink_(std::move(sink)), options_(std::move(options)) {}
 
   // One complete poll: begin, every socket of the dump, end. The listener table must hold
   // this poll's LISTEN sockets before any other socket is fed. The first poll, with
-  // `baseline`, reports every socket as kBaseline.
+  // `baseline`, reports every socket as a one-shot snapshot does.
   void begin_poll(std::int64_t now_ms, bool baseline);
-  void poll_socket(const netlink::SocketEntry& entry, const ocsf::ListenerTable& listeners);
+  void poll_socket(const netlink::SocketEntry& entry, const flow::ListenerTable& listeners,
+                   const flow::Perimeter& perimeter);
   void end_poll();
 
   // A destroy event (state CLOSE, final tcp_info, no owner).
-  void destroyed(const netlink::SocketEntry& entry, const ocsf::ListenerTable& listeners,
-                 std::int64_t now_ms);
+  void destroyed(const netlink::SocketEntry& entry, const flow::ListenerTable& listeners,
+                 const flow::Perimeter& perimeter, std::int64_t now_ms);
 
-  // Periodic Traffic for connections reported more than `interval_ms` ago (0: never).
+  // Traffic for connections whose counters moved since their last record that carried
+  // traffic, when that was at least `interval_ms` ago (0: never).
   void report_traffic(std::int64_t now_ms, std::int64_t interval_ms);
 
   [[nodiscard]] TrackerStats stats() const;
+  void set_confirm_poll_closes(bool confirm) { options_.confirm_poll_closes = confirm; }
 
   // This poll could not dump namespace `netns`: its sockets count as seen unchanged, so
   // a failed dump reports no closes.
@@ -91,26 +85,29 @@ class Tracker {
 
  private:
   struct Tracked {
-    netlink::SocketEntry last;
-    ocsf::Orientation orientation;
-    std::int64_t first_seen_ms = 0;
+    netlink::SocketEntry last;  // the last poll's view
+    flow::Orientation orientation;
+    std::int64_t start_ms = 0;         // its Open/Listen record's time; 0: before we started
+    std::int64_t period_start_ms = 0;  // the traffic period under way began here
+    flow::Traffic reported;            // totals when that period began
+    flow::Traffic totals;              // the largest totals any poll saw
+    bool has_totals = false;
     std::uint64_t generation = 0;
     bool seen_established = false;
-    bool reported_open = false;  // an Open/Listen/Baseline record was written
-    std::int64_t last_traffic_ms = 0;
-    ocsf::Traffic reported;  // totals at the last Traffic record
+    bool reported_open = false;  // a record was written (bound sockets get none)
+    bool uid_known = false;      // a poll saw the full socket: last.uid is its owner
     // The generation of the poll that first found it gone or a minisocket; 0: alive.
     std::uint64_t suspect_since = 0;
-    netlink::SocketEntry remnant;  // the minisocket that poll saw, if any
+    std::int64_t awaiting_since_ms = 0;  // gone before its handshake: waits for its event
+    netlink::SocketEntry remnant;        // the minisocket that poll saw, if any
     bool has_remnant = false;
   };
   // A connection's 4-tuple. A TIME-WAIT minisocket copies its socket's cookie when it is
   // created, but cookies are made on first request: for a connection no poll ever saw,
   // the destroy event makes the socket's cookie later and the minisocket gets another.
-  // The 4-tuple, which the minisocket holds alone, ties the two together.
   struct Flow {
-    ocsf::Address local;
-    ocsf::Address remote;
+    flow::Address local;
+    flow::Address remote;
     std::uint16_t local_port = 0;
     std::uint16_t remote_port = 0;
     std::uint64_t netns = 0;  // one 4-tuple can live in many namespaces (127.0.0.1 in each)
@@ -123,17 +120,30 @@ class Tracker {
 
   struct Pending {  // a TIME-WAIT remnant of a socket we never tracked
     netlink::SocketEntry entry;
-    ocsf::Orientation orientation;
+    flow::Orientation orientation;
     std::uint64_t first_generation = 0;
   };
 
-  void emit(const Event& event) { sink_(event); }
-  void close(Tracked& t, netlink::SocketEntry final_entry, bool from_destroy, std::int64_t now_ms);
+  void track_new(const netlink::SocketEntry& entry, const flow::ListenerTable& listeners,
+                 const flow::Perimeter& perimeter);
+  void track_remnant(const netlink::SocketEntry& entry, const flow::Orientation& o);
+  void close_remnant(const Pending& p);
+  void update(Tracked& t, const netlink::SocketEntry& entry, const flow::ListenerTable& listeners,
+              const flow::Perimeter& perimeter);
+  void close_gone(Tracked& t);
+  void close(Tracked& t, const netlink::SocketEntry& final_entry, bool from_destroy,
+             std::int64_t now_ms);
+  void terminal(std::uint64_t cookie, bool by_poll, std::int64_t now_ms);
+  flow::Observation observe(const Tracked& t, flow::Activity activity, std::int64_t now_ms) const;
+  void repair(flow::Observation& obs, const Tracked& t) const;
 
   Sink sink_;
+  TrackerOptions options_;
   std::unordered_map<std::uint64_t, Tracked> tracked_;
-  // Cookies reported closed, and the generation of the last poll that still showed them.
+  // Cookies reported terminal, and the generation of the last poll that still showed them.
   std::unordered_map<std::uint64_t, std::uint64_t> closed_;
+  // Cookies reported terminal by a poll, and when: their destroy event may still come.
+  std::unordered_map<std::uint64_t, std::int64_t> closed_by_poll_;
   std::unordered_map<std::uint64_t, Pending> pending_;
   std::unordered_map<Flow, std::uint64_t, FlowHash> pending_flows_;  // -> pending cookie
   // Flows reported closed, and the generation that last refreshed them.
@@ -142,13 +152,6 @@ class Tracker {
   std::int64_t poll_ms_ = 0;
   bool baseline_ = false;
   TrackerStats stats_;
-  bool defer_ = false;
 };
-
-// Traffic from a destroy event's final tcp_info, where the state no longer tells which
-// SYN and FIN the counters include: data sent is tcpi_bytes_sent less retransmissions;
-// our FIN was acknowledged when bytes_acked passes that data (and our SYN, when we opened
-// the connection), and then the close was orderly and the peer's FIN is in bytes_received.
-ocsf::Traffic final_traffic(const netlink::TcpInfo& info, bool active_open);
 
 }  // namespace sockstate::tracking

@@ -1,26 +1,15 @@
 #pragma once
 
-#include <array>
 #include <cstdint>
-#include <string>
 #include <unordered_set>
 
+#include "sockstate/flow/address.h"
 #include "sockstate/netlink/types.h"
 
-namespace sockstate::ocsf {
-
-// An address in one form for both families: IPv4 as IPv4-mapped IPv6 (::ffff:a.b.c.d).
-using Address = std::array<std::uint8_t, 16>;
-Address normalized_address(std::uint8_t family, const std::array<std::uint8_t, 16>& raw);
-bool is_ipv4_mapped(const Address& a);
-bool is_unspecified(const Address& a);  // 0.0.0.0 or ::
-bool is_loopback(const Address& a);     // 127.0.0.0/8 or ::1
-// Private (RFC 1918), link-local, CGNAT (100.64/10) and ULA (fc00::/7): the contract's
-// "Internal" boundary.
-bool is_internal(const Address& a);
+namespace sockstate::flow {
 
 // The LISTEN sockets of one network namespace. A connection whose local address and port
-// match one (same address, or a wildcard listener on that port) was accepted: inbound.
+// match one (same address, or a wildcard listener on that port) was accepted here.
 class ListenerTable {
  public:
   void add(const netlink::SocketEntry& listener);
@@ -28,7 +17,7 @@ class ListenerTable {
   [[nodiscard]] std::size_t size() const { return exact_.size() + wildcard_ports_.size(); }
 
   // The namespace's ephemeral port range (net.ipv4.ip_local_port_range), for guessing
-  // the direction of a connection no listener decides. Default 32768..60999.
+  // the initiator of a connection no listener decides. Default 32768..60999.
   void set_ephemeral_range(std::uint16_t low, std::uint16_t high) {
     ephemeral_low_ = low;
     ephemeral_high_ = high;
@@ -52,12 +41,14 @@ class ListenerTable {
   std::uint16_t ephemeral_high_ = 60999;
 };
 
-// Reads net.ipv4.ip_local_port_range below `root` into the table; keeps the default
-// when it cannot.
-void read_ephemeral_range(ListenerTable& table, const std::string& root = "/");
-
 // network_connection_info.direction_id / boundary_id and observation_point_id values.
-enum class Direction : std::uint8_t { kUnknown = 0, kInbound = 1, kOutbound = 2, kLocal = 4 };
+enum class Direction : std::uint8_t {
+  kUnknown = 0,
+  kInbound = 1,
+  kOutbound = 2,
+  kLateral = 3,
+  kLocal = 4
+};
 enum class Boundary : std::uint8_t { kUnknown = 0, kLocalhost = 1, kInternal = 2, kExternal = 3 };
 enum class ObservationPoint : std::uint8_t {
   kUnknown = 0,
@@ -71,16 +62,31 @@ struct Orientation {
   enum class Shape : std::uint8_t {
     kListener,     // only dst_endpoint (the local end)
     kUnconnected,  // no peer (bound-inactive): only src_endpoint (the local end)
-    kInbound,      // src = remote peer, dst = local socket
-    kOutbound,     // src = local socket, dst = remote peer
+    kAccepted,     // src = remote peer, dst = local socket
+    kInitiated,    // src = local socket, dst = remote peer
   };
-  Shape shape = Shape::kOutbound;
+  Shape shape = Shape::kInitiated;
   Direction direction = Direction::kUnknown;
   Boundary boundary = Boundary::kUnknown;
   ObservationPoint observation_point = ObservationPoint::kUnknown;
   bool assignment_known = false;  // is_src_dst_assignment_known
+
+  [[nodiscard]] bool connected() const {
+    return shape == Shape::kAccepted || shape == Shape::kInitiated;
+  }
+  [[nodiscard]] bool accepted() const { return shape == Shape::kAccepted; }
 };
 
-Orientation orient(const netlink::SocketEntry& entry, const ListenerTable& listeners);
+// Who initiated: SYN-SENT did, a request socket or a socket a listener accepts did not;
+// otherwise a guess from which port the kernel picked from the ephemeral range.
+Orientation initiator(const netlink::SocketEntry& entry, const ListenerTable& listeners);
 
-}  // namespace sockstate::ocsf
+// Direction, boundary and observation point of a connection of that shape with a peer at
+// `remote`, by the contract's perimeter table (the local end is this host, so inside).
+void classify(Orientation& o, const Address& remote, const Perimeter& perimeter);
+
+// Both, from the socket's own addresses.
+Orientation orient(const netlink::SocketEntry& entry, const ListenerTable& listeners,
+                   const Perimeter& perimeter);
+
+}  // namespace sockstate::flow

@@ -1,0 +1,113 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sockstate/common/error.h"
+#include "sockstate/flow/address.h"
+#include "sockstate/flow/observation.h"
+#include "sockstate/flow/orientation.h"
+#include "sockstate/netlink/dumper.h"
+#include "sockstate/netlink/events.h"
+#include "sockstate/netlink/socket.h"
+#include "sockstate/proc/cgroup.h"
+#include "sockstate/proc/namespaces.h"
+#include "sockstate/proc/socket_owners.h"
+#include "sockstate/proc/users.h"
+
+namespace sockstate::collect {
+
+struct ViewOptions {
+  bool watch_addresses = false;    // join the address-change groups (the daemon)
+  std::size_t destroy_buffer = 0;  // > 0: a destroy listener with this receive buffer
+};
+
+// One network namespace as sockstate sees it, for `snapshot` and `run` alike: a sock_diag
+// socket and an rtnetlink socket made inside it (so they keep it for their life), its
+// addresses (kept current when watched), its LISTEN sockets and ephemeral port range,
+// and optionally its destroy listener.
+class NamespaceView {
+ public:
+  // In the calling thread's namespace (`info`: what is known of it, inode at least).
+  static Result<NamespaceView> open_here(proc::NetnsInfo info, const ViewOptions& options);
+  // Inside another namespace, entered on a short-lived thread (CAP_SYS_ADMIN).
+  static Result<NamespaceView> open_in(proc::NetnsInfo info, const ViewOptions& options);
+
+  [[nodiscard]] const proc::NetnsInfo& info() const { return info_; }
+  proc::NetnsInfo& info() { return info_; }
+
+  // This namespace's LISTEN sockets of `families` into listeners(), each also to on_listener.
+  Result<void> dump_listeners(bool inet, bool inet6, netlink::DumpStats& stats,
+                              const std::function<void(const netlink::SocketEntry&)>& on_listener);
+  // A dump of one family, each socket tagged with this namespace's inode.
+  Result<void> dump(const netlink::DumpRequest& request, netlink::CookieSet& seen,
+                    netlink::DumpStats& stats,
+                    const std::function<void(const netlink::SocketEntry&)>& on_socket);
+
+  [[nodiscard]] const flow::ListenerTable& listeners() const { return listeners_; }
+  [[nodiscard]] const flow::HostAddresses& addresses() const { return addresses_; }
+
+  // Dumps the addresses again when the kernel announced a change since the last call.
+  Result<bool> refresh_addresses();
+  // The route's preferred source towards `peer` (endpoint repair); nullopt when none.
+  std::optional<flow::Address> route_source(const flow::Address& peer);
+
+  [[nodiscard]] int address_watch_fd() const { return watch_ ? watch_->fd() : -1; }
+  netlink::DestroyListener* destroy() { return destroy_ ? &*destroy_ : nullptr; }
+  [[nodiscard]] const netlink::DestroyListener* destroy() const {
+    return destroy_ ? &*destroy_ : nullptr;
+  }
+  // Datagrams discarded on this namespace's sockets because the kernel did not send them.
+  [[nodiscard]] std::uint64_t foreign() const;
+
+ private:
+  NamespaceView(proc::NetnsInfo info, netlink::NetlinkSocket diag, netlink::NetlinkSocket route)
+      : info_(std::move(info)), diag_(std::move(diag)), route_(std::move(route)) {}
+  static Result<NamespaceView> open(proc::NetnsInfo info, const ViewOptions& options);
+  Result<void> load_addresses();
+
+  proc::NetnsInfo info_;
+  netlink::NetlinkSocket diag_;
+  netlink::NetlinkSocket route_;
+  std::optional<netlink::NetlinkSocket> watch_;
+  std::optional<netlink::DestroyListener> destroy_;
+  flow::ListenerTable base_;  // empty, with the namespace's ephemeral port range
+  flow::ListenerTable listeners_;
+  flow::HostAddresses addresses_;
+  std::vector<std::uint8_t> buf_;
+};
+
+struct AttributorOptions {
+  bool process = false;  // actor.process from /proc/*/fd
+  std::string proc_root = "/proc";
+  std::string cgroup_root;  // empty: the cgroup2 mount
+  std::string root = "/";   // /etc below it (login.defs)
+};
+
+// Who is behind a socket: its owner uid as a user, its cgroup, and with `process` the
+// process that holds it.
+class Attributor {
+ public:
+  explicit Attributor(const AttributorOptions& options);
+
+  // The full /proc walk (`process` only; nullopt without).
+  Result<std::optional<proc::ScanStats>> scan();
+
+  // The owner of a socket. `uid_known`: e.uid is the socket's owner (a full socket seen
+  // by a poll). Pointers stay valid until the next scan or refresh.
+  flow::Owner owner_of(const netlink::SocketEntry& e, bool uid_known,
+                       const proc::Container* netns_container);
+
+  [[nodiscard]] proc::OwnerMap* owners() { return owners_ ? &*owners_ : nullptr; }
+  [[nodiscard]] const proc::CgroupResolver& cgroups() const { return cgroups_; }
+
+ private:
+  std::optional<proc::OwnerMap> owners_;
+  proc::CgroupResolver cgroups_;
+  proc::UserDirectory users_;
+};
+
+}  // namespace sockstate::collect

@@ -1,0 +1,103 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string_view>
+
+#include "sockstate/flow/address.h"
+#include "sockstate/flow/orientation.h"
+#include "sockstate/flow/traffic.h"
+#include "sockstate/netlink/types.h"
+#include "sockstate/proc/cgroup.h"
+#include "sockstate/proc/socket_owners.h"
+#include "sockstate/proc/users.h"
+
+namespace sockstate::flow {
+
+// What a record reports happened (the contract's activity tables). The OCSF renderer
+// maps each to its activity_id and caption.
+enum class Activity : std::uint8_t {
+  kUnknown,
+  kOpen,
+  kClose,
+  kFail,
+  kRefuse,
+  kTraffic,
+  kListen,
+  kStateChange,  // 99 Other, "State Change"
+  kBound,        // 99 Other, "Bound"
+};
+
+// status_id: whether the observed activity happened as it should.
+enum class Status : std::uint8_t { kUnknown = 0, kSuccess = 1, kFailure = 2 };
+
+// The contract's one-shot snapshot table: what a socket in this kernel state is reported
+// as when nothing is known of its past. A snapshot reports no event that did not happen.
+Activity snapshot_activity(std::uint8_t kernel_state);
+
+// A traffic delta and the observation period it covers.
+struct TrafficPeriod {
+  Traffic delta;
+  std::int64_t start_ms = 0;
+  std::int64_t end_ms = 0;
+};
+
+// Who is behind a socket. Every part is optional; pointers must outlive the rendering.
+struct Owner {
+  const proc::ProcessInfo* process = nullptr;  // actor.process (--process)
+  const proc::UserInfo* user = nullptr;        // actor.user: the socket's owner uid
+  const proc::CgroupInfo* cgroup = nullptr;  // the socket's cgroup: unmapped.cgroup, .systemd_unit
+  // The container of the socket's namespace, used when the socket's cgroup names none.
+  const proc::Container* netns_container = nullptr;
+  std::uint64_t netns = 0;  // unmapped.netns; 0: the renderer's default
+};
+
+// One finished flow observation: everything a record says, decided. The OCSF renderer
+// writes it and decides nothing.
+struct Observation {
+  Activity activity = Activity::kUnknown;
+  Status status = Status::kSuccess;
+  std::string_view status_detail;  // static text ("reset", "aborted"); empty: none
+  std::int64_t time_ms = 0;        // when observed (ms since the epoch, UTC)
+  std::int32_t timezone_offset_min = 0;
+  netlink::SocketEntry socket;  // the kernel's view; inode and uid from polls
+  bool live = true;             // from a poll: queues mean something (not a destroy event)
+  bool uid_known = false;       // socket.uid is the owner's (a poll saw the full socket)
+  Orientation orientation;
+  Endpoint local;                        // as written: repaired when the kernel cleared it
+  Endpoint remote;                       // port 0: the kernel cleared it, written without
+  bool local_inferred = false;           // local.ip is the route's preferred source, not observed
+  std::optional<Traffic> cumulative;     // lifetime totals, local view
+  std::optional<TrafficPeriod> traffic;  // the change over a period that ends here
+  int previous_state = -1;               // kernel state before (State Change)
+  std::int64_t start_ms = 0;             // start_time: only when the start was seen
+  std::int64_t end_ms = 0;               // end_time: only on terminal records
+  Owner owner;
+};
+
+// The endpoints of a socket as the kernel reports them.
+Endpoint local_endpoint(const netlink::SocketEntry& e);
+Endpoint remote_endpoint(const netlink::SocketEntry& e);
+
+// Endpoints as a record writes them. After an abort the kernel clears a socket's source
+// address (a destroy event carries 0.0.0.0 or ::) and, after a failed blocking connect(),
+// the remote port: take them from what the polls saw under the same cookie, and failing
+// that the source the kernel's route to the peer gives (asked only then), marked inferred.
+struct RepairedEndpoints {
+  Endpoint local;
+  Endpoint remote;
+  bool local_inferred = false;
+};
+RepairedEndpoints repair_endpoints(const Endpoint& local, const Endpoint& remote,
+                                   const Endpoint& polled_local, const Endpoint& polled_remote,
+                                   const std::function<std::optional<Address>()>& route_source);
+
+// A one-shot snapshot record's observation of a polled socket (no traffic period).
+Observation observe_snapshot(const netlink::SocketEntry& e, const Orientation& o,
+                             std::int64_t now_ms);
+
+// The totals to report for a polled socket, when it has counters and a connection.
+std::optional<Traffic> live_totals(const netlink::SocketEntry& e, const Orientation& o);
+
+}  // namespace sockstate::flow

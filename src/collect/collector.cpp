@@ -1,0 +1,204 @@
+#include "sockstate/collect/collector.h"
+
+#include <fcntl.h>
+#include <linux/netlink.h>
+#include <netinet/in.h>
+
+#include "sockstate/collect/host.h"
+#include "sockstate/netlink/rtnetlink.h"
+
+namespace sockstate::collect {
+namespace {
+
+flow::Address to_flow(const netlink::IfAddress& a) {
+  return flow::normalized_address(a.family, a.addr);
+}
+
+Result<void> make_nonblocking(int fd) {
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+    return errno_error("cannot make the address watch non-blocking");
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<NamespaceView> NamespaceView::open(proc::NetnsInfo info, const ViewOptions& options) {
+  auto diag = netlink::NetlinkSocket::open();
+  if (!diag) {
+    return diag.error();
+  }
+  auto route = netlink::NetlinkSocket::open(0, NETLINK_ROUTE);
+  if (!route) {
+    return route.error();
+  }
+  NamespaceView view(std::move(info), std::move(*diag), std::move(*route));
+  if (options.destroy_buffer > 0) {
+    // Joined before the namespace's first dump, so no close between the two goes unseen.
+    auto listener = netlink::DestroyListener::open(options.destroy_buffer);
+    if (!listener) {
+      return listener.error();
+    }
+    view.destroy_.emplace(std::move(*listener));
+  }
+  if (options.watch_addresses) {
+    // Joined before the first address dump, so no change between the two goes unseen.
+    auto watch = netlink::NetlinkSocket::open(netlink::address_change_groups(), NETLINK_ROUTE);
+    if (!watch) {
+      return watch.error();
+    }
+    if (auto nb = make_nonblocking(watch->fd()); !nb) {
+      return nb.error();
+    }
+    view.watch_.emplace(std::move(*watch));
+  }
+  read_ephemeral_range(view.base_);  // /proc/sys/net shows this thread's namespace
+  view.listeners_ = view.base_;
+  if (auto loaded = view.load_addresses(); !loaded) {
+    return loaded.error();
+  }
+  return view;
+}
+
+Result<NamespaceView> NamespaceView::open_here(proc::NetnsInfo info, const ViewOptions& options) {
+  return open(std::move(info), options);
+}
+
+Result<NamespaceView> NamespaceView::open_in(proc::NetnsInfo info, const ViewOptions& options) {
+  auto fd = proc::open_netns(info.path, info.inode);
+  if (!fd) {
+    return fd.error();
+  }
+  const std::uint64_t inode = info.inode;
+  auto view = proc::run_in_netns(fd->get(), [&]() { return open(std::move(info), options); });
+  if (!view) {
+    return Error{view.error().errnum,
+                 "namespace " + std::to_string(inode) + ": " + view.error().context};
+  }
+  return view;
+}
+
+Result<void> NamespaceView::load_addresses() {
+  auto found = netlink::dump_addresses(route_);
+  if (!found) {
+    return Error{found.error().errnum,
+                 "cannot list the namespace's addresses: " + found.error().context};
+  }
+  addresses_.clear();
+  for (const auto& a : *found) {
+    addresses_.add(to_flow(a));
+  }
+  return {};
+}
+
+Result<bool> NamespaceView::refresh_addresses() {
+  if (!watch_) {
+    return false;
+  }
+  if (buf_.empty()) {
+    buf_.resize(netlink::kDumpBufferSize);
+  }
+  auto changed = netlink::drain_changes(*watch_, buf_);
+  if (!changed) {
+    return changed.error();
+  }
+  if (!*changed) {
+    return false;
+  }
+  if (auto loaded = load_addresses(); !loaded) {
+    return loaded.error();
+  }
+  return true;
+}
+
+std::optional<flow::Address> NamespaceView::route_source(const flow::Address& peer) {
+  netlink::IfAddress p;
+  if (flow::is_ipv4_mapped(peer)) {
+    p.family = AF_INET;
+    std::copy(peer.begin() + 12, peer.end(), p.addr.begin());
+  } else {
+    p.family = AF_INET6;
+    p.addr = peer;
+  }
+  auto source = netlink::route_source(route_, p);
+  if (!source || !*source) {
+    return std::nullopt;
+  }
+  return to_flow(**source);
+}
+
+Result<void> NamespaceView::dump_listeners(
+    bool inet, bool inet6, netlink::DumpStats& stats,
+    const std::function<void(const netlink::SocketEntry&)>& on_listener) {
+  flow::ListenerTable fresh = base_;
+  for (const std::uint8_t family : {std::uint8_t{AF_INET}, std::uint8_t{AF_INET6}}) {
+    if ((family == AF_INET && !inet) || (family == AF_INET6 && !inet6)) {
+      continue;
+    }
+    netlink::CookieSet seen;
+    const netlink::DumpRequest request{family, netlink::state_bit(netlink::kTcpListen), false, {}};
+    auto done = dump(request, seen, stats, [&](const netlink::SocketEntry& e) {
+      fresh.add(e);
+      on_listener(e);
+    });
+    if (!done) {
+      return done.error();
+    }
+  }
+  listeners_ = std::move(fresh);
+  return {};
+}
+
+Result<void> NamespaceView::dump(
+    const netlink::DumpRequest& request, netlink::CookieSet& seen, netlink::DumpStats& stats,
+    const std::function<void(const netlink::SocketEntry&)>& on_socket) {
+  const std::uint64_t inode = info_.inode;
+  return netlink::run_dump(diag_, request, seen, stats, [&](const netlink::SocketEntry& e) {
+    netlink::SocketEntry tagged = e;
+    tagged.netns = inode;
+    on_socket(tagged);
+  });
+}
+
+std::uint64_t NamespaceView::foreign() const {
+  std::uint64_t n = diag_.foreign() + route_.foreign();
+  if (watch_) {
+    n += watch_->foreign();
+  }
+  if (destroy_) {
+    n += destroy_->foreign();
+  }
+  return n;
+}
+
+Attributor::Attributor(const AttributorOptions& options)
+    : cgroups_(options.cgroup_root), users_(options.root) {
+  if (options.process) {
+    owners_.emplace(options.proc_root);
+  }
+}
+
+Result<std::optional<proc::ScanStats>> Attributor::scan() {
+  if (!owners_) {
+    return std::optional<proc::ScanStats>{};
+  }
+  auto scanned = owners_->scan();
+  if (!scanned) {
+    return scanned.error();
+  }
+  return std::optional<proc::ScanStats>(*scanned);
+}
+
+flow::Owner Attributor::owner_of(const netlink::SocketEntry& e, bool uid_known,
+                                 const proc::Container* netns_container) {
+  flow::Owner owner;
+  owner.netns = e.netns;
+  owner.netns_container = netns_container;
+  owner.process = owners_ && e.inode != 0 ? owners_->owner(e.inode) : nullptr;
+  owner.user = uid_known ? &users_.lookup(e.uid) : nullptr;
+  owner.cgroup = cgroups_.resolve(e.cgroup_id);
+  return owner;
+}
+
+}  // namespace sockstate::collect

@@ -1,0 +1,83 @@
+#include "sockstate/flow/observation.h"
+
+#include <array>
+
+namespace sockstate::flow {
+
+Activity snapshot_activity(std::uint8_t kernel_state) {
+  // Index: kernel idiag_state (include/net/tcp_states.h).
+  static constexpr std::array<Activity, 14> kTable = {
+      Activity::kUnknown,  // 0: not a TCP state
+      Activity::kTraffic,  // ESTABLISHED
+      Activity::kOpen,     // SYN-SENT
+      Activity::kOpen,     // SYN-RECV
+      Activity::kTraffic,  // FIN-WAIT-1: the connection still moves data
+      Activity::kTraffic,  // FIN-WAIT-2
+      Activity::kClose,    // TIME-WAIT: ended; the kernel only lingers
+      Activity::kBound,    // CLOSE: bound, never used (the only CLOSE sockets dumped)
+      Activity::kTraffic,  // CLOSE-WAIT
+      Activity::kTraffic,  // LAST-ACK
+      Activity::kListen,   // LISTEN
+      Activity::kTraffic,  // CLOSING
+      Activity::kOpen,     // NEW_SYN_RECV (request socket)
+      Activity::kBound,    // BOUND_INACTIVE
+  };
+  static_assert(kTable.size() == 14, "one row per kernel TCP state 0..13");
+  return kernel_state < kTable.size() ? kTable[kernel_state] : Activity::kUnknown;
+}
+
+Endpoint local_endpoint(const netlink::SocketEntry& e) {
+  return {normalized_address(e.family, e.local_addr), e.local_port};
+}
+
+Endpoint remote_endpoint(const netlink::SocketEntry& e) {
+  return {normalized_address(e.family, e.remote_addr), e.remote_port};
+}
+
+std::optional<Traffic> live_totals(const netlink::SocketEntry& e, const Orientation& o) {
+  if (!e.has_tcp_info || !o.connected()) {
+    return std::nullopt;
+  }
+  return application_traffic(e, o.shape == Orientation::Shape::kInitiated);
+}
+
+RepairedEndpoints repair_endpoints(const Endpoint& local, const Endpoint& remote,
+                                   const Endpoint& polled_local, const Endpoint& polled_remote,
+                                   const std::function<std::optional<Address>()>& route_source) {
+  RepairedEndpoints r{local, remote, false};
+  if (is_unspecified(r.local.ip) && !is_unspecified(polled_local.ip)) {
+    r.local.ip = polled_local.ip;
+  }
+  if (r.local.port == 0) {
+    r.local.port = polled_local.port;
+  }
+  if (r.remote.port == 0 && r.remote.ip == polled_remote.ip) {
+    r.remote.port = polled_remote.port;
+  }
+  if (is_unspecified(r.local.ip) && !is_unspecified(r.remote.ip) && route_source) {
+    if (auto source = route_source()) {
+      r.local.ip = *source;
+      r.local_inferred = true;
+    }
+  }
+  return r;
+}
+
+Observation observe_snapshot(const netlink::SocketEntry& e, const Orientation& o,
+                             std::int64_t now_ms) {
+  Observation obs;
+  obs.activity = snapshot_activity(e.state);
+  // A TIME-WAIT socket exists only after both FINs were acknowledged: an orderly end.
+  obs.status = Status::kSuccess;
+  obs.time_ms = now_ms;
+  obs.socket = e;
+  obs.live = true;
+  obs.uid_known = e.full_socket;
+  obs.orientation = o;
+  obs.local = local_endpoint(e);
+  obs.remote = remote_endpoint(e);
+  obs.cumulative = live_totals(e, o);
+  return obs;
+}
+
+}  // namespace sockstate::flow
