@@ -35,7 +35,7 @@ sockstate::ocsf::RecordContext host_context() {
   context.host = sockstate::collect::read_host_identity();
   context.host.ip = sockstate::collect::default_route_source();
   context.netns_inode = sockstate::collect::read_netns_inode();
-  context.run_id = sockstate::ocsf::random_run_id();
+  context.run_id = sockstate::collect::random_run_id();
   return context;
 }
 

@@ -3,8 +3,10 @@
 #include <arpa/inet.h>
 #include <linux/netlink.h>
 #include <netinet/in.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <systemd/sd-id128.h>
+#include <unistd.h>
 
 #include <array>
 #include <ctime>
@@ -99,6 +101,18 @@ void read_ephemeral_range(flow::ListenerTable& table, const std::string& root) {
   if (in >> low >> high && low > 0 && low <= high && high <= 65535) {
     table.set_ephemeral_range(static_cast<std::uint16_t>(low), static_cast<std::uint16_t>(high));
   }
+}
+
+std::uint64_t random_run_id() {
+  std::uint64_t id = 0;
+  if (::getrandom(&id, sizeof id, 0) != static_cast<ssize_t>(sizeof id)) {
+    // No entropy source: time and pid still make runs distinct on one host.
+    constexpr std::uint64_t kGolden = 0x9E3779B97F4A7C15U;
+    const auto ms = static_cast<std::uint64_t>(realtime_ms());
+    const auto pid = static_cast<std::uint64_t>(::getpid());
+    id = (ms * kGolden) ^ pid;
+  }
+  return id;
 }
 
 std::int64_t realtime_ms() {

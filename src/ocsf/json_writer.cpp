@@ -2,6 +2,7 @@
 
 #include <array>
 #include <charconv>
+#include <cstring>
 
 namespace sockstate::ocsf {
 namespace {
@@ -119,10 +120,30 @@ void JsonWriter::comma() {
 }
 
 void JsonWriter::key(std::string_view k) {
-  comma();
-  out_.push_back('"');
-  out_.append(k);
-  out_.append("\":", 2);
+  // One append, not four: a record has about a hundred keys.
+  const std::uint64_t bit = std::uint64_t{1} << depth_;
+  const bool separate = (has_member_ & bit) != 0;
+  has_member_ |= bit;
+  std::array<char, 64> buf{};
+  if (k.size() + 4 > buf.size()) {
+    if (separate) {
+      out_.push_back(',');
+    }
+    out_.push_back('"');
+    out_.append(k);
+    out_.append("\":", 2);
+    return;
+  }
+  char* p = buf.data();
+  if (separate) {
+    *p++ = ',';
+  }
+  *p++ = '"';
+  std::memcpy(p, k.data(), k.size());
+  p += k.size();
+  *p++ = '"';
+  *p++ = ':';
+  out_.append(buf.data(), static_cast<std::size_t>(p - buf.data()));
 }
 
 void JsonWriter::begin_object() {
@@ -165,9 +186,12 @@ void JsonWriter::field(std::string_view k, std::string_view value) {
 
 void JsonWriter::field_ascii(std::string_view k, std::string_view value) {
   key(k);
-  out_.push_back('"');
-  out_.append(value);
-  out_.push_back('"');
+  const std::size_t at = out_.size();
+  out_.resize(at + value.size() + 2);
+  char* p = out_.data() + at;
+  *p++ = '"';
+  std::memcpy(p, value.data(), value.size());
+  p[value.size()] = '"';
 }
 
 void JsonWriter::field(std::string_view k, std::uint64_t value) {
@@ -208,6 +232,11 @@ std::string members_of(const std::function<void(JsonWriter&)>& write_members) {
   w.begin_object();
   write_members(w);
   return out.substr(1);  // no '{'; the object was never closed
+}
+
+void JsonWriter::raw_element(std::string_view json) {
+  comma();
+  out_.append(json);
 }
 
 void JsonWriter::element(std::string_view value) {

@@ -1,11 +1,11 @@
 #include "sockstate/ocsf/record.h"
 
 #include <arpa/inet.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 #include <charconv>
 #include <ctime>
+#include <tuple>
 
 #include "sockstate/ocsf/community_id.h"
 
@@ -63,9 +63,12 @@ std::string_view observable_type_caption(int type_id) {
 }
 
 void append_hex(std::string& out, std::uint64_t v, int digits) {
-  for (int shift = (digits - 1) * 4; shift >= 0; shift -= 4) {
-    out.push_back(kHex[(v >> shift) & 0xF]);
+  std::array<char, 16> buf{};
+  for (int i = digits - 1; i >= 0; --i) {
+    buf[static_cast<std::size_t>(i)] = kHex[v & 0xF];
+    v >>= 4;
   }
+  out.append(buf.data(), static_cast<std::size_t>(digits));
 }
 
 std::string_view direction_caption(flow::Direction d) {
@@ -123,21 +126,19 @@ std::string_view device_type_caption(int type_id) {
   return "Other";
 }
 
-void append_endpoint_text(std::string& out, const flow::Endpoint& e) {
-  const flow::Address& a = e.ip;
-  const std::uint16_t port = e.port;
-  const bool v6 = !flow::is_ipv4_mapped(a);
+void append_endpoint_text(std::string& out, const flow::Endpoint& e, std::string_view ip) {
+  const bool v6 = !flow::is_ipv4_mapped(e.ip);
   if (v6) {
     out.push_back('[');
   }
-  AddressBuffer buf{};
-  out.append(format_address(a, buf));
+  out.append(ip);
   if (v6) {
     out.push_back(']');
   }
-  if (port != 0) {
+  if (e.port != 0) {
     out.push_back(':');
-    auto [end, ec] = std::to_chars(buf.data(), buf.data() + buf.size(), port);
+    std::array<char, 8> buf{};
+    auto [end, ec] = std::to_chars(buf.data(), buf.data() + buf.size(), e.port);
     out.append(buf.data(), end);
   }
 }
@@ -165,10 +166,9 @@ void write_container(JsonWriter& w, const proc::Container& c) {
 // Port 0 is no TCP port: the kernel has cleared it (tcp_disconnect() after a failed
 // blocking connect()), so the endpoint is written with its address alone.
 void write_endpoint(JsonWriter& w, std::string_view key, const flow::Endpoint& e,
-                    const proc::Container* container) {
-  AddressBuffer buf{};
+                    std::string_view ip, const proc::Container* container) {
   w.begin_object(key);
-  w.field_ascii("ip", format_address(e.ip, buf));
+  w.field_ascii("ip", ip);
   if (e.port != 0) {
     w.field("port", std::uint32_t{e.port});
   }
@@ -298,22 +298,21 @@ void write_observable(JsonWriter& w, std::string_view name, int type_id, std::st
   w.end_object();
 }
 
-}  // namespace
-
-std::uint64_t random_run_id() {
-  std::uint64_t id = 0;
-  if (::getrandom(&id, sizeof id, 0) != static_cast<ssize_t>(sizeof id)) {
-    // No entropy source: time and pid still make runs distinct on one host.
-    constexpr std::uint64_t kGolden = 0x9E3779B97F4A7C15U;
-    timespec ts{};
-    ::clock_gettime(CLOCK_REALTIME, &ts);
-    const auto ms = static_cast<std::uint64_t>(ts.tv_sec) * 1000 +
-                    static_cast<std::uint64_t>(ts.tv_nsec) / 1000000;
-    const auto pid = static_cast<std::uint64_t>(::getpid());
-    id = (ms * kGolden) ^ pid;
-  }
-  return id;
+// One observable as JSON, for the values rendered once and reused.
+std::string observable_json(std::string_view name, int type_id, std::string_view value) {
+  std::string out;
+  JsonWriter w(out);
+  write_observable(w, name, type_id, value);
+  return out;
 }
+
+// An IP address observable: the constant part of each is rendered at compile time.
+constexpr std::string_view kSrcIpObservable =
+    R"({"name":"src_endpoint.ip","type_id":2,"type":"IP Address","value":")";
+constexpr std::string_view kDstIpObservable =
+    R"({"name":"dst_endpoint.ip","type_id":2,"type":"IP Address","value":")";
+
+}  // namespace
 
 std::string_view format_address(const flow::Address& a, AddressBuffer& buf) {
   if (flow::is_ipv4_mapped(a)) {
@@ -391,8 +390,15 @@ void append_correlation_uid(std::string& out, std::string_view boot_id, std::uin
 
 // Which endpoint is which in the record: the initiator is src.
 struct RecordBuilder::Sides {
+  Sides() = default;
+  Sides(const Sides&) = delete;  // the views point into its own buffers
+  Sides& operator=(const Sides&) = delete;
   const flow::Endpoint* src = nullptr;
   const flow::Endpoint* dst = nullptr;
+  std::string_view src_ip;  // each address formatted once per record
+  std::string_view dst_ip;
+  AddressBuffer src_buf{};
+  AddressBuffer dst_buf{};
   bool accepted = false;
   const proc::Container* socket_container = nullptr;   // on the local endpoint
   const proc::Container* process_container = nullptr;  // on actor.process
@@ -400,9 +406,8 @@ struct RecordBuilder::Sides {
 
 namespace {
 
-RecordBuilder::Sides sides_of(const flow::Observation& obs) {
+void fill_sides(const flow::Observation& obs, RecordBuilder::Sides& sides) {
   using Shape = flow::Orientation::Shape;
-  RecordBuilder::Sides sides;
   sides.accepted = obs.orientation.shape == Shape::kAccepted;
   switch (obs.orientation.shape) {
     case Shape::kListener:
@@ -427,7 +432,12 @@ RecordBuilder::Sides sides_of(const flow::Observation& obs) {
   sides.socket_container = owner.cgroup != nullptr && owner.cgroup->container
                                ? &*owner.cgroup->container
                                : owner.netns_container;
-  return sides;
+  if (sides.src != nullptr) {
+    sides.src_ip = format_address(sides.src->ip, sides.src_buf);
+  }
+  if (sides.dst != nullptr) {
+    sides.dst_ip = format_address(sides.dst->ip, sides.dst_buf);
+  }
 }
 
 }  // namespace
@@ -469,11 +479,81 @@ RecordBuilder::RecordBuilder(RecordContext context) : context_(std::move(context
     });
   }
   device_json_ = device_json(context_);
+  render_constant_members();
+  if (!context_.host.hostname.empty()) {
+    hostname_observable_ = observable_json("device.hostname", 1, context_.host.hostname);
+  }
+}
+
+void RecordBuilder::render_constant_members() {
+  for (std::size_t st = 0; st < status_json_.size(); ++st) {
+    status_json_[st] = members_of([st](JsonWriter& w) {
+      w.field("status_id", static_cast<int>(st));
+      w.field_ascii("status", st == 1 ? "Success" : st == 2 ? "Failure" : "Unknown");
+    });
+  }
+  for (std::size_t d = 0; d < direction_json_.size(); ++d) {
+    for (std::size_t b = 0; b < direction_json_[d].size(); ++b) {
+      direction_json_[d][b] = members_of([d, b](JsonWriter& w) {
+        const auto direction = static_cast<flow::Direction>(d);
+        const auto boundary = static_cast<flow::Boundary>(b);
+        w.field("direction_id", static_cast<int>(d));
+        w.field_ascii("direction", direction_caption(direction));
+        w.field("boundary_id", static_cast<int>(b));
+        w.field_ascii("boundary", boundary_caption(boundary));
+      });
+    }
+  }
+  for (std::size_t p = 0; p < point_json_.size(); ++p) {
+    for (const bool known : {false, true}) {
+      point_json_[p][known ? 1 : 0] = members_of([p, known](JsonWriter& w) {
+        const auto point = static_cast<flow::ObservationPoint>(p);
+        w.field("observation_point_id", static_cast<int>(p));
+        w.field_ascii("observation_point", observation_point_caption(point));
+        w.field("is_src_dst_assignment_known", known);
+      });
+    }
+  }
+  for (std::size_t st = 0; st < state_json_.size(); ++st) {
+    state_json_[st] = state_members(static_cast<std::uint8_t>(st));
+  }
+}
+
+std::string RecordBuilder::state_members(std::uint8_t kernel_state) {
+  return members_of([kernel_state](JsonWriter& w) {
+    const std::uint8_t state_id = tcp_state_id(kernel_state);
+    w.field("tcp_state_id", static_cast<int>(state_id));
+    w.field_ascii("tcp_state", kTcpStateCaptions[state_id]);
+    w.field("kernel_tcp_state", static_cast<int>(kernel_state));
+  });
+}
+
+const RecordBuilder::RenderedUser& RecordBuilder::rendered(const proc::UserInfo& user) {
+  auto it = users_.find(user.uid);
+  if (it == users_.end() || it->second.name != user.name || it->second.type_id != user.type_id) {
+    RenderedUser r;
+    r.name = user.name;
+    r.type_id = user.type_id;
+    {
+      JsonWriter w(r.user_json);
+      w.begin_object();
+      write_user(w, "user", user.uid, user.name, user.type_id);
+      w.end_object();
+    }
+    r.user_json = r.user_json.substr(std::string_view(R"({"user":)").size());
+    r.user_json.pop_back();
+    if (!user.name.empty()) {
+      r.observable_json = observable_json("actor.user.name", 4, user.name);
+    }
+    it = users_.insert_or_assign(user.uid, std::move(r)).first;
+  }
+  return it->second;
 }
 
 void RecordBuilder::append(const flow::Observation& obs, std::string& out) {
   const flow::Owner& owner = obs.owner;
-  const Sides sides = sides_of(obs);
+  Sides sides;
+  fill_sides(obs, sides);
   ++sequence_;
 
   JsonWriter w(out);
@@ -486,17 +566,16 @@ void RecordBuilder::append(const flow::Observation& obs, std::string& out) {
   write_actor(w, owner);
   // The container goes on the endpoint that is this host's socket.
   if (sides.src != nullptr) {
-    write_endpoint(w, "src_endpoint", *sides.src,
+    write_endpoint(w, "src_endpoint", *sides.src, sides.src_ip,
                    sides.src == &obs.local ? sides.socket_container : nullptr);
   }
   if (sides.dst != nullptr) {
-    write_endpoint(w, "dst_endpoint", *sides.dst,
+    write_endpoint(w, "dst_endpoint", *sides.dst, sides.dst_ip,
                    sides.dst == &obs.local ? sides.socket_container : nullptr);
   }
   const flow::Orientation& o = obs.orientation;
-  w.field("observation_point_id", static_cast<int>(o.observation_point));
-  w.field_ascii("observation_point", observation_point_caption(o.observation_point));
-  w.field("is_src_dst_assignment_known", o.assignment_known);
+  w.raw_members(
+      point_json_[static_cast<std::size_t>(o.observation_point)][o.assignment_known ? 1 : 0]);
   if (obs.traffic) {
     write_traffic(w, "traffic", obs.traffic->delta, sides.accepted, &*obs.traffic);
   }
@@ -524,9 +603,7 @@ void RecordBuilder::write_head(JsonWriter& w, const flow::Observation& obs) {
       w.field("duration", obs.end_ms - obs.start_ms);
     }
   }
-  const auto status = static_cast<int>(obs.status);
-  w.field("status_id", status);
-  w.field_ascii("status", status == 1 ? "Success" : status == 2 ? "Failure" : "Unknown");
+  w.raw_members(status_json_[static_cast<std::size_t>(obs.status)]);
   if (!obs.status_detail.empty()) {
     w.field_ascii("status_detail", obs.status_detail);
   }
@@ -536,11 +613,13 @@ void RecordBuilder::write_message(JsonWriter& w, const flow::Observation& obs, c
   std::string& message = scratch_;
   message.assign("tcp ");
   if (sides.src != nullptr && sides.dst != nullptr) {
-    append_endpoint_text(message, *sides.src);
+    append_endpoint_text(message, *sides.src, sides.src_ip);
     message.append(" -> ");
-    append_endpoint_text(message, *sides.dst);
-  } else {
-    append_endpoint_text(message, obs.local);
+    append_endpoint_text(message, *sides.dst, sides.dst_ip);
+  } else if (sides.src != nullptr) {
+    append_endpoint_text(message, *sides.src, sides.src_ip);
+  } else if (sides.dst != nullptr) {
+    append_endpoint_text(message, *sides.dst, sides.dst_ip);
   }
   message.push_back(' ');
   message.append(kTcpStateCaptions[tcp_state_id(obs.socket.state)]);
@@ -585,10 +664,8 @@ void RecordBuilder::write_connection_info(JsonWriter& w, const flow::Observation
   const flow::Orientation& o = obs.orientation;
   w.begin_object("connection_info");
   w.raw_members(connection_head_[flow::is_ipv4_mapped(obs.local.ip) ? 0 : 1]);
-  w.field("direction_id", static_cast<int>(o.direction));
-  w.field_ascii("direction", direction_caption(o.direction));
-  w.field("boundary_id", static_cast<int>(o.boundary));
-  w.field_ascii("boundary", boundary_caption(o.boundary));
+  w.raw_members(
+      direction_json_[static_cast<std::size_t>(o.direction)][static_cast<std::size_t>(o.boundary)]);
   scratch_.clear();
   append_hex(scratch_, obs.socket.cookie, 16);
   w.field_ascii("uid", scratch_);
@@ -613,7 +690,7 @@ void RecordBuilder::write_actor(JsonWriter& w, const flow::Owner& owner) {
     write_process(w, *process, context_.host.boot_id, scratch_);
   }
   if (owner.user != nullptr) {
-    write_user(w, "user", owner.user->uid, owner.user->name, owner.user->type_id);
+    w.raw_field("user", rendered(*owner.user).user_json);
   }
   w.end_object();
 }
@@ -621,20 +698,23 @@ void RecordBuilder::write_actor(JsonWriter& w, const flow::Owner& owner) {
 void RecordBuilder::write_observables(JsonWriter& w, const flow::Observation& obs,
                                       const Sides& sides) {
   w.begin_array("observables");
-  AddressBuffer buf{};
   // A wildcard listener's 0.0.0.0 or :: is nothing to pivot on.
-  if (sides.src != nullptr && !flow::is_unspecified(sides.src->ip)) {
-    write_observable(w, "src_endpoint.ip", 2, format_address(sides.src->ip, buf));
+  const std::array<std::tuple<const flow::Endpoint*, std::string_view, std::string_view>, 2> ips = {
+      {{sides.src, sides.src_ip, kSrcIpObservable}, {sides.dst, sides.dst_ip, kDstIpObservable}}};
+  for (const auto& [end, text, prefix] : ips) {
+    if (end != nullptr && !flow::is_unspecified(end->ip)) {
+      scratch_.assign(prefix);
+      scratch_.append(text);
+      scratch_.append("\"}");
+      w.raw_element(scratch_);
+    }
   }
-  if (sides.dst != nullptr && !flow::is_unspecified(sides.dst->ip)) {
-    write_observable(w, "dst_endpoint.ip", 2, format_address(sides.dst->ip, buf));
-  }
-  if (!context_.host.hostname.empty()) {
-    write_observable(w, "device.hostname", 1, context_.host.hostname);
+  if (!hostname_observable_.empty()) {
+    w.raw_element(hostname_observable_);
   }
   const flow::Owner& owner = obs.owner;
   if (owner.user != nullptr && !owner.user->name.empty()) {
-    write_observable(w, "actor.user.name", 4, owner.user->name);
+    w.raw_element(rendered(*owner.user).observable_json);
   }
   if (owner.process != nullptr && !owner.process->name.empty()) {
     write_observable(w, "actor.process.name", 9, owner.process->name);
@@ -648,10 +728,11 @@ void RecordBuilder::write_observables(JsonWriter& w, const flow::Observation& ob
 void RecordBuilder::write_unmapped(JsonWriter& w, const flow::Observation& obs) {
   const netlink::SocketEntry& e = obs.socket;
   w.begin_object("unmapped");
-  const std::uint8_t state_id = tcp_state_id(e.state);
-  w.field("tcp_state_id", static_cast<int>(state_id));
-  w.field_ascii("tcp_state", kTcpStateCaptions[state_id]);
-  w.field("kernel_tcp_state", static_cast<int>(e.state));
+  if (e.state < state_json_.size()) {
+    w.raw_members(state_json_[e.state]);
+  } else {
+    w.raw_members(state_members(e.state));
+  }
   if (obs.previous_state >= 0) {
     const auto previous = tcp_state_id(static_cast<unsigned>(obs.previous_state));
     w.field("previous_tcp_state_id", static_cast<int>(previous));

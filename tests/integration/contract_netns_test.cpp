@@ -249,6 +249,24 @@ TEST_F(ContractNetns, DaemonTakesInternalNetworksFromItsConfiguration) {
   stop();
 }
 
+// The daemon follows the namespace's addresses: one added after it started is this host.
+TEST_F(ContractNetns, DaemonKeepsTheHostAddressesCurrent) {
+  start(json{{"poll_interval", "200ms"}});
+  ASSERT_EQ(run_command("ip addr add 203.0.113.7/32 dev lo").exit_code, 0);
+  UniqueFd l = listen_at("203.0.113.7", 6007);
+  UniqueFd c = connect_at("203.0.113.7", 6007);
+  UniqueFd s = accept_one(l.get());
+  auto r = wait_for([](const auto& all) { return with(all, kOpen, 6007).size() >= 2; });
+  stop();
+  (void)run_command("ip addr del 203.0.113.7/32 dev lo");
+  const auto opens = with(r, kOpen, 6007);
+  ASSERT_EQ(opens.size(), 2U);
+  for (const auto& o : opens) {
+    EXPECT_EQ(o["connection_info"]["direction"], "Local") << o.dump();
+    EXPECT_EQ(o["connection_info"]["boundary"], "Localhost");
+  }
+}
+
 TEST_F(ContractNetns, TwoSnapshotsReportALiveConnectionAsTrafficBothTimes) {
   UniqueFd l = listen_at("127.0.0.1", 6005);
   UniqueFd c = connect_at("127.0.0.1", 6005);

@@ -31,6 +31,9 @@ std::uint64_t read_netns_inode(const std::string& root = "/");
 // keeps the default when it cannot.
 void read_ephemeral_range(flow::ListenerTable& table, const std::string& root = "/");
 
+// A random run id (getrandom), for RecordContext::run_id.
+std::uint64_t random_run_id();
+
 // Milliseconds since the epoch from CLOCK_REALTIME.
 std::int64_t realtime_ms();
 

@@ -40,6 +40,8 @@ class JsonWriter {
   void raw_members(std::string_view json);
   // An array element.
   void element(std::string_view value);
+  // An array element already encoded as JSON.
+  void raw_element(std::string_view json);
 
  private:
   void comma();

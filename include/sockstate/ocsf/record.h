@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 #include "sockstate/flow/observation.h"
 #include "sockstate/ocsf/host.h"
@@ -26,9 +27,6 @@ struct RecordContext {
   std::uint64_t run_id = 0;
   bool observables = true;  // write `observables`
 };
-
-// A random run id (getrandom), for RecordContext::run_id.
-std::uint64_t random_run_id();
 
 // Renders finished flow observations as OCSF 1.8.0 Network Activity records per the output
 // contract (../shared/docs/output-contract.md), one line of JSON each. It decides nothing
@@ -62,6 +60,24 @@ class RecordBuilder {
   std::array<std::string, 2> metadata_head_;
   std::array<std::string, 2> connection_head_;  // protocol_* for IPv4, IPv6
   std::string device_json_;
+  // Members that take few values, rendered once each: status; direction and boundary;
+  // observation point and assignment known; the TCP state per kernel state 0..13.
+  void render_constant_members();
+  static std::string state_members(std::uint8_t kernel_state);
+  std::array<std::string, 3> status_json_;
+  std::array<std::array<std::string, 4>, 5> direction_json_;
+  std::array<std::array<std::string, 2>, 5> point_json_;
+  std::array<std::string, 14> state_json_;
+  std::string hostname_observable_;  // rendered once: the host name does not change
+  // actor.user and its observable, rendered once per user: most records share a few.
+  struct RenderedUser {
+    std::string name;
+    int type_id = 0;
+    std::string user_json;
+    std::string observable_json;
+  };
+  const RenderedUser& rendered(const proc::UserInfo& user);
+  std::unordered_map<std::uint32_t, RenderedUser> users_;
   std::uint64_t sequence_ = 0;
   std::string scratch_;  // reused for the message and ids: no allocation per record
 };
