@@ -80,6 +80,7 @@ struct Namespace {
   explicit Namespace(collect::NamespaceView v) : view(std::move(v)) {}
   collect::NamespaceView view;
   bool found = true;                   // found by the latest discovery
+  bool dumped = false;                 // a dump of it has completed: new sockets are new
   std::uint64_t foreign_reported = 0;  // forged datagrams already logged
 };
 
@@ -97,6 +98,7 @@ struct Daemon::State {
   flow::NetworkSet internal;                      // internal_networks
   collect::TimezoneOffset timezone;
   std::vector<flow::Observation> deferred;  // records whose owner a /proc walk must find
+  std::vector<std::uint64_t> unreachable;   // namespaces discovered but not opened this poll
   std::string record;                       // reused for every record
   Fd signal_fd;
   Fd epoll_fd;
@@ -131,6 +133,9 @@ struct Daemon::State {
   // A record about a socket whose owner is not known yet waits for the /proc walk that
   // ends the dump (written before the destroy events of the poll, so never after its Close).
   void write(const flow::Observation& obs) {
+    if (terminal(obs.activity) && !deferred.empty()) {
+      flush_deferred();  // nothing about a socket may follow its terminal record
+    }
     const std::uint32_t inode = obs.socket.inode;
     if (owners != nullptr && inode != 0 && owners->owner(inode) == nullptr &&
         !owners->missed(inode) && !terminal(obs.activity)) {
@@ -234,6 +239,7 @@ struct Daemon::State {
   // come as Listen and Open); one no process or /run/netns name holds any more is closed
   // after its last destroy events (its sockets then close by the next polls).
   Result<void> sync_namespaces() {
+    unreachable.clear();
     auto found = proc::discover_netns();
     if (!found) {
       return found.error();
@@ -250,7 +256,9 @@ struct Daemon::State {
       }
       auto opened = open_namespace(info, false);
       if (!opened) {
-        // It went away since discovery, or we may not enter it: the next poll tries again.
+        // It went away since discovery, or we may not enter it: the next poll tries again,
+        // and meanwhile its sockets are kept as they were (no false Close).
+        unreachable.push_back(info.inode);
         ++namespace_errors;
         spdlog::debug("network namespace {}: {}", info.inode, opened.error().message());
         continue;
@@ -304,8 +312,21 @@ struct Daemon::State {
                                   [&](const netlink::SocketEntry& e) { listening.push_back(e); });
   }
 
+  // What a socket seen for the first time is. At the first poll it was there before we
+  // looked: the baseline (or nothing, without one). In a namespace found later, its
+  // sockets at its first dump were there before we looked too: they get the snapshot
+  // records (the namespace appears, so its sockets are news; their start is unknown).
+  [[nodiscard]] tracking::Tracker::FirstSight first_sight(const Namespace& ns) const {
+    using FirstSight = tracking::Tracker::FirstSight;
+    if (first_poll) {
+      return config.baseline ? FirstSight::kBaseline : FirstSight::kSilent;
+    }
+    return ns.dumped ? FirstSight::kEvent : FirstSight::kBaseline;
+  }
+
   // Dumps one namespace's other sockets into the tracker.
   Result<void> dump_sockets(Namespace& ns) {
+    tracker.set_first_sight(first_sight(ns));
     const std::uint32_t states = config.states & ~netlink::state_bit(netlink::kTcpListen);
     const flow::Perimeter p = perimeter(ns);
     netlink::CookieSet seen;
@@ -345,8 +366,7 @@ struct Daemon::State {
         return synced.error();
       }
     }
-    const bool baseline = first_poll && config.baseline;
-    tracker.begin_poll(collect::realtime_ms(), baseline);
+    tracker.begin_poll(collect::realtime_ms(), tracking::Tracker::FirstSight::kEvent);
     const bool want_listen = (config.states & netlink::state_bit(netlink::kTcpListen)) != 0;
     std::vector<std::uint64_t> failed;
     std::vector<netlink::SocketEntry> listening;
@@ -361,6 +381,7 @@ struct Daemon::State {
       for (const auto& e : listening) {
         if (std::find(failed.begin(), failed.end(), e.netns) == failed.end()) {
           const Namespace& ns = *namespaces.at(e.netns);
+          tracker.set_first_sight(first_sight(ns));
           tracker.poll_socket(e, ns.view.listeners(), perimeter(ns));
         }
       }
@@ -377,6 +398,14 @@ struct Daemon::State {
     }
     for (const auto inode : failed) {
       tracker.keep_namespace(inode);
+    }
+    for (const auto inode : unreachable) {
+      tracker.keep_namespace(inode);
+    }
+    for (auto& [inode, ns] : namespaces) {
+      if (std::find(failed.begin(), failed.end(), inode) == failed.end()) {
+        ns->dumped = true;
+      }
     }
     flush_deferred();
     if (auto drained = drain_all(); !drained) {
@@ -526,9 +555,13 @@ struct Daemon::State {
       fresh->all_netns = config.all_netns;
       fresh->community_id_seed = config.community_id_seed;
     }
-    if (fresh->observables != config.observables) {
-      spdlog::warn("observables applies at the next start");
+    if (fresh->observables != config.observables || fresh->states != config.states ||
+        fresh->destroy_events != config.destroy_events) {
+      // Fewer states would make live sockets look gone; destroy events are per namespace.
+      spdlog::warn("observables, states and destroy_events apply at the next start");
       fresh->observables = config.observables;
+      fresh->states = config.states;
+      fresh->destroy_events = config.destroy_events;
     }
     config = std::move(*fresh);
     internal = flow::NetworkSet(config.internal_networks);

@@ -14,6 +14,8 @@
 namespace sockstate::netlink {
 namespace {
 
+constexpr int kDrainBudget = 4096;
+
 constexpr unsigned group_bit(unsigned group) {
   return 1U << (group - 1);
 }
@@ -87,7 +89,10 @@ Result<bool> DestroyListener::drain(const std::function<void(const SocketEntry&)
     ++events_;
     on_destroy(e);
   };
-  for (;;) {
+  // At most this many datagrams a call: whoever floods the socket (a namespace owner can
+  // multicast to it) must not keep the daemon from its polls and watchdog; the socket
+  // stays readable, so the loop comes back for the rest.
+  for (int budget = kDrainBudget; budget > 0; --budget) {
     auto n = sock_.receive(buf_);
     if (!n) {
       const int err = n.error().errnum;
@@ -111,6 +116,7 @@ Result<bool> DestroyListener::drain(const std::function<void(const SocketEntry&)
     }
     parse_destroy_datagram(std::span(buf_.data(), *n), count, malformed_);
   }
+  return complete;
 }
 
 }  // namespace sockstate::netlink

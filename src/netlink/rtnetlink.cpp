@@ -209,7 +209,9 @@ Result<std::optional<IfAddress>> route_source(NetlinkSocket& sock, const IfAddre
 
 Result<bool> drain_changes(NetlinkSocket& sock, std::vector<std::uint8_t>& buf) {
   bool changed = false;
-  for (;;) {
+  // Bounded, like every drain: a namespace's owner can churn addresses without end. What
+  // is left is read at the next call; the addresses are dumped again either way.
+  for (int budget = 4096; budget > 0; --budget) {
     auto n = sock.receive(buf);
     if (!n) {
       const int err = n.error().errnum;
@@ -224,6 +226,7 @@ Result<bool> drain_changes(NetlinkSocket& sock, std::vector<std::uint8_t>& buf) 
     }
     changed = true;
   }
+  return true;
 }
 
 }  // namespace sockstate::netlink

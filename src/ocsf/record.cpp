@@ -165,10 +165,14 @@ void write_container(JsonWriter& w, const proc::Container& c) {
 
 // Port 0 is no TCP port: the kernel has cleared it (tcp_disconnect() after a failed
 // blocking connect()), so the endpoint is written with its address alone.
+// An unspecified address is never written as a connection's endpoint: when neither the
+// polls nor the route could repair it, the endpoint has no ip.
 void write_endpoint(JsonWriter& w, std::string_view key, const flow::Endpoint& e,
-                    std::string_view ip, const proc::Container* container) {
+                    std::string_view ip, bool connected, const proc::Container* container) {
   w.begin_object(key);
-  w.field_ascii("ip", ip);
+  if (!connected || !flow::is_unspecified(e.ip)) {
+    w.field_ascii("ip", ip);
+  }
   if (e.port != 0) {
     w.field("port", std::uint32_t{e.port});
   }
@@ -566,11 +570,11 @@ void RecordBuilder::append(const flow::Observation& obs, std::string& out) {
   write_actor(w, owner);
   // The container goes on the endpoint that is this host's socket.
   if (sides.src != nullptr) {
-    write_endpoint(w, "src_endpoint", *sides.src, sides.src_ip,
+    write_endpoint(w, "src_endpoint", *sides.src, sides.src_ip, obs.orientation.connected(),
                    sides.src == &obs.local ? sides.socket_container : nullptr);
   }
   if (sides.dst != nullptr) {
-    write_endpoint(w, "dst_endpoint", *sides.dst, sides.dst_ip,
+    write_endpoint(w, "dst_endpoint", *sides.dst, sides.dst_ip, obs.orientation.connected(),
                    sides.dst == &obs.local ? sides.socket_container : nullptr);
   }
   const flow::Orientation& o = obs.orientation;
@@ -669,7 +673,8 @@ void RecordBuilder::write_connection_info(JsonWriter& w, const flow::Observation
   scratch_.clear();
   append_hex(scratch_, obs.socket.cookie, 16);
   w.field_ascii("uid", scratch_);
-  if (o.connected() && sides.src->port != 0 && sides.dst->port != 0) {
+  if (o.connected() && sides.src->port != 0 && sides.dst->port != 0 &&
+      !flow::is_unspecified(sides.src->ip) && !flow::is_unspecified(sides.dst->ip)) {
     // The flow as a sensor on the wire hashes it; the spec orders the endpoints itself.
     scratch_.clear();
     if (append_community_id_v1(scratch_, sides.src->ip, sides.src->port, sides.dst->ip,

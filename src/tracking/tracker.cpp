@@ -80,20 +80,25 @@ std::size_t Tracker::FlowHash::operator()(const Flow& f) const {
   return static_cast<std::size_t>(h ^ (h >> 29));
 }
 
-void Tracker::begin_poll(std::int64_t now_ms, bool baseline) {
+void Tracker::begin_poll(std::int64_t now_ms, FirstSight first) {
   ++generation_;
   poll_ms_ = now_ms;
-  baseline_ = baseline;
+  first_ = first;
 }
 
 void Tracker::poll_socket(const SocketEntry& entry, const flow::ListenerTable& listeners,
                           const flow::Perimeter& perimeter) {
   if (auto c = closed_.find(entry.cookie); c != closed_.end()) {
-    c->second = generation_;  // reported terminal; still lingering (e.g. TIME-WAIT)
+    c->second.generation = generation_;  // reported terminal; still lingering (TIME-WAIT)
+    if (!entry.full_socket) {
+      if (auto f = closed_flows_.find(flow_of(entry)); f != closed_flows_.end()) {
+        f->second = generation_;
+      }
+    }
     return;
   }
   if (closed_by_poll_.contains(entry.cookie)) {
-    closed_[entry.cookie] = generation_;  // a dump missed it twice: it ended already
+    closed_[entry.cookie] = {generation_, entry.netns};  // a dump missed it: it ended already
     return;
   }
   auto it = tracked_.find(entry.cookie);
@@ -116,28 +121,42 @@ flow::Observation Tracker::observe(const Tracked& t, Activity activity, std::int
   if (t.has_totals && t.orientation.connected()) {
     obs.cumulative = t.totals;
   }
-  obs.start_ms = t.start_ms;
   return obs;
 }
 
 void Tracker::track_new(const SocketEntry& entry, const flow::ListenerTable& listeners,
                         const flow::Perimeter& perimeter) {
   const flow::Orientation o = flow::orient(entry, listeners, perimeter);
-  if (baseline_) {
-    sink_(flow::observe_snapshot(entry, o, poll_ms_));
+  if (first_ != FirstSight::kEvent) {
+    if (first_ == FirstSight::kBaseline) {
+      sink_(flow::observe_snapshot(entry, o, poll_ms_));
+    }
     if (request_socket(entry)) {
       return;
     }
     if (entry.state == netlink::kTcpTimeWait) {
-      closed_[entry.cookie] = generation_;  // reported as Close: it has ended
+      closed_[entry.cookie] = {generation_, entry.netns};  // it has ended already
       return;
     }
-  } else if (!entry.full_socket) {
+    track(entry, o);  // existed before we looked: its start is unknown
+    return;
+  }
+  if (!entry.full_socket) {
     if (!request_socket(entry)) {
       track_remnant(entry, o);
     }
     return;
   }
+  track(entry, o);
+  if (entry.state != netlink::kTcpClose) {
+    Tracked& t = tracked_.at(entry.cookie);
+    t.start_ms = poll_ms_;  // we saw it begin
+    sink_(observe(t, entry.state == netlink::kTcpListen ? Activity::kListen : Activity::kOpen,
+                  poll_ms_));
+  }
+}
+
+void Tracker::track(const SocketEntry& entry, const flow::Orientation& o) {
   Tracked t;
   t.last = entry;
   t.orientation = o;
@@ -149,13 +168,9 @@ void Tracker::track_new(const SocketEntry& entry, const flow::ListenerTable& lis
     t.totals = t.reported = *totals;
     t.has_totals = true;
   }
-  t.reported_open = baseline_ || entry.state != netlink::kTcpClose;
-  if (!baseline_ && entry.state != netlink::kTcpClose) {
-    t.start_ms = poll_ms_;  // we saw it begin
-    sink_(observe(t, entry.state == netlink::kTcpListen ? Activity::kListen : Activity::kOpen,
-                  poll_ms_));
-  }
-  tracked_.emplace(entry.cookie, t);
+  // A bound socket is no flow until it listens or connects.
+  t.reported_open = entry.state != netlink::kTcpClose;
+  tracked_.insert_or_assign(entry.cookie, t);
 }
 
 // A TIME-WAIT (or FIN-WAIT-2) remnant of a connection we never tracked: its close is
@@ -165,7 +180,7 @@ void Tracker::track_remnant(const SocketEntry& entry, const flow::Orientation& o
   const Flow flow = flow_of(entry);
   if (auto f = closed_flows_.find(flow); f != closed_flows_.end()) {
     f->second = generation_;
-    closed_[entry.cookie] = generation_;
+    closed_[entry.cookie] = {generation_, entry.netns};
     return;
   }
   if (options_.confirm_poll_closes) {
@@ -189,7 +204,7 @@ void Tracker::close_remnant(const Pending& p) {
   obs.live = false;
   sink_(obs);
   ++stats_.closed_by_poll;
-  terminal(p.entry.cookie, true, poll_ms_);
+  terminal(p.entry.cookie, p.entry.netns, true, poll_ms_);
 }
 
 void Tracker::update(Tracked& t, const SocketEntry& entry, const flow::ListenerTable& listeners,
@@ -281,11 +296,12 @@ void Tracker::end_poll() {
     it = pending_.erase(it);
     close_remnant(p);
   }
-  std::erase_if(closed_, [this](const auto& c) { return c.second < generation_; });
-  std::erase_if(closed_flows_, [this](const auto& f) { return f.second < generation_; });
+  // Forgotten once two polls in a row missed them (one dump can skip a socket).
+  std::erase_if(closed_, [this](const auto& c) { return c.second.generation + 1 < generation_; });
+  std::erase_if(closed_flows_, [this](const auto& f) { return f.second + 1 < generation_; });
   std::erase_if(closed_by_poll_,
                 [this](const auto& c) { return poll_ms_ - c.second >= options_.await_destroy_ms; });
-  baseline_ = false;
+  first_ = FirstSight::kEvent;
 }
 
 void Tracker::close_gone(Tracked& t) {
@@ -305,12 +321,23 @@ void Tracker::destroyed(const SocketEntry& entry, const flow::ListenerTable& lis
     return;
   }
   if (auto it = tracked_.find(entry.cookie); it != tracked_.end()) {
-    close(it->second, entry, true, now_ms);
+    Tracked& t = it->second;
+    if (t.orientation.shape == Shape::kUnconnected &&
+        !flow::is_unspecified(flow::remote_endpoint(entry).ip)) {
+      // Bound when the polls saw it, then connected and gone between two polls: it
+      // initiated a connection (an accepted socket is always a new one).
+      t.orientation = flow::Orientation{};
+      t.orientation.shape = Shape::kInitiated;
+      t.orientation.assignment_known = true;
+      flow::classify(t.orientation, flow::remote_endpoint(entry).ip, perimeter);
+      t.reported_open = true;
+    }
+    close(t, entry, true, now_ms);
     return;
   }
   // Its TIME-WAIT remnant was seen first, under this cookie or (never polled) another.
   if (auto f = pending_flows_.find(flow_of(entry)); f != pending_flows_.end()) {
-    closed_[f->second] = generation_;
+    closed_[f->second] = {generation_, entry.netns};
     pending_.erase(f->second);
     pending_flows_.erase(f);
   }
@@ -327,7 +354,7 @@ void Tracker::close(Tracked& t, const SocketEntry& final_entry, bool from_destro
   const std::uint64_t cookie = t.last.cookie;
   if (!t.reported_open || t.orientation.shape == Shape::kUnconnected) {
     ++stats_.unused_destroys;  // bound, never listened or connected: no record
-    terminal(cookie, !from_destroy, now_ms);
+    terminal(cookie, t.last.netns, !from_destroy, now_ms);
     tracked_.erase(cookie);
     return;
   }
@@ -356,6 +383,7 @@ void Tracker::close(Tracked& t, const SocketEntry& final_entry, bool from_destro
   flow::Observation obs = observe(t, end.activity, now_ms);
   obs.status = end.status;
   obs.status_detail = end.detail;
+  obs.start_ms = t.start_ms;
   obs.end_ms = now_ms;
   obs.live = false;
   obs.socket = final_entry;
@@ -377,7 +405,7 @@ void Tracker::close(Tracked& t, const SocketEntry& final_entry, bool from_destro
     written.remote_port = obs.remote.port;
     closed_flows_[flow_of(written)] = generation_;
   }
-  terminal(cookie, !from_destroy, now_ms);
+  terminal(cookie, t.last.netns, !from_destroy, now_ms);
   tracked_.erase(cookie);
 }
 
@@ -396,8 +424,9 @@ void Tracker::repair(flow::Observation& obs, const Tracked& t) const {
   obs.local_inferred = r.local_inferred;
 }
 
-void Tracker::terminal(std::uint64_t cookie, bool by_poll, std::int64_t now_ms) {
-  closed_[cookie] = generation_;
+void Tracker::terminal(std::uint64_t cookie, std::uint64_t netns, bool by_poll,
+                       std::int64_t now_ms) {
+  closed_[cookie] = {generation_, netns};
   if (by_poll) {
     closed_by_poll_[cookie] = now_ms;
   }
@@ -439,6 +468,11 @@ void Tracker::keep_namespace(std::uint64_t netns) {
   for (auto& [flow, generation] : closed_flows_) {
     if (flow.netns == netns) {
       generation = generation_;
+    }
+  }
+  for (auto& [cookie, c] : closed_) {
+    if (c.netns == netns) {
+      c.generation = generation_;
     }
   }
 }

@@ -21,6 +21,7 @@
 #include "support/daemon_harness.h"
 #include "support/netns.h"
 #include "support/process.h"
+#include "support/tcp_zoo.h"
 #include "support/unique_fd.h"
 
 namespace sockstate::testing {
@@ -442,6 +443,69 @@ TEST_F(ContractNetns, TerminalOnceForSocketsClosingAtStartup) {
     }
   }
   EXPECT_EQ(ended, 4) << "c1, s1, c2, s2 each closed once";
+  expect_valid_ocsf();
+}
+
+// Every TCP state at startup, both families (the zoo freezes them with nftables), then
+// every socket ends at once (RST): one terminal record per socket at most, nothing after
+// it, and each live connection's end reported exactly once.
+TEST_F(ContractNetns, EveryStateAtStartupEndsOnce) {
+  std::string error;
+  auto v4 = TcpZoo::create(AF_INET, 7000, &error);
+  ASSERT_TRUE(v4) << error;
+  auto v6 = TcpZoo::create(AF_INET6, 7000 + TcpZoo::kPortSpan, &error);
+  ASSERT_TRUE(v6) << error;
+  for (const TcpZoo* zoo : {v4.get(), v6.get()}) {
+    const auto missing = zoo->wait_until_settled();
+    ASSERT_FALSE(missing) << *missing;
+  }
+  start(json{{"poll_interval", "200ms"}, {"states", json::array({"all", "bound"})}});
+  auto r = wait_for([](const auto& all) { return all.size() >= 40; });
+  std::map<int, std::set<int>> baseline;  // kernel state -> activities
+  for (const auto& x : r) {
+    baseline[x["unmapped"]["kernel_tcp_state"].get<int>()].insert(x["activity_id"].get<int>());
+  }
+  for (const int state :
+       {kTcpEstablished, kTcpFinWait1, kTcpFinWait2, kTcpCloseWait, kTcpLastAck, kTcpClosing}) {
+    EXPECT_EQ(baseline[state], std::set<int>{6}) << tcp_state_name(state) << " is live";
+  }
+  EXPECT_EQ(baseline[kTcpTimeWait], std::set<int>{2});
+  EXPECT_EQ(baseline[kTcpSynSent], std::set<int>{1});
+  EXPECT_EQ(baseline[kTcpListen], std::set<int>{7});
+  std::set<std::string> live;  // sockets whose end is still to come
+  for (const auto& x : r) {
+    const int state = x["unmapped"]["kernel_tcp_state"].get<int>();
+    if (state != kTcpListen && state != kTcpTimeWait && state != kTcpClose &&
+        state != kTcpSynRecv && x["unmapped"].contains("inode")) {
+      live.insert(cid(x));
+    }
+  }
+  ASSERT_GE(live.size(), 14U) << "seven live states' full sockets, two families";
+  v4.reset();
+  v6.reset();
+  r = wait_for([&](const auto& all) {
+    std::set<std::string> ended;
+    for (const auto& x : all) {
+      if (terminal(x) && live.contains(cid(x))) {
+        ended.insert(cid(x));
+      }
+    }
+    return ended.size() == live.size();
+  });
+  std::this_thread::sleep_for(milliseconds(1000));  // more polls: still nothing more
+  stop();
+  r = records();
+  expect_terminal_once(r);
+  std::map<std::string, int> ends;
+  for (const auto& x : r) {
+    if (terminal(x)) {
+      ++ends[cid(x)];
+      EXPECT_FALSE(x.contains("start_time")) << "existed at startup: " << x.dump();
+    }
+  }
+  for (const auto& id : live) {
+    EXPECT_EQ(ends[id], 1) << id;
+  }
   expect_valid_ocsf();
 }
 

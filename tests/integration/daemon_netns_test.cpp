@@ -50,7 +50,7 @@ TEST_F(DaemonNetns, ListenOpenCloseWithRealBytes) {
   const auto opens = with(r, kOpen, port);
   ASSERT_EQ(opens.size(), 2U) << "one per end";
   for (const auto& o : opens) {
-    EXPECT_GT(o["start_time"].get<std::int64_t>(), 0);
+    EXPECT_FALSE(o.contains("start_time")) << "start_time is for terminal records";
   }
 
   c.reset();  // the client closes first

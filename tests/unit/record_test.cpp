@@ -302,7 +302,6 @@ std::string build_daemon_golden() {
   open.local = flow::local_endpoint(e);
   open.remote = flow::remote_endpoint(e);
   open.cumulative = flow::Traffic{10, 20, 3, 4};
-  open.start_ms = kNow;
   open.owner.user = &alice;
   builder.append(open, out);
 
@@ -319,6 +318,7 @@ std::string build_daemon_golden() {
   close.status = Status::kUnknown;
   close.status_detail = "aborted";
   close.time_ms = kNow + 61000;
+  close.start_ms = kNow;
   close.end_ms = kNow + 61000;
   close.live = false;
   close.socket.state = netlink::kTcpClose;
@@ -360,9 +360,9 @@ TEST(Record, DaemonGoldenByteExact) {
 TEST(Record, DaemonRecordsSayWhatTheObservationSays) {
   const auto r = parse_lines(build_daemon_golden());
   ASSERT_EQ(r.size(), 5U);
-  // Open: start known, totals, no period.
+  // Open: totals, no period; start_time is for terminal records.
   EXPECT_EQ(r[0]["activity_name"], "Open");
-  EXPECT_EQ(r[0]["start_time"], kNow);
+  EXPECT_FALSE(r[0].contains("start_time"));
   EXPECT_FALSE(r[0].contains("end_time"));
   EXPECT_FALSE(r[0].contains("traffic"));
   EXPECT_EQ(r[0]["cumulative_traffic"]["bytes_out"], 10);
@@ -393,6 +393,22 @@ TEST(Record, DaemonRecordsSayWhatTheObservationSays) {
   EXPECT_EQ(r[4]["unmapped"]["previous_tcp_state"], "ESTABLISHED");
   EXPECT_EQ(r[4]["message"],
             "tcp 10.0.0.5:40000 -> 192.0.2.10:443 CLOSE-WAIT (State Change from ESTABLISHED)");
+}
+
+TEST(Record, AnUnrepairedEndpointHasNoIp) {
+  RecordBuilder builder(golden_context());
+  Observation obs;
+  obs.activity = Activity::kFail;
+  obs.socket = entry(AF_INET, 7, "0.0.0.0", 40000, "192.0.2.10", 443, 7);
+  obs.orientation.shape = flow::Orientation::Shape::kInitiated;
+  obs.local = flow::local_endpoint(obs.socket);
+  obs.remote = flow::remote_endpoint(obs.socket);
+  std::string out;
+  builder.append(obs, out);
+  const json r = json::parse(out);
+  EXPECT_EQ(r["src_endpoint"], json({{"port", 40000}}));
+  EXPECT_FALSE(r["connection_info"].contains("community_uid"));
+  EXPECT_EQ(r["observables"][0]["name"], "dst_endpoint.ip");
 }
 
 TEST(Record, CorrelationUidPerSocket) {

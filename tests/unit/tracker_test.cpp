@@ -104,7 +104,8 @@ class TrackerTest : public ::testing::Test {
         listeners_.add(s);
       }
     }
-    tracker_.begin_poll(now, baseline);
+    tracker_.begin_poll(now,
+                        baseline ? Tracker::FirstSight::kBaseline : Tracker::FirstSight::kEvent);
     for (const auto& s : sockets) {
       tracker_.poll_socket(s, listeners_, perimeter());
     }
@@ -177,14 +178,15 @@ TEST_F(TrackerTest, ChangesAfterTheBaseline) {
   auto ev = take();
   ASSERT_EQ(ev.size(), 3U);
   EXPECT_EQ(ev[0].activity, Activity::kListen);
-  EXPECT_EQ(ev[0].start_ms, 3000);
+  EXPECT_EQ(ev[0].start_ms, 0) << "start_time only on terminal records";
   EXPECT_EQ(ev[1].activity, Activity::kStateChange);
   EXPECT_EQ(ev[1].previous_state, 1);
   EXPECT_EQ(ev[1].socket.state, 8);
   EXPECT_EQ(ev[1].start_ms, 0) << "a baseline socket's start is unknown";
   EXPECT_EQ(ev[1].status, Status::kSuccess);
   EXPECT_EQ(ev[2].activity, Activity::kOpen);
-  EXPECT_EQ(ev[2].start_ms, 3000);
+  EXPECT_EQ(ev[2].start_ms, 0);
+  EXPECT_EQ(ev[2].time_ms, 3000);
   EXPECT_EQ(ev[2].orientation.shape, Shape::kInitiated);
   EXPECT_TRUE(ev[2].uid_known);
   // One gone, found by a poll (no destroy events here).
@@ -551,6 +553,62 @@ TEST_F(TrackerTest, ClosedFlowsAreForgotten) {
   // A fresh connection on the same 4-tuple is reported again.
   destroy(destroy_of(outbound(1, 300), info(11, 6, 3, 3, 30, 10)), 3100);
   EXPECT_EQ(take().size(), 1U);
+}
+
+TEST_F(TrackerTest, ANewSocketsCloseCarriesTheStartItsOpenSaw) {
+  poll(1000, {}, true);
+  poll(2000, {outbound(1, 160, info(101, 51, 5, 4, 30, 100))});
+  take();
+  destroy(destroy_of(outbound(1, 160), info(102, 52, 6, 5, 30, 100)), 2500);
+  auto ev = take();
+  ASSERT_EQ(ev.size(), 1U);
+  EXPECT_EQ(ev[0].start_ms, 2000);
+  EXPECT_EQ(ev[0].end_ms, 2500);
+}
+
+TEST_F(TrackerTest, WithoutABaselineExistingSocketsAreNoEvents) {
+  tracker_.begin_poll(1000, Tracker::FirstSight::kSilent);
+  for (const auto& e : {listener(22, 1), inbound(1, 2),
+                        make_entry(AF_INET, 6, "10.0.0.5", 40001, "10.0.0.9", 443, 3)}) {
+    tracker_.poll_socket(e, listeners_, perimeter());
+  }
+  tracker_.end_poll();
+  EXPECT_TRUE(take().empty()) << "nothing opened or closed now";
+  // They are tracked all the same: a change or an end is reported, without a start.
+  poll(2000, {listener(22, 1), inbound(8, 2)});
+  destroy(destroy_of(inbound(8, 2), info(301, 1001, 3, 6, 20, 300)), 2500);
+  const auto ev = take();
+  ASSERT_EQ(ev.size(), 2U);
+  EXPECT_EQ(ev[0].activity, Activity::kStateChange);
+  EXPECT_EQ(ev[1].activity, Activity::kClose);
+  EXPECT_EQ(ev[1].start_ms, 0);
+}
+
+TEST_F(TrackerTest, OneDumpMissingAClosedSocketsRemnantReportsNothingMore) {
+  poll(1000, {}, true);
+  poll(2000, {outbound(1, 170, info(101, 51, 5, 4, 30, 100))});
+  take();
+  destroy(destroy_of(outbound(1, 170), info(102, 52, 6, 5, 30, 100)), 2100);
+  ASSERT_EQ(take().size(), 1U);
+  const SocketEntry tw = make_entry(AF_INET, 6, "10.0.0.5", 40000, "10.0.0.9", 443, 170);
+  poll(3000, {tw});
+  poll(4000, {});  // one dump skips it
+  poll(5000, {tw});
+  poll(6000, {tw});
+  poll(7000, {});
+  poll(8000, {});
+  EXPECT_TRUE(take().empty()) << "a second Close after one missed dump";
+}
+
+TEST_F(TrackerTest, ABoundSocketThatConnectsAndClosesBetweenPollsIsReported) {
+  poll(1000, {full(make_entry(AF_INET, 7, "10.0.0.5", 7002, "0.0.0.0", 0, 180))}, true);
+  EXPECT_EQ(take().size(), 1U) << "the baseline's Bound record";
+  destroy(destroy_of(outbound(1, 180), info(102, 52, 6, 5, 30, 100)), 1500);
+  const auto ev = take();
+  ASSERT_EQ(ev.size(), 1U);
+  EXPECT_EQ(ev[0].activity, Activity::kClose);
+  EXPECT_EQ(ev[0].orientation.shape, Shape::kInitiated);
+  EXPECT_EQ(ev[0].orientation.direction, flow::Direction::kLateral);
 }
 
 }  // namespace

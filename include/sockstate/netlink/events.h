@@ -24,7 +24,8 @@ class DestroyListener {
   [[nodiscard]] int fd() const { return sock_.fd(); }
   [[nodiscard]] std::size_t receive_buffer() const { return receive_buffer_; }
 
-  // Reads every datagram queued now and calls on_destroy for each socket. Returns false
+  // Reads the datagrams queued now (at most 4096 a call) and calls on_destroy for each
+  // socket. Returns false
   // (and counts an overflow) when the kernel dropped events since the last read
   // (ENOBUFS): the caller must resync with a dump. Doubles the receive buffer on
   // overflow, up to max_buffer.

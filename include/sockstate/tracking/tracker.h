@@ -56,10 +56,19 @@ class Tracker {
   explicit Tracker(Sink sink, TrackerOptions options = {})
       : sink_(std::move(sink)), options_(std::move(options)) {}
 
+  // What a poll says about a socket it finds for the first time.
+  enum class FirstSight : std::uint8_t {
+    kEvent,     // it appeared: Listen or Open
+    kBaseline,  // it was there before we looked: the one-shot snapshot record
+    kSilent,    // it was there before we looked, and no baseline is wanted: nothing
+  };
+
   // One complete poll: begin, every socket of the dump, end. The listener table must hold
-  // this poll's LISTEN sockets before any other socket is fed. The first poll, with
-  // `baseline`, reports every socket as a one-shot snapshot does.
-  void begin_poll(std::int64_t now_ms, bool baseline);
+  // this poll's LISTEN sockets before any other socket is fed. `first` says what sockets
+  // seen for the first time are (the daemon's first poll: kBaseline or kSilent); it can be
+  // changed between sockets with set_first_sight() (a namespace dumped for the first time).
+  void begin_poll(std::int64_t now_ms, FirstSight first);
+  void set_first_sight(FirstSight first) { first_ = first; }
   void poll_socket(const netlink::SocketEntry& entry, const flow::ListenerTable& listeners,
                    const flow::Perimeter& perimeter);
   void end_poll();
@@ -133,15 +142,21 @@ class Tracker {
   void close_gone(Tracked& t);
   void close(Tracked& t, const netlink::SocketEntry& final_entry, bool from_destroy,
              std::int64_t now_ms);
-  void terminal(std::uint64_t cookie, bool by_poll, std::int64_t now_ms);
+  void terminal(std::uint64_t cookie, std::uint64_t netns, bool by_poll, std::int64_t now_ms);
+  void track(const netlink::SocketEntry& entry, const flow::Orientation& o);
   flow::Observation observe(const Tracked& t, flow::Activity activity, std::int64_t now_ms) const;
   void repair(flow::Observation& obs, const Tracked& t) const;
 
   Sink sink_;
   TrackerOptions options_;
   std::unordered_map<std::uint64_t, Tracked> tracked_;
-  // Cookies reported terminal, and the generation of the last poll that still showed them.
-  std::unordered_map<std::uint64_t, std::uint64_t> closed_;
+  // Cookies reported terminal, the generation of the last poll that still showed them, and
+  // their namespace. Kept until two polls in a row miss them: one dump can skip a socket.
+  struct Closed {
+    std::uint64_t generation = 0;
+    std::uint64_t netns = 0;
+  };
+  std::unordered_map<std::uint64_t, Closed> closed_;
   // Cookies reported terminal by a poll, and when: their destroy event may still come.
   std::unordered_map<std::uint64_t, std::int64_t> closed_by_poll_;
   std::unordered_map<std::uint64_t, Pending> pending_;
@@ -150,7 +165,7 @@ class Tracker {
   std::unordered_map<Flow, std::uint64_t, FlowHash> closed_flows_;
   std::uint64_t generation_ = 0;
   std::int64_t poll_ms_ = 0;
-  bool baseline_ = false;
+  FirstSight first_ = FirstSight::kEvent;
   TrackerStats stats_;
 };
 
