@@ -49,8 +49,8 @@ std::string app_specific_machine_id() {
 
 }  // namespace
 
-ocsf::HostIdentity read_host_identity(const std::string& root) {
-  ocsf::HostIdentity id;
+flow::HostIdentity read_host_identity(const std::string& root) {
+  flow::HostIdentity id;
   id.hostname = first_line(join(root, "/proc/sys/kernel/hostname"));
   if (root.empty() || root == "/") {
     id.device_uid = app_specific_machine_id();

@@ -200,7 +200,7 @@ void write_user(JsonWriter& w, std::string_view key, std::uint32_t uid, std::str
 }
 
 std::string device_json(const RecordContext& context) {
-  const HostIdentity& h = context.host;
+  const flow::HostIdentity& h = context.host;
   std::string out;
   JsonWriter w(out);
   w.begin_object();

@@ -4,7 +4,7 @@
 #include <string>
 
 #include "sockstate/flow/orientation.h"
-#include "sockstate/ocsf/host.h"
+#include "sockstate/flow/host.h"
 
 namespace sockstate::collect {
 
@@ -17,7 +17,7 @@ inline constexpr const char* kAppId = "2a54fd2202f0451987824b8e17711400";
 // files leave their field empty: a record without device.uid is better than none. The
 // device uid comes from libsystemd, which reads the live /etc/machine-id: with another
 // root it is derived from that root's machine id by the same function only on "/".
-ocsf::HostIdentity read_host_identity(const std::string& root = "/");
+flow::HostIdentity read_host_identity(const std::string& root = "/");
 
 // The preferred source address of the default route of the main table (IPv4, else
 // IPv6), as text: the route's own RTA_PREFSRC, else the source the kernel picks towards

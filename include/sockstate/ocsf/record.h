@@ -7,7 +7,7 @@
 #include <unordered_map>
 
 #include "sockstate/flow/observation.h"
-#include "sockstate/ocsf/host.h"
+#include "sockstate/flow/host.h"
 #include "sockstate/ocsf/json_writer.h"
 #include "sockstate/ocsf/tcp_state.h"
 
@@ -18,7 +18,7 @@ struct RecordContext {
   std::string product_version;
   std::string vendor_name = "sockstate";
   std::string log_name = "sockstate";
-  HostIdentity host;
+  flow::HostIdentity host;
   int device_type_id = 0;         // OCSF device type_id, 0 Unknown
   std::uint64_t netns_inode = 0;  // unmapped.netns when known (0: left out)
   // Community ID v1 seed for connection_info.community_uid (0 is everyone's default).

@@ -2,7 +2,7 @@
 
 #include <string>
 
-namespace sockstate::ocsf {
+namespace sockstate::flow {
 
 // Who is reporting, as every record's `device` says it. Read once per run (see
 // collect/host.h); a field left empty is left out of the record.
@@ -14,4 +14,4 @@ struct HostIdentity {
   std::string ip;              // the preferred source of the default route; "" when none
 };
 
-}  // namespace sockstate::ocsf
+}  // namespace sockstate::flow
