@@ -531,6 +531,202 @@ struct Daemon::State {
     }
   }
 
+  // Everything `run` needs before its first poll; an Error says what failed.
+  Result<void> start() {
+    // log_name, device type, process, all_netns, community_id_seed and observables are
+    // fixed for the life of the process: metadata.sequence must not restart.
+    context.log_name = config.log_name;
+    context.device_type_id = config.device_type_id;
+    context.community_id_seed = config.community_id_seed;
+    context.observables = config.observables;
+    builder.emplace(context);
+    internal = flow::NetworkSet(config.internal_networks);
+    // Without destroy events nothing is worth waiting for: a poll that misses a socket
+    // twice reports it.
+    tracker.set_confirm_poll_closes(config.destroy_events);
+    if (auto signals = watch_signals(); !signals) {
+      return signals.error();
+    }
+    if (auto opened = open_namespaces(); !opened) {
+      return opened.error();
+    }
+    if (auto scanned = scan_owners(); !scanned) {
+      return scanned.error();
+    }
+    return start_sinks(config);
+  }
+
+  Result<void> watch_signals() {
+    sigset_t mask;
+    sigemptyset(&mask);
+    for (int sig : {SIGTERM, SIGINT, SIGHUP}) {
+      sigaddset(&mask, sig);
+    }
+    ::sigprocmask(SIG_BLOCK, &mask, nullptr);
+    signal_fd.reset(::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
+    epoll_fd.reset(::epoll_create1(EPOLL_CLOEXEC));
+    if (!signal_fd.valid() || !epoll_fd.valid() || !watch(signal_fd.get())) {
+      return errno_error("cannot set up signals and epoll");
+    }
+    return {};
+  }
+
+  Result<void> open_namespaces() {
+    if (config.all_netns) {
+      if (auto synced = sync_namespaces(); !synced) {
+        return synced.error();
+      }
+      if (namespaces.empty()) {
+        return Error{0, "all_netns: no network namespace could be entered (CAP_SYS_ADMIN needed)"};
+      }
+      return {};
+    }
+    proc::NetnsInfo own;
+    own.inode = context.netns_inode;
+    auto opened = open_namespace(own, true);
+    if (!opened) {
+      return opened.error();
+    }
+    return add_namespace(std::move(*opened));
+  }
+
+  // Before the baseline, so its records name their owners.
+  Result<void> scan_owners() {
+    attributor.emplace(collect::AttributorOptions{config.process, "/proc", {}, "/"});
+    owners = attributor->owners();
+    if (owners == nullptr) {
+      return {};
+    }
+    auto scanned = owners->scan();
+    if (!scanned) {
+      return Error{scanned.error().errnum, "process attribution: " + scanned.error().context};
+    }
+    const auto unreadable = scanned->permission_errors + scanned->pid_errors;
+    owner_errors += unreadable;
+    if (unreadable > 0) {
+      spdlog::info(
+          "process attribution: {} process(es) could not be read; their sockets carry no "
+          "actor.process",
+          unreadable);
+    }
+    return {};
+  }
+
+  // When each periodic duty is next due (monotonic ms).
+  struct Timers {
+    std::int64_t poll = 0;
+    std::int64_t stats = 0;
+    std::int64_t watchdog = 0;
+    std::int64_t status = 0;
+    std::int64_t watchdog_every = 0;  // 0: no watchdog
+  };
+
+  // One poll and what follows it: Traffic records, READY=1 once, STATUS= now and then.
+  Result<void> poll_and_report(Timers& t) {
+    resync = false;
+    if (auto polled = poll(); !polled) {
+      return polled.error();
+    }
+    tracker.report_traffic(collect::realtime_ms(), config.traffic_interval.count());
+    flush_deferred();
+    if (!ready) {
+      ready = true;  // the first good dump is done and every sink is open
+      (void)::sd_notify(0, "READY=1");
+    }
+    const std::int64_t now = monotonic_ms();
+    if (now >= t.status) {
+      notify_status();  // systemd shows the latest; every poll would be chatter
+      t.status = now + 5000;
+    }
+    t.poll = now + config.poll_interval.count();
+    return {};
+  }
+
+  // Runs until a stopping signal (0) or a netlink failure (1).
+  int loop() {
+    Timers t;
+    std::uint64_t watchdog_usec = 0;
+    if (::sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0) {
+      t.watchdog_every = static_cast<std::int64_t>(watchdog_usec / 2000);
+    }
+    std::int64_t now = monotonic_ms();
+    t.poll = now;
+    t.stats = now + config.stats_interval.count();
+    t.watchdog = now;
+    t.status = now;
+    for (;;) {
+      now = monotonic_ms();
+      if (now >= t.poll || resync) {
+        if (auto done = poll_and_report(t); !done) {
+          spdlog::error("{}", done.error().message());
+          return 1;
+        }
+        now = monotonic_ms();
+      }
+      if (config.stats_interval.count() > 0 && now >= t.stats) {
+        log_stats();
+        t.stats = now + config.stats_interval.count();
+      }
+      if (t.watchdog_every > 0 && now >= t.watchdog) {
+        (void)::sd_notify(0, "WATCHDOG=1");
+        t.watchdog = now + t.watchdog_every;
+      }
+      if (auto stop = wait_and_handle(t, now); stop) {
+        return *stop;
+      }
+    }
+  }
+
+  // Waits for a descriptor or the next duty; handles what is ready. An exit status when
+  // the daemon must stop.
+  std::optional<int> wait_and_handle(const Timers& t, std::int64_t now) {
+    std::int64_t deadline = t.poll;
+    if (config.stats_interval.count() > 0) {
+      deadline = std::min(deadline, t.stats);
+    }
+    if (t.watchdog_every > 0) {
+      deadline = std::min(deadline, t.watchdog);
+    }
+    std::array<epoll_event, 4> events{};
+    const int timeout = static_cast<int>(std::max<std::int64_t>(0, deadline - now));
+    const int n =
+        ::epoll_wait(epoll_fd.get(), events.data(), static_cast<int>(events.size()), timeout);
+    if (n < 0 && errno != EINTR) {
+      spdlog::error("{}", errno_error("epoll_wait").message());
+      return 1;
+    }
+    std::optional<int> stop;
+    for (int i = 0; i < n; ++i) {
+      const int fd = events[static_cast<std::size_t>(i)].data.fd;
+      if (const auto ns = by_event_fd.find(fd); ns != by_event_fd.end()) {
+        if (auto drained = drain_destroys(*ns->second); !drained) {
+          spdlog::error("{}", drained.error().message());
+          stop = 1;
+        }
+      } else if (fd == signal_fd.get() && handle_signals()) {
+        stop = stop.value_or(0);
+      }
+    }
+    return stop;
+  }
+
+  // Reads the pending signals: true when one says stop.
+  bool handle_signals() {
+    bool stop = false;
+    signalfd_siginfo info{};
+    while (::read(signal_fd.get(), &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
+      if (info.ssi_signo == SIGHUP) {
+        (void)::sd_notify(0, "RELOADING=1");
+        reload();
+        (void)::sd_notify(0, "READY=1");
+      } else {
+        spdlog::info("signal {}: stopping", info.ssi_signo == SIGTERM ? "TERM" : "INT");
+        stop = true;
+      }
+    }
+    return stop;
+  }
+
   void reload() {
     for (auto& s : sinks) {
       s->reopen();
@@ -584,163 +780,12 @@ int Daemon::run() {
   }
   s.config = std::move(*loaded);
   spdlog::set_level(spdlog::level::from_str(s.config.log_level));
-  // log_name and device type are fixed for the life of the process (a reload that
-  // changes them takes effect at the next start): metadata.sequence must not restart.
-  s.context.log_name = s.config.log_name;
-  s.context.device_type_id = s.config.device_type_id;
-
-  sigset_t mask;
-  sigemptyset(&mask);
-  for (int sig : {SIGTERM, SIGINT, SIGHUP}) {
-    sigaddset(&mask, sig);
-  }
-  ::sigprocmask(SIG_BLOCK, &mask, nullptr);
-  s.signal_fd.reset(::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
-  s.epoll_fd.reset(::epoll_create1(EPOLL_CLOEXEC));
-  if (!s.signal_fd.valid() || !s.epoll_fd.valid()) {
-    spdlog::error("{}", errno_error("cannot set up signals and epoll").message());
-    return 1;
-  }
-
-  // process, all_netns and community_id_seed, like log_name, apply at the next start.
-  s.context.community_id_seed = s.config.community_id_seed;
-  s.context.observables = s.config.observables;
-  s.builder.emplace(s.context);
-  s.internal = flow::NetworkSet(s.config.internal_networks);
-  // Without destroy events nothing is worth waiting for: a poll that misses a socket
-  // twice reports it.
-  s.tracker.set_confirm_poll_closes(s.config.destroy_events);
-  if (!s.watch(s.signal_fd.get())) {
-    spdlog::error("{}", errno_error("cannot watch descriptors").message());
-    return 1;
-  }
-  if (s.config.all_netns) {
-    if (auto synced = s.sync_namespaces(); !synced) {
-      spdlog::error("{}", synced.error().message());
-      return 1;
-    }
-    if (s.namespaces.empty()) {
-      spdlog::error("all_netns: no network namespace could be entered (CAP_SYS_ADMIN needed)");
-      return 1;
-    }
-  } else {
-    proc::NetnsInfo own;
-    own.inode = s.context.netns_inode;
-    auto opened = s.open_namespace(own, true);
-    if (!opened) {
-      spdlog::error("{}", opened.error().message());
-      return 1;
-    }
-    if (auto added = s.add_namespace(std::move(*opened)); !added) {
-      spdlog::error("{}", added.error().message());
-      return 1;
-    }
-  }
-  s.attributor.emplace(collect::AttributorOptions{s.config.process, "/proc", {}, "/"});
-  s.owners = s.attributor->owners();
-  if (s.owners != nullptr) {
-    auto scanned = s.owners->scan();  // before the baseline: its records name their owners
-    if (!scanned) {
-      spdlog::error("process attribution: {}", scanned.error().message());
-      return 1;
-    }
-    const auto unreadable = scanned->permission_errors + scanned->pid_errors;
-    s.owner_errors += unreadable;
-    if (unreadable > 0) {
-      spdlog::info(
-          "process attribution: {} process(es) could not be read; their sockets carry "
-          "no actor",
-          unreadable);
-    }
-  }
-  if (auto started = s.start_sinks(s.config); !started) {
+  if (auto started = s.start(); !started) {
     spdlog::error("{}", started.error().message());
     return 1;
   }
-
-  std::uint64_t watchdog_usec = 0;
-  const bool watchdog = ::sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0;
-  const std::int64_t watchdog_every =
-      watchdog ? static_cast<std::int64_t>(watchdog_usec / 2000) : 0;
-
   spdlog::info("sockstate run: {}", config::describe(s.config));
-  std::int64_t now = monotonic_ms();
-  std::int64_t next_poll = now;
-  std::int64_t next_stats = now + s.config.stats_interval.count();
-  std::int64_t next_watchdog = now;
-  std::int64_t next_status = now;
-  int status = 0;
-  bool running = true;
-
-  while (running) {
-    now = monotonic_ms();
-    if (now >= next_poll || s.resync) {
-      s.resync = false;
-      if (auto polled = s.poll(); !polled) {
-        spdlog::error("{}", polled.error().message());
-        status = 1;
-        break;
-      }
-      s.tracker.report_traffic(collect::realtime_ms(), s.config.traffic_interval.count());
-      if (!s.ready) {
-        s.ready = true;  // the first good dump is done and every sink is open
-        (void)::sd_notify(0, "READY=1");
-      }
-      now = monotonic_ms();
-      if (now >= next_status) {
-        s.notify_status();  // systemd shows the latest; every poll would be chatter
-        next_status = now + 5000;
-      }
-      next_poll = now + s.config.poll_interval.count();
-    }
-    if (s.config.stats_interval.count() > 0 && now >= next_stats) {
-      s.log_stats();
-      next_stats = now + s.config.stats_interval.count();
-    }
-    if (watchdog && now >= next_watchdog) {
-      (void)::sd_notify(0, "WATCHDOG=1");
-      next_watchdog = now + watchdog_every;
-    }
-    std::int64_t deadline = next_poll;
-    if (s.config.stats_interval.count() > 0) {
-      deadline = std::min(deadline, next_stats);
-    }
-    if (watchdog) {
-      deadline = std::min(deadline, next_watchdog);
-    }
-    std::array<epoll_event, 4> ready{};
-    const int timeout = static_cast<int>(std::max<std::int64_t>(0, deadline - now));
-    const int n =
-        ::epoll_wait(s.epoll_fd.get(), ready.data(), static_cast<int>(ready.size()), timeout);
-    if (n < 0 && errno != EINTR) {
-      spdlog::error("{}", errno_error("epoll_wait").message());
-      status = 1;
-      break;
-    }
-    for (int i = 0; i < n; ++i) {
-      const int fd = ready[static_cast<std::size_t>(i)].data.fd;
-      if (const auto ns = s.by_event_fd.find(fd); ns != s.by_event_fd.end()) {
-        if (auto drained = s.drain_destroys(*ns->second); !drained) {
-          spdlog::error("{}", drained.error().message());
-          status = 1;
-          running = false;
-        }
-      } else if (fd == s.signal_fd.get()) {
-        signalfd_siginfo info{};
-        while (::read(s.signal_fd.get(), &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
-          if (info.ssi_signo == SIGHUP) {
-            (void)::sd_notify(0, "RELOADING=1");
-            s.reload();
-            (void)::sd_notify(0, "READY=1");
-          } else {
-            spdlog::info("signal {}: stopping", info.ssi_signo == SIGTERM ? "TERM" : "INT");
-            running = false;
-          }
-        }
-      }
-    }
-  }
-
+  const int status = s.loop();
   (void)::sd_notify(0, "STOPPING=1");
   for (auto& sink : s.sinks) {
     sink->stop(milliseconds(5000));

@@ -3,8 +3,8 @@
 #include <cstdint>
 #include <string>
 
-#include "sockstate/flow/orientation.h"
 #include "sockstate/flow/host.h"
+#include "sockstate/flow/orientation.h"
 
 namespace sockstate::collect {
 

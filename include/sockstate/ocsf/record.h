@@ -6,8 +6,8 @@
 #include <string_view>
 #include <unordered_map>
 
-#include "sockstate/flow/observation.h"
 #include "sockstate/flow/host.h"
+#include "sockstate/flow/observation.h"
 #include "sockstate/ocsf/json_writer.h"
 #include "sockstate/ocsf/tcp_state.h"
 
