@@ -356,19 +356,13 @@ struct Daemon::State {
     return {};
   }
 
-  // One complete poll: LISTEN sockets first (they decide direction), then the rest, then
-  // the owners of new sockets, then the destroy events that came meanwhile, then what
-  // vanished.
-  Result<void> poll() {
-    const std::int64_t started = monotonic_ms();
-    if (config.all_netns) {
-      if (auto synced = sync_namespaces(); !synced) {
-        return synced.error();
-      }
-    }
-    tracker.begin_poll(collect::realtime_ms(), tracking::Tracker::FirstSight::kEvent);
+  // Every namespace's listeners, then (the tables complete) their sockets. Namespaces
+  // whose dump failed go to `failed`; a failure in our own namespace is an Error.
+  Result<void> dump_namespaces(std::vector<std::uint64_t>& failed) {
     const bool want_listen = (config.states & netlink::state_bit(netlink::kTcpListen)) != 0;
-    std::vector<std::uint64_t> failed;
+    auto is_failed = [&failed](std::uint64_t inode) {
+      return std::find(failed.begin(), failed.end(), inode) != failed.end();
+    };
     std::vector<netlink::SocketEntry> listening;
     for (auto& [inode, ns] : namespaces) {
       if (auto done = dump_listeners(*ns, listening); !done) {
@@ -377,17 +371,15 @@ struct Daemon::State {
         }
       }
     }
-    if (want_listen) {
-      for (const auto& e : listening) {
-        if (std::find(failed.begin(), failed.end(), e.netns) == failed.end()) {
-          const Namespace& ns = *namespaces.at(e.netns);
-          tracker.set_first_sight(first_sight(ns));
-          tracker.poll_socket(e, ns.view.listeners(), perimeter(ns));
-        }
+    for (const auto& e : listening) {
+      if (want_listen && !is_failed(e.netns)) {
+        const Namespace& ns = *namespaces.at(e.netns);
+        tracker.set_first_sight(first_sight(ns));
+        tracker.poll_socket(e, ns.view.listeners(), perimeter(ns));
       }
     }
     for (auto& [inode, ns] : namespaces) {
-      if (std::find(failed.begin(), failed.end(), inode) != failed.end()) {
+      if (is_failed(inode)) {
         continue;
       }
       if (auto done = dump_sockets(*ns); !done) {
@@ -396,16 +388,32 @@ struct Daemon::State {
         }
       }
     }
+    for (auto& [inode, ns] : namespaces) {
+      ns->dumped = ns->dumped || !is_failed(inode);
+    }
+    return {};
+  }
+
+  // One complete poll: LISTEN sockets first (they decide direction), then the rest, then
+  // the owners of new sockets, then the destroy events that came meanwhile, then what
+  // vanished. A namespace not dumped this poll keeps its sockets as they were.
+  Result<void> poll() {
+    const std::int64_t started = monotonic_ms();
+    if (config.all_netns) {
+      if (auto synced = sync_namespaces(); !synced) {
+        return synced.error();
+      }
+    }
+    tracker.begin_poll(collect::realtime_ms(), tracking::Tracker::FirstSight::kEvent);
+    std::vector<std::uint64_t> failed;
+    if (auto dumped = dump_namespaces(failed); !dumped) {
+      return dumped.error();
+    }
     for (const auto inode : failed) {
       tracker.keep_namespace(inode);
     }
     for (const auto inode : unreachable) {
       tracker.keep_namespace(inode);
-    }
-    for (auto& [inode, ns] : namespaces) {
-      if (std::find(failed.begin(), failed.end(), inode) == failed.end()) {
-        ns->dumped = true;
-      }
     }
     flush_deferred();
     if (auto drained = drain_all(); !drained) {
