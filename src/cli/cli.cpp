@@ -54,7 +54,7 @@ Invocation parse(const std::vector<std::string>& args) {
       "Exit status: 0 success; 1 runtime failure (netlink, output); 2 bad command line\n"
       "or configuration.\n"
       "Records: OCSF 1.8.0 Network Activity (4001), TCP state in unmapped.tcp_state_id.\n"
-      "See sockstate(1).");
+      "See sockstate(8).");
   app.add_option("--log-level", inv.log_level,
                  "Diagnostics on stderr (default: warn; for run, the configuration's)")
       ->check(CLI::IsMember({"error", "warn", "info", "debug"}))
@@ -103,7 +103,7 @@ Invocation parse(const std::vector<std::string>& args) {
 
   CLI::App* run = app.add_subcommand(
       "run", "Collect: report socket changes, closes and traffic as records until stopped.");
-  run->add_option("--config", inv.config_path, "Configuration file (JSON; see sockstate(1))")
+  run->add_option("--config", inv.config_path, "Configuration file (JSON; see sockstate(8))")
       ->type_name("FILE");
   std::string poll_interval;
   std::string traffic_interval;

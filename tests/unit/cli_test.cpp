@@ -156,7 +156,7 @@ std::string read_file(const std::string& path) {
 // Every option and state name --help offers is documented in the README and the man page.
 TEST(Cli, HelpReadmeAndManPageAgree) {
   const std::string readme = read_file(SOCKSTATE_SOURCE_DIR "/README.md");
-  std::string man = read_file(SOCKSTATE_SOURCE_DIR "/packaging/man/sockstate.1");
+  std::string man = read_file(SOCKSTATE_SOURCE_DIR "/packaging/man/sockstate.8");
   ASSERT_FALSE(readme.empty());
   ASSERT_FALSE(man.empty());
   man.erase(std::remove(man.begin(), man.end(), '\\'), man.end());  // roff's \- is -
@@ -171,7 +171,7 @@ TEST(Cli, HelpReadmeAndManPageAgree) {
   EXPECT_GE(options.size(), 10U);
   for (const std::string& opt : options) {
     EXPECT_NE(readme.find(opt), std::string::npos) << opt << " is not in README.md";
-    EXPECT_NE(man.find(opt), std::string::npos) << opt << " is not in sockstate.1";
+    EXPECT_NE(man.find(opt), std::string::npos) << opt << " is not in sockstate.8";
   }
   for (const char* state :
        {"established", "syn-sent", "syn-received", "fin-wait-1", "fin-wait-2", "time-wait",
