@@ -135,7 +135,12 @@ class FileWriter final : public Writer {
       if (::fchmod(fd.get(), mode_) != 0) {
         return discard_created(errno_error("chmod " + path_));
       }
-      if (gid_ && ::fchown(fd.get(), static_cast<uid_t>(-1), *gid_) != 0) {
+      // A new file already has our group (or the directory's, setgid): chown only when
+      // that is not the configured one. The packaged unit runs with Group=adm and a
+      // system-call filter without chown, so there it is never called.
+      struct stat st {};
+      if (gid_ && (::fstat(fd.get(), &st) != 0 || st.st_gid != *gid_) &&
+          ::fchown(fd.get(), static_cast<uid_t>(-1), *gid_) != 0) {
         return discard_created(errno_error("chown " + path_ + " to group " + group_));
       }
       regular_ = true;
