@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <exception>
@@ -14,6 +15,7 @@
 #include "sockstate/config/config.h"
 #include "sockstate/daemon/daemon.h"
 #include "sockstate/ocsf/record.h"
+#include "sockstate/sink/sink.h"
 #include "sockstate/snapshot/output.h"
 #include "sockstate/snapshot/snapshot.h"
 
@@ -52,6 +54,15 @@ int check_config(const sockstate::cli::Invocation& inv) {
     (void)std::fprintf(stderr, "sockstate: %s\n", config.error().message().c_str());
     return sockstate::cli::kExitUsage;
   }
+  // What `run` would fail on at start that the document cannot say.
+  for (const auto& sink : config->sinks) {
+    if (auto ready = sockstate::sink::preflight(sink); !ready) {
+      (void)std::fprintf(stderr, "sockstate: %s: sink %s: %s\n", inv.config_path.c_str(),
+                         sockstate::config::sink_name(sink).c_str(),
+                         ready.error().message().c_str());
+      return sockstate::cli::kExitUsage;
+    }
+  }
   (void)std::printf("%s: valid: %s\n", inv.config_path.c_str(),
                     sockstate::config::describe(*config).c_str());
   return kExitOk;
@@ -77,6 +88,12 @@ int run_snapshot(const sockstate::cli::Invocation& inv) {
   sockstate::ocsf::RecordBuilder builder(std::move(context));
 
   auto stats = sockstate::snapshot::run_snapshot(inv.snapshot, builder, *output);
+  if (!stats && stats.error().errnum == EPIPE && inv.output_path.empty()) {
+    // The reader went away (`sockstate snapshot | head`): end as a filter does, quietly.
+    (void)std::signal(SIGPIPE, SIG_DFL);
+    (void)std::raise(SIGPIPE);
+    return 128 + SIGPIPE;
+  }
   if (!stats) {
     spdlog::error("{}", stats.error().message());
     return kExitRuntime;

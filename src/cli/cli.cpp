@@ -48,8 +48,10 @@ Invocation parse(const std::vector<std::string>& args) {
       "sockstate: the kernel's TCP sockets as OCSF 1.8.0 Network Activity records, "
       "one JSON object per line.",
       "sockstate"};
-  app.set_version_flag("--version", std::string("sockstate ") + kVersion);
+  app.set_version_flag("-V,--version", std::string("sockstate ") + kVersion);
   app.require_subcommand(1);
+  // Global options (--log-level) work after the command too.
+  app.fallthrough(true);
   app.footer(
       "Exit status: 0 success; 1 runtime failure (netlink, output); 2 bad command line\n"
       "or configuration.\n"
@@ -134,16 +136,30 @@ Invocation parse(const std::vector<std::string>& args) {
       ->required()
       ->type_name("FILE");
 
+  // `sockstate help [COMMAND]` is `sockstate [COMMAND] --help`.
+  std::vector<std::string> argv = args;
+  for (std::size_t i = 1; i < argv.size(); ++i) {
+    if (argv[i] == "--log-level") {
+      ++i;
+    } else if (argv[i] == "help") {
+      argv.erase(argv.begin() + static_cast<std::ptrdiff_t>(i));
+      argv.insert(argv.begin() + static_cast<std::ptrdiff_t>(std::min(i + 1, argv.size())),
+                  "--help");
+      break;
+    } else if (argv[i].empty() || argv[i][0] != '-') {
+      break;
+    }
+  }
   // CLI11 reports an unknown command as "a subcommand is required"; name it instead.
-  for (std::size_t i = 1; i < args.size(); ++i) {
-    if (args[i] == "--log-level") {
+  for (std::size_t i = 1; i < argv.size(); ++i) {
+    if (argv[i] == "--log-level") {
       ++i;
       continue;
     }
-    if (!args[i].empty() && args[i][0] != '-') {
-      if (args[i] != "snapshot" && args[i] != "run" && args[i] != "check-config") {
+    if (!argv[i].empty() && argv[i][0] != '-') {
+      if (argv[i] != "snapshot" && argv[i] != "run" && argv[i] != "check-config") {
         inv.exit_code = kExitUsage;
-        inv.error = "unknown command '" + args[i] +
+        inv.error = "unknown command '" + argv[i] +
                     "' (commands: snapshot, run, check-config; see sockstate --help)";
         return inv;
       }
@@ -151,7 +167,7 @@ Invocation parse(const std::vector<std::string>& args) {
     }
   }
 
-  std::vector<std::string> argv_rev(args.rbegin(), args.rend() - (args.empty() ? 0 : 1));
+  std::vector<std::string> argv_rev(argv.rbegin(), argv.rend() - (argv.empty() ? 0 : 1));
   try {
     app.parse(argv_rev);
   } catch (const CLI::CallForHelp&) {

@@ -14,7 +14,6 @@
 #include "queued_sink.h"
 
 namespace sockstate::sink::detail {
-namespace {
 
 Result<gid_t> lookup_group(const std::string& name) {
   std::vector<char> buf(1024);
@@ -35,6 +34,8 @@ Result<gid_t> lookup_group(const std::string& name) {
     return found->gr_gid;
   }
 }
+
+namespace {
 
 Error rename_error(const std::string& from, const std::string& to) {
   std::string what = "rotate: rename ";
@@ -268,3 +269,31 @@ std::unique_ptr<Writer> make_file_writer(const config::SinkConfig& config) {
 }
 
 }  // namespace sockstate::sink::detail
+
+namespace sockstate::sink {
+
+Result<void> preflight(const config::SinkConfig& sink) {
+  if (sink.type != config::SinkType::kFile) {
+    return {};
+  }
+  if (!sink.file_group.empty()) {
+    if (auto gid = detail::lookup_group(sink.file_group); !gid) {
+      return gid.error();
+    }
+  }
+  const auto slash = sink.path.rfind('/');
+  const std::string dir = slash == 0 ? "/" : sink.path.substr(0, slash);
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) {
+    return errno_error("directory " + dir + " of " + sink.path);
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return Error{ENOTDIR, "directory " + dir + " of " + sink.path};
+  }
+  if (::access(dir.c_str(), W_OK | X_OK) != 0) {
+    return errno_error("directory " + dir + " of " + sink.path + " is not writable");
+  }
+  return {};
+}
+
+}  // namespace sockstate::sink

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -93,7 +94,9 @@ TEST(CliE2e, NetlinkFailureIsOneLineExitOne) {
 
 // stdout is a pipe nobody reads: the write fails (EPIPE) and is reported, never a silent
 // death by SIGPIPE.
-TEST(CliE2e, ClosedStdoutIsOneLineExitOne) {
+// `sockstate snapshot | head`: the reader goes away; it ends as a filter does, killed by
+// SIGPIPE, with nothing on stderr.
+TEST(CliE2e, ClosedStdoutEndsQuietlyAsAFilterDoes) {
   if (sockstate("snapshot --state all,bound").output.empty()) {
     GTEST_SKIP() << "no TCP socket in this namespace: nothing would be written";
   }
@@ -106,18 +109,59 @@ TEST(CliE2e, ClosedStdoutIsOneLineExitOne) {
       "sys.stdout.write('%d\\n%s' % (p.returncode, p.stderr.decode()))\n";
   const CommandResult r =
       run_command(std::string(SOCKSTATE_PYTHON3) + " - " + SOCKSTATE_BINARY, script);
-  EXPECT_EQ(r.output.rfind("1\n", 0), 0U) << r.output << r.error_output;
-  EXPECT_NE(r.output.find("Broken pipe"), std::string::npos) << r.output;
-  EXPECT_EQ(lines(r.output), 2) << r.output;
+  EXPECT_EQ(r.output, "-13\n") << "killed by SIGPIPE, stderr empty: " << r.output << r.error_output;
+}
+
+TEST(CliE2e, OutputFileThatFailsIsOneLineExitOne) {
+  // /dev/full: every write fails with ENOSPC.
+  const CommandResult r = sockstate("snapshot --state all,bound --output /dev/full");
+  EXPECT_EQ(r.exit_code, 1) << r.error_output;
+  EXPECT_NE(r.error_output.find("No space left on device"), std::string::npos) << r.error_output;
+  EXPECT_EQ(lines(r.error_output), 1) << r.error_output;
+}
+
+TEST(CliE2e, HelpVersionAndGlobalOptionsAnywhere) {
+  EXPECT_EQ(sockstate("-V").output, sockstate("--version").output);
+  EXPECT_NE(sockstate("help").output.find("SUBCOMMAND"), std::string::npos);
+  const CommandResult snap_help = sockstate("help snapshot");
+  EXPECT_EQ(snap_help.exit_code, 0);
+  EXPECT_NE(snap_help.output.find("--state"), std::string::npos) << snap_help.output;
+  const CommandResult late = sockstate("snapshot --state listen --log-level info");
+  EXPECT_EQ(late.exit_code, 0) << late.error_output;
+  EXPECT_NE(late.error_output.find("snapshot:"), std::string::npos) << "the info summary";
+}
+
+TEST(CliE2e, CheckConfigChecksWhatRunWouldFailOn) {
+  char dir[] = "/tmp/sockstate-e2e-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string path = std::string(dir) + "/c.json";
+  auto with_sink = [&](const std::string& sink) {
+    std::ofstream(path) << "{\"sinks\": [" << sink << "]}";
+    return sockstate("check-config " + path);
+  };
+  CommandResult r = with_sink(R"({"type": "file", "path": ")" + std::string(dir) + R"(/r.jsonl"})");
+  EXPECT_EQ(r.exit_code, 0) << r.error_output;
+  r = with_sink(R"({"type": "file", "path": ")" + std::string(dir) + R"(/missing/r.jsonl"})");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.error_output.find("No such file or directory"), std::string::npos) << r.error_output;
+  EXPECT_EQ(lines(r.error_output), 1) << r.error_output;
+  r = with_sink(R"({"type": "file", "path": ")" + std::string(dir) +
+                R"(/r.jsonl", "group": "no-such-group-here"})");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.error_output.find("no such group"), std::string::npos) << r.error_output;
+  run_command("rm -rf " + std::string(dir));
 }
 
 TEST(CliE2e, CheckConfig) {
-  CommandResult r =
-      sockstate("check-config " SOCKSTATE_SOURCE_DIR "/packaging/sockstate.example.json");
-  EXPECT_EQ(r.exit_code, 0) << r.error_output;
-  EXPECT_NE(r.output.find("valid"), std::string::npos) << r.output;
   char dir[] = "/tmp/sockstate-e2e-XXXXXX";
   ASSERT_NE(::mkdtemp(dir), nullptr);
+  // The example, its file sink moved to a directory that exists here.
+  const std::string example = std::string(dir) + "/example.json";
+  run_command("sed 's|/var/log/sockstate/|" + std::string(dir) +
+              "/|' " SOCKSTATE_SOURCE_DIR "/packaging/sockstate.example.json > " + example);
+  CommandResult r = sockstate("check-config " + example);
+  EXPECT_EQ(r.exit_code, 0) << r.error_output;
+  EXPECT_NE(r.output.find("valid"), std::string::npos) << r.output;
   const std::string bad = std::string(dir) + "/bad.json";
   run_command(
       "printf '{\"sinks\": [{\"type\": \"tcp\", \"host\": \"127.0.0.1\", "

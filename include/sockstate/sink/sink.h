@@ -64,6 +64,11 @@ class Sink {
 // The sink a configuration entry describes (not started).
 std::unique_ptr<Sink> make_sink(const config::SinkConfig& config);
 
+// What a sink will need from this host that its configuration cannot say: for a file
+// sink, the directory exists and is writable, and the group exists. For check-config, so
+// that a configuration it accepts does not fail at start.
+Result<void> preflight(const config::SinkConfig& sink);
+
 // A sink writing to an already open descriptor (the stdout sink is make_fd_sink(1,
 // "stdout", n)). The caller keeps ownership of `fd` and keeps it open until stop()
 // returns. Each record goes out whole in order; on a pipe or socket the sink writes
