@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "sockstate/common/fd.h"
+#include "sockstate/metrics/server.h"
 #include "sockstate/ocsf/tcp_state.h"
 
 namespace sockstate::config {
@@ -478,7 +479,7 @@ struct TopKey {
 };
 
 // Every top-level key, in the order they are checked (and documented in the example).
-constexpr std::array<TopKey, 16> kTopKeys = {{
+constexpr std::array<TopKey, 17> kTopKeys = {{
     {"poll_interval",
      [](const json& v, const std::string& p, Config& c) {
        c.poll_interval = as_duration(v, p, {100ms, {}});
@@ -526,6 +527,19 @@ constexpr std::array<TopKey, 16> kTopKeys = {{
                              Config& c) { c.internal_networks = as_networks(v, p); }},
     {"observables",
      [](const json& v, const std::string& p, Config& c) { c.observables = as_bool(v, p); }},
+    {"metrics_listen",
+     [](const json& v, const std::string& p, Config& c) {
+       if (!v.is_string()) {
+         wrong_type(p, v, "\"IP:PORT\" such as \"127.0.0.1:9465\", or \"\" for none");
+       }
+       const auto& text = v.get_ref<const std::string&>();
+       if (!text.empty()) {
+         if (auto a = metrics::parse_listen_address(text); !a) {
+           fail(p, "must be \"IP:PORT\" or \"[IPv6]:PORT\": " + a.error().context);
+         }
+       }
+       c.metrics_listen = text;
+     }},
     {"sinks", parse_sinks},
 }};
 
@@ -1035,6 +1049,9 @@ std::string describe(const Config& config) {
   }
   if (!config.observables) {
     out += ", no observables";
+  }
+  if (!config.metrics_listen.empty()) {
+    out += ", metrics on " + config.metrics_listen;
   }
   if (config.states != netlink::kAllStates) {
     std::array<char, 16> hex{};

@@ -17,10 +17,12 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
+#include <tuple>
 
 #include "sockstate/collect/collector.h"
 #include "sockstate/collect/host.h"
 #include "sockstate/common/fd.h"
+#include "sockstate/metrics/server.h"
 #include "sockstate/netlink/dumper.h"
 #include "sockstate/netlink/events.h"
 #include "sockstate/proc/namespaces.h"
@@ -99,7 +101,10 @@ struct Daemon::State {
   collect::TimezoneOffset timezone;
   std::vector<flow::Observation> deferred;  // records whose owner a /proc walk must find
   std::vector<std::uint64_t> unreachable;   // namespaces discovered but not opened this poll
-  std::string record;                       // reused for every record
+  std::unique_ptr<metrics::MetricsServer> metrics_server;  // metrics_listen
+  std::array<std::uint64_t, 9> by_activity{};              // records written, by flow::Activity
+  std::vector<int> sink_up;  // each sink's connected state last logged
+  std::string record;        // reused for every record
   Fd signal_fd;
   Fd epoll_fd;
   bool ready = false;
@@ -154,6 +159,7 @@ struct Daemon::State {
     }
     obs.owner = attributor->owner_of(obs.socket, obs.uid_known, container);
     obs.timezone_offset_min = timezone.at(obs.time_ms);
+    ++by_activity[static_cast<std::size_t>(obs.activity)];
     record.clear();
     builder->append(obs, record);
     ++records;
@@ -296,6 +302,7 @@ struct Daemon::State {
       s->stop(milliseconds(2000));
     }
     sinks = std::move(fresh);
+    sink_up.clear();  // new sinks: their first state is news
     return {};
   }
 
@@ -516,26 +523,102 @@ struct Daemon::State {
                        static_cast<unsigned long long>(k.dropped));
   }
 
+  // One line of key=value pairs, for people and for log parsers alike.
   void log_stats() {
     const auto t = tracker.stats();
     const DestroyCounts d = destroy_counts();
-    std::string per_sink;
+    std::string line = fmt::format(
+        "stats: tracked={} records={} polls={} poll_ms={} destroy_events={} overflows={} "
+        "closes_by_destroy={} closes_by_poll={} awaiting_destroy={} dump_redos={} "
+        "forged_datagrams={} namespaces={} namespace_errors={} owner_walks={} "
+        "pids_unreadable={}",
+        t.tracked, records, polls, last_dump_ms, d.events, d.overflows, t.closed_by_destroy,
+        t.closed_by_poll, t.awaiting_destroy, dump_stats.redos, d.forged, namespaces.size(),
+        namespace_errors, owner_walks, owner_errors);
     for (const auto& s : sinks) {
       const auto st = s->stats();
-      per_sink += fmt::format(" {}={}/{}", s->name(), st.written, st.dropped);
+      line += fmt::format(" sink.{}.written={} .dropped={} .queued={} .errors={}", s->name(),
+                          st.written, st.dropped, st.queued, st.errors);
+      if (st.connected >= 0) {
+        line += fmt::format(" .connected={}", st.connected);
+      }
     }
-    spdlog::info(
-        "stats: {} sockets tracked, {} records, sinks written/dropped:{}, {} destroy events, "
-        "{} overflows, {} closes by destroy, {} by poll, {} polls, last dump {} ms, "
-        "{} dump redos, {} forged netlink datagrams discarded",
-        t.tracked, records, per_sink, d.events, d.overflows, t.closed_by_destroy, t.closed_by_poll,
-        polls, last_dump_ms, dump_stats.redos, d.forged);
-    if (config.all_netns || owners != nullptr) {
-      spdlog::info(
-          "stats: {} network namespaces ({} opened, {} gone, {} errors), {} /proc walks for "
-          "new sockets, {} pids unreadable, {} cgroup walks",
-          namespaces.size(), namespaces_opened, namespaces_closed, namespace_errors, owner_walks,
-          owner_errors, attributor->cgroups().stats().walks);
+    spdlog::info("{}", line);
+  }
+
+  // A socket sink's connection going down or coming back: one line per transition, with
+  // what the last failure said (errno included), never one per retry.
+  void log_sink_transitions() {
+    sink_up.resize(sinks.size(), -1);
+    for (std::size_t i = 0; i < sinks.size(); ++i) {
+      const int up = sinks[i]->stats().connected;
+      if (up < 0 || up == sink_up[i]) {
+        continue;
+      }
+      if (up == 1) {
+        spdlog::info("sink {}: connected", sinks[i]->name());
+      } else {
+        spdlog::warn("sink {}: not connected: {} (records wait in its queue)", sinks[i]->name(),
+                     sinks[i]->last_error());
+      }
+      sink_up[i] = up;
+    }
+  }
+
+  std::string render_metrics() const {
+    metrics::Exposition m;
+    static constexpr std::array<std::string_view, 9> kActivity = {
+        "unknown", "open", "close", "fail", "refuse", "traffic", "listen", "state_change", "bound"};
+    m.family("sockstate_records_total", "Records written, by activity.", "counter");
+    for (std::size_t a = 0; a < kActivity.size(); ++a) {
+      m.sample("sockstate_records_total", fmt::format("activity=\"{}\"", kActivity[a]),
+               by_activity[a]);
+    }
+    const std::array<std::pair<const char*, const char*>, 5> sink_families = {{
+        {"sockstate_sink_written_total", "Records a sink delivered."},
+        {"sockstate_sink_dropped_total", "Records a sink dropped (queue full, undeliverable)."},
+        {"sockstate_sink_errors_total", "Write and connect failures of a sink."},
+        {"sockstate_sink_queued", "Records waiting in a sink's queue."},
+        {"sockstate_sink_connected", "A socket sink's connection: 1 up, 0 down."},
+    }};
+    for (std::size_t f = 0; f < sink_families.size(); ++f) {
+      m.family(sink_families[f].first, sink_families[f].second, f < 3 ? "counter" : "gauge");
+      for (const auto& s : sinks) {
+        const auto st = s->stats();
+        const std::string label = "sink=\"" + metrics::label_value(s->name()) + "\"";
+        const std::array<std::int64_t, 5> v = {static_cast<std::int64_t>(st.written),
+                                               static_cast<std::int64_t>(st.dropped),
+                                               static_cast<std::int64_t>(st.errors),
+                                               static_cast<std::int64_t>(st.queued), st.connected};
+        if (v[f] >= 0) {
+          m.sample(sink_families[f].first, label, static_cast<std::uint64_t>(v[f]));
+        }
+      }
+    }
+    render_collector_metrics(m);
+    return m.text();
+  }
+
+  void render_collector_metrics(metrics::Exposition& m) const {
+    const auto t = tracker.stats();
+    const DestroyCounts d = destroy_counts();
+    m.family("sockstate_poll_duration_seconds", "Duration of the last poll.", "gauge");
+    m.sample("sockstate_poll_duration_seconds", "", static_cast<double>(last_dump_ms) / 1000.0);
+    const std::array<std::tuple<const char*, const char*, const char*, std::uint64_t>, 7> rows = {{
+        {"sockstate_polls_total", "Polls done.", "counter", polls},
+        {"sockstate_sockets_tracked", "Sockets tracked now.", "gauge", t.tracked},
+        {"sockstate_destroy_events_total", "Socket-destroy events read.", "counter", d.events},
+        {"sockstate_destroy_overflows_total", "Times the kernel dropped destroy events.", "counter",
+         d.overflows},
+        {"sockstate_forged_datagrams_total", "Netlink datagrams not from the kernel, discarded.",
+         "counter", d.forged},
+        {"sockstate_namespaces", "Network namespaces watched.", "gauge", namespaces.size()},
+        {"sockstate_namespace_errors_total", "Namespaces that could not be opened or dumped.",
+         "counter", namespace_errors},
+    }};
+    for (const auto& [name, help, type, value] : rows) {
+      m.family(name, help, type);
+      m.sample(name, "", value);
     }
   }
 
@@ -560,6 +643,13 @@ struct Daemon::State {
     }
     if (auto scanned = scan_owners(); !scanned) {
       return scanned.error();
+    }
+    if (!config.metrics_listen.empty()) {
+      auto server = metrics::MetricsServer::start(config.metrics_listen);
+      if (!server) {
+        return server.error();
+      }
+      metrics_server = std::move(*server);
     }
     return start_sinks(config);
   }
@@ -637,6 +727,10 @@ struct Daemon::State {
     }
     tracker.report_traffic(collect::realtime_ms(), config.traffic_interval.count());
     flush_deferred();
+    log_sink_transitions();
+    if (metrics_server) {
+      metrics_server->publish(render_metrics());
+    }
     if (!ready) {
       ready = true;  // the first good dump is done and every sink is open
       (void)::sd_notify(0, "READY=1");
@@ -760,12 +854,15 @@ struct Daemon::State {
       fresh->community_id_seed = config.community_id_seed;
     }
     if (fresh->observables != config.observables || fresh->states != config.states ||
-        fresh->destroy_events != config.destroy_events) {
+        fresh->destroy_events != config.destroy_events ||
+        fresh->metrics_listen != config.metrics_listen) {
       // Fewer states would make live sockets look gone; destroy events are per namespace.
-      spdlog::warn("observables, states and destroy_events apply at the next start");
+      spdlog::warn(
+          "observables, states, destroy_events and metrics_listen apply at the next start");
       fresh->observables = config.observables;
       fresh->states = config.states;
       fresh->destroy_events = config.destroy_events;
+      fresh->metrics_listen = config.metrics_listen;
     }
     config = std::move(*fresh);
     internal = flow::NetworkSet(config.internal_networks);

@@ -267,6 +267,7 @@ SinkStats QueuedSink::stats() const {
   s.reconnects = core_.reconnects_.load(std::memory_order_relaxed);
   s.reopens = core_.reopens_.load(std::memory_order_relaxed);
   s.queued = core_.queued_.load(std::memory_order_relaxed);
+  s.connected = core_.connected_.load(std::memory_order_relaxed);
   return s;
 }
 

@@ -63,6 +63,8 @@ class SinkCore {
   void count_error(const Error& error);
   void count_reconnect() { reconnects_.fetch_add(1, std::memory_order_relaxed); }
   void count_reopen() { reopens_.fetch_add(1, std::memory_order_relaxed); }
+  // Socket sinks: whether a connection is up now (stats().connected).
+  void set_connected(bool up) { connected_.store(up ? 1 : 0, std::memory_order_relaxed); }
 
   // Reconnect/retry delay: exponential from `min` to `max`, with jitter ([d/2, d]) so a
   // fleet restarted together does not reconnect in step.
@@ -94,6 +96,7 @@ class SinkCore {
   std::atomic<std::uint64_t> reconnects_{0};
   std::atomic<std::uint64_t> reopens_{0};
   std::atomic<std::size_t> queued_{0};
+  std::atomic<int> connected_{-1};
 
   mutable std::mutex error_mutex_;
   std::string last_error_;

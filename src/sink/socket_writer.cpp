@@ -179,6 +179,7 @@ class SocketWriter final : public Writer {
 
   void disconnect(SinkCore& core, const Error& error) {
     core.count_error(error);
+    core.set_connected(false);
     sock_.reset();
     next_attempt_ = Clock::now() + backoff_.next();
   }
@@ -186,6 +187,9 @@ class SocketWriter final : public Writer {
   // One connection attempt when it is due; sleeps until then otherwise. True when
   // connected.
   bool connect(SinkCore& core) {
+    if (!sock_.valid()) {
+      core.set_connected(false);
+    }
     if (Clock::now() < next_attempt_) {
       const bool stopping = core.stop_requested();
       core.sleep_until(next_attempt_);
@@ -210,6 +214,7 @@ class SocketWriter final : public Writer {
       auto sock = connect_one(address, core);
       if (sock) {
         sock_ = std::move(*sock);
+        core.set_connected(true);
         if (connected_before_) {
           core.count_reconnect();
         }

@@ -10,15 +10,18 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <array>
 #include <chrono>
 #include <csignal>
 #include <fstream>
 #include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <set>
 #include <sstream>
 #include <thread>
+#include <tuple>
 
 #include "support/daemon_harness.h"
 #include "support/netns.h"
@@ -134,6 +137,75 @@ TEST_F(DaemonNetns, ForgedDestroyEventsNeitherReportNorKill) {
     EXPECT_NE(dst_port(x), 5099) << x.dump();
   }
   stop();
+}
+
+// GET with a plain socket: the status line and the body.
+std::pair<std::string, std::string> http_get(std::uint16_t port, const std::string& path) {
+  UniqueFd fd = connect_to(port);
+  const std::string request = "GET " + path + " HTTP/1.0\r\nHost: localhost\r\n\r\n";
+  EXPECT_EQ(::write(fd.get(), request.data(), request.size()),
+            static_cast<ssize_t>(request.size()));
+  std::string answer;
+  std::array<char, 4096> buf{};
+  for (ssize_t n; (n = ::read(fd.get(), buf.data(), buf.size())) > 0;) {
+    answer.append(buf.data(), static_cast<std::size_t>(n));
+  }
+  const auto head_end = answer.find("\r\n\r\n");
+  return {answer.substr(0, answer.find("\r\n")),
+          head_end == std::string::npos ? std::string() : answer.substr(head_end + 4)};
+}
+
+// The operator's view: Prometheus metrics on the configured address, and one log line
+// per socket sink transition (with the errno), not one per retry.
+TEST_F(DaemonNetns, MetricsEndpointAndSinkTransitions) {
+  json config = {{"metrics_listen", "127.0.0.1:9465"}, {"poll_interval", "200ms"}};
+  config["sinks"] = json::array({{{"type", "file"}, {"path", records_path_}},
+                                 {{"type", "tcp"}, {"host", "127.0.0.1"}, {"port", 5098}}});
+  start(config);
+  const std::uint16_t port = 5021;
+  UniqueFd l = listen_on(port);
+  {
+    UniqueFd c = connect_to(port);
+    UniqueFd s(::accept4(l.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  }
+  wait_for([&](const auto& all) { return with(all, kClose, port).size() >= 2; });
+  std::this_thread::sleep_for(milliseconds(600));  // a poll publishes the counters
+  auto [status, body] = http_get(9465, "/metrics");
+  EXPECT_NE(status.find(" 200 OK"), std::string::npos) << status << body;
+  EXPECT_NE(body.find("# TYPE sockstate_records_total counter"), std::string::npos) << body;
+  const std::regex closes(R"re(sockstate_records_total\{activity="close"\} ([0-9]+))re");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(body, m, closes)) << body;
+  EXPECT_GE(std::stoi(m[1]), 2);
+  EXPECT_NE(body.find("sockstate_sink_written_total{sink=\"file:" + records_path_ + "\"}"),
+            std::string::npos)
+      << body;
+  EXPECT_NE(body.find("sockstate_sink_connected{sink=\"tcp:127.0.0.1:5098\"} 0"), std::string::npos)
+      << body;
+  EXPECT_NE(body.find("sockstate_poll_duration_seconds"), std::string::npos);
+  EXPECT_NE(body.find("sockstate_sockets_tracked"), std::string::npos);
+  EXPECT_NE(http_get(9465, "/").first.find(" 404 "), std::string::npos);
+  // The tcp sink's listener comes: one "connected" line after one "not connected" line.
+  UniqueFd receiver = listen_on(5098);
+  std::this_thread::sleep_for(milliseconds(1500));
+  std::tie(status, body) = http_get(9465, "/metrics");
+  EXPECT_NE(body.find("sockstate_sink_connected{sink=\"tcp:127.0.0.1:5098\"} 1"), std::string::npos)
+      << body;
+  stop();
+  const std::string log = file(dir_ + "/stderr");
+  auto count = [&log](const std::string& what) {
+    std::size_t n = 0;
+    for (auto at = log.find(what); at != std::string::npos; at = log.find(what, at + 1)) {
+      ++n;
+    }
+    return n;
+  };
+  EXPECT_EQ(count("sink tcp:127.0.0.1:5098: not connected: connect tcp:127.0.0.1:5098: "
+                  "Connection refused"),
+            1U)
+      << log;
+  EXPECT_EQ(count("sink tcp:127.0.0.1:5098: connected"), 1U) << log;
+  EXPECT_NE(log.find("stats: tracked="), std::string::npos) << "the key=value stats line";
 }
 
 TEST_F(DaemonNetns, RefusedAndFailedConnects) {
@@ -272,7 +344,7 @@ TEST_F(DaemonNetns, CloseStormEveryConnectionOnce) {
         << "duplicate close " << x.dump();
   }
   const std::string log = file(dir_ + "/stderr");
-  const bool lost = log.find(" 0 overflows") == std::string::npos;
+  const bool lost = log.find(" overflows=0 ") == std::string::npos;
   if (!lost) {
     EXPECT_EQ(closes.size(), 2U * kConnections) << "every socket once, in " << storm_ms << " ms";
   } else {
@@ -311,7 +383,7 @@ TEST_F(DaemonNetns, OverflowIsCountedNeverDuplicated) {
   const std::string last_stats = log.substr(log.rfind("stats:"));
   if (closes.size() < 2U * kConnections) {
     EXPECT_NE(log.find("destroy events lost"), std::string::npos) << log;
-    EXPECT_EQ(last_stats.find(" 0 overflows"), std::string::npos)
+    EXPECT_EQ(last_stats.find(" overflows=0 "), std::string::npos)
         << "a loss must be counted: " << last_stats;
   }
   RecordProperty("closes", std::to_string(closes.size()));

@@ -58,7 +58,8 @@ struct Config {
   std::vector<SinkConfig> sinks{SinkConfig{}};  // default: one stdout sink
   // The networks called inside, for direction and boundary (default: the contract's).
   std::vector<flow::Cidr> internal_networks = flow::NetworkSet::default_internal().networks();
-  bool observables = true;  // write `observables` on every record
+  bool observables = true;     // write `observables` on every record
+  std::string metrics_listen;  // "IP:PORT" of the Prometheus endpoint; "": off
 
   friend bool operator==(const Config&, const Config&) = default;
 };

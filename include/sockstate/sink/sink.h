@@ -21,6 +21,7 @@ struct SinkStats {
   std::uint64_t reconnects = 0;  // socket sinks: connections made after the first
   std::uint64_t reopens = 0;     // file sinks: reopened (SIGHUP) or rotated
   std::size_t queued = 0;        // records waiting now
+  int connected = -1;            // socket sinks: 1 connected, 0 not; -1 for other sinks
 };
 
 // One destination for records. Each sink owns a bounded queue and a worker thread, so a
