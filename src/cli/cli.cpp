@@ -81,6 +81,11 @@ Invocation parse(const std::vector<std::string>& args) {
       ->type_name("N");
   snap->add_option("--dport", dport, "Only sockets whose remote port is N (kernel filter)")
       ->type_name("N");
+  std::string format = "json";
+  snap->add_option("--format", format,
+                   "json (default): OCSF records; table: one line per socket for people")
+      ->check(CLI::IsMember({"json", "table"}))
+      ->type_name("FORMAT");
   bool no_info = false;
   snap->add_flag("--no-info", no_info, "No tcp_info: faster; records carry no traffic or rtt");
   snap->add_option("--output", inv.output_path, "Write records to FILE (mode 0640), not stdout")
@@ -263,6 +268,7 @@ Invocation parse(const std::vector<std::string>& args) {
                                              : opt.ports.remote) = *value;
     }
     opt.with_info = !no_info;
+    opt.table = format == "table";
     inv.observables = !no_observables;
     if (!internal.empty()) {
       std::vector<flow::Cidr> networks;

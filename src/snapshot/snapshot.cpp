@@ -9,6 +9,7 @@
 #include "sockstate/collect/host.h"
 #include "sockstate/flow/observation.h"
 #include "sockstate/proc/namespaces.h"
+#include "sockstate/snapshot/table.h"
 
 namespace sockstate::snapshot {
 namespace {
@@ -74,7 +75,11 @@ struct Run {
         obs.owner = attributor.owner_of(e, obs.uid_known, container);
         obs.owner.netns = owned_here ? 0 : e.netns;
         stats.with_owner += obs.owner.process != nullptr ? 1 : 0;
-        builder.append(obs, output.buffer());
+        if (options.table) {
+          append_table_row(obs, output.buffer());
+        } else {
+          builder.append(obs, output.buffer());
+        }
         ++stats.records;
         write_status = output.commit();
       });
@@ -110,6 +115,9 @@ Result<SnapshotStats> run_snapshot(const SnapshotOptions& options, ocsf::RecordB
           {},
           {}};
   run.timezone_offset = collect::TimezoneOffset().at(run.now_ms);
+  if (options.table) {
+    append_table_header(output.buffer());
+  }
   auto scanned = run.attributor.scan();
   if (!scanned) {
     return scanned.error();

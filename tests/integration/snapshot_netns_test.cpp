@@ -447,3 +447,37 @@ TEST_F(SnapshotNetns, OutputFileAndWriteErrors) {
 
 }  // namespace
 }  // namespace sockstate::testing
+
+namespace sockstate::testing {
+namespace {
+
+// --format table: a header and one line per socket, with the state, the socket's own
+// local and peer ends, and the process (here: this test, which holds the zoo).
+TEST_F(SnapshotNetns, TableForPeopleAtATerminal) {
+  const CommandResult r = run_command(std::string(SOCKSTATE_BINARY) +
+                                      " snapshot --format table --process --state all,bound");
+  ASSERT_EQ(r.exit_code, 0) << r.error_output;
+  std::vector<std::string> lines;
+  std::istringstream in(r.output);
+  for (std::string line; std::getline(in, line);) {
+    lines.push_back(line);
+  }
+  const auto held = all_held();
+  ASSERT_EQ(lines.size(), held.size() + 1) << r.output;
+  EXPECT_EQ(lines[0].rfind("State", 0), 0U) << lines[0];
+  EXPECT_NE(lines[0].find("Local Address:Port"), std::string::npos);
+  for (const HeldSocket& s : held) {
+    const std::string state(ocsf::kTcpStateCaptions[static_cast<std::size_t>(s.kernel_state)]);
+    const std::string local = (s.family == AF_INET6 ? "[" + s.local_ip + "]" : s.local_ip) + ":" +
+                              std::to_string(s.local_port);
+    const bool found = std::any_of(lines.begin() + 1, lines.end(), [&](const std::string& l) {
+      return l.rfind(state, 0) == 0 && l.find(local + " ") != std::string::npos;
+    });
+    EXPECT_TRUE(found) << describe(s) << "\n" << r.output;
+  }
+  EXPECT_NE(r.output.find("(" + std::to_string(::getpid()) + ")"), std::string::npos)
+      << "the process holding the sockets";
+}
+
+}  // namespace
+}  // namespace sockstate::testing

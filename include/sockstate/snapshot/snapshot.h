@@ -22,6 +22,7 @@ struct SnapshotOptions {
   bool inet6 = true;
   netlink::PortFilter ports;  // run in the kernel as inet_diag bytecode
   bool with_info = true;      // ask for tcp_info (traffic, rtt); --no-info turns it off
+  bool table = false;         // --format table: a line per socket for people, not records
   bool process = false;       // --process: actor.process / actor.user from /proc
   bool all_netns = false;     // --all-netns: every network namespace, not just ours
   std::string proc_root = "/proc";
