@@ -187,9 +187,6 @@ class SocketWriter final : public Writer {
   // One connection attempt when it is due; sleeps until then otherwise. True when
   // connected.
   bool connect(SinkCore& core) {
-    if (!sock_.valid()) {
-      core.set_connected(false);
-    }
     if (Clock::now() < next_attempt_) {
       const bool stopping = core.stop_requested();
       core.sleep_until(next_attempt_);
@@ -203,6 +200,7 @@ class SocketWriter final : public Writer {
       if (!core.expired()) {
         core.count_error(addresses.error());
       }
+      core.set_connected(false);  // after the error it is read with
       next_attempt_ = Clock::now() + backoff_.next();
       return false;
     }
@@ -226,6 +224,7 @@ class SocketWriter final : public Writer {
     if (!core.expired()) {
       core.count_error(last);
     }
+    core.set_connected(false);  // after the error it is read with
     next_attempt_ = Clock::now() + backoff_.next();
     return false;
   }
