@@ -16,6 +16,7 @@ namespace sockstate::flow {
 namespace {
 
 using netlink::SocketEntry;
+using testing::info;
 using Shape = Orientation::Shape;
 
 Address addr(const std::string& text) {
@@ -232,19 +233,6 @@ TEST(Traffic, ApplicationBytesLeaveOutSynAndFin) {
   e.state = 5;
   e.info = {0, 0, 1, 0, 0, 0};  // never below zero
   EXPECT_EQ(application_traffic(e, true).bytes_sent, 0U);
-}
-
-netlink::TcpInfo info(std::uint64_t acked, std::uint64_t received, std::uint32_t segs_out,
-                      std::uint32_t segs_in, std::uint32_t rtt, std::uint64_t sent) {
-  netlink::TcpInfo i;
-  i.bytes_acked = acked;
-  i.bytes_received = received;
-  i.segs_out = segs_out;
-  i.segs_in = segs_in;
-  i.rtt_us = rtt;
-  i.bytes_sent = sent;
-  i.has_bytes_sent = true;
-  return i;
 }
 
 // Destroy events measured on 6.18 (kernel-notes.md).

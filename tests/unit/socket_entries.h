@@ -32,4 +32,18 @@ inline netlink::SocketEntry make_entry(int family, std::uint8_t state, const std
   return e;
 }
 
+// A tcp_info as a destroy event or a poll carries it (Linux >= 4.19: bytes_sent known).
+inline netlink::TcpInfo info(std::uint64_t acked, std::uint64_t received, std::uint32_t segs_out,
+                             std::uint32_t segs_in, std::uint32_t rtt, std::uint64_t sent) {
+  netlink::TcpInfo i;
+  i.bytes_acked = acked;
+  i.bytes_received = received;
+  i.segs_out = segs_out;
+  i.segs_in = segs_in;
+  i.rtt_us = rtt;
+  i.bytes_sent = sent;
+  i.has_bytes_sent = true;
+  return i;
+}
+
 }  // namespace sockstate::testing

@@ -19,6 +19,7 @@ using flow::Activity;
 using flow::Observation;
 using flow::Status;
 using netlink::SocketEntry;
+using testing::info;
 using Shape = flow::Orientation::Shape;
 using testing::make_entry;
 
@@ -52,19 +53,6 @@ SocketEntry destroy_of(SocketEntry e, netlink::TcpInfo info) {
   e.has_tcp_info = true;
   e.info = info;
   return e;
-}
-
-netlink::TcpInfo info(std::uint64_t acked, std::uint64_t received, std::uint32_t segs_out,
-                      std::uint32_t segs_in, std::uint32_t rtt, std::uint64_t sent) {
-  netlink::TcpInfo i;
-  i.bytes_acked = acked;
-  i.bytes_received = received;
-  i.segs_out = segs_out;
-  i.segs_in = segs_in;
-  i.rtt_us = rtt;
-  i.bytes_sent = sent;
-  i.has_bytes_sent = true;
-  return i;
 }
 
 bool terminal(const Observation& o) {
