@@ -1,6 +1,7 @@
 #include "sockstate/config/config.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -924,17 +925,42 @@ std::string syntax_message(const char* what) {
 
 }  // namespace
 
-Result<Config> parse_config(std::string_view text) {
+namespace {
+
+// Deeper than any configuration needs; a document nested 100,000 deep is an attack or an
+// accident, and walking it would recurse.
+constexpr int kMaxDepth = 16;
+
+// One JSON value, strictly: comments allowed, a key given twice or nesting deeper than
+// kMaxDepth refused. Throws Invalid (with `what_path`) or json::exception.
+json parse_strict(std::string_view text, const std::string& what_path) {
+  DuplicateKeys duplicates;
+  json doc = json::parse(
+      text.begin(), text.end(),
+      [&duplicates, &what_path](int depth, json::parse_event_t event, json& parsed) {
+        if (depth > kMaxDepth) {
+          fail(what_path, "nested deeper than " + std::to_string(kMaxDepth) + " levels");
+        }
+        return duplicates.on_event(event, parsed);
+      },
+      /*allow_exceptions=*/true, /*ignore_comments=*/true);
+  if (!duplicates.first().empty()) {
+    fail(duplicates.first(), "given twice (JSON would keep the last)");
+  }
+  return doc;
+}
+
+// The document, then each command-line override (key, JSON text) set over it, then the
+// whole validated. Never throws.
+Result<Config> build(std::string_view text,
+                     const std::vector<std::pair<std::string, std::string>>& overrides) {
   try {
-    DuplicateKeys duplicates;
-    const json doc = json::parse(
-        text.begin(), text.end(),
-        [&duplicates](int /*depth*/, json::parse_event_t event, json& parsed) {
-          return duplicates.on_event(event, parsed);
-        },
-        /*allow_exceptions=*/true, /*ignore_comments=*/true);
-    if (!duplicates.first().empty()) {
-      return Error{0, one_line(duplicates.first() + ": given twice (JSON would keep the last)")};
+    json doc = parse_strict(text, "(document)");
+    if (!doc.is_object()) {
+      return from_document(doc);  // its error names the problem
+    }
+    for (const auto& [key, value] : overrides) {
+      doc[key] = parse_strict(value, key);
     }
     return from_document(doc);
   } catch (const Invalid& e) {
@@ -948,41 +974,76 @@ Result<Config> parse_config(std::string_view text) {
   }
 }
 
-Result<Config> load_config(const std::string& path) {
-  // A configuration is a few KiB; a bigger file is the wrong file (a log, a core).
+// A configuration is a few KiB of a regular file that only its owner may change; anything
+// else is the wrong file (a FIFO would block, /dev/zero never ends, a log is huge) or one
+// another user could rewrite.
+Result<std::string> read_config_file(const std::string& path) {
   constexpr std::size_t kMaxBytes = 1U << 20;
-  try {
-    const std::string context = one_line("cannot read configuration file " + path);
-    const Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd.valid()) {
+  const std::string context = one_line("cannot read configuration file " + path);
+  const Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+  if (!fd.valid()) {
+    return errno_error(context);
+  }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) {
+    return errno_error(context);
+  }
+  if (S_ISDIR(st.st_mode)) {
+    return Error{EISDIR, context};
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return Error{0, one_line(path + ": not a regular file")};
+  }
+  if ((st.st_mode & S_IWOTH) != 0) {
+    return Error{0, one_line(path + ": writable by every user; refused (chmod o-w)")};
+  }
+  if (static_cast<std::uint64_t>(st.st_size) > kMaxBytes) {
+    return Error{0, one_line(path + ": larger than 1MiB, not a configuration file")};
+  }
+  std::string text;
+  std::array<char, 16384> buf{};
+  for (;;) {
+    const ssize_t n = ::read(fd.get(), buf.data(), buf.size());
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
       return errno_error(context);
     }
-    std::string text;
-    std::array<char, 16384> buf{};
-    for (;;) {
-      const ssize_t n = ::read(fd.get(), buf.data(), buf.size());
-      if (n < 0) {
-        if (errno == EINTR) {
-          continue;
-        }
-        return errno_error(context);  // EISDIR for a directory
-      }
-      if (n == 0) {
-        break;
-      }
-      text.append(buf.data(), static_cast<std::size_t>(n));
-      if (text.size() > kMaxBytes) {
-        return Error{0, one_line(path + ": larger than 1MiB, not a configuration file")};
-      }
+    if (n == 0) {
+      return text;
     }
-    auto parsed = parse_config(text);
-    if (!parsed) {
-      return Error{0, one_line(path + ": " + parsed.error().context)};
+    text.append(buf.data(), static_cast<std::size_t>(n));
+    if (text.size() > kMaxBytes) {
+      return Error{0, one_line(path + ": larger than 1MiB, not a configuration file")};
     }
-    return parsed;
-  } catch (const std::exception& e) {
-    return Error{0, one_line(path + ": " + e.what())};
   }
+}
+
+}  // namespace
+
+Result<Config> parse_config(std::string_view text) {
+  return build(text, {});
+}
+
+Result<Config> load_config(const std::string& path,
+                           const std::vector<std::pair<std::string, std::string>>& overrides) {
+  std::string text = "{}";
+  if (!path.empty()) {
+    auto read = read_config_file(path);
+    if (!read) {
+      return read.error();
+    }
+    text = std::move(*read);
+  }
+  auto parsed = build(text, overrides);
+  if (!parsed) {
+    const std::string where = path.empty()        ? std::string("command line")
+                              : overrides.empty() ? path
+                                                  : path + " with the command line";
+    return Error{0, one_line(where + ": " + parsed.error().context)};
+  }
+  return parsed;
 }
 
 std::string_view sink_type_name(SinkType type) {

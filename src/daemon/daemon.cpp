@@ -44,32 +44,7 @@ std::int64_t monotonic_ms() {
 
 Result<config::Config> load_run_config(
     const std::string& path, const std::vector<std::pair<std::string, std::string>>& overrides) {
-  if (overrides.empty()) {
-    return path.empty() ? config::parse_config("{}") : config::load_config(path);
-  }
-  std::string text = "{}";
-  if (!path.empty()) {
-    std::ifstream in(path);
-    if (!in) {
-      return errno_error("cannot read configuration file " + path);
-    }
-    std::stringstream ss;
-    ss << in.rdbuf();
-    text = ss.str();
-  }
-  nlohmann::json doc = nlohmann::json::parse(text, nullptr, false, true);
-  if (doc.is_discarded() || !doc.is_object()) {
-    return config::load_config(path);  // its error names the problem
-  }
-  for (const auto& [key, value] : overrides) {
-    doc[key] = nlohmann::json::parse(value, nullptr, false);
-  }
-  auto parsed = config::parse_config(doc.dump());
-  if (!parsed) {
-    return Error{0, (path.empty() ? std::string("command line") : path + " with the command line") +
-                        ": " + parsed.error().message()};
-  }
-  return parsed;
+  return config::load_config(path, overrides);
 }
 
 bool terminal(flow::Activity a) {

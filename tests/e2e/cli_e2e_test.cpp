@@ -1,6 +1,7 @@
 // The built binary as a user runs it: exit codes, one-line errors, nothing half-written.
 // Needs no privilege: dumping the current namespace's sockets is open to everyone.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -149,6 +150,29 @@ TEST(CliE2e, CheckConfigChecksWhatRunWouldFailOn) {
                 R"(/r.jsonl", "group": "no-such-group-here"})");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.error_output.find("no such group"), std::string::npos) << r.error_output;
+  run_command("rm -rf " + std::string(dir));
+}
+
+// The probe's crash: with any command-line override, a document nested 100,000 deep was
+// re-serialised and overflowed the stack (SIGSEGV). Now one line and exit 2.
+TEST(CliE2e, HostileConfigWithOverridesIsOneLineExitTwo) {
+  char dir[] = "/tmp/sockstate-e2e-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string deep = std::string(dir) + "/deep.json";
+  std::ofstream(deep) << "{\"sinks\": " << std::string(100000, '[') << std::string(100000, ']')
+                      << "}";
+  CommandResult r = sockstate("run --poll-interval 1s --config " + deep);
+  EXPECT_EQ(r.exit_code, 2) << r.error_output;
+  EXPECT_EQ(lines(r.error_output), 1) << r.error_output;
+  EXPECT_NE(r.error_output.find("nested deeper than 16 levels"), std::string::npos)
+      << r.error_output;
+  const std::string fifo = std::string(dir) + "/fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  r = sockstate("run --config " + fifo);  // returns at once: no writer is waited for
+  EXPECT_EQ(r.exit_code, 2) << r.error_output;
+  EXPECT_NE(r.error_output.find("not a regular file"), std::string::npos) << r.error_output;
+  r = sockstate("run --poll-interval 1s --config /dev/zero");
+  EXPECT_EQ(r.exit_code, 2) << r.error_output;
   run_command("rm -rf " + std::string(dir));
 }
 

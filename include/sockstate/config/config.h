@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "sockstate/common/error.h"
@@ -81,10 +82,14 @@ struct Config {
 // Never throws.
 Result<Config> parse_config(std::string_view text);
 
-// Reads and parses FILE. A file that cannot be read is Error{errno, "cannot read
-// configuration file FILE"}; a bad document is Error{0, "FILE: " + parse_config's message}.
-// Never throws.
-Result<Config> load_config(const std::string& path);
+// Reads and parses FILE ("": the defaults), with the command line's overrides (key, JSON
+// value text) set over the document before validation, each parsed as strictly as the
+// file. FILE must be a regular file of at most 1 MiB that other users cannot write. A
+// file that cannot be read is Error{errno, "cannot read configuration file FILE"}; a bad
+// document is Error{0, "FILE: " + the message} ("FILE with the command line: ...",
+// "command line: ..." with overrides). Never throws; nesting is limited to 16 levels.
+Result<Config> load_config(const std::string& path,
+                           const std::vector<std::pair<std::string, std::string>>& overrides = {});
 
 // A one-line summary for log lines, e.g.
 // "poll 10s, traffic 60s, stats 60s, 2 sinks: stdout, file:/var/log/sockstate/x.jsonl".
