@@ -623,9 +623,15 @@ unsigned as_mode(const json& v, const std::string& path) {
   if ((mode & 0200) == 0) {
     fail(path, "must let the owner write (such as \"0640\"): the file is reopened on reload");
   }
-  // A world-writable log lets any local user forge records.
+  // A world-writable log lets any local user forge records; a world-readable one shows
+  // every user the host's connections, processes and command lines.
   if ((mode & 0002) != 0) {
     fail(path, "must not let others write: any local user could forge records");
+  }
+  if ((mode & 0004) != 0) {
+    fail(path,
+         "must not let others read (such as \"0640\", group adm): records name "
+         "processes, users and command lines");
   }
   return mode;
 }

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "queued_sink.h"
+#include "sockstate/common/output_file.h"
 
 namespace sockstate::sink::detail {
 
@@ -108,48 +109,24 @@ class FileWriter final : public Writer {
   // admin or logrotate's `create` gave it), and exactly: open()'s mode is masked by the
   // umask, fchmod()'s is not.
   Result<void> open_file() {
-    for (int attempt = 0; attempt < 8; ++attempt) {
-      Fd fd(::open(path_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY));
-      if (fd.valid()) {
-        struct stat st {};
-        if (::fstat(fd.get(), &st) != 0) {
-          return errno_error("fstat " + path_);
-        }
-        regular_ = S_ISREG(st.st_mode);
-        size_ = regular_ ? static_cast<std::uint64_t>(st.st_size) : 0;
-        fd_ = std::move(fd);
-        return {};
-      }
-      if (errno != ENOENT) {
-        return errno_error("open " + path_);
-      }
-      // O_EXCL tells us we created it (and must set mode and group); EEXIST means someone
-      // else just did: open theirs.
-      fd.reset(::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY,
-                      mode_));
-      if (!fd.valid()) {
-        if (errno == EEXIST) {
-          continue;
-        }
-        return errno_error("create " + path_);
-      }
-      if (::fchmod(fd.get(), mode_) != 0) {
-        return discard_created(errno_error("chmod " + path_));
-      }
+    auto out = open_output_file(path_, mode_, OutputMode::kAppend);
+    if (!out) {
+      return out.error();
+    }
+    if (out->created) {
       // A new file already has our group (or the directory's, setgid): chown only when
       // that is not the configured one. The packaged unit runs with Group=adm and a
       // system-call filter without chown, so there it is never called.
       struct stat st {};
-      if (gid_ && (::fstat(fd.get(), &st) != 0 || st.st_gid != *gid_) &&
-          ::fchown(fd.get(), static_cast<uid_t>(-1), *gid_) != 0) {
+      if (gid_ && (::fstat(out->fd.get(), &st) != 0 || st.st_gid != *gid_) &&
+          ::fchown(out->fd.get(), static_cast<uid_t>(-1), *gid_) != 0) {
         return discard_created(errno_error("chown " + path_ + " to group " + group_));
       }
-      regular_ = true;
-      size_ = 0;
-      fd_ = std::move(fd);
-      return {};
     }
-    return Error{0, "open " + path_ + ": the file keeps being created and removed"};
+    regular_ = true;
+    size_ = static_cast<std::uint64_t>(out->size);
+    fd_ = std::move(out->fd);
+    return {};
   }
 
   // A file we created but could not give the configured mode or group is removed, so that

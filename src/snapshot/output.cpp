@@ -5,6 +5,8 @@
 
 #include <cerrno>
 
+#include "sockstate/common/output_file.h"
+
 namespace sockstate::snapshot {
 
 RecordOutput::RecordOutput(int fd, std::size_t flush_threshold)
@@ -18,11 +20,11 @@ RecordOutput::RecordOutput(Fd owned, std::size_t flush_threshold)
 }
 
 Result<Fd> RecordOutput::open_file(const std::string& path) {
-  Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640));
-  if (!fd.valid()) {
-    return errno_error("cannot open output file " + path);
+  auto out = open_output_file(path, 0640, OutputMode::kTruncate);
+  if (!out) {
+    return Error{out.error().errnum, "cannot open output file: " + out.error().context};
   }
-  return fd;
+  return std::move(out->fd);
 }
 
 Result<void> RecordOutput::commit() {

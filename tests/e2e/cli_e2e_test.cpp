@@ -113,12 +113,27 @@ TEST(CliE2e, ClosedStdoutEndsQuietlyAsAFilterDoes) {
   EXPECT_EQ(r.output, "-13\n") << "killed by SIGPIPE, stderr empty: " << r.output << r.error_output;
 }
 
-TEST(CliE2e, OutputFileThatFailsIsOneLineExitOne) {
-  // /dev/full: every write fails with ENOSPC.
-  const CommandResult r = sockstate("snapshot --state all,bound --output /dev/full");
+// --output never follows a symbolic link, never opens a FIFO or a device.
+TEST(CliE2e, OutputIsARegularFileNeverALink) {
+  char dir[] = "/tmp/sockstate-e2e-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string link = std::string(dir) + "/link";
+  const std::string target = std::string(dir) + "/target";
+  ASSERT_EQ(::symlink(target.c_str(), link.c_str()), 0);
+  CommandResult r = sockstate("snapshot --output " + link);
   EXPECT_EQ(r.exit_code, 1) << r.error_output;
-  EXPECT_NE(r.error_output.find("No space left on device"), std::string::npos) << r.error_output;
+  EXPECT_NE(r.error_output.find("a symbolic link; refused"), std::string::npos) << r.error_output;
   EXPECT_EQ(lines(r.error_output), 1) << r.error_output;
+  EXPECT_NE(::access(target.c_str(), F_OK), 0) << "nothing created through the link";
+  r = sockstate("snapshot --output /dev/full");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.error_output.find("not a regular file"), std::string::npos) << r.error_output;
+  const std::string fifo = std::string(dir) + "/fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  r = sockstate("snapshot --output " + fifo);  // at once: no reader is waited for
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.error_output.find("not a regular file"), std::string::npos) << r.error_output;
+  run_command("rm -rf " + std::string(dir));
 }
 
 TEST(CliE2e, HelpVersionAndGlobalOptionsAnywhere) {

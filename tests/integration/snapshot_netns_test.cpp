@@ -435,10 +435,13 @@ TEST_F(SnapshotNetns, OutputFileAndWriteErrors) {
   EXPECT_EQ(std::count(run.error_output.begin(), run.error_output.end(), '\n'), 1)
       << run.error_output;
   EXPECT_NE(run.error_output.find("/nonexistent-dir/x.jsonl"), std::string::npos);
-  run = snapshot("--output /dev/full");
-  EXPECT_EQ(run.exit_code, 1);
-  EXPECT_NE(run.error_output.find("No space left"), std::string::npos) << run.error_output;
-  EXPECT_EQ(std::count(run.error_output.begin(), run.error_output.end(), '\n'), 1);
+  // A full disk: a 16 KiB tmpfs in a mount namespace of its own.
+  const CommandResult full = run_command(
+      "unshare -m sh -c 'd=$(mktemp -d) && mount -t tmpfs -o size=16k none \"$d\" && " +
+      std::string(SOCKSTATE_BINARY) + " snapshot --state all,bound --output \"$d/x.jsonl\"'");
+  EXPECT_EQ(full.exit_code, 1) << full.error_output;
+  EXPECT_NE(full.error_output.find("No space left"), std::string::npos) << full.error_output;
+  EXPECT_EQ(std::count(full.error_output.begin(), full.error_output.end(), '\n'), 1);
   // A usage error: exit 2, one line.
   run = snapshot("--state nonsense");
   EXPECT_EQ(run.exit_code, 2);

@@ -633,7 +633,9 @@ TEST(Config, FileModeGroupAndRotation) {
   const std::string file = R"({"type": "file", "path": "/x", )";
   EXPECT_EQ(parse_ok(sinks(file + R"("mode": "0600"})")).sinks[0].file_mode, 0600U);
   EXPECT_EQ(parse_ok(sinks(file + R"("mode": "640"})")).sinks[0].file_mode, 0640U);
-  EXPECT_EQ(parse_ok(sinks(file + R"("mode": "0775"})")).sinks[0].file_mode, 0775U);
+  EXPECT_EQ(parse_ok(sinks(file + R"("mode": "0770"})")).sinks[0].file_mode, 0770U);
+  EXPECT_NE(parse_error(sinks(file + R"("mode": "0644"})")).find("must not let others read"),
+            std::string::npos);
   const std::string shape =
       "sinks[0].mode: must be an octal mode string from \"0000\" to \"0777\", such as \"0640\"";
   for (const char* bad : {"\"0800\"", "\"1777\"", "\"01640\"", "\"64\"", "\"rw-r-----\"", "\"\""}) {
