@@ -142,6 +142,13 @@ Result<SnapshotStats> run_snapshot(const SnapshotOptions& options, ocsf::RecordB
       return done.error();
     }
   }
+  if (options.all_netns && run.stats.namespaces == 0) {
+    // As `run` does: nothing entered is a failure, not an empty snapshot.
+    return Error{EPERM,
+                 "--all-netns: no network namespace could be entered (CAP_SYS_ADMIN "
+                 "needed; first: " +
+                     run.stats.first_namespace_error + ")"};
+  }
   run.stats.cgroups = run.attributor.cgroups().stats();
   if (auto flushed = output.flush(); !flushed) {
     return flushed.error();

@@ -402,3 +402,21 @@ TEST_F(AttributionNetns, DaemonNamesTheOwnerOfAConnectionMadeAfterItStarted) {
 
 }  // namespace
 }  // namespace sockstate::testing
+
+namespace sockstate::testing {
+namespace {
+
+// Without the privilege to enter namespaces, --all-netns is a failure as for `run`: one
+// line and exit 1, not an empty snapshot that says everything is fine.
+TEST_F(AttributionNetns, AllNetnsWithoutPrivilegeIsAnError) {
+  const CommandResult r = run_command("setpriv --reuid=65534 --regid=65534 --clear-groups " +
+                                      std::string(SOCKSTATE_BINARY) + " snapshot --all-netns");
+  EXPECT_EQ(r.exit_code, 1) << r.output << r.error_output;
+  EXPECT_TRUE(r.output.empty());
+  EXPECT_NE(r.error_output.find("no network namespace could be entered"), std::string::npos)
+      << r.error_output;
+  EXPECT_EQ(std::count(r.error_output.begin(), r.error_output.end(), '\n'), 1) << r.error_output;
+}
+
+}  // namespace
+}  // namespace sockstate::testing
