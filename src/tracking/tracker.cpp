@@ -488,6 +488,7 @@ void Tracker::collect_inodes(std::unordered_set<std::uint32_t>& out) const {
 TrackerStats Tracker::stats() const {
   TrackerStats s = stats_;
   s.tracked = tracked_.size();
+  s.remembered = closed_.size() + closed_flows_.size() + closed_by_poll_.size() + pending_.size();
   s.awaiting_destroy = 0;
   for (const auto& [cookie, t] : tracked_) {
     s.awaiting_destroy += t.awaiting_since_ms != 0 ? 1 : 0;

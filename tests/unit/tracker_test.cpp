@@ -535,9 +535,12 @@ TEST_F(TrackerTest, ClosedFlowsAreForgotten) {
     destroy(destroy_of(outbound(1, c), info(11, 6, 3, 3, 30, 10)), 1100);
   }
   EXPECT_EQ(take().size(), 100U);
+  EXPECT_EQ(tracker_.stats().remembered, 101U) << "100 cookies and their one 4-tuple, for now";
   poll(2000, {});
   poll(3000, {});
+  poll(4000, {});
   EXPECT_EQ(tracker_.stats().tracked, 0U);
+  EXPECT_EQ(tracker_.stats().remembered, 0U) << "the probe: every closed flow kept forever";
   // A fresh connection on the same 4-tuple is reported again.
   destroy(destroy_of(outbound(1, 300), info(11, 6, 3, 3, 30, 10)), 3100);
   EXPECT_EQ(take().size(), 1U);

@@ -22,6 +22,7 @@ struct TrackerStats {
   std::uint64_t unused_destroys = 0;     // bound-but-unused sockets destroyed: no record
   std::uint64_t awaiting_destroy = 0;    // gone from polls before their handshake: wait
   std::uint64_t quiet_traffic = 0;       // Traffic records not written: nothing moved
+  std::uint64_t remembered = 0;          // ended sockets and flows still remembered
 };
 
 struct TrackerOptions {
