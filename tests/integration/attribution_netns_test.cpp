@@ -351,7 +351,18 @@ TEST_F(AttributionNetns, DaemonFollowsNamespacesAndNamesOwners) {
   // listener made inside it), each Close naming the owner the polls saw.
   holders_->processes().back().signal(SIGKILL);
   (void)holders_->processes().back().wait(5s);
-  std::this_thread::sleep_for(1500ms);
+  // Until the three Closes are there (a loaded machine may take more than a few polls).
+  for (int i = 0; i < 200; ++i) {
+    int seen = 0;
+    for (const json& r : parse_lines(read_file(out))) {
+      seen += (in_ns(r) && r["activity_id"] == 2) ? 1 : 0;
+    }
+    if (seen >= 3) {
+      break;
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  std::this_thread::sleep_for(500ms);  // and no more after them
   const auto records = parse_lines(read_file(out));
   int closes = 0;
   std::set<std::string> closed;
