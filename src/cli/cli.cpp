@@ -40,6 +40,14 @@ std::string one_line(std::string s) {
   return s;
 }
 
+// A bad command line: the one line for stderr, exit 2.
+Invocation usage_error(Invocation inv, std::string error) {
+  inv.command = Command::kExit;
+  inv.exit_code = kExitUsage;
+  inv.error = std::move(error);
+  return inv;
+}
+
 }  // namespace
 
 Invocation parse(const std::vector<std::string>& args) {
@@ -240,10 +248,8 @@ Invocation parse(const std::vector<std::string>& args) {
       for (const auto& word : states) {
         auto mask = ocsf::state_mask_for_name(word);
         if (!mask) {
-          inv.command = Command::kExit;
-          inv.exit_code = kExitUsage;
-          inv.error = "--state: unknown state '" + word + "' (see sockstate --help)";
-          return inv;
+          return usage_error(std::move(inv),
+                             "--state: unknown state '" + word + "' (see sockstate --help)");
         }
         opt.states |= *mask;
       }
@@ -258,10 +264,8 @@ Invocation parse(const std::vector<std::string>& args) {
       }
       auto value = parse_port(*text);
       if (!value) {
-        inv.command = Command::kExit;
-        inv.exit_code = kExitUsage;
-        inv.error = std::string(name) + ": '" + *text + "' is not a port number (0 to 65535)";
-        return inv;
+        return usage_error(std::move(inv), std::string(name) + ": '" + *text +
+                                               "' is not a port number (0 to 65535)");
       }
       (name == std::string_view("--port")    ? opt.ports.either
        : name == std::string_view("--sport") ? opt.ports.local
@@ -275,10 +279,8 @@ Invocation parse(const std::vector<std::string>& args) {
       for (const auto& text : internal) {
         auto cidr = flow::parse_cidr(text);
         if (!cidr) {
-          inv.command = Command::kExit;
-          inv.exit_code = kExitUsage;
-          inv.error = "--internal-network: '" + text + "' is not a network in CIDR form";
-          return inv;
+          return usage_error(std::move(inv),
+                             "--internal-network: '" + text + "' is not a network in CIDR form");
         }
         networks.push_back(*cidr);
       }
@@ -287,10 +289,8 @@ Invocation parse(const std::vector<std::string>& args) {
     if (snap->count("--community-id-seed") != 0) {
       auto value = parse_port(seed);  // the seed is 16 bits, like a port
       if (!value) {
-        inv.command = Command::kExit;
-        inv.exit_code = kExitUsage;
-        inv.error = "--community-id-seed: '" + seed + "' is not a number from 0 to 65535";
-        return inv;
+        return usage_error(std::move(inv),
+                           "--community-id-seed: '" + seed + "' is not a number from 0 to 65535");
       }
       inv.community_id_seed = *value;
     }
