@@ -147,8 +147,8 @@ std::chrono::milliseconds SinkCore::Backoff::next() {
 
 // ---- QueuedSink -------------------------------------------------------------------------
 
-QueuedSink::QueuedSink(std::string name, std::size_t capacity, std::unique_ptr<Writer> writer)
-    : name_(std::move(name)), capacity_(capacity), writer_(std::move(writer)) {}
+QueuedSink::QueuedSink(std::string name, QueueLimit limit, std::unique_ptr<Writer> writer)
+    : name_(std::move(name)), limit_(limit), writer_(std::move(writer)) {}
 
 QueuedSink::~QueuedSink() {
   stop(std::chrono::milliseconds(0));
@@ -166,9 +166,11 @@ Result<void> QueuedSink::start() {
     return opened;
   }
   std::lock_guard lock(mutex_);
+  finished_.store(false, std::memory_order_release);
   try {
     worker_ = std::thread([this] { run(); });
   } catch (const std::system_error& e) {
+    finished_.store(true, std::memory_order_release);
     writer_->close();
     return Error{e.code().value(), name_ + ": starting the worker thread"};
   }
@@ -177,15 +179,17 @@ Result<void> QueuedSink::start() {
 }
 
 void QueuedSink::submit(std::string_view record) {
+  const std::size_t cost = charge(record.size());
   {
     std::lock_guard lock(mutex_);
-    if (!stopped_ && queue_.size() + in_flight_ < capacity_) {
-      queue_.emplace_back(record);
-      core_.queued_.fetch_add(1, std::memory_order_relaxed);
-    } else {
+    if (stopped_ || queue_.size() + in_flight_ >= limit_.records || bytes_ + cost > limit_.bytes) {
       core_.dropped_.fetch_add(1, std::memory_order_relaxed);
       return;
     }
+    queue_.emplace_back(record);
+    bytes_ += cost;
+    core_.queued_.fetch_add(1, std::memory_order_relaxed);
+    core_.queued_bytes_.store(bytes_, std::memory_order_relaxed);
   }
   cv_.notify_one();
 }
@@ -198,7 +202,7 @@ void QueuedSink::reopen() {
   cv_.notify_one();
 }
 
-void QueuedSink::stop(std::chrono::milliseconds timeout) {
+void QueuedSink::request_stop(std::chrono::milliseconds timeout) {
   {
     std::lock_guard lock(mutex_);
     if (stopped_) {
@@ -208,6 +212,10 @@ void QueuedSink::stop(std::chrono::milliseconds timeout) {
     core_.request_stop(Clock::now() + timeout);
   }
   cv_.notify_one();
+}
+
+void QueuedSink::stop(std::chrono::milliseconds timeout) {
+  request_stop(timeout);
   if (worker_.joinable()) {
     worker_.join();
   }
@@ -215,6 +223,8 @@ void QueuedSink::stop(std::chrono::milliseconds timeout) {
   core_.dropped_.fetch_add(queue_.size(), std::memory_order_relaxed);
   core_.queued_.fetch_sub(queue_.size(), std::memory_order_relaxed);
   queue_.clear();
+  bytes_ = 0;
+  core_.queued_bytes_.store(0, std::memory_order_relaxed);
 }
 
 void QueuedSink::run() {
@@ -243,6 +253,8 @@ void QueuedSink::run() {
     {
       std::lock_guard lock(mutex_);
       in_flight_ = 0;
+      bytes_ -= charge(record.size());
+      core_.queued_bytes_.store(bytes_, std::memory_order_relaxed);
     }
     if (delivery == Delivery::kWritten) {
       core_.written_.fetch_add(1, std::memory_order_relaxed);
@@ -255,6 +267,7 @@ void QueuedSink::run() {
     }
   }
   writer_->close();
+  finished_.store(true, std::memory_order_release);
 }
 
 SinkStats QueuedSink::stats() const {
@@ -267,6 +280,7 @@ SinkStats QueuedSink::stats() const {
   s.reconnects = core_.reconnects_.load(std::memory_order_relaxed);
   s.reopens = core_.reopens_.load(std::memory_order_relaxed);
   s.queued = core_.queued_.load(std::memory_order_relaxed);
+  s.queued_bytes = core_.queued_bytes_.load(std::memory_order_relaxed);
   s.connected = core_.connected_.load(std::memory_order_relaxed);
   return s;
 }

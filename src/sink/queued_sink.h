@@ -96,6 +96,7 @@ class SinkCore {
   std::atomic<std::uint64_t> reconnects_{0};
   std::atomic<std::uint64_t> reopens_{0};
   std::atomic<std::size_t> queued_{0};
+  std::atomic<std::size_t> queued_bytes_{0};
   std::atomic<int> connected_{-1};
 
   mutable std::mutex error_mutex_;
@@ -126,7 +127,7 @@ class Writer {
 // A Sink made of a bounded queue, one worker thread and a Writer.
 class QueuedSink final : public Sink {
  public:
-  QueuedSink(std::string name, std::size_t capacity, std::unique_ptr<Writer> writer);
+  QueuedSink(std::string name, QueueLimit limit, std::unique_ptr<Writer> writer);
   QueuedSink(const QueuedSink&) = delete;
   QueuedSink& operator=(const QueuedSink&) = delete;
   // Stops with a zero timeout if still running: what is queued is dropped.
@@ -137,24 +138,30 @@ class QueuedSink final : public Sink {
   void submit(std::string_view record) override;
   void reopen() override;
   void stop(std::chrono::milliseconds timeout) override;
+  void request_stop(std::chrono::milliseconds timeout) override;
+  [[nodiscard]] bool finished() const override { return finished_.load(std::memory_order_acquire); }
   [[nodiscard]] SinkStats stats() const override;
   [[nodiscard]] std::string last_error() const override;
 
  private:
   void run();
+  // What a record costs the queue (QueueLimit).
+  static std::size_t charge(std::size_t record_size) { return record_size + kQueueEntryBytes; }
 
   const std::string name_;
-  const std::size_t capacity_;
+  const QueueLimit limit_;
   std::unique_ptr<Writer> writer_;
   SinkCore core_;
 
   std::mutex mutex_;
   std::condition_variable cv_;
-  std::deque<std::string> queue_;  // guarded by mutex_
-  std::size_t in_flight_ = 0;      // guarded by mutex_: 1 while the worker holds a record
-  bool reopen_requested_ = false;  // guarded by mutex_
-  bool started_ = false;           // guarded by mutex_
-  bool stopped_ = false;           // guarded by mutex_
+  std::deque<std::string> queue_;     // guarded by mutex_
+  std::size_t in_flight_ = 0;         // guarded by mutex_: 1 while the worker holds a record
+  std::size_t bytes_ = 0;             // guarded by mutex_: charge() of the queue and in flight
+  bool reopen_requested_ = false;     // guarded by mutex_
+  bool started_ = false;              // guarded by mutex_
+  bool stopped_ = false;              // guarded by mutex_: request_stop() was called
+  std::atomic<bool> finished_{true};  // no worker running
   std::thread worker_;
 };
 

@@ -13,14 +13,14 @@ std::unique_ptr<Sink> make_sink(const config::SinkConfig& config) {
   std::string name = config::sink_name(config);
   switch (config.type) {
     case config::SinkType::kStdout:
-      return make_fd_sink(STDOUT_FILENO, std::move(name), config.queue_records);
+      return make_fd_sink(STDOUT_FILENO, std::move(name), queue_limit(config));
     case config::SinkType::kFile:
-      return std::make_unique<detail::QueuedSink>(std::move(name), config.queue_records,
+      return std::make_unique<detail::QueuedSink>(std::move(name), queue_limit(config),
                                                   detail::make_file_writer(config));
     case config::SinkType::kUnix:
     case config::SinkType::kTcp: {
       auto writer = detail::make_socket_writer(config, name);
-      return std::make_unique<detail::QueuedSink>(std::move(name), config.queue_records,
+      return std::make_unique<detail::QueuedSink>(std::move(name), queue_limit(config),
                                                   std::move(writer));
     }
     case config::SinkType::kJournald:
@@ -29,15 +29,19 @@ std::unique_ptr<Sink> make_sink(const config::SinkConfig& config) {
   return nullptr;
 }
 
-std::unique_ptr<Sink> make_fd_sink(int fd, std::string name, std::size_t queue_records) {
+QueueLimit queue_limit(const config::SinkConfig& config) {
+  return QueueLimit{config.queue_records, config.queue_bytes};
+}
+
+std::unique_ptr<Sink> make_fd_sink(int fd, std::string name, QueueLimit limit) {
   auto writer = detail::make_fd_writer(fd, name);
-  return std::make_unique<detail::QueuedSink>(std::move(name), queue_records, std::move(writer));
+  return std::make_unique<detail::QueuedSink>(std::move(name), limit, std::move(writer));
 }
 
 std::unique_ptr<Sink> make_journald_sink(const config::SinkConfig& config,
                                          std::string socket_path) {
   return std::make_unique<detail::QueuedSink>(
-      config::sink_name(config), config.queue_records,
+      config::sink_name(config), queue_limit(config),
       detail::make_journald_writer(config, std::move(socket_path)));
 }
 

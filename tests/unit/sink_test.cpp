@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "sockstate/common/fd.h"
+#include "sockstate/sink/sink_set.h"
 
 namespace sockstate::sink {
 namespace {
@@ -304,7 +305,7 @@ TEST(FdSink, PipeGetsEveryRecordWholeAndInOrder) {
     }
   });
 
-  auto sink = make_fd_sink(write_end.get(), "pipe", 4096);
+  auto sink = make_fd_sink(write_end.get(), "pipe", QueueLimit{4096});
   ASSERT_TRUE(sink->start());
   std::string expected;
   // Sizes from 100 bytes to 6 KiB: records over PIPE_BUF take several write()s on a pipe.
@@ -353,7 +354,7 @@ TEST(FdSink, StalledReaderDropsAndCountsExactlyWithoutBlockingSubmit) {
   Fd read_end = make_pipe(O_NONBLOCK, write_end);
   ASSERT_GT(::fcntl(write_end.get(), F_SETPIPE_SZ, 4096), 0);
   std::string filler = fill_pipe(write_end.get());  // the reader has stalled
-  auto sink = make_fd_sink(write_end.get(), "pipe", 8);
+  auto sink = make_fd_sink(write_end.get(), "pipe", QueueLimit{8});
   ASSERT_TRUE(sink->start());
 
   constexpr int kRecords = 20000;
@@ -391,6 +392,38 @@ TEST(FdSink, StalledReaderDropsAndCountsExactlyWithoutBlockingSubmit) {
   EXPECT_EQ(s.queued, 0U);
   EXPECT_EQ(s.errors, 0U);
   EXPECT_EQ(drain(read_end.get()), filler);
+}
+
+// The queue is bounded in bytes, not only in records: big records against a stalled reader
+// hold at most the byte limit, whatever the record limit says.
+TEST(FdSink, StalledReaderHoldsAtMostTheByteLimit) {
+  Fd write_end;
+  Fd read_end = make_pipe(O_NONBLOCK, write_end);
+  ASSERT_GT(::fcntl(write_end.get(), F_SETPIPE_SZ, 4096), 0);
+  const std::string filler = fill_pipe(write_end.get());
+  constexpr std::size_t kLimit = 256 * 1024;
+  auto sink = make_fd_sink(write_end.get(), "pipe", QueueLimit{1000000, kLimit});
+  ASSERT_TRUE(sink->start());
+
+  constexpr std::size_t kSize = 3000;  // 64 MiB offered against a 256 KiB queue
+  constexpr int kRecords = 20000;
+  for (int i = 0; i < kRecords; ++i) {
+    sink->submit(record(i, kSize));
+  }
+  const std::size_t fit = kLimit / (kSize + kQueueEntryBytes);
+  ASSERT_TRUE(eventually([&] { return sink->stats().queued == fit; }));
+  const auto s = sink->stats();
+  EXPECT_LE(s.queued_bytes, kLimit);
+  EXPECT_EQ(s.queued_bytes, fit * (kSize + kQueueEntryBytes));
+  EXPECT_EQ(s.dropped, kRecords - fit);
+  EXPECT_EQ(s.written, 0U);
+
+  // The reader wakes up: what was kept arrives, the byte count goes back to zero.
+  const std::string got = read_exactly(read_end.get(), filler.size() + fit * kSize);
+  EXPECT_EQ(seqs_of(got.substr(filler.size())), range(0, static_cast<int>(fit)));
+  ASSERT_TRUE(eventually([&] { return sink->stats().written == fit; }));
+  EXPECT_EQ(sink->stats().queued_bytes, 0U);
+  sink->stop(1s);
 }
 
 // ---- the file sink ----------------------------------------------------------------------
@@ -982,6 +1015,114 @@ TEST(JournaldSink, FollowsARestartedJournald) {
 
 // ---- every sink -------------------------------------------------------------------------
 
+// ---- the daemon's set of sinks across reloads --------------------------------------------
+
+std::uint64_t written_by(const SinkSet& set, const std::string& name) {
+  for (const auto& v : set.views()) {
+    if (v.name == name) {
+      return v.stats.written;
+    }
+  }
+  return 0;
+}
+
+TEST(SinkSet, AReloadKeepsUnchangedSinksAndEveryCounter) {
+  TempDir dir;
+  const config::SinkConfig a = file_config(dir / "a.jsonl");
+  config::SinkConfig b = file_config(dir / "b.jsonl");
+  SinkSet set;
+  ASSERT_TRUE(set.apply({a, b}, 1s));
+  for (int i = 0; i < 10; ++i) {
+    set.submit(record(i));
+  }
+  ASSERT_TRUE(eventually([&] { return set.totals().written == 20; }));
+  const Sink* kept = &set.at(0);
+
+  b.file_mode = 0600;  // same name, new configuration: replaced, counts continue
+  ASSERT_TRUE(set.apply({a, b}, 1s));
+  EXPECT_EQ(&set.at(0), kept) << "an unchanged sink was restarted";
+  for (int i = 10; i < 15; ++i) {
+    set.submit(record(i));
+  }
+  ASSERT_TRUE(eventually([&] { return set.totals().written == 30; }));
+  EXPECT_EQ(written_by(set, "file:" + (dir / "a.jsonl").string()), 15U);
+  EXPECT_EQ(written_by(set, "file:" + (dir / "b.jsonl").string()), 15U);
+  std::vector<SinkSet::Ended> ended;
+  ASSERT_TRUE(eventually([&] {
+    for (auto& e : set.reap()) {
+      ended.push_back(e);
+    }
+    return !ended.empty();
+  }));
+  ASSERT_EQ(ended.size(), 1U);
+  EXPECT_EQ(ended[0].left, 0U);
+  EXPECT_EQ(written_by(set, "file:" + (dir / "b.jsonl").string()), 15U);
+  EXPECT_EQ(seqs_of(read_file(dir / "b.jsonl")), range(0, 15));
+  set.stop(1s);
+  EXPECT_EQ(set.totals().written, 30U);
+  EXPECT_EQ(set.totals().dropped, 0U);
+}
+
+TEST(SinkSet, RetiringAStalledSinkNeverBlocksAndCountsWhatItHeld) {
+  TempDir dir;
+  auto stalled_config = socket_config(config::SinkType::kUnix, 100000);
+  stalled_config.path = (dir / "shipper.sock").string();
+  Listener shipper = Listener::unix_at(stalled_config.path);
+  SinkSet set;
+  ASSERT_TRUE(set.apply({stalled_config}, 1s));
+  constexpr int kRecords = 2000;
+  for (int i = 0; i < kRecords; ++i) {
+    set.submit(record(i, 2000));
+  }
+  Fd conn = shipper.accept();  // accepted, never read
+  ASSERT_TRUE(stalled(set.at(0)));
+
+  const config::SinkConfig file = file_config(dir / "new.jsonl");
+  const auto t0 = Clock::now();
+  ASSERT_TRUE(set.apply({file}, 300ms));
+  EXPECT_LT(Clock::now() - t0, 100ms) << "the reload waited for the retired sink";
+  set.submit(record(kRecords));
+  std::vector<SinkSet::Ended> ended;
+  ASSERT_TRUE(eventually([&] {
+    for (auto& e : set.reap()) {
+      ended.push_back(e);
+    }
+    return !ended.empty();
+  }));
+  EXPECT_GE(Clock::now() - t0, 250ms);
+  ASSERT_EQ(ended.size(), 1U);
+  EXPECT_EQ(ended[0].name, "unix:" + stalled_config.path);
+  EXPECT_GT(ended[0].left, 0U);
+  set.stop(1s);
+  // Nothing unaccounted for: every record submitted is written or dropped, per sink.
+  for (const auto& v : set.views()) {
+    EXPECT_EQ(v.stats.queued, 0U) << v.name;
+    EXPECT_EQ(v.stats.written + v.stats.dropped, v.live ? 1U : std::uint64_t{kRecords}) << v.name;
+    EXPECT_EQ(v.live, v.name == "file:" + (dir / "new.jsonl").string()) << v.name;
+  }
+}
+
+TEST(SinkSet, AFailedApplyChangesNothing) {
+  TempDir dir;
+  const config::SinkConfig a = file_config(dir / "a.jsonl");
+  SinkSet set;
+  ASSERT_TRUE(set.apply({a}, 1s));
+  set.submit(record(0));
+  ASSERT_TRUE(eventually([&] { return set.totals().written == 1; }));
+  const Sink* before = &set.at(0);
+  auto applied =
+      set.apply({file_config(dir / "b.jsonl"), file_config(dir / "no/such/dir.jsonl")}, 1s);
+  ASSERT_FALSE(applied);
+  EXPECT_NE(applied.error().message().find("no/such/dir.jsonl"), std::string::npos)
+      << applied.error().message();
+  ASSERT_EQ(set.size(), 1U);
+  EXPECT_EQ(&set.at(0), before);
+  EXPECT_FALSE(fs::exists(dir / "b.jsonl") && fs::file_size(dir / "b.jsonl") > 0);
+  set.submit(record(1));
+  ASSERT_TRUE(eventually([&] { return set.totals().written == 2; }));
+  EXPECT_EQ(set.views().size(), 1U);
+}
+
 TEST(MakeSink, NamesEachKindAndDoesNotStartIt) {
   config::SinkConfig c;
   EXPECT_EQ(make_sink(c)->name(), "stdout");
@@ -1005,7 +1146,7 @@ TEST(MakeSink, NamesEachKindAndDoesNotStartIt) {
 TEST(Sink, LifecycleRules) {
   Fd write_end;
   Fd read_end = make_pipe(O_NONBLOCK, write_end);
-  auto sink = make_fd_sink(write_end.get(), "pipe", 10);
+  auto sink = make_fd_sink(write_end.get(), "pipe", QueueLimit{10});
   sink->submit(record(0));  // before start: queued, delivered once started
   ASSERT_TRUE(sink->start());
   EXPECT_FALSE(sink->start());
@@ -1018,7 +1159,7 @@ TEST(Sink, LifecycleRules) {
   EXPECT_EQ(seqs_of(drain(read_end.get())), std::vector<int>{0});
 
   // Destroyed without stop(): what is queued is dropped, nothing hangs.
-  auto unstarted = make_fd_sink(write_end.get(), "pipe", 10);
+  auto unstarted = make_fd_sink(write_end.get(), "pipe", QueueLimit{10});
   unstarted->submit(record(2));
 }
 

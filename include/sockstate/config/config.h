@@ -21,10 +21,13 @@ enum class SinkType { kStdout, kFile, kUnix, kTcp, kJournald };
 // document that sets another type's key, so the others keep their defaults.
 struct SinkConfig {
   SinkType type = SinkType::kStdout;
-  std::string path;                   // file: the log file; unix: the socket path (absolute)
-  std::string host;                   // tcp: address or name of the shipper's listener
-  std::uint16_t port = 0;             // tcp
-  std::size_t queue_records = 65536;  // bounded queue; a record that does not fit is dropped
+  std::string path;        // file: the log file; unix: the socket path (absolute)
+  std::string host;        // tcp: address or name of the shipper's listener
+  std::uint16_t port = 0;  // tcp
+  // The bounded queue: a record that would pass either limit is dropped (and counted).
+  // Bytes are what bound memory (a record is 1 to 4 KiB); the record limit is a backstop.
+  std::size_t queue_records = 65536;
+  std::size_t queue_bytes = 16U << 20;
   // file
   unsigned file_mode = 0640;
   std::string file_group;          // chown the file to this group when set ("adm")

@@ -21,6 +21,7 @@ struct SinkStats {
   std::uint64_t reconnects = 0;  // socket sinks: connections made after the first
   std::uint64_t reopens = 0;     // file sinks: reopened (SIGHUP) or rotated
   std::size_t queued = 0;        // records waiting now
+  std::size_t queued_bytes = 0;  // what they hold, as the queue counts it (see QueueLimit)
   int connected = -1;            // socket sinks: 1 connected, 0 not; -1 for other sinks
 };
 
@@ -55,6 +56,14 @@ class Sink {
   // even when the destination is dead or stalled. Calling it again does nothing.
   virtual void stop(std::chrono::milliseconds timeout) = 0;
 
+  // stop() without the wait: from now on submit() drops, and the worker delivers what is
+  // queued until `timeout` has passed, then ends. Never blocks. stop() afterwards keeps
+  // this deadline and returns at once when finished().
+  virtual void request_stop(std::chrono::milliseconds timeout) = 0;
+
+  // The worker has ended (or never started): stop() would not wait.
+  [[nodiscard]] virtual bool finished() const = 0;
+
   [[nodiscard]] virtual SinkStats stats() const = 0;
 
   // The most recent write, open or connect failure ("connect unix:/run/x.sock: Connection
@@ -70,14 +79,25 @@ std::unique_ptr<Sink> make_sink(const config::SinkConfig& config);
 // that a configuration it accepts does not fail at start.
 Result<void> preflight(const config::SinkConfig& sink);
 
+// How much a sink's queue may hold. A record is charged its size plus kQueueEntryBytes
+// (the string and deque bookkeeping around it), so `bytes` bounds the memory it takes.
+struct QueueLimit {
+  std::size_t records = 65536;
+  std::size_t bytes = 16U << 20;
+};
+inline constexpr std::size_t kQueueEntryBytes = 64;
+
+// The limit a configuration entry sets.
+QueueLimit queue_limit(const config::SinkConfig& config);
+
 // A sink writing to an already open descriptor (the stdout sink is make_fd_sink(1,
-// "stdout", n)). The caller keeps ownership of `fd` and keeps it open until stop()
+// "stdout", limit)). The caller keeps ownership of `fd` and keeps it open until stop()
 // returns. Each record goes out whole in order; on a pipe or socket the sink writes
 // without blocking (a pipe is reopened through /proc/self/fd as its own non-blocking open
 // file description, so the shared descriptor's flags are left alone), which is what lets
 // stop() return when the reader has stalled. A pipe whose reader is gone raises SIGPIPE:
 // the daemon ignores SIGPIPE.
-std::unique_ptr<Sink> make_fd_sink(int fd, std::string name, std::size_t queue_records);
+std::unique_ptr<Sink> make_fd_sink(int fd, std::string name, QueueLimit limit);
 
 // journald's native protocol socket.
 inline constexpr std::string_view kJournalSocket = "/run/systemd/journal/socket";

@@ -1,0 +1,82 @@
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sockstate/common/error.h"
+#include "sockstate/config/config.h"
+#include "sockstate/sink/sink.h"
+
+namespace sockstate::sink {
+
+// The daemon's sinks across reloads. A reload keeps every sink whose configuration did not
+// change (its queue, connection and counters go on); a sink that changed or went away is
+// retired: it stops taking records and delivers what it queued in the background, so a
+// reload never blocks the collector. Counters are kept by sink name, so a sink replaced
+// by one of the same name (a file sink given another mode) continues its counts instead
+// of starting again from zero.
+//
+// One thread (the daemon's) calls everything but the sinks' own thread-safe members.
+class SinkSet {
+ public:
+  // How a sink looks to the stats line and the metrics: live counters plus those of
+  // earlier sinks of the same name.
+  struct View {
+    std::string name;
+    SinkStats stats;
+    bool live = true;  // false: retired, counters kept
+  };
+
+  // A retired sink that has finished: what it did with the records it held.
+  struct Ended {
+    std::string name;
+    std::size_t left = 0;  // records it still held when its time ran out (counted dropped)
+  };
+
+  SinkSet() = default;
+  SinkSet(const SinkSet&) = delete;
+  SinkSet& operator=(const SinkSet&) = delete;
+  ~SinkSet();
+
+  // Makes the sinks `configs` lists: kept ones as they are, the others made and started.
+  // If one cannot start, nothing changes (the new ones are stopped) and the Error names it.
+  // `retire_within` is how long a retired sink may take to deliver its queue.
+  Result<void> apply(const std::vector<config::SinkConfig>& configs,
+                     std::chrono::milliseconds retire_within);
+
+  // Every live sink gets the record.
+  void submit(std::string_view record);
+  // SIGHUP: every live sink reopens its file.
+  void reopen();
+
+  // Retired sinks that have finished since the last call (their counters are folded in).
+  std::vector<Ended> reap();
+
+  // Stops everything: live sinks deliver for at most `timeout`, retired ones within what
+  // is left of theirs (bounded by `timeout` too).
+  void stop(std::chrono::milliseconds timeout);
+
+  [[nodiscard]] std::vector<View> views() const;
+  // The sum over every sink, live and retired.
+  [[nodiscard]] SinkStats totals() const;
+
+  [[nodiscard]] std::size_t size() const { return live_.size(); }
+  [[nodiscard]] const Sink& at(std::size_t i) const { return *live_[i].sink; }
+
+ private:
+  struct Entry {
+    config::SinkConfig config;
+    std::unique_ptr<Sink> sink;
+  };
+  void fold(const Sink& sink);
+
+  std::vector<Entry> live_;
+  std::vector<std::unique_ptr<Sink>> retiring_;
+  std::map<std::string, SinkStats, std::less<>> earlier_;  // finished sinks, by name
+};
+
+}  // namespace sockstate::sink

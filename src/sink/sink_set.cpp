@@ -1,0 +1,167 @@
+#include "sockstate/sink/sink_set.h"
+
+#include <algorithm>
+#include <utility>
+
+namespace sockstate::sink {
+namespace {
+
+void add(SinkStats& into, const SinkStats& s) {
+  into.written += s.written;
+  into.dropped += s.dropped;
+  into.errors += s.errors;
+  into.reconnects += s.reconnects;
+  into.reopens += s.reopens;
+  into.queued += s.queued;
+  into.queued_bytes += s.queued_bytes;
+}
+
+}  // namespace
+
+SinkSet::~SinkSet() {
+  stop(std::chrono::milliseconds(0));
+}
+
+Result<void> SinkSet::apply(const std::vector<config::SinkConfig>& configs,
+                            std::chrono::milliseconds retire_within) {
+  // Every sink to make is started before anything changes, so a failure leaves the set
+  // as it was.
+  std::vector<Entry> next;
+  std::vector<bool> kept(live_.size(), false);
+  for (const auto& c : configs) {
+    const auto same = std::find_if(live_.begin(), live_.end(), [&](const Entry& e) {
+      return e.config == c && !kept[static_cast<std::size_t>(&e - live_.data())];
+    });
+    if (same != live_.end()) {
+      kept[static_cast<std::size_t>(same - live_.begin())] = true;
+      next.push_back(Entry{c, nullptr});  // filled from live_ below
+      continue;
+    }
+    auto made = make_sink(c);
+    if (auto started = made->start(); !started) {
+      for (auto& e : next) {
+        if (e.sink) {
+          e.sink->stop(std::chrono::milliseconds(0));  // it has been given nothing
+        }
+      }
+      return Error{started.error().errnum,
+                   "sink " + made->name() + ": " + started.error().message()};
+    }
+    next.push_back(Entry{c, std::move(made)});
+  }
+  for (std::size_t i = 0; i < live_.size(); ++i) {
+    if (!kept[i]) {
+      live_[i].sink->request_stop(retire_within);
+      retiring_.push_back(std::move(live_[i].sink));
+    }
+  }
+  // The kept sinks, in the order the configuration lists them.
+  for (auto& e : next) {
+    if (e.sink) {
+      continue;
+    }
+    for (auto& old : live_) {
+      if (old.sink && old.config == e.config) {
+        e.sink = std::move(old.sink);
+        break;
+      }
+    }
+  }
+  live_ = std::move(next);
+  return {};
+}
+
+void SinkSet::submit(std::string_view record) {
+  for (auto& e : live_) {
+    e.sink->submit(record);
+  }
+}
+
+void SinkSet::reopen() {
+  for (auto& e : live_) {
+    e.sink->reopen();
+  }
+}
+
+void SinkSet::fold(const Sink& sink) {
+  SinkStats s = sink.stats();
+  s.queued = 0;  // a stopped sink holds nothing: what it held is in `dropped`
+  s.queued_bytes = 0;
+  add(earlier_[sink.name()], s);
+}
+
+std::vector<SinkSet::Ended> SinkSet::reap() {
+  std::vector<Ended> ended;
+  for (auto it = retiring_.begin(); it != retiring_.end();) {
+    if (!(*it)->finished()) {
+      ++it;
+      continue;
+    }
+    const std::size_t left = (*it)->stats().queued;
+    (*it)->stop(std::chrono::milliseconds(0));  // joins the ended worker, counts `left`
+    fold(**it);
+    ended.push_back(Ended{(*it)->name(), left});
+    it = retiring_.erase(it);
+  }
+  return ended;
+}
+
+void SinkSet::stop(std::chrono::milliseconds timeout) {
+  for (auto& s : retiring_) {
+    s->request_stop(timeout);  // no-op: already asked, with its own (earlier) deadline
+  }
+  for (auto& e : live_) {
+    e.sink->request_stop(timeout);  // all at once: they drain in parallel
+  }
+  for (auto& s : retiring_) {
+    s->stop(timeout);
+    fold(*s);
+  }
+  retiring_.clear();
+  for (auto& e : live_) {
+    e.sink->stop(timeout);
+  }
+}
+
+std::vector<SinkSet::View> SinkSet::views() const {
+  std::vector<View> out;
+  auto find = [&out](const std::string& name) -> View& {
+    const auto it =
+        std::find_if(out.begin(), out.end(), [&](const View& v) { return v.name == name; });
+    if (it != out.end()) {
+      return *it;
+    }
+    View fresh;
+    fresh.name = name;
+    fresh.live = false;
+    return out.emplace_back(std::move(fresh));
+  };
+  for (const auto& e : live_) {
+    View& v = find(e.sink->name());
+    v.live = true;
+    v.stats = e.sink->stats();
+  }
+  for (const auto& s : retiring_) {
+    View& v = find(s->name());
+    const int connected = v.stats.connected;
+    add(v.stats, s->stats());
+    v.stats.connected = v.live ? connected : -1;
+  }
+  for (const auto& [name, stats] : earlier_) {
+    View& v = find(name);
+    const int connected = v.stats.connected;
+    add(v.stats, stats);
+    v.stats.connected = v.live ? connected : -1;
+  }
+  return out;
+}
+
+SinkStats SinkSet::totals() const {
+  SinkStats total;
+  for (const auto& v : views()) {
+    add(total, v.stats);
+  }
+  return total;
+}
+
+}  // namespace sockstate::sink
