@@ -1,5 +1,4 @@
 // sockstate: a thin main. Parses the command line, sets up logging and dispatches.
-#include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -14,6 +13,7 @@
 #include "sockstate/common/version.h"
 #include "sockstate/config/config.h"
 #include "sockstate/daemon/daemon.h"
+#include "sockstate/log/log.h"
 #include "sockstate/ocsf/record.h"
 #include "sockstate/sink/sink.h"
 #include "sockstate/snapshot/output.h"
@@ -23,13 +23,6 @@ namespace {
 
 using sockstate::cli::kExitOk;
 using sockstate::cli::kExitRuntime;
-
-void setup_logging(const std::string& level) {
-  auto logger = spdlog::stderr_logger_st("sockstate");
-  logger->set_pattern("%n: %l: %v");
-  logger->set_level(spdlog::level::from_str(level));
-  spdlog::set_default_logger(logger);
-}
 
 sockstate::ocsf::RecordContext host_context() {
   sockstate::ocsf::RecordContext context;
@@ -145,9 +138,9 @@ int main(int argc, char** argv) {
       }
       return inv.exit_code;
     }
-    setup_logging(!inv.log_level.empty()                         ? inv.log_level
-                  : inv.command == sockstate::cli::Command::kRun ? "info"
-                                                                 : "warn");
+    sockstate::log::setup(!inv.log_level.empty()                         ? inv.log_level
+                          : inv.command == sockstate::cli::Command::kRun ? "info"
+                                                                         : "warn");
     if (inv.command == sockstate::cli::Command::kRun) {
       return run_daemon(inv);
     }

@@ -22,11 +22,13 @@
 #include "sockstate/collect/collector.h"
 #include "sockstate/collect/host.h"
 #include "sockstate/common/fd.h"
+#include "sockstate/log/log.h"
 #include "sockstate/metrics/server.h"
 #include "sockstate/netlink/dumper.h"
 #include "sockstate/netlink/events.h"
 #include "sockstate/proc/namespaces.h"
 #include "sockstate/proc/socket_owners.h"
+#include "sockstate/sink/sink_set.h"
 #include "sockstate/tracking/tracker.h"
 
 namespace sockstate::daemon {
@@ -66,7 +68,7 @@ struct Daemon::State {
   config::Config config;
   ocsf::RecordContext context;
   std::optional<ocsf::RecordBuilder> builder;  // built once the configuration is known
-  std::vector<std::unique_ptr<sink::Sink>> sinks;
+  sink::SinkSet sinks;
   std::map<std::uint64_t, std::unique_ptr<Namespace>> namespaces;  // by nsfs inode
   std::map<int, Namespace*> by_event_fd;
   tracking::Tracker tracker;
@@ -78,8 +80,9 @@ struct Daemon::State {
   std::vector<std::uint64_t> unreachable;   // namespaces discovered but not opened this poll
   std::unique_ptr<metrics::MetricsServer> metrics_server;  // metrics_listen
   std::array<std::uint64_t, 9> by_activity{};              // records written, by flow::Activity
-  std::vector<int> sink_up;  // each sink's connected state last logged
-  std::string record;        // reused for every record
+  std::vector<int> sink_up;  // each sink's state last logged: connected, or delivering
+  std::vector<sink::SinkStats> sink_seen;  // each sink's counters at the last look
+  std::string record;                      // reused for every record
   Fd signal_fd;
   Fd epoll_fd;
   bool ready = false;
@@ -138,9 +141,7 @@ struct Daemon::State {
     record.clear();
     builder->append(obs, record);
     ++records;
-    for (auto& sink : sinks) {
-      sink->submit(record);
-    }
+    sinks.submit(record);
   }
 
   // One /proc walk for every socket the dump found without a known owner, then their
@@ -260,25 +261,31 @@ struct Daemon::State {
     return {};
   }
 
+  // A sink a reload removed or changed gets this long to deliver what it holds, in the
+  // background; SIGTERM gives live sinks the same.
+  static constexpr milliseconds kDeliverWithin{5000};
+
   Result<void> start_sinks(const config::Config& c) {
-    std::vector<std::unique_ptr<sink::Sink>> fresh;
-    for (const auto& sc : c.sinks) {
-      auto sink = sink::make_sink(sc);
-      if (auto started = sink->start(); !started) {
-        for (auto& s : fresh) {
-          s->stop(milliseconds(1000));
-        }
-        return Error{started.error().errnum,
-                     "sink " + sink->name() + ": " + started.error().message()};
-      }
-      fresh.push_back(std::move(sink));
+    if (auto applied = sinks.apply(c.sinks, kDeliverWithin); !applied) {
+      return applied.error();
     }
-    for (auto& s : sinks) {
-      s->stop(milliseconds(2000));
-    }
-    sinks = std::move(fresh);
-    sink_up.clear();  // new sinks: their first state is news
+    sink_up.clear();  // the sinks may have moved: their next state is logged again
+    sink_seen.clear();
     return {};
+  }
+
+  // Sinks a reload retired that have now finished: one line each, with what they lost.
+  void log_retired_sinks() {
+    for (const auto& ended : sinks.reap()) {
+      if (ended.left == 0) {
+        spdlog::info("sink {}: retired by reload after delivering its queue", ended.name);
+      } else {
+        spdlog::warn(
+            "sink {}: retired by reload; {} queued records could not be delivered "
+            "in {} s (counted as dropped)",
+            ended.name, ended.left, kDeliverWithin.count() / 1000);
+      }
+    }
   }
 
   [[nodiscard]] flow::Perimeter perimeter(const Namespace& ns) const {
@@ -478,20 +485,9 @@ struct Daemon::State {
     return c;
   }
 
-  sink::SinkStats sink_totals() const {
-    sink::SinkStats total;
-    for (const auto& s : sinks) {
-      const auto st = s->stats();
-      total.written += st.written;
-      total.dropped += st.dropped;
-      total.errors += st.errors;
-    }
-    return total;
-  }
-
   void notify_status() {
     const auto t = tracker.stats();
-    const auto k = sink_totals();
+    const auto k = sinks.totals();
     (void)::sd_notifyf(0, "STATUS=tracking %llu sockets, %llu records, %llu dropped",
                        static_cast<unsigned long long>(t.tracked),
                        static_cast<unsigned long long>(records),
@@ -506,14 +502,14 @@ struct Daemon::State {
         "stats: tracked={} records={} polls={} poll_ms={} destroy_events={} overflows={} "
         "closes_by_destroy={} closes_by_poll={} awaiting_destroy={} dump_redos={} "
         "forged_datagrams={} namespaces={} namespace_errors={} owner_walks={} "
-        "pids_unreadable={}",
+        "pids_unreadable={} log_lines_dropped={}",
         t.tracked, records, polls, last_dump_ms, d.events, d.overflows, t.closed_by_destroy,
         t.closed_by_poll, t.awaiting_destroy, dump_stats.redos, d.forged, namespaces.size(),
-        namespace_errors, owner_walks, owner_errors);
-    for (const auto& s : sinks) {
-      const auto st = s->stats();
-      line += fmt::format(" sink.{}.written={} .dropped={} .queued={} .errors={}", s->name(),
-                          st.written, st.dropped, st.queued, st.errors);
+        namespace_errors, owner_walks, owner_errors, log::dropped_lines());
+    for (const auto& v : sinks.views()) {
+      const auto& st = v.stats;
+      line += fmt::format(" sink.{}.written={} .dropped={} .queued={} .queued_bytes={} .errors={}",
+                          v.name, st.written, st.dropped, st.queued, st.queued_bytes, st.errors);
       if (st.connected >= 0) {
         line += fmt::format(" .connected={}", st.connected);
       }
@@ -521,22 +517,40 @@ struct Daemon::State {
     spdlog::info("{}", line);
   }
 
-  // A socket sink's connection going down or coming back: one line per transition, with
-  // what the last failure said (errno included), never one per retry.
+  // A sink going down or coming back: one line per transition, with what the last failure
+  // said (errno included), never one per retry or per dropped record. A socket sink is up
+  // while connected; another sink is down while its writes fail (a full disk, journald
+  // gone) and up again once one succeeds.
   void log_sink_transitions() {
     sink_up.resize(sinks.size(), -1);
+    sink_seen.resize(sinks.size());
     for (std::size_t i = 0; i < sinks.size(); ++i) {
-      const int up = sinks[i]->stats().connected;
-      if (up < 0 || up == sink_up[i]) {
-        continue;
+      const sink::Sink& s = sinks.at(i);
+      const sink::SinkStats now = s.stats();
+      const int before = sink_up[i];
+      int up = before;
+      if (now.connected >= 0) {
+        up = now.connected;
+      } else if (now.errors != sink_seen[i].errors) {
+        up = 0;
+      } else if (now.written != sink_seen[i].written || before < 0) {
+        up = 1;
+      }
+      sink_seen[i] = now;
+      sink_up[i] = up;
+      const bool socket = now.connected >= 0;
+      if (up == before || (before < 0 && up == 1 && !socket)) {
+        continue;  // no change, or a file sink's first look: working, as expected
       }
       if (up == 1) {
-        spdlog::info("sink {}: connected", sinks[i]->name());
+        spdlog::info("sink {}: {}", s.name(), socket ? "connected" : "delivering again");
+      } else if (socket) {
+        spdlog::warn("sink {}: not connected: {} (records wait in its queue)", s.name(),
+                     s.last_error());
       } else {
-        spdlog::warn("sink {}: not connected: {} (records wait in its queue)", sinks[i]->name(),
-                     sinks[i]->last_error());
+        spdlog::warn("sink {}: failing: {} (records are dropped and counted)", s.name(),
+                     s.last_error());
       }
-      sink_up[i] = up;
     }
   }
 
@@ -549,22 +563,23 @@ struct Daemon::State {
       m.sample("sockstate_records_total", fmt::format("activity=\"{}\"", kActivity[a]),
                by_activity[a]);
     }
-    const std::array<std::pair<const char*, const char*>, 5> sink_families = {{
+    const std::array<std::pair<const char*, const char*>, 6> sink_families = {{
         {"sockstate_sink_written_total", "Records a sink delivered."},
         {"sockstate_sink_dropped_total", "Records a sink dropped (queue full, undeliverable)."},
         {"sockstate_sink_errors_total", "Write and connect failures of a sink."},
         {"sockstate_sink_queued", "Records waiting in a sink's queue."},
+        {"sockstate_sink_queued_bytes", "What a sink's queue holds, in bytes."},
         {"sockstate_sink_connected", "A socket sink's connection: 1 up, 0 down."},
     }};
     for (std::size_t f = 0; f < sink_families.size(); ++f) {
       m.family(sink_families[f].first, sink_families[f].second, f < 3 ? "counter" : "gauge");
-      for (const auto& s : sinks) {
-        const auto st = s->stats();
-        const std::string label = "sink=\"" + metrics::label_value(s->name()) + "\"";
-        const std::array<std::int64_t, 5> v = {static_cast<std::int64_t>(st.written),
-                                               static_cast<std::int64_t>(st.dropped),
-                                               static_cast<std::int64_t>(st.errors),
-                                               static_cast<std::int64_t>(st.queued), st.connected};
+      for (const auto& view : sinks.views()) {
+        const auto& st = view.stats;
+        const std::string label = "sink=\"" + metrics::label_value(view.name) + "\"";
+        const std::array<std::int64_t, 6> v = {
+            static_cast<std::int64_t>(st.written),      static_cast<std::int64_t>(st.dropped),
+            static_cast<std::int64_t>(st.errors),       static_cast<std::int64_t>(st.queued),
+            static_cast<std::int64_t>(st.queued_bytes), st.connected};
         if (v[f] >= 0) {
           m.sample(sink_families[f].first, label, static_cast<std::uint64_t>(v[f]));
         }
@@ -579,7 +594,7 @@ struct Daemon::State {
     const DestroyCounts d = destroy_counts();
     m.family("sockstate_poll_duration_seconds", "Duration of the last poll.", "gauge");
     m.sample("sockstate_poll_duration_seconds", "", static_cast<double>(last_dump_ms) / 1000.0);
-    const std::array<std::tuple<const char*, const char*, const char*, std::uint64_t>, 7> rows = {{
+    const std::array<std::tuple<const char*, const char*, const char*, std::uint64_t>, 8> rows = {{
         {"sockstate_polls_total", "Polls done.", "counter", polls},
         {"sockstate_sockets_tracked", "Sockets tracked now.", "gauge", t.tracked},
         {"sockstate_destroy_events_total", "Socket-destroy events read.", "counter", d.events},
@@ -590,6 +605,8 @@ struct Daemon::State {
         {"sockstate_namespaces", "Network namespaces watched.", "gauge", namespaces.size()},
         {"sockstate_namespace_errors_total", "Namespaces that could not be opened or dumped.",
          "counter", namespace_errors},
+        {"sockstate_log_lines_dropped_total", "Log lines stderr could not take at once.", "counter",
+         log::dropped_lines()},
     }};
     for (const auto& [name, help, type, value] : rows) {
       m.family(name, help, type);
@@ -703,6 +720,7 @@ struct Daemon::State {
     tracker.report_traffic(collect::realtime_ms(), config.traffic_interval.count());
     flush_deferred();
     log_sink_transitions();
+    log_retired_sinks();
     if (metrics_server) {
       metrics_server->publish(render_metrics());
     }
@@ -805,9 +823,7 @@ struct Daemon::State {
   }
 
   void reload() {
-    for (auto& s : sinks) {
-      s->reopen();
-    }
+    sinks.reopen();
     auto fresh = loader();
     if (!fresh) {
       spdlog::error("reload refused, keeping the running configuration: {}",
@@ -867,9 +883,8 @@ int Daemon::run() {
   spdlog::info("sockstate run: {}", config::describe(s.config));
   const int status = s.loop();
   (void)::sd_notify(0, "STOPPING=1");
-  for (auto& sink : s.sinks) {
-    sink->stop(milliseconds(5000));
-  }
+  s.sinks.stop(State::kDeliverWithin);
+  s.log_retired_sinks();
   s.log_stats();
   return status;
 }

@@ -1,10 +1,6 @@
 // The stdout sink: records written to a descriptor the process already has.
-#include <fcntl.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <string>
 #include <utility>
 
@@ -18,30 +14,11 @@ class FdWriter final : public Writer {
   FdWriter(int fd, std::string name) : fd_(fd), name_(std::move(name)) {}
 
   Result<void> open() override {
-    struct stat st {};
-    if (::fstat(fd_, &st) != 0) {
+    // Under systemd stdout is usually a stream socket to journald; from a shell, a pipe.
+    // Either way the worker must not wait past stop()'s deadline on a stalled reader.
+    out_ = nonblocking_output(fd_);
+    if (out_.fd < 0) {
       return errno_error(name_ + ": fstat");
-    }
-    out_ = fd_;
-    if (S_ISSOCK(st.st_mode)) {
-      // Under systemd, stdout is usually a stream socket to journald: MSG_DONTWAIT makes
-      // one send non-blocking without touching the descriptor's flags.
-      mode_ = Mode::kSend;
-    } else if (S_ISFIFO(st.st_mode)) {
-      // O_NONBLOCK on fd 1 itself would change the open file description the parent shell
-      // and the reader share. Opening the pipe again through /proc gives this sink its own
-      // description, which can be non-blocking, so a stalled reader cannot hold the worker
-      // past stop()'s deadline. If /proc is not there, write blocking (stop() may then
-      // wait for the reader).
-      const std::string proc = "/proc/self/fd/" + std::to_string(fd_);
-      own_.reset(::open(proc.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC));
-      if (own_.valid()) {
-        out_ = own_.get();
-      }
-      mode_ = Mode::kWrite;
-    } else {
-      // A regular file, a terminal, /dev/null: writes do not wait on a reader.
-      mode_ = Mode::kWrite;
     }
     return {};
   }
@@ -52,7 +29,7 @@ class FdWriter final : public Writer {
     // line possible is the last one, when stop()'s deadline passes while a stalled reader
     // holds the rest of it.
     Error failure;
-    switch (core.write_all(out_, record, mode_ == Mode::kSend, &failure)) {
+    switch (core.write_all(out_.fd, record, out_.use_send, &failure)) {
       case SinkCore::WriteAll::kComplete:
         return Delivery::kWritten;
       case SinkCore::WriteAll::kStopped:
@@ -64,16 +41,12 @@ class FdWriter final : public Writer {
     return Delivery::kDropped;
   }
 
-  void close() override { own_.reset(); }
+  void close() override { out_.own.reset(); }
 
  private:
-  enum class Mode { kWrite, kSend };
-
   const int fd_;  // not owned
   const std::string name_;
-  Fd own_;        // our own description of a pipe, when we could open one
-  int out_ = -1;  // what we write to: fd_ or own_
-  Mode mode_ = Mode::kWrite;
+  NonBlockingOutput out_;
 };
 
 }  // namespace

@@ -22,4 +22,20 @@ class Fd {
   int fd_ = -1;
 };
 
+// A way to write to a descriptor the process was given (stdout, stderr) that never waits
+// on a stalled reader, without changing the descriptor's flags, which the parent and the
+// reader share:
+// - a socket (journald's stream under systemd): send() with MSG_DONTWAIT;
+// - a pipe: the pipe opened again through /proc/self/fd as this process's own open file
+//   description, which can be O_NONBLOCK (without /proc, writes may block);
+// - anything else (a file, a terminal, /dev/null): write(), which does not wait on a reader.
+struct NonBlockingOutput {
+  int fd = -1;            // where to write: the given descriptor, or `own`
+  bool use_send = false;  // send(MSG_DONTWAIT | MSG_NOSIGNAL) instead of write()
+  Fd own;                 // the pipe's own description, when one was opened
+};
+
+// -1 and errno when `fd` cannot even be fstat()ed.
+NonBlockingOutput nonblocking_output(int fd);
+
 }  // namespace sockstate

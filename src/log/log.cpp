@@ -1,0 +1,118 @@
+#include "sockstate/log/log.h"
+
+#include <poll.h>
+#include <spdlog/sinks/base_sink.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string_view>
+
+#include "sockstate/common/fd.h"
+
+namespace sockstate::log {
+namespace {
+
+// A pipe takes a write of up to PIPE_BUF bytes whole or not at all; longer lines are cut
+// to this so that a line is never half-written to a pipe.
+constexpr std::size_t kMaxLine = 4000;
+// A socket (journald) may take part of a line: the rest gets this long, then is cut.
+constexpr int kFinishLineMs = 100;
+
+std::atomic<std::uint64_t> g_dropped{0};
+
+class NonBlockingStderr final : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  NonBlockingStderr() : out_(nonblocking_output(STDERR_FILENO)) {}
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    if (out_.fd < 0) {
+      g_dropped.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    spdlog::memory_buf_t line;
+    formatter_->format(msg, line);
+    if (reported_ != g_dropped.load(std::memory_order_relaxed)) {
+      // The loss is said before the line that got through, once stderr takes lines again.
+      const std::uint64_t lost = g_dropped.load(std::memory_order_relaxed);
+      spdlog::memory_buf_t note;
+      fmt::format_to(std::back_inserter(note),
+                     "sockstate: warn: {} log line(s) dropped: stderr was not writable\n",
+                     lost - reported_);
+      if (!put({note.data(), note.size()})) {
+        g_dropped.fetch_add(1, std::memory_order_relaxed);
+        return;
+      }
+      reported_ = lost;
+    }
+    std::string_view text(line.data(), line.size());
+    if (text.size() > kMaxLine) {
+      text = text.substr(0, kMaxLine - 1);  // the newline is added back by put()
+    }
+    if (!put(text)) {
+      g_dropped.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+
+  void flush_() override {}
+
+ private:
+  // Writes one line; false when stderr took none of it. A line partly taken is finished
+  // (for a short while) or ended with a newline, so the next line starts on its own.
+  bool put(std::string_view text) {
+    const bool ends = !text.empty() && text.back() == '\n';
+    std::size_t done = 0;
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(kFinishLineMs);
+    while (done < text.size()) {
+      const ssize_t n = write_some(text.substr(done));
+      if (n > 0) {
+        done += static_cast<std::size_t>(n);
+        continue;
+      }
+      if (n < 0 && errno == EINTR) {
+        continue;
+      }
+      if (done == 0 || n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK) ||
+          std::chrono::steady_clock::now() >= deadline) {
+        break;
+      }
+      pollfd p{out_.fd, POLLOUT, 0};
+      (void)::poll(&p, 1, 10);
+    }
+    if (done > 0 && (done < text.size() || !ends)) {
+      (void)write_some("\n");
+    }
+    return done > 0;
+  }
+
+  ssize_t write_some(std::string_view text) {
+    return out_.use_send ? ::send(out_.fd, text.data(), text.size(), MSG_DONTWAIT | MSG_NOSIGNAL)
+                         : ::write(out_.fd, text.data(), text.size());
+  }
+
+  NonBlockingOutput out_;
+  std::uint64_t reported_ = 0;  // dropped lines already told about
+};
+
+}  // namespace
+
+void setup(const std::string& level) {
+  auto logger =
+      std::make_shared<spdlog::logger>("sockstate", std::make_shared<NonBlockingStderr>());
+  logger->set_pattern("%n: %l: %v");
+  logger->set_level(spdlog::level::from_str(level));
+  spdlog::set_default_logger(logger);
+}
+
+std::uint64_t dropped_lines() {
+  return g_dropped.load(std::memory_order_relaxed);
+}
+
+}  // namespace sockstate::log
