@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <optional>
 #include <string>
@@ -185,6 +186,20 @@ class FileWriter final : public Writer {
     }
   }
 
+  // Removes the last `n` bytes written (part of a record a full disk cut), so that the
+  // file holds whole records only. False when that cannot be done (not a regular file,
+  // or ftruncate() failed): the file then ends in a cut line.
+  bool take_back(std::size_t n) {
+    struct stat st {};
+    if (!regular_ || ::fstat(fd_.get(), &st) != 0 || !S_ISREG(st.st_mode) ||
+        static_cast<std::uint64_t>(st.st_size) < n ||
+        ::ftruncate(fd_.get(), st.st_size - static_cast<off_t>(n)) != 0) {
+      return false;
+    }
+    size_ -= std::min<std::uint64_t>(size_, n);
+    return true;
+  }
+
   Delivery append(std::string_view record, SinkCore& core) {
     // After a partial write the file ends in a cut line; the next record starts with a
     // '\n' (in the same write()) so that only the cut record is lost, not the next one.
@@ -209,7 +224,7 @@ class FileWriter final : public Writer {
       }
       const int err = n < 0 ? errno : EIO;
       core.count_error(Error{err, "write " + path_});
-      if (done > 0) {
+      if (done > 0 && !take_back(done)) {
         cut_line_ = data[done - 1] != '\n';
       }
       if (!space_error(err)) {

@@ -123,12 +123,15 @@ class DaemonNetns : public NetnsTest {
     notify_ = NotifySocket::create(&error);
     ASSERT_TRUE(notify_) << error;
     env.push_back("NOTIFY_SOCKET=" + notify_->path());
+    if (stderr_path_.empty()) {
+      stderr_path_ = dir_ + "/stderr";
+    }
     auto daemon = BackgroundProcess::start({SOCKSTATE_BINARY, "run", "--config", config_path_}, env,
-                                           dir_ + "/stdout", dir_ + "/stderr", &error);
+                                           dir_ + "/stdout", stderr_path_, &error);
     ASSERT_TRUE(daemon) << error;
     daemon_.emplace(std::move(*daemon));
     ASSERT_TRUE(notify_->wait_for("READY=1", milliseconds(10000)))
-        << "no READY=1; stderr: " << file(dir_ + "/stderr");
+        << "no READY=1; stderr: " << file(stderr_path_);
   }
 
   void stop() {
@@ -196,6 +199,7 @@ class DaemonNetns : public NetnsTest {
   std::string dir_;
   std::string records_path_;
   std::string config_path_;
+  std::string stderr_path_;  // where the daemon's stderr goes; default dir_/stderr
   std::unique_ptr<NotifySocket> notify_;
   std::optional<BackgroundProcess> daemon_;
 };
