@@ -3,6 +3,12 @@
 #include <fcntl.h>
 #include <linux/netlink.h>
 #include <netinet/in.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <sstream>
 
 #include "sockstate/collect/host.h"
 #include "sockstate/netlink/rtnetlink.h"
@@ -53,12 +59,71 @@ Result<NamespaceView> NamespaceView::open(proc::NetnsInfo info, const ViewOption
     }
     view.watch_.emplace(std::move(*watch));
   }
+  if (options.tcp_counters) {
+    // Opened on this thread, which is inside the namespace: the file keeps it. Without
+    // /proc there are no counters, and nothing else changes.
+    view.snmp_.reset(::open("/proc/thread-self/net/snmp", O_RDONLY | O_CLOEXEC));
+  }
   read_ephemeral_range(view.base_);  // /proc/sys/net shows this thread's namespace
   view.listeners_ = view.base_;
   if (auto loaded = view.load_addresses(); !loaded) {
     return loaded.error();
   }
   return view;
+}
+
+std::optional<std::uint64_t> parse_tcp_opens(std::string_view snmp) {
+  // Two lines: "Tcp: <names>" then "Tcp: <values>", in the same order.
+  std::array<std::string_view, 2> tcp;
+  std::size_t lines = 0;
+  for (std::size_t at = 0; at < snmp.size() && lines < tcp.size();) {
+    const std::size_t end = std::min(snmp.find('\n', at), snmp.size());
+    const std::string_view line = snmp.substr(at, end - at);
+    if (line.starts_with("Tcp: ")) {
+      tcp[lines++] = line.substr(5);
+    }
+    at = end + 1;
+  }
+  if (lines != tcp.size()) {
+    return std::nullopt;
+  }
+  std::istringstream names{std::string(tcp[0])};
+  std::istringstream values{std::string(tcp[1])};
+  std::uint64_t sum = 0;
+  int found = 0;
+  for (std::string name, value; names >> name && values >> value;) {
+    if (name != "ActiveOpens" && name != "PassiveOpens") {
+      continue;
+    }
+    std::uint64_t n = 0;
+    const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+    if (ec != std::errc() || end != value.data() + value.size()) {
+      return std::nullopt;
+    }
+    sum += n;
+    ++found;
+  }
+  return found == 2 ? std::optional<std::uint64_t>(sum) : std::nullopt;
+}
+
+std::optional<std::uint64_t> NamespaceView::tcp_opens() {
+  if (!snmp_.valid()) {
+    return std::nullopt;
+  }
+  std::array<char, 8192> buf{};
+  std::string text;
+  for (off_t at = 0;;) {
+    const ssize_t n = ::pread(snmp_.get(), buf.data(), buf.size(), at);
+    if (n < 0) {
+      return std::nullopt;
+    }
+    if (n == 0 || text.size() > (1U << 20)) {
+      break;
+    }
+    text.append(buf.data(), static_cast<std::size_t>(n));
+    at += n;
+  }
+  return parse_tcp_opens(text);
 }
 
 Result<NamespaceView> NamespaceView::open_here(proc::NetnsInfo info, const ViewOptions& options) {

@@ -61,6 +61,11 @@ struct Namespace {
   bool found = true;                   // found by the latest discovery
   bool dumped = false;                 // a dump of it has completed: new sockets are new
   std::uint64_t foreign_reported = 0;  // forged datagrams already logged
+  // Connections the kernel made that no record reported (see reconcile()).
+  std::optional<std::uint64_t> opens_base;    // the kernel's count after the first dump
+  std::uint64_t seen_base = 0;                // the tracker's count then
+  std::optional<std::uint64_t> opens_lagged;  // the kernel's count before the previous poll
+  std::uint64_t unreported = 0;
 };
 
 struct Daemon::State {
@@ -95,7 +100,8 @@ struct Daemon::State {
   std::uint64_t namespaces_opened = 0;
   std::uint64_t namespaces_closed = 0;
   std::uint64_t owner_walks = 0;
-  std::uint64_t owner_errors = 0;  // pids whose sockets could not be attributed (denied, errors)
+  std::uint64_t owner_errors = 0;     // pids whose sockets could not be attributed (denied, errors)
+  std::uint64_t unreported_gone = 0;  // connections_unreported of namespaces now gone
   netlink::DumpStats dump_stats;
 
   State(ConfigLoader l, ocsf::RecordContext c)
@@ -173,6 +179,8 @@ struct Daemon::State {
     collect::ViewOptions options;
     options.watch_addresses = true;
     options.destroy_buffer = config.destroy_events ? config.event_buffer_bytes : 0;
+    // Only a poll of every state sees every connection the kernel counts.
+    options.tcp_counters = config.states == netlink::kAllStates;
     auto view = here ? collect::NamespaceView::open_here(info, options)
                      : collect::NamespaceView::open_in(info, options);
     if (!view) {
@@ -213,6 +221,8 @@ struct Daemon::State {
       (void)::epoll_ctl(epoll_fd.get(), EPOLL_CTL_DEL, destroy->fd(), nullptr);
     }
     spdlog::info("network namespace {} is gone", inode);
+    unreported_gone += ns.unreported;
+    tracker.forget_namespace(inode);
     namespaces.erase(it);
     ++namespaces_closed;
   }
@@ -393,6 +403,10 @@ struct Daemon::State {
         return synced.error();
       }
     }
+    std::map<std::uint64_t, std::optional<std::uint64_t>> opens;  // before the dumps
+    for (auto& [inode, ns] : namespaces) {
+      opens[inode] = ns->view.tcp_opens();
+    }
     tracker.begin_poll(collect::realtime_ms(), tracking::Tracker::FirstSight::kEvent);
     std::vector<std::uint64_t> failed;
     if (auto dumped = dump_namespaces(failed); !dumped) {
@@ -409,6 +423,10 @@ struct Daemon::State {
       return drained.error();
     }
     tracker.end_poll();
+    for (auto& [inode, ns] : namespaces) {
+      const bool dumped = std::find(failed.begin(), failed.end(), inode) == failed.end();
+      reconcile(*ns, dumped ? opens[inode] : std::nullopt);
+    }
     for (const auto inode : failed) {
       remove_namespace(inode);
     }
@@ -422,6 +440,50 @@ struct Daemon::State {
     ++polls;
     last_dump_ms = static_cast<std::uint64_t>(monotonic_ms() - started);
     return {};
+  }
+
+  // Destroy events can be lost (the kernel drops them when the listener's buffer is full),
+  // and then a connection that opened and closed between two polls leaves no trace but
+  // the kernel's own count of connections made. The difference between that count and
+  // the connections the tracker saw come is what no record reported. Compared one poll
+  // late (`opens` is from before this poll's dump; the estimate uses the previous poll's),
+  // so that every connection the kernel counted has had a dump and its destroy event
+  // time to arrive: the estimate can be low for a poll, never high.
+  void reconcile(Namespace& ns, std::optional<std::uint64_t> opens) {
+    const std::uint64_t inode = ns.view.info().inode;
+    const std::uint64_t seen = tracker.new_connections(inode);
+    if (!opens) {
+      ns.opens_lagged.reset();  // start the lag again
+      return;
+    }
+    if (!ns.opens_base) {
+      // After the first dump: what it found is the baseline, not new.
+      ns.opens_base = ns.view.tcp_opens();
+      ns.seen_base = seen;
+      return;
+    }
+    if (ns.opens_lagged && *ns.opens_lagged >= *ns.opens_base) {
+      const std::uint64_t made = *ns.opens_lagged - *ns.opens_base;
+      const std::uint64_t saw = seen - ns.seen_base;
+      if (made > saw && made - saw > ns.unreported) {
+        spdlog::warn(
+            "{} connection(s) in network namespace {} were never reported: the kernel made "
+            "them and neither a poll nor a destroy event showed them (destroy event "
+            "overflows: {}; a larger event_buffer helps)",
+            made - saw - ns.unreported, inode,
+            ns.view.destroy() != nullptr ? ns.view.destroy()->overflows() : 0);
+        ns.unreported = made - saw;
+      }
+    }
+    ns.opens_lagged = opens;
+  }
+
+  [[nodiscard]] std::uint64_t connections_unreported() const {
+    std::uint64_t n = unreported_gone;
+    for (const auto& [inode, ns] : namespaces) {
+      n += ns->unreported;
+    }
+    return n;
   }
 
   Result<void> drain_all() {
@@ -502,10 +564,11 @@ struct Daemon::State {
         "stats: tracked={} records={} polls={} poll_ms={} destroy_events={} overflows={} "
         "closes_by_destroy={} closes_by_poll={} awaiting_destroy={} dump_redos={} "
         "forged_datagrams={} namespaces={} namespace_errors={} owner_walks={} "
-        "pids_unreadable={} log_lines_dropped={}",
+        "pids_unreadable={} connections_unreported={} log_lines_dropped={}",
         t.tracked, records, polls, last_dump_ms, d.events, d.overflows, t.closed_by_destroy,
         t.closed_by_poll, t.awaiting_destroy, dump_stats.redos, d.forged, namespaces.size(),
-        namespace_errors, owner_walks, owner_errors, log::dropped_lines());
+        namespace_errors, owner_walks, owner_errors, connections_unreported(),
+        log::dropped_lines());
     for (const auto& v : sinks.views()) {
       const auto& st = v.stats;
       line += fmt::format(" sink.{}.written={} .dropped={} .queued={} .queued_bytes={} .errors={}",
@@ -594,7 +657,7 @@ struct Daemon::State {
     const DestroyCounts d = destroy_counts();
     m.family("sockstate_poll_duration_seconds", "Duration of the last poll.", "gauge");
     m.sample("sockstate_poll_duration_seconds", "", static_cast<double>(last_dump_ms) / 1000.0);
-    const std::array<std::tuple<const char*, const char*, const char*, std::uint64_t>, 8> rows = {{
+    const std::array<std::tuple<const char*, const char*, const char*, std::uint64_t>, 9> rows = {{
         {"sockstate_polls_total", "Polls done.", "counter", polls},
         {"sockstate_sockets_tracked", "Sockets tracked now.", "gauge", t.tracked},
         {"sockstate_destroy_events_total", "Socket-destroy events read.", "counter", d.events},
@@ -607,6 +670,9 @@ struct Daemon::State {
          "counter", namespace_errors},
         {"sockstate_log_lines_dropped_total", "Log lines stderr could not take at once.", "counter",
          log::dropped_lines()},
+        {"sockstate_connections_unreported_total",
+         "Connections the kernel made that no record reported (lost destroy events).", "counter",
+         connections_unreported()},
     }};
     for (const auto& [name, help, type, value] : rows) {
       m.family(name, help, type);

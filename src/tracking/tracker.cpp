@@ -148,6 +148,9 @@ void Tracker::track_new(const SocketEntry& entry, const flow::ListenerTable& lis
     return;
   }
   track(entry, o);
+  if (entry.state != netlink::kTcpClose && entry.state != netlink::kTcpListen) {
+    count_new(entry.netns);
+  }
   if (entry.state != netlink::kTcpClose) {
     Tracked& t = tracked_.at(entry.cookie);
     t.start_ms = poll_ms_;  // we saw it begin
@@ -186,9 +189,11 @@ void Tracker::track_remnant(const SocketEntry& entry, const flow::Orientation& o
   if (options_.confirm_poll_closes) {
     if (pending_.try_emplace(entry.cookie, Pending{entry, o, generation_}).second) {
       pending_flows_[flow] = entry.cookie;
+      count_new(entry.netns);
     }
     return;
   }
+  count_new(entry.netns);
   close_remnant(Pending{entry, o, generation_});
 }
 
@@ -234,6 +239,9 @@ void Tracker::update(Tracked& t, const SocketEntry& entry, const flow::ListenerT
   }
   if (previous == netlink::kTcpClose) {
     // A bound socket that now listens or connects: it appears now.
+    if (entry.state != netlink::kTcpListen) {
+      count_new(entry.netns);
+    }
     t.orientation = flow::orient(entry, listeners, perimeter);
     t.start_ms = poll_ms_;
     t.period_start_ms = poll_ms_;
@@ -331,6 +339,7 @@ void Tracker::destroyed(const SocketEntry& entry, const flow::ListenerTable& lis
       t.orientation.assignment_known = true;
       flow::classify(t.orientation, flow::remote_endpoint(entry).ip, perimeter);
       t.reported_open = true;
+      count_new(entry.netns);
     }
     close(t, entry, true, now_ms);
     return;
@@ -340,8 +349,10 @@ void Tracker::destroyed(const SocketEntry& entry, const flow::ListenerTable& lis
     closed_[f->second] = {generation_, entry.netns};
     pending_.erase(f->second);
     pending_flows_.erase(f);
+  } else if (pending_.erase(entry.cookie) == 0 && entry.state != netlink::kTcpListen &&
+             !flow::is_unspecified(flow::remote_endpoint(entry).ip)) {
+    count_new(entry.netns);  // a connection no poll saw (not a listener, not merely bound)
   }
-  pending_.erase(entry.cookie);
   Tracked t;
   t.last = entry;
   t.orientation = flow::orient(entry, listeners, perimeter);
@@ -483,6 +494,11 @@ void Tracker::collect_inodes(std::unordered_set<std::uint32_t>& out) const {
       out.insert(t.last.inode);
     }
   }
+}
+
+std::uint64_t Tracker::new_connections(std::uint64_t netns) const {
+  const auto it = new_connections_.find(netns);
+  return it == new_connections_.end() ? 0 : it->second;
 }
 
 TrackerStats Tracker::stats() const {

@@ -602,5 +602,42 @@ TEST_F(TrackerTest, ABoundSocketThatConnectsAndClosesBetweenPollsIsReported) {
   EXPECT_EQ(ev[0].orientation.direction, flow::Direction::kLateral);
 }
 
+// Every connection socket is counted once as new, however it is first seen: the count the
+// daemon holds against the kernel's ActiveOpens + PassiveOpens. Baseline sockets,
+// listeners and sockets that never connected do not count.
+TEST_F(ConfirmingTrackerTest, EachNewConnectionCountsOnce) {
+  const std::uint64_t ns = 0;  // make_entry()'s namespace
+  const SocketEntry bound = full(make_entry(AF_INET, 7, "10.0.0.5", 7002, "0.0.0.0", 0, 3));
+  poll(1000, {listener(22, 1), inbound(1, 2), bound}, true);
+  EXPECT_EQ(tracker_.new_connections(ns), 0U) << "the baseline is not new";
+  poll(2000, {listener(22, 1), inbound(1, 2), bound, outbound(1, 10), listener(8080, 11)});
+  EXPECT_EQ(tracker_.new_connections(ns), 1U) << "a new connection, not a new listener";
+  poll(3000, {listener(22, 1), inbound(1, 2), bound, outbound(1, 10)});
+  EXPECT_EQ(tracker_.new_connections(ns), 1U) << "seen again is not new";
+  // The bound socket connected and closed between polls.
+  destroy(destroy_of(full(make_entry(AF_INET, 1, "10.0.0.5", 7002, "10.0.0.9", 80, 3)),
+                     info(102, 52, 6, 5, 30, 100)),
+          3100);
+  EXPECT_EQ(tracker_.new_connections(ns), 2U);
+  // A connection no poll saw: its destroy event; then its TIME-WAIT remnant under another
+  // cookie, matched by flow.
+  destroy(destroy_of(outbound(1, 20), info(102, 52, 6, 5, 30, 100)), 3200);
+  EXPECT_EQ(tracker_.new_connections(ns), 3U);
+  // The other order: remnant first (cookie 31), then its event (cookie 30).
+  const SocketEntry tw = make_entry(AF_INET, 6, "10.0.0.5", 40001, "10.0.0.9", 443, 31);
+  poll(4000, {listener(22, 1), inbound(1, 2), outbound(1, 10), tw});
+  EXPECT_EQ(tracker_.new_connections(ns), 4U);
+  SocketEntry event = outbound(1, 30);
+  event.local_port = 40001;
+  destroy(destroy_of(event, info(102, 52, 6, 5, 30, 100)), 4100);
+  EXPECT_EQ(tracker_.new_connections(ns), 4U) << "the remnant's event is the same connection";
+  // A second event for a socket already closed, and a bound socket never used.
+  destroy(destroy_of(outbound(1, 20), info(102, 52, 6, 5, 30, 100)), 4200);
+  destroy(destroy_of(full(make_entry(AF_INET, 7, "10.0.0.5", 7003, "0.0.0.0", 0, 40)), {}), 4300);
+  EXPECT_EQ(tracker_.new_connections(ns), 4U);
+  tracker_.forget_namespace(ns);
+  EXPECT_EQ(tracker_.new_connections(ns), 0U);
+}
+
 }  // namespace
 }  // namespace sockstate::tracking

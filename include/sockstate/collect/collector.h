@@ -4,9 +4,11 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "sockstate/common/error.h"
+#include "sockstate/common/fd.h"
 #include "sockstate/flow/address.h"
 #include "sockstate/flow/observation.h"
 #include "sockstate/flow/orientation.h"
@@ -23,7 +25,13 @@ namespace sockstate::collect {
 struct ViewOptions {
   bool watch_addresses = false;    // join the address-change groups (the daemon)
   std::size_t destroy_buffer = 0;  // > 0: a destroy listener with this receive buffer
+  bool tcp_counters = false;       // keep the namespace's /proc/net/snmp open (tcp_opens())
 };
+
+// ActiveOpens + PassiveOpens from the text of /proc/net/snmp: every TCP connection socket
+// the namespace has made (connect() sent a SYN, or a handshake completed on a listener).
+// nullopt when the text has no Tcp lines to read.
+std::optional<std::uint64_t> parse_tcp_opens(std::string_view snmp);
 
 // One network namespace as sockstate sees it, for `snapshot` and `run` alike: a sock_diag
 // socket and an rtnetlink socket made inside it (so they keep it for their life), its
@@ -63,6 +71,10 @@ class NamespaceView {
   // Datagrams discarded on this namespace's sockets because the kernel did not send them.
   [[nodiscard]] std::uint64_t foreign() const;
 
+  // The namespace's TCP connections made so far (parse_tcp_opens()); nullopt without
+  // ViewOptions::tcp_counters or when the file cannot be read.
+  std::optional<std::uint64_t> tcp_opens();
+
  private:
   NamespaceView(proc::NetnsInfo info, netlink::NetlinkSocket diag, netlink::NetlinkSocket route)
       : info_(std::move(info)), diag_(std::move(diag)), route_(std::move(route)) {}
@@ -74,6 +86,7 @@ class NamespaceView {
   netlink::NetlinkSocket route_;
   std::optional<netlink::NetlinkSocket> watch_;
   std::optional<netlink::DestroyListener> destroy_;
+  Fd snmp_;  // /proc/thread-self/net/snmp opened inside the namespace: it stays bound to it
   flow::ListenerTable base_;  // empty, with the namespace's ephemeral port range
   flow::ListenerTable listeners_;
   flow::HostAddresses addresses_;

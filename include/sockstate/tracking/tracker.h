@@ -89,6 +89,15 @@ class Tracker {
   // a failed dump reports no closes.
   void keep_namespace(std::uint64_t netns);
 
+  // Connection sockets of namespace `netns` seen come into being since this tracker
+  // started (not those found at a baseline): a new connected socket in a poll, a bound one
+  // that connected, a remnant or destroy event of one no poll saw. Each connection socket
+  // counts once, however it was first seen. The kernel counts the same thing (ActiveOpens
+  // + PassiveOpens): the difference is what was never seen, so never reported.
+  [[nodiscard]] std::uint64_t new_connections(std::uint64_t netns) const;
+  // The namespace is gone: its count is no longer needed.
+  void forget_namespace(std::uint64_t netns) { new_connections_.erase(netns); }
+
   // Adds the inode of every tracked socket to `out`: the sockets whose owners a Close
   // may still need.
   void collect_inodes(std::unordered_set<std::uint32_t>& out) const;
@@ -168,6 +177,8 @@ class Tracker {
   std::int64_t poll_ms_ = 0;
   FirstSight first_ = FirstSight::kEvent;
   TrackerStats stats_;
+  std::unordered_map<std::uint64_t, std::uint64_t> new_connections_;  // by netns
+  void count_new(std::uint64_t netns) { ++new_connections_[netns]; }
 };
 
 }  // namespace sockstate::tracking
