@@ -69,6 +69,9 @@ Result<ListenAddress> parse_listen_address(std::string_view text) {
     host = text.substr(0, colon);
     port = text.substr(colon + 1);
   }
+  if (host.find('\0') != std::string_view::npos) {
+    return Error{0, "not an IP address"};  // inet_pton() would read only up to the NUL
+  }
   a.ip = std::string(host);
   std::array<std::uint8_t, 16> raw{};
   if (::inet_pton(a.v6 ? AF_INET6 : AF_INET, a.ip.c_str(), raw.data()) != 1) {
