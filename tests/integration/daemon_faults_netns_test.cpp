@@ -7,6 +7,7 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 
 #include <atomic>
 #include <map>
@@ -398,6 +399,40 @@ TEST_F(DaemonFaults, ASinkThatGoesAwayAndReturnsGetsWhatWasQueued) {
   ASSERT_TRUE(log_has("sink unix:" + path + ": connected")) << log();
   stop();
   EXPECT_EQ(count_of(log(), "sink unix:" + path + ": not connected"), 1U) << log();
+}
+
+// Processes that connect and exit at once while the daemon walks /proc for owners: their
+// /proc entries vanish mid-walk. The daemon goes on, and every connection closes once.
+TEST_F(DaemonFaults, ProcessesVanishingFromProcMidWalk) {
+  start(json{{"process", true}, {"stats_interval", "1s"}});
+  const std::uint16_t port = 5037;
+  UniqueFd l = listen_on(port);
+  constexpr int kChildren = 150;
+  for (int i = 0; i < kChildren; ++i) {
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      // Only async-signal-safe calls after fork() in a threaded test process.
+      const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+      const sockaddr_in a = loopback(port);
+      const int ok = ::connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a);
+      ::_exit(ok == 0 ? 0 : 1);
+    }
+    UniqueFd s(::accept4(l.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  auto all =
+      wait_for([&](const auto& r) { return with(r, kClose, port).size() >= 2U * kChildren; });
+  EXPECT_TRUE(daemon_->running());
+  stop();
+  std::set<std::string> ids;
+  for (const auto& r : with(records(), kClose, port)) {
+    EXPECT_TRUE(ids.insert(r["metadata"]["correlation_uid"].get<std::string>()).second);
+  }
+  EXPECT_EQ(ids.size(), 2U * kChildren);
+  expect_valid_ocsf();
 }
 
 }  // namespace
