@@ -4,6 +4,7 @@
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -28,10 +29,20 @@ std::atomic<std::uint64_t> g_dropped{0};
 
 class NonBlockingStderr final : public spdlog::sinks::base_sink<std::mutex> {
  public:
-  NonBlockingStderr() : out_(nonblocking_output(STDERR_FILENO)) {}
+  NonBlockingStderr() = default;
 
  protected:
   void sink_it_(const spdlog::details::log_msg& msg) override {
+    if (!opened_) {
+      // At the first line, not at setup: a process short of descriptors (RLIMIT_NOFILE)
+      // keeps them for its work until it has something to say.
+      out_ = nonblocking_output(STDERR_FILENO);
+      struct stat st {};
+      // A pipe that could not be opened again: write only when poll() says a line fits.
+      poll_first_ = out_.fd >= 0 && !out_.own.valid() && ::fstat(out_.fd, &st) == 0 &&
+                    S_ISFIFO(st.st_mode);
+      opened_ = true;
+    }
     if (out_.fd < 0) {
       g_dropped.fetch_add(1, std::memory_order_relaxed);
       return;
@@ -93,11 +104,21 @@ class NonBlockingStderr final : public spdlog::sinks::base_sink<std::mutex> {
   }
 
   ssize_t write_some(std::string_view text) {
+    if (poll_first_) {
+      // A pipe with a free slot takes a write of up to PIPE_BUF bytes without waiting.
+      pollfd p{out_.fd, POLLOUT, 0};
+      if (::poll(&p, 1, 0) != 1 || (p.revents & POLLOUT) == 0) {
+        errno = EAGAIN;
+        return -1;
+      }
+    }
     return out_.use_send ? ::send(out_.fd, text.data(), text.size(), MSG_DONTWAIT | MSG_NOSIGNAL)
                          : ::write(out_.fd, text.data(), text.size());
   }
 
   NonBlockingOutput out_;
+  bool opened_ = false;
+  bool poll_first_ = false;
   std::uint64_t reported_ = 0;  // dropped lines already told about
 };
 
