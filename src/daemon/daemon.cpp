@@ -92,6 +92,9 @@ struct Daemon::State {
   Fd epoll_fd;
   bool ready = false;
   bool first_poll = true;
+  bool traffic_pending = false;  // Traffic records still due this period (pace_traffic())
+  std::int64_t traffic_since = 0;
+  static constexpr std::int64_t kTrafficPaceMs = 10;
   bool resync = false;
   std::uint64_t records = 0;
   std::uint64_t polls = 0;
@@ -777,14 +780,35 @@ struct Daemon::State {
     std::int64_t watchdog_every = 0;  // 0: no watchdog
   };
 
+  // Traffic records for a whole table would come at once (100,000 connections: 100,000
+  // records) and overflow the sinks' queues. They go out in chunks while the sinks have
+  // room, between the loop's other duties; a sink still full after a whole poll interval
+  // holds them back no longer (what it cannot take is dropped and counted, as any record).
+  void pace_traffic() {
+    static constexpr std::size_t kChunk = 1024;
+    static constexpr std::size_t kRecordBytes = 4096;  // a Traffic record is 1.5 to 3 KiB
+    while (traffic_pending) {
+      const bool overdue = monotonic_ms() - traffic_since >= config.poll_interval.count();
+      const std::size_t chunk = overdue ? SIZE_MAX : std::min(kChunk, sinks.room(kRecordBytes));
+      if (chunk == 0) {
+        return;  // the loop comes back in kTrafficPaceMs
+      }
+      const std::size_t written = tracker.report_traffic(
+          collect::realtime_ms(), config.traffic_interval.count(), chunk);
+      flush_deferred();
+      traffic_pending = !overdue && written == chunk;
+    }
+  }
+
   // One poll and what follows it: Traffic records, READY=1 once, STATUS= now and then.
   Result<void> poll_and_report(Timers& t) {
     resync = false;
     if (auto polled = poll(); !polled) {
       return polled.error();
     }
-    tracker.report_traffic(collect::realtime_ms(), config.traffic_interval.count());
-    flush_deferred();
+    traffic_pending = config.traffic_interval.count() > 0;
+    traffic_since = monotonic_ms();
+    pace_traffic();
     log_sink_transitions();
     log_retired_sinks();
     if (metrics_server) {
@@ -832,6 +856,7 @@ struct Daemon::State {
         (void)::sd_notify(0, "WATCHDOG=1");
         t.watchdog = now + t.watchdog_every;
       }
+      pace_traffic();
       if (auto stop = wait_and_handle(t, now); stop) {
         return *stop;
       }
@@ -847,6 +872,9 @@ struct Daemon::State {
     }
     if (t.watchdog_every > 0) {
       deadline = std::min(deadline, t.watchdog);
+    }
+    if (traffic_pending) {
+      deadline = std::min(deadline, now + kTrafficPaceMs);  // look at the sinks again soon
     }
     std::array<epoll_event, 4> events{};
     const int timeout = static_cast<int>(std::max<std::int64_t>(0, deadline - now));

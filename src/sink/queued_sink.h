@@ -140,6 +140,7 @@ class QueuedSink final : public Sink {
   void stop(std::chrono::milliseconds timeout) override;
   void request_stop(std::chrono::milliseconds timeout) override;
   [[nodiscard]] bool finished() const override { return finished_.load(std::memory_order_acquire); }
+  [[nodiscard]] QueueLimit limit() const override { return limit_; }
   [[nodiscard]] SinkStats stats() const override;
   [[nodiscard]] std::string last_error() const override;
 

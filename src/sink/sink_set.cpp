@@ -77,6 +77,21 @@ void SinkSet::submit(std::string_view record) {
   }
 }
 
+std::size_t SinkSet::room(std::size_t record_bytes) const {
+  std::size_t room = SIZE_MAX;
+  for (const auto& e : live_) {
+    const SinkStats s = e.sink->stats();
+    if (s.connected == 0) {
+      continue;
+    }
+    const QueueLimit l = e.sink->limit();
+    const std::size_t records = l.records / 2 > s.queued ? l.records / 2 - s.queued : 0;
+    const std::size_t bytes = l.bytes / 2 > s.queued_bytes ? l.bytes / 2 - s.queued_bytes : 0;
+    room = std::min({room, records, bytes / (record_bytes + kQueueEntryBytes)});
+  }
+  return room;
+}
+
 void SinkSet::reopen() {
   for (auto& e : live_) {
     e.sink->reopen();

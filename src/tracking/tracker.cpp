@@ -443,11 +443,16 @@ void Tracker::terminal(std::uint64_t cookie, std::uint64_t netns, bool by_poll,
   }
 }
 
-void Tracker::report_traffic(std::int64_t now_ms, std::int64_t interval_ms) {
+std::size_t Tracker::report_traffic(std::int64_t now_ms, std::int64_t interval_ms,
+                                    std::size_t budget) {
+  std::size_t written = 0;
   if (interval_ms <= 0) {
-    return;
+    return written;
   }
   for (auto& [cookie, t] : tracked_) {
+    if (written == budget) {
+      break;
+    }
     if (!t.reported_open || !t.has_totals || !t.orientation.connected() || t.has_remnant ||
         t.awaiting_since_ms != 0 || now_ms - t.period_start_ms < interval_ms) {
       continue;
@@ -460,9 +465,11 @@ void Tracker::report_traffic(std::int64_t now_ms, std::int64_t interval_ms) {
     flow::Observation obs = observe(t, Activity::kTraffic, now_ms);
     obs.traffic = flow::TrafficPeriod{delta, t.period_start_ms, now_ms};
     sink_(obs);
+    ++written;
     t.reported = t.totals;
     t.period_start_ms = now_ms;
   }
+  return written;
 }
 
 void Tracker::keep_namespace(std::uint64_t netns) {

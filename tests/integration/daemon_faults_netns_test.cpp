@@ -435,5 +435,46 @@ TEST_F(DaemonFaults, ProcessesVanishingFromProcMidWalk) {
   expect_valid_ocsf();
 }
 
+// A Traffic interval turns every connection that moved into a record at once. They go to
+// the sinks as fast as the sinks take them, never all at once into a queue too small for
+// them: thousands of Traffic records through a 64 KiB queue, none dropped.
+TEST_F(DaemonFaults, ATrafficBurstIsPacedToWhatTheSinksTake) {
+  // The connections exist before the daemon, which takes no baseline: the only burst is
+  // the Traffic one.
+  const std::uint16_t port = 5038;
+  UniqueFd l = listen_on(port);
+  constexpr int kConnections = 1500;
+  std::vector<UniqueFd> clients;
+  std::vector<UniqueFd> servers;
+  for (int i = 0; i < kConnections; ++i) {
+    clients.push_back(connect_to(port));
+    servers.emplace_back(::accept4(l.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  }
+  json sink = {{"type", "file"}, {"path", records_path_}, {"queue_size", "64KiB"}};
+  start(json{{"poll_interval", "1s"},
+             {"traffic_interval", "1s"},
+             {"stats_interval", "1s"},
+             {"baseline", false},
+             {"sinks", json::array({sink})}});
+  for (int i = 0; i < kConnections; ++i) {
+    write_all(clients[static_cast<std::size_t>(i)].get(), 10);
+    read_exactly(servers[static_cast<std::size_t>(i)].get(), 10);
+  }
+  constexpr int kTraffic = 6;
+  const auto traffic = [&](const std::vector<json>& all) {
+    std::set<std::string> ids;
+    for (const auto& r : with(all, kTraffic, port)) {
+      ids.insert(r["metadata"]["correlation_uid"].get<std::string>());
+    }
+    return ids.size();
+  };
+  const auto all = wait_for([&](const auto& r) { return traffic(r) >= 2U * kConnections; },
+                            milliseconds(20000));
+  EXPECT_EQ(traffic(all), 2U * kConnections) << "a Traffic record for every socket that moved";
+  const Stats s = next_stats();
+  EXPECT_EQ(s.at("sink.file:" + records_path_ + ".dropped"), 0U) << "the burst overflowed";
+  stop();
+}
+
 }  // namespace
 }  // namespace sockstate::testing

@@ -11,6 +11,14 @@
 
 namespace sockstate::sink {
 
+// How much a sink's queue may hold. A record is charged its size plus kQueueEntryBytes
+// (the string and deque bookkeeping around it), so `bytes` bounds the memory it takes.
+struct QueueLimit {
+  std::size_t records = 65536;
+  std::size_t bytes = 16U << 20;
+};
+inline constexpr std::size_t kQueueEntryBytes = 64;
+
 // Counters only ever grow, except `queued`. For every sink, at any moment:
 //   records submitted == written + dropped + queued
 // (a record being written right now counts as queued until it is written or dropped).
@@ -64,6 +72,9 @@ class Sink {
   // The worker has ended (or never started): stop() would not wait.
   [[nodiscard]] virtual bool finished() const = 0;
 
+  // What its queue may hold.
+  [[nodiscard]] virtual QueueLimit limit() const = 0;
+
   [[nodiscard]] virtual SinkStats stats() const = 0;
 
   // The most recent write, open or connect failure ("connect unix:/run/x.sock: Connection
@@ -79,13 +90,6 @@ std::unique_ptr<Sink> make_sink(const config::SinkConfig& config);
 // that a configuration it accepts does not fail at start.
 Result<void> preflight(const config::SinkConfig& sink);
 
-// How much a sink's queue may hold. A record is charged its size plus kQueueEntryBytes
-// (the string and deque bookkeeping around it), so `bytes` bounds the memory it takes.
-struct QueueLimit {
-  std::size_t records = 65536;
-  std::size_t bytes = 16U << 20;
-};
-inline constexpr std::size_t kQueueEntryBytes = 64;
 
 // The limit a configuration entry sets.
 QueueLimit queue_limit(const config::SinkConfig& config);

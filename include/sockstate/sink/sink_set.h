@@ -50,6 +50,13 @@ class SinkSet {
 
   // Every live sink gets the record.
   void submit(std::string_view record);
+
+  // How many records of up to `record_bytes` every live sink can take now within half its
+  // queue (records and bytes); SIZE_MAX with no sink to wait for. A socket sink that is
+  // not connected does not count: what it cannot take is dropped and counted whatever
+  // the pace. For producers that can wait (Traffic records), so that a burst goes out as
+  // fast as the sinks take it instead of overflowing their queues.
+  [[nodiscard]] std::size_t room(std::size_t record_bytes) const;
   // SIGHUP: every live sink reopens its file.
   void reopen();
 

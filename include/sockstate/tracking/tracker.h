@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -79,8 +80,11 @@ class Tracker {
                  const flow::Perimeter& perimeter, std::int64_t now_ms);
 
   // Traffic for connections whose counters moved since their last record that carried
-  // traffic, when that was at least `interval_ms` ago (0: never).
-  void report_traffic(std::int64_t now_ms, std::int64_t interval_ms);
+  // traffic, when that was at least `interval_ms` ago (0: never); at most `budget`
+  // records, the number written. Called again, it goes on with those still due (a
+  // reported connection's period starts again), so the caller can pace a large table.
+  std::size_t report_traffic(std::int64_t now_ms, std::int64_t interval_ms,
+                             std::size_t budget = SIZE_MAX);
 
   [[nodiscard]] TrackerStats stats() const;
   void set_confirm_poll_closes(bool confirm) { options_.confirm_poll_closes = confirm; }
