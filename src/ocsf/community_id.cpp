@@ -1,6 +1,6 @@
 #include "sockstate/ocsf/community_id.h"
 
-#include <openssl/evp.h>
+#include <sha1.h>
 
 #include <cstring>
 #include <utility>
@@ -77,16 +77,6 @@ const IcmpPair* find_pair(const std::array<IcmpPair, N>& pairs, std::uint16_t ty
   return nullptr;
 }
 
-const EVP_MD* sha1() {
-  // An explicit fetch once, instead of the implicit per-call fetch EVP_sha1() costs in
-  // OpenSSL 3. Never freed: it lives as long as the process.
-  static const EVP_MD* const md = [] {
-    const EVP_MD* fetched = EVP_MD_fetch(nullptr, "SHA1", nullptr);
-    return fetched != nullptr ? fetched : EVP_sha1();
-  }();
-  return md;
-}
-
 void put16(std::uint8_t*& out, std::uint16_t v) {
   *out++ = static_cast<std::uint8_t>(v >> 8);
   *out++ = static_cast<std::uint8_t>(v & 0xFF);
@@ -152,24 +142,12 @@ std::optional<CommunityIdDigest> community_id_v1_digest(const Address& src, std:
   }
 
   CommunityIdDigest digest{};
-  unsigned int digest_len = 0;
+  static_assert(std::tuple_size_v<CommunityIdDigest> == SHA1_DIGEST_LENGTH);
   const auto input_len = static_cast<std::size_t>(out - input.data());
-  // One context per thread, reused: EVP_Digest() allocates and frees one per call, a
-  // third of the cost for inputs this small (records are built once per socket).
-  struct Context {
-    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-    Context() = default;
-    Context(const Context&) = delete;
-    Context& operator=(const Context&) = delete;
-    ~Context() { EVP_MD_CTX_free(ctx); }
-  };
-  thread_local const Context context;
-  EVP_MD_CTX* ctx = context.ctx;
-  if (ctx == nullptr || EVP_DigestInit_ex(ctx, sha1(), nullptr) != 1 ||
-      EVP_DigestUpdate(ctx, input.data(), input_len) != 1 ||
-      EVP_DigestFinal_ex(ctx, digest.data(), &digest_len) != 1 || digest_len != digest.size()) {
-    return std::nullopt;
-  }
+  SHA1_CTX ctx;
+  SHA1Init(&ctx);
+  SHA1Update(&ctx, input.data(), input_len);
+  SHA1Final(digest.data(), &ctx);
   return digest;
 }
 
