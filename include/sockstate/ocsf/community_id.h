@@ -32,13 +32,14 @@ using flow::Address;
 inline constexpr std::size_t kCommunityIdLength = 30;  // "1:" + 28 base64 characters
 using CommunityIdDigest = std::array<std::uint8_t, 20>;
 
-// The ID, or an empty string (what the spec says to report) if libcrypto cannot compute
-// SHA-1. One allocation: the returned string.
+// The ID. One allocation: the returned string. (The empty string the spec says to report
+// when no hash can be computed cannot happen with libmd's SHA-1, which cannot fail; the
+// optional and bool results below stay for a digest that could.)
 std::string community_id_v1(const Address& src, std::uint16_t src_port, const Address& dst,
                             std::uint16_t dst_port, std::uint8_t protocol, std::uint16_t seed = 0);
 
 // Appends the ID to `out` without allocating (the record hot path); false, appending
-// nothing, if libcrypto cannot compute SHA-1.
+// nothing, if no digest could be computed.
 bool append_community_id_v1(std::string& out, const Address& src, std::uint16_t src_port,
                             const Address& dst, std::uint16_t dst_port, std::uint8_t protocol,
                             std::uint16_t seed = 0);
