@@ -793,8 +793,8 @@ struct Daemon::State {
       if (chunk == 0) {
         return;  // the loop comes back in kTrafficPaceMs
       }
-      const std::size_t written = tracker.report_traffic(
-          collect::realtime_ms(), config.traffic_interval.count(), chunk);
+      const std::size_t written =
+          tracker.report_traffic(collect::realtime_ms(), config.traffic_interval.count(), chunk);
       flush_deferred();
       traffic_pending = !overdue && written == chunk;
     }

@@ -39,8 +39,8 @@ class NonBlockingStderr final : public spdlog::sinks::base_sink<std::mutex> {
       out_ = nonblocking_output(STDERR_FILENO);
       struct stat st {};
       // A pipe that could not be opened again: write only when poll() says a line fits.
-      poll_first_ = out_.fd >= 0 && !out_.own.valid() && ::fstat(out_.fd, &st) == 0 &&
-                    S_ISFIFO(st.st_mode);
+      poll_first_ =
+          out_.fd >= 0 && !out_.own.valid() && ::fstat(out_.fd, &st) == 0 && S_ISFIFO(st.st_mode);
       opened_ = true;
     }
     if (out_.fd < 0) {

@@ -468,8 +468,8 @@ TEST_F(DaemonFaults, ATrafficBurstIsPacedToWhatTheSinksTake) {
     }
     return ids.size();
   };
-  const auto all = wait_for([&](const auto& r) { return traffic(r) >= 2U * kConnections; },
-                            milliseconds(20000));
+  const auto all =
+      wait_for([&](const auto& r) { return traffic(r) >= 2U * kConnections; }, milliseconds(20000));
   EXPECT_EQ(traffic(all), 2U * kConnections) << "a Traffic record for every socket that moved";
   const Stats s = next_stats();
   EXPECT_EQ(s.at("sink.file:" + records_path_ + ".dropped"), 0U) << "the burst overflowed";

@@ -90,7 +90,6 @@ std::unique_ptr<Sink> make_sink(const config::SinkConfig& config);
 // that a configuration it accepts does not fail at start.
 Result<void> preflight(const config::SinkConfig& sink);
 
-
 // The limit a configuration entry sets.
 QueueLimit queue_limit(const config::SinkConfig& config);
 
