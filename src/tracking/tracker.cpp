@@ -210,6 +210,7 @@ void Tracker::close_remnant(const Pending& p) {
   sink_(obs);
   ++stats_.closed_by_poll;
   terminal(p.entry.cookie, p.entry.netns, true, poll_ms_);
+  remnant_flows_[flow_of(p.entry)] = generation_;
 }
 
 void Tracker::update(Tracked& t, const SocketEntry& entry, const flow::ListenerTable& listeners,
@@ -307,6 +308,7 @@ void Tracker::end_poll() {
   // Forgotten once two polls in a row missed them (one dump can skip a socket).
   std::erase_if(closed_, [this](const auto& c) { return c.second.generation + 1 < generation_; });
   std::erase_if(closed_flows_, [this](const auto& f) { return f.second + 1 < generation_; });
+  std::erase_if(remnant_flows_, [this](const auto& f) { return f.second + 2 < generation_; });
   std::erase_if(closed_by_poll_,
                 [this](const auto& c) { return poll_ms_ - c.second >= options_.await_destroy_ms; });
   first_ = FirstSight::kEvent;
@@ -342,6 +344,10 @@ void Tracker::destroyed(const SocketEntry& entry, const flow::ListenerTable& lis
       count_new(entry.netns);
     }
     close(t, entry, true, now_ms);
+    return;
+  }
+  if (remnant_flows_.erase(flow_of(entry)) > 0) {
+    ++stats_.duplicate_destroys;  // its remnant was reported closed by a poll already
     return;
   }
   // Its TIME-WAIT remnant was seen first, under this cookie or (never polled) another.
@@ -511,7 +517,8 @@ std::uint64_t Tracker::new_connections(std::uint64_t netns) const {
 TrackerStats Tracker::stats() const {
   TrackerStats s = stats_;
   s.tracked = tracked_.size();
-  s.remembered = closed_.size() + closed_flows_.size() + closed_by_poll_.size() + pending_.size();
+  s.remembered = closed_.size() + closed_flows_.size() + closed_by_poll_.size() + pending_.size() +
+                 remnant_flows_.size();
   s.awaiting_destroy = 0;
   for (const auto& [cookie, t] : tracked_) {
     s.awaiting_destroy += t.awaiting_since_ms != 0 ? 1 : 0;

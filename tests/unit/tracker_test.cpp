@@ -639,5 +639,23 @@ TEST_F(ConfirmingTrackerTest, EachNewConnectionCountsOnce) {
   EXPECT_EQ(tracker_.new_connections(ns), 0U);
 }
 
+// A remnant no poll saw as a full socket is reported closed by a poll once its event is
+// late; the event, when it comes after all (under the full socket's cookie), is the same
+// connection: no second Close, not a new connection.
+TEST_F(ConfirmingTrackerTest, ALateEventForARemnantClosedByAPollIsNothingMore) {
+  poll(1000, {}, true);
+  const SocketEntry tw = make_entry(AF_INET, 6, "10.0.0.5", 40002, "10.0.0.9", 443, 151);
+  poll(2000, {tw});
+  poll(3000, {tw});
+  auto ev = take();
+  ASSERT_EQ(ev.size(), 1U) << "the poll reports the remnant's close";
+  EXPECT_EQ(tracker_.new_connections(0), 1U);
+  SocketEntry event = outbound(1, 150);
+  event.local_port = 40002;
+  destroy(destroy_of(event, info(102, 52, 6, 5, 30, 100)), 3500);
+  EXPECT_TRUE(take().empty()) << "a second Close for one connection";
+  EXPECT_EQ(tracker_.new_connections(0), 1U);
+}
+
 }  // namespace
 }  // namespace sockstate::tracking

@@ -177,6 +177,9 @@ class Tracker {
   std::unordered_map<Flow, std::uint64_t, FlowHash> pending_flows_;  // -> pending cookie
   // Flows reported closed, and the generation that last refreshed them.
   std::unordered_map<Flow, std::uint64_t, FlowHash> closed_flows_;
+  // Remnants a poll reported closed (their event never came in time), by flow: a late
+  // event under the full socket's cookie is the same connection, not a new one.
+  std::unordered_map<Flow, std::uint64_t, FlowHash> remnant_flows_;
   std::uint64_t generation_ = 0;
   std::int64_t poll_ms_ = 0;
   FirstSight first_ = FirstSight::kEvent;
