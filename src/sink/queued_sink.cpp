@@ -166,11 +166,11 @@ Result<void> QueuedSink::start() {
     return opened;
   }
   std::lock_guard lock(mutex_);
-  finished_.store(false, std::memory_order_release);
+  finished_->store(false, std::memory_order_release);
   try {
     worker_ = std::thread([this] { run(); });
   } catch (const std::system_error& e) {
-    finished_.store(true, std::memory_order_release);
+    finished_->store(true, std::memory_order_release);
     writer_->close();
     return Error{e.code().value(), name_ + ": starting the worker thread"};
   }
@@ -228,6 +228,10 @@ void QueuedSink::stop(std::chrono::milliseconds timeout) {
 }
 
 void QueuedSink::run() {
+  // A predecessor of the same destination finishes first (it ends by its own deadline).
+  while (predecessor_ && !predecessor_->load(std::memory_order_acquire) && !core_.expired()) {
+    core_.sleep_until(Clock::now() + std::chrono::milliseconds(10));
+  }
   for (;;) {
     std::string record;
     bool reopen = false;
@@ -267,7 +271,7 @@ void QueuedSink::run() {
     }
   }
   writer_->close();
-  finished_.store(true, std::memory_order_release);
+  finished_->store(true, std::memory_order_release);
 }
 
 SinkStats QueuedSink::stats() const {

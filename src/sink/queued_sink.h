@@ -139,8 +139,16 @@ class QueuedSink final : public Sink {
   void reopen() override;
   void stop(std::chrono::milliseconds timeout) override;
   void request_stop(std::chrono::milliseconds timeout) override;
-  [[nodiscard]] bool finished() const override { return finished_.load(std::memory_order_acquire); }
+  [[nodiscard]] bool finished() const override {
+    return finished_->load(std::memory_order_acquire);
+  }
   [[nodiscard]] QueueLimit limit() const override { return limit_; }
+  [[nodiscard]] std::shared_ptr<const std::atomic<bool>> finished_flag() const override {
+    return finished_;
+  }
+  void follow(std::shared_ptr<const std::atomic<bool>> predecessor) override {
+    predecessor_ = std::move(predecessor);
+  }
   [[nodiscard]] SinkStats stats() const override;
   [[nodiscard]] std::string last_error() const override;
 
@@ -156,13 +164,15 @@ class QueuedSink final : public Sink {
 
   std::mutex mutex_;
   std::condition_variable cv_;
-  std::deque<std::string> queue_;     // guarded by mutex_
-  std::size_t in_flight_ = 0;         // guarded by mutex_: 1 while the worker holds a record
-  std::size_t bytes_ = 0;             // guarded by mutex_: charge() of the queue and in flight
-  bool reopen_requested_ = false;     // guarded by mutex_
-  bool started_ = false;              // guarded by mutex_
-  bool stopped_ = false;              // guarded by mutex_: request_stop() was called
-  std::atomic<bool> finished_{true};  // no worker running
+  std::deque<std::string> queue_;  // guarded by mutex_
+  std::size_t in_flight_ = 0;      // guarded by mutex_: 1 while the worker holds a record
+  std::size_t bytes_ = 0;          // guarded by mutex_: charge() of the queue and in flight
+  bool reopen_requested_ = false;  // guarded by mutex_
+  bool started_ = false;           // guarded by mutex_
+  bool stopped_ = false;           // guarded by mutex_: request_stop() was called
+  // No worker running. Shared with a successor that follow()s this sink.
+  std::shared_ptr<std::atomic<bool>> finished_ = std::make_shared<std::atomic<bool>>(true);
+  std::shared_ptr<const std::atomic<bool>> predecessor_;  // set before start()
   std::thread worker_;
 };
 

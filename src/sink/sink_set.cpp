@@ -38,6 +38,14 @@ Result<void> SinkSet::apply(const std::vector<config::SinkConfig>& configs,
       continue;
     }
     auto made = make_sink(c);
+    // The same destination with other settings (the configuration names each destination
+    // once): the new sink writes once the old one has delivered what it holds.
+    const auto predecessor = std::find_if(live_.begin(), live_.end(), [&](const Entry& e) {
+      return e.sink->name() == made->name() && !(e.config == c);
+    });
+    if (predecessor != live_.end()) {
+      made->follow(predecessor->sink->finished_flag());
+    }
     if (auto started = made->start(); !started) {
       for (auto& e : next) {
         if (e.sink) {
@@ -85,7 +93,9 @@ std::size_t SinkSet::room(std::size_t record_bytes) const {
       continue;
     }
     const QueueLimit l = e.sink->limit();
-    const std::size_t records = l.records / 2 > s.queued ? l.records / 2 - s.queued : 0;
+    // Half the queue, and at least one record (a queue of 1 is allowed).
+    const std::size_t half = std::max<std::size_t>(1, l.records / 2);
+    const std::size_t records = half > s.queued ? half - s.queued : 0;
     const std::size_t bytes = l.bytes / 2 > s.queued_bytes ? l.bytes / 2 - s.queued_bytes : 0;
     room = std::min({room, records, bytes / (record_bytes + kQueueEntryBytes)});
   }
@@ -153,8 +163,14 @@ std::vector<SinkSet::View> SinkSet::views() const {
   };
   for (const auto& e : live_) {
     View& v = find(e.sink->name());
-    v.live = true;
-    v.stats = e.sink->stats();
+    const SinkStats s = e.sink->stats();
+    if (v.live) {
+      add(v.stats, s);  // two sinks of one name (two tcp sinks to one listener)
+      v.stats.connected = std::max(v.stats.connected, s.connected);
+    } else {
+      v.live = true;
+      v.stats = s;
+    }
   }
   for (const auto& s : retiring_) {
     View& v = find(s->name());

@@ -1102,6 +1102,35 @@ TEST(SinkSet, RetiringAStalledSinkNeverBlocksAndCountsWhatItHeld) {
   }
 }
 
+// A sink whose settings change but not its destination: the new one writes only once the
+// old one has finished with what it held, so two workers never write one stream at once.
+TEST(SinkSet, ASinkReplacedOnItsDestinationWaitsForTheOldOne) {
+  TempDir dir;
+  auto old_config = socket_config(config::SinkType::kUnix, 100000);
+  old_config.path = (dir / "shipper.sock").string();
+  Listener shipper = Listener::unix_at(old_config.path);
+  SinkSet set;
+  ASSERT_TRUE(set.apply({old_config}, 1s));
+  for (int i = 0; i < 2000; ++i) {
+    set.submit(record(i, 2000));
+  }
+  Fd first = shipper.accept();  // never read: the old sink stalls on it
+  ASSERT_TRUE(stalled(set.at(0)));
+
+  auto new_config = old_config;
+  new_config.reconnect_max = 30ms;
+  const auto t0 = Clock::now();
+  ASSERT_TRUE(set.apply({new_config}, 300ms));
+  set.submit(record(99999));
+  Fd second = shipper.accept(5s);
+  ASSERT_TRUE(second.valid());
+  EXPECT_GE(Clock::now() - t0, 250ms) << "the new sink wrote while the old one still did";
+  const auto seqs = seqs_of(read_lines(second.get(), 1));
+  ASSERT_FALSE(seqs.empty());
+  EXPECT_EQ(seqs.front(), 99999);
+  set.stop(1s);
+}
+
 TEST(SinkSet, AFailedApplyChangesNothing) {
   TempDir dir;
   const config::SinkConfig a = file_config(dir / "a.jsonl");

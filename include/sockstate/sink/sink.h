@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -74,6 +75,13 @@ class Sink {
 
   // What its queue may hold.
   [[nodiscard]] virtual QueueLimit limit() const = 0;
+
+  // True once the worker has ended, shared: for follow().
+  [[nodiscard]] virtual std::shared_ptr<const std::atomic<bool>> finished_flag() const = 0;
+  // Before start(): the worker writes nothing until `predecessor` is true (a sink of the
+  // same destination still delivering what it queued before a reload), so the two never
+  // write at once. Records wait in the queue meanwhile.
+  virtual void follow(std::shared_ptr<const std::atomic<bool>> predecessor) = 0;
 
   [[nodiscard]] virtual SinkStats stats() const = 0;
 
