@@ -37,7 +37,7 @@ NonBlockingOutput nonblocking_output(int fd) {
   out.fd = fd;
   if (S_ISSOCK(st.st_mode)) {
     out.use_send = true;
-  } else if (S_ISFIFO(st.st_mode)) {
+  } else if (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode)) {
     const std::string proc = "/proc/self/fd/" + std::to_string(fd);
     out.own.reset(::open(proc.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC));
     if (out.own.valid()) {

@@ -7,9 +7,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
-#include <chrono>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <string_view>
@@ -22,8 +24,6 @@ namespace {
 // A pipe takes a write of up to PIPE_BUF bytes whole or not at all; longer lines are cut
 // to this so that a line is never half-written to a pipe.
 constexpr std::size_t kMaxLine = 4000;
-// A socket (journald) may take part of a line: the rest gets this long, then is cut.
-constexpr int kFinishLineMs = 100;
 
 std::atomic<std::uint64_t> g_dropped{0};
 
@@ -54,7 +54,7 @@ class NonBlockingStderr final : public spdlog::sinks::base_sink<std::mutex> {
       const std::uint64_t lost = g_dropped.load(std::memory_order_relaxed);
       spdlog::memory_buf_t note;
       fmt::format_to(std::back_inserter(note),
-                     "sockstate: warn: {} log line(s) dropped: stderr was not writable\n",
+                     "sockstate: warning: {} log line(s) dropped: stderr was not writable\n",
                      lost - reported_);
       if (!put({note.data(), note.size()})) {
         g_dropped.fetch_add(1, std::memory_order_relaxed);
@@ -62,11 +62,7 @@ class NonBlockingStderr final : public spdlog::sinks::base_sink<std::mutex> {
       }
       reported_ = lost;
     }
-    std::string_view text(line.data(), line.size());
-    if (text.size() > kMaxLine) {
-      text = text.substr(0, kMaxLine - 1);  // the newline is added back by put()
-    }
-    if (!put(text)) {
+    if (!put({line.data(), line.size()})) {
       g_dropped.fetch_add(1, std::memory_order_relaxed);
     }
   }
@@ -74,33 +70,31 @@ class NonBlockingStderr final : public spdlog::sinks::base_sink<std::mutex> {
   void flush_() override {}
 
  private:
-  // Writes one line; false when stderr took none of it. A line partly taken is finished
-  // (for a short while) or ended with a newline, so the next line starts on its own.
+  // One write() of one whole line (cut to kMaxLine, newline included), never a wait: true
+  // when it all went out. A line a socket took only part of is ended by a newline in
+  // front of the next line, so the next line starts on its own.
   bool put(std::string_view text) {
-    const bool ends = !text.empty() && text.back() == '\n';
-    std::size_t done = 0;
-    const auto deadline =
-        std::chrono::steady_clock::now() + std::chrono::milliseconds(kFinishLineMs);
-    while (done < text.size()) {
-      const ssize_t n = write_some(text.substr(done));
-      if (n > 0) {
-        done += static_cast<std::size_t>(n);
-        continue;
-      }
-      if (n < 0 && errno == EINTR) {
-        continue;
-      }
-      if (done == 0 || n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK) ||
-          std::chrono::steady_clock::now() >= deadline) {
-        break;
-      }
-      pollfd p{out_.fd, POLLOUT, 0};
-      (void)::poll(&p, 1, 10);
+    std::array<char, kMaxLine + 1> buf;  // a newline first when the last line was cut
+    std::size_t len = 0;
+    if (cut_) {
+      buf[len++] = '\n';
     }
-    if (done > 0 && (done < text.size() || !ends)) {
-      (void)write_some("\n");
+    if (!text.empty() && text.back() == '\n') {
+      text.remove_suffix(1);
     }
-    return done > 0;
+    const std::size_t body = std::min(text.size(), kMaxLine - 1);
+    std::memcpy(buf.data() + len, text.data(), body);
+    len += body;
+    buf[len++] = '\n';
+    ssize_t n = -1;
+    do {
+      n = write_some({buf.data(), len});
+    } while (n < 0 && errno == EINTR);
+    if (n <= 0) {
+      return false;  // nothing went out: the last line's state is unchanged
+    }
+    cut_ = static_cast<std::size_t>(n) < len;
+    return !cut_;
   }
 
   ssize_t write_some(std::string_view text) {
@@ -119,6 +113,7 @@ class NonBlockingStderr final : public spdlog::sinks::base_sink<std::mutex> {
   NonBlockingOutput out_;
   bool opened_ = false;
   bool poll_first_ = false;
+  bool cut_ = false;            // the last line went out in part: end it first
   std::uint64_t reported_ = 0;  // dropped lines already told about
 };
 

@@ -292,7 +292,8 @@ TEST_F(DaemonFaults, LogLinesLostToAStalledStderrAreReported) {
   std::this_thread::sleep_for(milliseconds(300));
   stop();
   drain();
-  const auto lost = got.find("sockstate: warn: 3 log line(s) dropped: stderr was not writable\n");
+  const auto lost =
+      got.find("sockstate: warning: 3 log line(s) dropped: stderr was not writable\n");
   ASSERT_NE(lost, std::string::npos) << got;
   EXPECT_NE(got.find("configuration reloaded", lost), std::string::npos) << got;
   EXPECT_NE(last_stats(got).count("log_lines_dropped"), 0U) << got;

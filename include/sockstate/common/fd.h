@@ -26,9 +26,10 @@ class Fd {
 // on a stalled reader, without changing the descriptor's flags, which the parent and the
 // reader share:
 // - a socket (journald's stream under systemd): send() with MSG_DONTWAIT;
-// - a pipe: the pipe opened again through /proc/self/fd as this process's own open file
-//   description, which can be O_NONBLOCK (without /proc, writes may block);
-// - anything else (a file, a terminal, /dev/null): write(), which does not wait on a reader.
+// - a pipe or a terminal (which can block on flow control, or on a hung ssh session's
+//   pty): opened again through /proc/self/fd as this process's own open file description,
+//   which can be O_NONBLOCK (without /proc, writes may block);
+// - a regular file: write(), which does not wait on a reader.
 struct NonBlockingOutput {
   int fd = -1;            // where to write: the given descriptor, or `own`
   bool use_send = false;  // send(MSG_DONTWAIT | MSG_NOSIGNAL) instead of write()
