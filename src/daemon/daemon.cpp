@@ -85,16 +85,17 @@ struct Daemon::State {
   std::vector<std::uint64_t> unreachable;   // namespaces discovered but not opened this poll
   std::unique_ptr<metrics::MetricsServer> metrics_server;  // metrics_listen
   std::array<std::uint64_t, 9> by_activity{};              // records written, by flow::Activity
-  std::vector<int> sink_up;  // each sink's state last logged: connected, or delivering
-  std::vector<sink::SinkStats> sink_seen;  // each sink's counters at the last look
-  std::string record;                      // reused for every record
+  // Each sink's state last logged (1 delivering or connected, 0 not, -1 not looked at
+  // yet) and its counters then, by name: a reload that keeps a sink keeps its history.
+  std::map<std::string, std::pair<int, sink::SinkStats>> sink_state;
+  std::string record;  // reused for every record
   Fd signal_fd;
   Fd epoll_fd;
   bool ready = false;
   bool first_poll = true;
   bool traffic_pending = false;  // Traffic records still due this period (pace_traffic())
   std::int64_t traffic_since = 0;
-  static constexpr std::int64_t kTrafficPaceMs = 10;
+  static constexpr std::int64_t kTrafficPaceMs = 1;
   bool resync = false;
   std::uint64_t records = 0;
   std::uint64_t polls = 0;
@@ -182,8 +183,9 @@ struct Daemon::State {
     collect::ViewOptions options;
     options.watch_addresses = true;
     options.destroy_buffer = config.destroy_events ? config.event_buffer_bytes : 0;
-    // Only a poll of every state sees every connection the kernel counts.
-    options.tcp_counters = config.states == netlink::kAllStates;
+    // Only a poll of every state sees every connection the kernel counts; without destroy
+    // events, short connections are unseen by design (no loss to count).
+    options.tcp_counters = config.states == netlink::kAllStates && config.destroy_events;
     auto view = here ? collect::NamespaceView::open_here(info, options)
                      : collect::NamespaceView::open_in(info, options);
     if (!view) {
@@ -282,8 +284,6 @@ struct Daemon::State {
     if (auto applied = sinks.apply(c.sinks, kDeliverWithin); !applied) {
       return applied.error();
     }
-    sink_up.clear();  // the sinks may have moved: their next state is logged again
-    sink_seen.clear();
     return {};
   }
 
@@ -451,7 +451,10 @@ struct Daemon::State {
   // the connections the tracker saw come is what no record reported. Compared one poll
   // late (`opens` is from before this poll's dump; the estimate uses the previous poll's),
   // so that every connection the kernel counted has had a dump and its destroy event
-  // time to arrive: the estimate can be low for a poll, never high.
+  // time to arrive. Counted only in a namespace where events were lost: elsewhere a
+  // difference has other causes (a refused socket its application still holds, whose
+  // event comes at close(); a connect() retried on one socket; the kernel's own sockets,
+  // which send no events). Recomputed each poll, so such a transient comes back down.
   void reconcile(Namespace& ns, std::optional<std::uint64_t> opens) {
     const std::uint64_t inode = ns.view.info().inode;
     const std::uint64_t seen = tracker.new_connections(inode);
@@ -465,18 +468,20 @@ struct Daemon::State {
       ns.seen_base = seen;
       return;
     }
-    if (ns.opens_lagged && *ns.opens_lagged >= *ns.opens_base) {
+    const std::uint64_t overflows =
+        ns.view.destroy() != nullptr ? ns.view.destroy()->overflows() : 0;
+    if (ns.opens_lagged && *ns.opens_lagged >= *ns.opens_base && overflows > 0) {
       const std::uint64_t made = *ns.opens_lagged - *ns.opens_base;
       const std::uint64_t saw = seen - ns.seen_base;
-      if (made > saw && made - saw > ns.unreported) {
+      const std::uint64_t missing = made > saw ? made - saw : 0;
+      if (missing > ns.unreported) {
         spdlog::warn(
             "{} connection(s) in network namespace {} were never reported: the kernel made "
             "them and neither a poll nor a destroy event showed them (destroy event "
             "overflows: {}; a larger event_buffer helps)",
-            made - saw - ns.unreported, inode,
-            ns.view.destroy() != nullptr ? ns.view.destroy()->overflows() : 0);
-        ns.unreported = made - saw;
+            missing - ns.unreported, inode, overflows);
       }
+      ns.unreported = missing;
     }
     ns.opens_lagged = opens;
   }
@@ -588,24 +593,28 @@ struct Daemon::State {
   // while connected; another sink is down while its writes fail (a full disk, journald
   // gone) and up again once one succeeds.
   void log_sink_transitions() {
-    sink_up.resize(sinks.size(), -1);
-    sink_seen.resize(sinks.size());
+    std::map<std::string, sink::SinkStats> counts;  // by name, across reloads
+    for (const auto& v : sinks.views()) {
+      counts[v.name] = v.stats;
+    }
     for (std::size_t i = 0; i < sinks.size(); ++i) {
       const sink::Sink& s = sinks.at(i);
-      const sink::SinkStats now = s.stats();
-      const int before = sink_up[i];
+      const sink::SinkStats now = counts[s.name()];
+      auto [it, fresh] = sink_state.try_emplace(s.name(), -1, now);
+      auto& [before, seen] = it->second;
       int up = before;
       if (now.connected >= 0) {
         up = now.connected;
-      } else if (now.errors != sink_seen[i].errors) {
+      } else if (now.errors != seen.errors) {
         up = 0;
-      } else if (now.written != sink_seen[i].written || before < 0) {
+      } else if (now.written != seen.written || before < 0) {
         up = 1;
       }
-      sink_seen[i] = now;
-      sink_up[i] = up;
       const bool socket = now.connected >= 0;
-      if (up == before || (before < 0 && up == 1 && !socket)) {
+      const bool quiet = up == before || (before < 0 && up == 1 && !socket);
+      before = up;
+      seen = now;
+      if (quiet) {
         continue;  // no change, or a file sink's first look: working, as expected
       }
       if (up == 1) {
@@ -673,8 +682,8 @@ struct Daemon::State {
          "counter", namespace_errors},
         {"sockstate_log_lines_dropped_total", "Log lines stderr could not take at once.", "counter",
          log::dropped_lines()},
-        {"sockstate_connections_unreported_total",
-         "Connections the kernel made that no record reported (lost destroy events).", "counter",
+        {"sockstate_connections_unreported",
+         "Connections the kernel made that no record reported (lost destroy events).", "gauge",
          connections_unreported()},
     }};
     for (const auto& [name, help, type, value] : rows) {
@@ -782,13 +791,15 @@ struct Daemon::State {
 
   // Traffic records for a whole table would come at once (100,000 connections: 100,000
   // records) and overflow the sinks' queues. They go out in chunks while the sinks have
-  // room, between the loop's other duties; a sink still full after a whole poll interval
-  // holds them back no longer (what it cannot take is dropped and counted, as any record).
-  void pace_traffic() {
+  // room, between the loop's other duties; a sink still full after half a poll interval
+  // (or when the next poll comes) holds them back no longer (what it cannot take is
+  // dropped and counted, as any record).
+  void pace_traffic(bool all_now = false) {
     static constexpr std::size_t kChunk = 1024;
-    static constexpr std::size_t kRecordBytes = 4096;  // a Traffic record is 1.5 to 3 KiB
+    static constexpr std::size_t kRecordBytes = 2048;  // a Traffic record is 1.2 to 2.5 KiB
     while (traffic_pending) {
-      const bool overdue = monotonic_ms() - traffic_since >= config.poll_interval.count();
+      const bool overdue =
+          all_now || monotonic_ms() - traffic_since >= config.poll_interval.count() / 2;
       const std::size_t chunk = overdue ? SIZE_MAX : std::min(kChunk, sinks.room(kRecordBytes));
       if (chunk == 0) {
         return;  // the loop comes back in kTrafficPaceMs
@@ -805,6 +816,9 @@ struct Daemon::State {
     resync = false;
     if (auto polled = poll(); !polled) {
       return polled.error();
+    }
+    if (traffic_pending) {
+      pace_traffic(true);  // what the last period still owes, before the next one starts
     }
     traffic_pending = config.traffic_interval.count() > 0;
     traffic_since = monotonic_ms();
@@ -977,8 +991,8 @@ int Daemon::run() {
   spdlog::info("sockstate run: {}", config::describe(s.config));
   const int status = s.loop();
   (void)::sd_notify(0, "STOPPING=1");
-  s.sinks.stop(State::kDeliverWithin);
   s.log_retired_sinks();
+  s.sinks.stop(State::kDeliverWithin);
   s.log_stats();
   return status;
 }
