@@ -646,9 +646,10 @@ struct Daemon::State {
         {"sockstate_sink_queued_bytes", "What a sink's queue holds, in bytes."},
         {"sockstate_sink_connected", "A socket sink's connection: 1 up, 0 down."},
     }};
+    const auto views = sinks.views();  // once: every family shows the same moment
     for (std::size_t f = 0; f < sink_families.size(); ++f) {
       m.family(sink_families[f].first, sink_families[f].second, f < 3 ? "counter" : "gauge");
-      for (const auto& view : sinks.views()) {
+      for (const auto& view : views) {
         const auto& st = view.stats;
         const std::string label = "sink=\"" + metrics::label_value(view.name) + "\"";
         const std::array<std::int64_t, 6> v = {

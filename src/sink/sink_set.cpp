@@ -25,16 +25,20 @@ SinkSet::~SinkSet() {
 Result<void> SinkSet::apply(const std::vector<config::SinkConfig>& configs,
                             std::chrono::milliseconds retire_within) {
   // Every sink to make is started before anything changes, so a failure leaves the set
-  // as it was.
+  // as it was. A kept sink's place in `next` stays empty until then; `from` says which
+  // live sink fills it.
   std::vector<Entry> next;
+  std::vector<std::size_t> from;
   std::vector<bool> kept(live_.size(), false);
   for (const auto& c : configs) {
-    const auto same = std::find_if(live_.begin(), live_.end(), [&](const Entry& e) {
-      return e.config == c && !kept[static_cast<std::size_t>(&e - live_.data())];
-    });
-    if (same != live_.end()) {
-      kept[static_cast<std::size_t>(same - live_.begin())] = true;
-      next.push_back(Entry{c, nullptr});  // filled from live_ below
+    std::size_t i = 0;
+    while (i < live_.size() && (kept[i] || !(live_[i].config == c))) {
+      ++i;
+    }
+    if (i < live_.size()) {
+      kept[i] = true;
+      from.push_back(i);
+      next.push_back(Entry{c, nullptr});
       continue;
     }
     auto made = make_sink(c);
@@ -55,24 +59,18 @@ Result<void> SinkSet::apply(const std::vector<config::SinkConfig>& configs,
       return Error{started.error().errnum,
                    "sink " + made->name() + ": " + started.error().message()};
     }
+    from.push_back(live_.size());  // none: made here
     next.push_back(Entry{c, std::move(made)});
   }
-  for (std::size_t i = 0; i < live_.size(); ++i) {
-    if (!kept[i]) {
-      live_[i].sink->request_stop(retire_within);
-      retiring_.push_back(std::move(live_[i].sink));
+  for (std::size_t k = 0; k < next.size(); ++k) {
+    if (!next[k].sink) {
+      next[k].sink = std::move(live_[from[k]].sink);
     }
   }
-  // The kept sinks, in the order the configuration lists them.
-  for (auto& e : next) {
-    if (e.sink) {
-      continue;
-    }
-    for (auto& old : live_) {
-      if (old.sink && old.config == e.config) {
-        e.sink = std::move(old.sink);
-        break;
-      }
+  for (auto& old : live_) {
+    if (old.sink) {  // not kept
+      old.sink->request_stop(retire_within);
+      retiring_.push_back(std::move(old.sink));
     }
   }
   live_ = std::move(next);
@@ -132,9 +130,7 @@ std::vector<SinkSet::Ended> SinkSet::reap() {
 }
 
 void SinkSet::stop(std::chrono::milliseconds timeout) {
-  for (auto& s : retiring_) {
-    s->request_stop(timeout);  // no-op: already asked, with its own (earlier) deadline
-  }
+  // Retired sinks keep the deadline their retirement gave them.
   for (auto& e : live_) {
     e.sink->request_stop(timeout);  // all at once: they drain in parallel
   }
@@ -172,17 +168,18 @@ std::vector<SinkSet::View> SinkSet::views() const {
       v.stats = s;
     }
   }
-  for (const auto& s : retiring_) {
-    View& v = find(s->name());
-    const int connected = v.stats.connected;
-    add(v.stats, s->stats());
-    v.stats.connected = v.live ? connected : -1;
-  }
-  for (const auto& [name, stats] : earlier_) {
+  // Retired and finished sinks add their counts; a connection is only a live sink's.
+  auto merge = [&find](const std::string& name, const SinkStats& stats) {
     View& v = find(name);
     const int connected = v.stats.connected;
     add(v.stats, stats);
     v.stats.connected = v.live ? connected : -1;
+  };
+  for (const auto& s : retiring_) {
+    merge(s->name(), s->stats());
+  }
+  for (const auto& [name, stats] : earlier_) {
+    merge(name, stats);
   }
   return out;
 }

@@ -1026,6 +1026,39 @@ std::uint64_t written_by(const SinkSet& set, const std::string& name) {
   return 0;
 }
 
+// Waits until reap() has returned at least one ended sink; all it returned.
+std::vector<SinkSet::Ended> reaped(SinkSet& set) {
+  std::vector<SinkSet::Ended> ended;
+  eventually([&] {
+    for (auto& e : set.reap()) {
+      ended.push_back(e);
+    }
+    return !ended.empty();
+  });
+  return ended;
+}
+
+// A set of one unix sink whose shipper accepted and never reads: 2000 records of 2 KB
+// submitted, the sink stalled on them.
+struct StalledUnixSet {
+  explicit StalledUnixSet(const TempDir& dir)
+      : config(socket_config(config::SinkType::kUnix, 100000)) {
+    config.path = (dir / "shipper.sock").string();
+    shipper = Listener::unix_at(config.path);
+    EXPECT_TRUE(set.apply({config}, 1s));
+    for (int i = 0; i < kRecords; ++i) {
+      set.submit(record(i, 2000));
+    }
+    conn = shipper.accept();  // never read
+    EXPECT_TRUE(stalled(set.at(0)));
+  }
+  static constexpr int kRecords = 2000;
+  config::SinkConfig config;
+  Listener shipper;
+  SinkSet set;
+  Fd conn;
+};
+
 TEST(SinkSet, AReloadKeepsUnchangedSinksAndEveryCounter) {
   TempDir dir;
   const config::SinkConfig a = file_config(dir / "a.jsonl");
@@ -1047,13 +1080,7 @@ TEST(SinkSet, AReloadKeepsUnchangedSinksAndEveryCounter) {
   ASSERT_TRUE(eventually([&] { return set.totals().written == 30; }));
   EXPECT_EQ(written_by(set, "file:" + (dir / "a.jsonl").string()), 15U);
   EXPECT_EQ(written_by(set, "file:" + (dir / "b.jsonl").string()), 15U);
-  std::vector<SinkSet::Ended> ended;
-  ASSERT_TRUE(eventually([&] {
-    for (auto& e : set.reap()) {
-      ended.push_back(e);
-    }
-    return !ended.empty();
-  }));
+  const std::vector<SinkSet::Ended> ended = reaped(set);
   ASSERT_EQ(ended.size(), 1U);
   EXPECT_EQ(ended[0].left, 0U);
   EXPECT_EQ(written_by(set, "file:" + (dir / "b.jsonl").string()), 15U);
@@ -1065,33 +1092,20 @@ TEST(SinkSet, AReloadKeepsUnchangedSinksAndEveryCounter) {
 
 TEST(SinkSet, RetiringAStalledSinkNeverBlocksAndCountsWhatItHeld) {
   TempDir dir;
-  auto stalled_config = socket_config(config::SinkType::kUnix, 100000);
-  stalled_config.path = (dir / "shipper.sock").string();
-  Listener shipper = Listener::unix_at(stalled_config.path);
-  SinkSet set;
-  ASSERT_TRUE(set.apply({stalled_config}, 1s));
-  constexpr int kRecords = 2000;
-  for (int i = 0; i < kRecords; ++i) {
-    set.submit(record(i, 2000));
-  }
-  Fd conn = shipper.accept();  // accepted, never read
-  ASSERT_TRUE(stalled(set.at(0)));
+  StalledUnixSet stalled_set(dir);
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  SinkSet& set = stalled_set.set;
+  constexpr int kRecords = StalledUnixSet::kRecords;
 
   const config::SinkConfig file = file_config(dir / "new.jsonl");
   const auto t0 = Clock::now();
   ASSERT_TRUE(set.apply({file}, 300ms));
   EXPECT_LT(Clock::now() - t0, 100ms) << "the reload waited for the retired sink";
   set.submit(record(kRecords));
-  std::vector<SinkSet::Ended> ended;
-  ASSERT_TRUE(eventually([&] {
-    for (auto& e : set.reap()) {
-      ended.push_back(e);
-    }
-    return !ended.empty();
-  }));
+  const std::vector<SinkSet::Ended> ended = reaped(set);
   EXPECT_GE(Clock::now() - t0, 250ms);
   ASSERT_EQ(ended.size(), 1U);
-  EXPECT_EQ(ended[0].name, "unix:" + stalled_config.path);
+  EXPECT_EQ(ended[0].name, "unix:" + stalled_set.config.path);
   EXPECT_GT(ended[0].left, 0U);
   set.stop(1s);
   // Nothing unaccounted for: every record submitted is written or dropped, per sink.
@@ -1106,18 +1120,12 @@ TEST(SinkSet, RetiringAStalledSinkNeverBlocksAndCountsWhatItHeld) {
 // old one has finished with what it held, so two workers never write one stream at once.
 TEST(SinkSet, ASinkReplacedOnItsDestinationWaitsForTheOldOne) {
   TempDir dir;
-  auto old_config = socket_config(config::SinkType::kUnix, 100000);
-  old_config.path = (dir / "shipper.sock").string();
-  Listener shipper = Listener::unix_at(old_config.path);
-  SinkSet set;
-  ASSERT_TRUE(set.apply({old_config}, 1s));
-  for (int i = 0; i < 2000; ++i) {
-    set.submit(record(i, 2000));
-  }
-  Fd first = shipper.accept();  // never read: the old sink stalls on it
-  ASSERT_TRUE(stalled(set.at(0)));
+  StalledUnixSet stalled_set(dir);  // the old sink, stalled on a shipper that never reads
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  SinkSet& set = stalled_set.set;
+  Listener& shipper = stalled_set.shipper;
 
-  auto new_config = old_config;
+  auto new_config = stalled_set.config;
   new_config.reconnect_max = 30ms;
   const auto t0 = Clock::now();
   ASSERT_TRUE(set.apply({new_config}, 300ms));
