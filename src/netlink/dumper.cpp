@@ -19,7 +19,7 @@ Result<Outcome> dump_once(NetlinkSocket& sock, const DumpRequest& request, Cooki
     if (!entry) {
       return entry.error();
     }
-    if (!seen.insert(entry->cookie).second) {
+    if (!seen.insert(entry->cookie)) {
       ++stats.duplicates;
       return {};
     }

@@ -1,6 +1,7 @@
 #include "sockstate/ocsf/community_id.h"
 
-#include <sha1.h>
+#include <nettle/base64.h>
+#include <nettle/sha1.h>
 
 #include <cstring>
 #include <utility>
@@ -84,9 +85,9 @@ void put16(std::uint8_t*& out, std::uint16_t v) {
 
 }  // namespace
 
-std::optional<CommunityIdDigest> community_id_v1_digest(const Address& src, std::uint16_t src_port,
-                                                        const Address& dst, std::uint16_t dst_port,
-                                                        std::uint8_t protocol, std::uint16_t seed) {
+CommunityIdDigest community_id_v1_digest(const Address& src, std::uint16_t src_port,
+                                         const Address& dst, std::uint16_t dst_port,
+                                         std::uint8_t protocol, std::uint16_t seed) {
   const bool v4 = flow::is_ipv4_mapped(src) && flow::is_ipv4_mapped(dst);
   const std::size_t offset = v4 ? 12 : 0;
   const std::size_t addr_len = v4 ? 4 : 16;
@@ -142,12 +143,12 @@ std::optional<CommunityIdDigest> community_id_v1_digest(const Address& src, std:
   }
 
   CommunityIdDigest digest{};
-  static_assert(std::tuple_size_v<CommunityIdDigest> == SHA1_DIGEST_LENGTH);
+  static_assert(std::tuple_size_v<CommunityIdDigest> == SHA1_DIGEST_SIZE);
   const auto input_len = static_cast<std::size_t>(out - input.data());
-  SHA1_CTX ctx;
-  SHA1Init(&ctx);
-  SHA1Update(&ctx, input.data(), input_len);
-  SHA1Final(digest.data(), &ctx);
+  sha1_ctx ctx{};
+  sha1_init(&ctx);
+  sha1_update(&ctx, input_len, input.data());
+  sha1_digest(&ctx, digest.size(), digest.data());
   return digest;
 }
 
@@ -159,35 +160,19 @@ std::string community_id_v1(const Address& src, std::uint16_t src_port, const Ad
   return id;
 }
 
-bool append_community_id_v1(std::string& out, const Address& src, std::uint16_t src_port,
+void append_community_id_v1(std::string& out, const Address& src, std::uint16_t src_port,
                             const Address& dst, std::uint16_t dst_port, std::uint8_t protocol,
                             std::uint16_t seed) {
-  const std::optional<CommunityIdDigest> digest =
+  const CommunityIdDigest digest =
       community_id_v1_digest(src, src_port, dst, dst_port, protocol, seed);
-  if (!digest) {
-    return false;
-  }
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  out += "1:";
-  const CommunityIdDigest& d = *digest;
-  std::size_t i = 0;
-  for (; i + 3 <= d.size(); i += 3) {
-    const std::uint32_t group =
-        (std::uint32_t{d[i]} << 16) | (std::uint32_t{d[i + 1]} << 8) | std::uint32_t{d[i + 2]};
-    out += kAlphabet[(group >> 18) & 0x3F];
-    out += kAlphabet[(group >> 12) & 0x3F];
-    out += kAlphabet[(group >> 6) & 0x3F];
-    out += kAlphabet[group & 0x3F];
-  }
-  // 20 = 6 * 3 + 2: one final group of two bytes, padded with a single '='.
-  static_assert(std::tuple_size_v<CommunityIdDigest> % 3 == 2);
-  const std::uint32_t tail = (std::uint32_t{d[i]} << 16) | (std::uint32_t{d[i + 1]} << 8);
-  out += kAlphabet[(tail >> 18) & 0x3F];
-  out += kAlphabet[(tail >> 12) & 0x3F];
-  out += kAlphabet[(tail >> 6) & 0x3F];
-  out += '=';
-  return true;
+  static_assert(BASE64_ENCODE_RAW_LENGTH(std::tuple_size_v<CommunityIdDigest>) + 2 ==
+                kCommunityIdLength);
+  const std::size_t at = out.size();
+  out.resize(at + kCommunityIdLength);
+  char* p = out.data() + at;
+  *p++ = '1';
+  *p++ = ':';
+  base64_encode_raw(p, digest.size(), digest.data());
 }
 
 }  // namespace sockstate::ocsf

@@ -111,137 +111,58 @@ void append_json_string(std::string& out, std::string_view s) {
   out.push_back('"');
 }
 
-void JsonWriter::comma() {
-  const std::uint64_t bit = std::uint64_t{1} << depth_;
-  if ((has_member_ & bit) != 0) {
-    out_.push_back(',');
-  }
-  has_member_ |= bit;
-}
+namespace {
 
-void JsonWriter::key(std::string_view k) {
-  // One append, not four: a record has about a hundred keys.
-  const std::uint64_t bit = std::uint64_t{1} << depth_;
-  const bool separate = (has_member_ & bit) != 0;
-  has_member_ |= bit;
-  std::array<char, 64> buf{};
-  if (k.size() + 4 > buf.size()) {
-    if (separate) {
-      out_.push_back(',');
-    }
-    out_.push_back('"');
-    out_.append(k);
-    out_.append("\":", 2);
-    return;
-  }
-  char* p = buf.data();
-  if (separate) {
-    *p++ = ',';
-  }
-  *p++ = '"';
-  std::memcpy(p, k.data(), k.size());
-  p += k.size();
-  *p++ = '"';
-  *p++ = ':';
-  out_.append(buf.data(), static_cast<std::size_t>(p - buf.data()));
-}
+// Room kept at the end of the output: a typical record fits, so it is sized once per record.
+constexpr std::size_t kRoom = 2048;
 
-void JsonWriter::begin_object() {
-  if (depth_ > 0) {
-    comma();
-  }
-  out_.push_back('{');
-  ++depth_;
-  has_member_ &= ~(std::uint64_t{1} << depth_);
-}
+}  // namespace
 
-void JsonWriter::begin_object(std::string_view k) {
-  key(k);
-  out_.push_back('{');
-  ++depth_;
-  has_member_ &= ~(std::uint64_t{1} << depth_);
-}
-
-void JsonWriter::end_object() {
-  out_.push_back('}');
-  --depth_;
-}
-
-void JsonWriter::begin_array(std::string_view k) {
-  key(k);
-  out_.push_back('[');
-  ++depth_;
-  has_member_ &= ~(std::uint64_t{1} << depth_);
-}
-
-void JsonWriter::end_array() {
-  out_.push_back(']');
-  --depth_;
-}
-
-void JsonWriter::field(std::string_view k, std::string_view value) {
-  key(k);
-  append_json_string(out_, value);
-}
-
-void JsonWriter::field_ascii(std::string_view k, std::string_view value) {
-  key(k);
+JsonWriter::JsonWriter(std::string& out) : out_(out) {
   const std::size_t at = out_.size();
-  out_.resize(at + value.size() + 2);
-  char* p = out_.data() + at;
+  out_.resize(at + kRoom);
+  cur_ = out_.data() + at;
+  end_ = out_.data() + out_.size();
+}
+
+void JsonWriter::finish() {
+  out_.resize(static_cast<std::size_t>(cur_ - out_.data()));
+  cur_ = out_.data() + out_.size();
+  end_ = cur_;
+}
+
+void JsonWriter::grow(std::size_t n) {
+  const auto at = static_cast<std::size_t>(cur_ - out_.data());
+  out_.resize(at + n + kRoom);  // std::string grows its capacity geometrically
+  cur_ = out_.data() + at;
+  end_ = out_.data() + out_.size();
+}
+
+void JsonWriter::string(std::string_view value) {
+  for (const char c : value) {
+    if (kNeedsCare[static_cast<unsigned char>(c)]) {
+      finish();
+      append_json_string(out_, value);
+      cur_ = out_.data() + out_.size();
+      end_ = cur_;
+      return;
+    }
+  }
+  char* p = room(value.size() + 2);
   *p++ = '"';
   std::memcpy(p, value.data(), value.size());
   p[value.size()] = '"';
-}
-
-void JsonWriter::field(std::string_view k, std::uint64_t value) {
-  key(k);
-  char buf[24];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
-  out_.append(buf, end);
-}
-
-void JsonWriter::field(std::string_view k, std::int64_t value) {
-  key(k);
-  char buf[24];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
-  out_.append(buf, end);
-}
-
-void JsonWriter::field(std::string_view k, bool value) {
-  key(k);
-  out_.append(value ? "true" : "false");
-}
-
-void JsonWriter::raw_field(std::string_view k, std::string_view json) {
-  key(k);
-  out_.append(json);
-}
-
-void JsonWriter::raw_members(std::string_view json) {
-  if (json.empty()) {
-    return;
-  }
-  comma();
-  out_.append(json);
+  cur_ = p + value.size() + 1;
 }
 
 std::string members_of(const std::function<void(JsonWriter&)>& write_members) {
   std::string out;
-  JsonWriter w(out);
-  w.begin_object();
-  write_members(w);
+  {
+    JsonWriter w(out);
+    w.begin_object();
+    write_members(w);
+  }
   return out.substr(1);  // no '{'; the object was never closed
-}
-
-void JsonWriter::raw_element(std::string_view json) {
-  comma();
-  out_.append(json);
-}
-
-void JsonWriter::element(std::string_view value) {
-  comma();
-  append_json_string(out_, value);
 }
 
 }  // namespace sockstate::ocsf

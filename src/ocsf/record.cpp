@@ -63,12 +63,11 @@ std::string_view observable_type_caption(int type_id) {
 }
 
 void append_hex(std::string& out, std::uint64_t v, int digits) {
-  std::array<char, 16> buf{};
-  for (int i = digits - 1; i >= 0; --i) {
-    buf[static_cast<std::size_t>(i)] = kHex[v & 0xF];
-    v >>= 4;
+  const std::size_t at = out.size();
+  out.resize(at + static_cast<std::size_t>(digits));
+  for (char* p = out.data() + out.size(); p != out.data() + at; v >>= 4) {
+    *--p = kHex[v & 0xF];
   }
-  out.append(buf.data(), static_cast<std::size_t>(digits));
 }
 
 std::string_view direction_caption(flow::Direction d) {
@@ -227,6 +226,7 @@ std::string device_json(const RecordContext& context) {
   }
   w.end_object();
   w.end_object();
+  w.finish();
   return out;
 }
 
@@ -307,6 +307,7 @@ std::string observable_json(std::string_view name, int type_id, std::string_view
   std::string out;
   JsonWriter w(out);
   write_observable(w, name, type_id, value);
+  w.finish();
   return out;
 }
 
@@ -383,13 +384,22 @@ std::string correlation_uid(const std::string& boot_id, std::uint64_t cookie) {
   return out;
 }
 
+namespace {
+
+// The last 64 bits of a correlation_uid: the cookie as 4-12 hex digits.
+void append_cookie_suffix(std::string& out, std::uint64_t cookie) {
+  append_hex(out, cookie >> 48, 4);
+  out.push_back('-');
+  append_hex(out, cookie & 0xFFFFFFFFFFFFULL, 12);
+}
+
+}  // namespace
+
 void append_correlation_uid(std::string& out, std::string_view boot_id, std::uint64_t cookie) {
   // UUID-shaped: the first 64 bits of the boot id (random per boot), then the cookie
   // (unique per boot: the kernel's socket cookies come from one global counter).
   append_boot_prefix(out, boot_id);
-  append_hex(out, cookie >> 48, 4);
-  out.push_back('-');
-  append_hex(out, cookie & 0xFFFFFFFFFFFFULL, 12);
+  append_cookie_suffix(out, cookie);
 }
 
 // Which endpoint is which in the record: the initiator is src.
@@ -483,6 +493,15 @@ RecordBuilder::RecordBuilder(RecordContext context) : context_(std::move(context
     });
   }
   device_json_ = device_json(context_);
+  // metadata.uid: the run id as 8-4-4 hex digits, then the sequence; correlation_uid: the
+  // boot id's first 64 bits, then the cookie. The prefixes are the same for every record.
+  append_hex(uid_prefix_, context_.run_id >> 32, 8);
+  uid_prefix_.push_back('-');
+  append_hex(uid_prefix_, context_.run_id >> 16, 4);
+  uid_prefix_.push_back('-');
+  append_hex(uid_prefix_, context_.run_id, 4);
+  uid_prefix_.push_back('-');
+  append_boot_prefix(boot_prefix_, context_.host.boot_id);
   render_constant_members();
   if (!context_.host.hostname.empty()) {
     hostname_observable_ = observable_json("device.hostname", 1, context_.host.hostname);
@@ -591,7 +610,7 @@ void RecordBuilder::append(const flow::Observation& obs, std::string& out) {
   }
   write_unmapped(w, obs);
   w.end_object();
-  out.push_back('\n');
+  w.raw("\n");
 }
 
 void RecordBuilder::write_head(JsonWriter& w, const flow::Observation& obs) {
@@ -644,19 +663,13 @@ void RecordBuilder::write_metadata(JsonWriter& w, const flow::Observation& obs,
   w.begin_object("metadata");
   w.raw_members(metadata_head_[with_container ? 1 : 0]);
   std::string& uid = scratch_;
-  uid.clear();
-  append_hex(uid, context_.run_id >> 32, 8);
-  uid.push_back('-');
-  append_hex(uid, context_.run_id >> 16, 4);
-  uid.push_back('-');
-  append_hex(uid, context_.run_id, 4);
-  uid.push_back('-');
+  uid.assign(uid_prefix_);
   append_hex(uid, sequence_ >> 48, 4);
   uid.push_back('-');
   append_hex(uid, sequence_, 12);
   w.field_ascii("uid", uid);
-  scratch_.clear();
-  append_correlation_uid(scratch_, context_.host.boot_id, obs.socket.cookie);
+  scratch_.assign(boot_prefix_);
+  append_cookie_suffix(scratch_, obs.socket.cookie);
   w.field_ascii("correlation_uid", scratch_);
   w.field("sequence", sequence_);
   w.field("log_name", context_.log_name);
@@ -677,10 +690,9 @@ void RecordBuilder::write_connection_info(JsonWriter& w, const flow::Observation
       !flow::is_unspecified(sides.src->ip) && !flow::is_unspecified(sides.dst->ip)) {
     // The flow as a sensor on the wire hashes it; the spec orders the endpoints itself.
     scratch_.clear();
-    if (append_community_id_v1(scratch_, sides.src->ip, sides.src->port, sides.dst->ip,
-                               sides.dst->port, 6, context_.community_id_seed)) {
-      w.field_ascii("community_uid", scratch_);
-    }
+    append_community_id_v1(scratch_, sides.src->ip, sides.src->port, sides.dst->ip, sides.dst->port,
+                           6, context_.community_id_seed);
+    w.field_ascii("community_uid", scratch_);
   }
   w.end_object();
 }

@@ -97,8 +97,7 @@ TEST(CommunityIdBaseline, ReadmeTables) {
         community_id_v1_digest(addr(v.at("saddr").get<std::string>()), port(v.at("sport")),
                                addr(v.at("daddr").get<std::string>()), port(v.at("dport")),
                                v.at("proto").get<std::uint8_t>());
-    ASSERT_TRUE(digest.has_value());
-    EXPECT_EQ(hex(*digest), v.at("sha1_hex").get<std::string>()) << describe(v);
+    EXPECT_EQ(hex(digest), v.at("sha1_hex").get<std::string>()) << describe(v);
   }
 }
 

@@ -33,8 +33,38 @@ TEST(JsonWriter, NestedObjectsAndCommas) {
   w.field("h", std::numeric_limits<std::uint64_t>::max());
   w.field("i", std::numeric_limits<std::int64_t>::min());
   w.end_object();
+  w.finish();
   EXPECT_EQ(out, R"({"a":1,"b":{"c":"x","d":true},"e":{},"f":["p","q"],"g":[1,2],)"
                  R"("h":18446744073709551615,"i":-9223372036854775808})");
+}
+
+// The writer keeps room at the end of the string and writes through a cursor: whatever
+// it appends to, however long the values, escaped or not, the string ends up holding
+// exactly the JSON, after what it held before.
+TEST(JsonWriter, AppendsExactlyThroughGrowthAndEscapes) {
+  std::string out = "before\n";
+  const std::string long_plain(5000, 'x');
+  const std::string long_escaped = std::string(3000, 'y') + "\"" + std::string(3000, 'z');
+  {
+    JsonWriter w(out);
+    w.begin_object();
+    w.field("plain", long_plain);
+    w.field("escaped", long_escaped);
+    w.field_ascii("ascii", long_plain);
+    w.field("n", std::uint64_t{42});
+    w.end_object();
+    w.raw("\n");
+  }
+  EXPECT_EQ(out, "before\n{\"plain\":\"" + long_plain + "\",\"escaped\":\"" +
+                     std::string(3000, 'y') + "\\\"" + std::string(3000, 'z') + "\",\"ascii\":\"" +
+                     long_plain + "\",\"n\":42}\n");
+  {
+    JsonWriter w(out);  // a second record after the first
+    w.begin_object();
+    w.field("k", "v");
+    w.end_object();
+  }
+  EXPECT_EQ(out.substr(out.size() - 9), "{\"k\":\"v\"}");
 }
 
 TEST(JsonWriter, EscapesPerRfc8259) {

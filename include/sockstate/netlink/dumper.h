@@ -3,10 +3,10 @@
 #include <cstdint>
 #include <functional>
 #include <span>
-#include <unordered_set>
 #include <vector>
 
 #include "sockstate/common/error.h"
+#include "sockstate/netlink/cookie_set.h"
 #include "sockstate/netlink/parser.h"
 #include "sockstate/netlink/request.h"
 #include "sockstate/netlink/socket.h"
@@ -24,9 +24,6 @@ struct DumpStats {
   std::uint64_t datagrams = 0;
   std::uint64_t bytes = 0;
 };
-
-// Socket cookies already delivered. A dump is not atomic: a socket can be seen twice.
-using CookieSet = std::unordered_set<std::uint64_t>;
 
 inline constexpr int kMaxRedos = 3;
 

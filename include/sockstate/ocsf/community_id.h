@@ -2,7 +2,6 @@
 
 #include <array>
 #include <cstdint>
-#include <optional>
 #include <string>
 
 #include "sockstate/flow/address.h"
@@ -32,22 +31,19 @@ using flow::Address;
 inline constexpr std::size_t kCommunityIdLength = 30;  // "1:" + 28 base64 characters
 using CommunityIdDigest = std::array<std::uint8_t, 20>;
 
-// The ID. One allocation: the returned string. (The empty string the spec says to report
-// when no hash can be computed cannot happen with libmd's SHA-1, which cannot fail; the
-// optional and bool results below stay for a digest that could.)
+// The ID. One allocation: the returned string. (The spec's empty string for "no hash could
+// be computed" cannot happen: SHA-1 over at most 40 bytes cannot fail.)
 std::string community_id_v1(const Address& src, std::uint16_t src_port, const Address& dst,
                             std::uint16_t dst_port, std::uint8_t protocol, std::uint16_t seed = 0);
 
-// Appends the ID to `out` without allocating (the record hot path); false, appending
-// nothing, if no digest could be computed.
-bool append_community_id_v1(std::string& out, const Address& src, std::uint16_t src_port,
+// Appends the ID to `out` (the record hot path).
+void append_community_id_v1(std::string& out, const Address& src, std::uint16_t src_port,
                             const Address& dst, std::uint16_t dst_port, std::uint8_t protocol,
                             std::uint16_t seed = 0);
 
 // The raw SHA-1 behind the ID (the spec's "no base64" form), for tests and troubleshooting.
-std::optional<CommunityIdDigest> community_id_v1_digest(const Address& src, std::uint16_t src_port,
-                                                        const Address& dst, std::uint16_t dst_port,
-                                                        std::uint8_t protocol,
-                                                        std::uint16_t seed = 0);
+CommunityIdDigest community_id_v1_digest(const Address& src, std::uint16_t src_port,
+                                         const Address& dst, std::uint16_t dst_port,
+                                         std::uint8_t protocol, std::uint16_t seed = 0);
 
 }  // namespace sockstate::ocsf

@@ -60,6 +60,8 @@ class RecordBuilder {
   std::array<std::string, 2> metadata_head_;
   std::array<std::string, 2> connection_head_;  // protocol_* for IPv4, IPv6
   std::string device_json_;
+  std::string uid_prefix_;   // metadata.uid up to the sequence
+  std::string boot_prefix_;  // correlation_uid up to the cookie
   // Members that take few values, rendered once each: status; direction and boundary;
   // observation point and assignment known; the TCP state per kernel state 0..13.
   void render_constant_members();
