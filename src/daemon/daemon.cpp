@@ -93,9 +93,9 @@ struct Daemon::State {
   Fd epoll_fd;
   bool ready = false;
   bool first_poll = true;
-  bool traffic_pending = false;  // Traffic records still due this period (pace_traffic())
-  std::int64_t traffic_since = 0;
-  static constexpr std::int64_t kTrafficPaceMs = 1;
+  bool paced_pending = false;  // baseline or Traffic records still owed this round (pace())
+  std::int64_t paced_since = 0;
+  static constexpr std::int64_t kPaceMs = 1;
   bool resync = false;
   std::uint64_t records = 0;
   std::uint64_t polls = 0;
@@ -795,20 +795,22 @@ struct Daemon::State {
   // room, between the loop's other duties; a sink still full after half a poll interval
   // (or when the next poll comes) holds them back no longer (what it cannot take is
   // dropped and counted, as any record).
-  void pace_traffic(bool all_now = false) {
+  // Writes what the tracker owes (baseline and Traffic records) in chunks that fit what
+  // every delivering sink has room for, between the loop's other duties. After half a poll
+  // interval, or at the next poll, a full sink holds them back no longer.
+  void pace(bool all_now = false) {
     static constexpr std::size_t kChunk = 1024;
-    static constexpr std::size_t kRecordBytes = 2048;  // a Traffic record is 1.2 to 2.5 KiB
-    while (traffic_pending) {
+    static constexpr std::size_t kRecordBytes = 2048;  // a record is 1.2 to 2.5 KiB
+    while (paced_pending) {
       const bool overdue =
-          all_now || monotonic_ms() - traffic_since >= config.poll_interval.count() / 2;
+          all_now || monotonic_ms() - paced_since >= config.poll_interval.count() / 2;
       const std::size_t chunk = overdue ? SIZE_MAX : std::min(kChunk, sinks.room(kRecordBytes));
       if (chunk == 0) {
-        return;  // the loop comes back in kTrafficPaceMs
+        return;  // the loop comes back in kPaceMs
       }
-      const std::size_t written =
-          tracker.report_traffic(collect::realtime_ms(), config.traffic_interval.count(), chunk);
+      tracker.report_paced(collect::realtime_ms(), config.traffic_interval.count(), chunk);
       flush_deferred();
-      traffic_pending = !overdue && written == chunk;
+      paced_pending = !tracker.round_done();
     }
   }
 
@@ -818,12 +820,13 @@ struct Daemon::State {
     if (auto polled = poll(); !polled) {
       return polled.error();
     }
-    if (traffic_pending) {
-      pace_traffic(true);  // what the last period still owes, before the next one starts
+    if (paced_pending) {
+      pace(true);  // what the last round still owes, before the next one starts
     }
-    traffic_pending = config.traffic_interval.count() > 0;
-    traffic_since = monotonic_ms();
-    pace_traffic();
+    tracker.begin_round();
+    paced_pending = true;
+    paced_since = monotonic_ms();
+    pace();
     log_sink_transitions();
     log_retired_sinks();
     if (metrics_server) {
@@ -871,7 +874,7 @@ struct Daemon::State {
         (void)::sd_notify(0, "WATCHDOG=1");
         t.watchdog = now + t.watchdog_every;
       }
-      pace_traffic();
+      pace();
       if (auto stop = wait_and_handle(t, now); stop) {
         return *stop;
       }
@@ -888,8 +891,8 @@ struct Daemon::State {
     if (t.watchdog_every > 0) {
       deadline = std::min(deadline, t.watchdog);
     }
-    if (traffic_pending) {
-      deadline = std::min(deadline, now + kTrafficPaceMs);  // look at the sinks again soon
+    if (paced_pending) {
+      deadline = std::min(deadline, now + kPaceMs);  // look at the sinks again soon
     }
     std::array<epoll_event, 4> events{};
     const int timeout = static_cast<int>(std::max<std::int64_t>(0, deadline - now));
@@ -992,6 +995,9 @@ int Daemon::run() {
   spdlog::info("sockstate run: {}", config::describe(s.config));
   const int status = s.loop();
   (void)::sd_notify(0, "STOPPING=1");
+  if (s.paced_pending) {
+    s.pace(true);  // owed records (a baseline still being paced) go to the sinks' queues
+  }
   s.log_retired_sinks();
   s.sinks.stop(State::kDeliverWithin);
   s.log_stats();

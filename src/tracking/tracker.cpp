@@ -128,17 +128,21 @@ void Tracker::track_new(const SocketEntry& entry, const flow::ListenerTable& lis
                         const flow::Perimeter& perimeter) {
   const flow::Orientation o = flow::orient(entry, listeners, perimeter);
   if (first_ != FirstSight::kEvent) {
-    if (first_ == FirstSight::kBaseline) {
-      sink_(flow::observe_snapshot(entry, o, poll_ms_));
-    }
-    if (request_socket(entry)) {
-      return;
-    }
-    if (entry.state == netlink::kTcpTimeWait) {
-      closed_[entry.cookie] = {generation_, entry.netns};  // it has ended already
+    const bool baseline = first_ == FirstSight::kBaseline;
+    if (request_socket(entry) || entry.state == netlink::kTcpTimeWait) {
+      if (baseline) {
+        sink_(flow::observe_snapshot(entry, o, poll_ms_));  // not tracked: written now
+      }
+      if (entry.state == netlink::kTcpTimeWait) {
+        closed_[entry.cookie] = {generation_, entry.netns};  // it has ended already
+      }
       return;
     }
     track(entry, o);  // existed before we looked: its start is unknown
+    if (baseline) {
+      tracked_.at(entry.cookie).baseline_due = true;  // written paced (report_paced)
+      ++baselines_due_;
+    }
     return;
   }
   if (!entry.full_socket) {
@@ -167,6 +171,7 @@ void Tracker::track(const SocketEntry& entry, const flow::Orientation& o) {
   t.seen_established = past_handshake(entry.state);
   t.uid_known = entry.full_socket;
   t.period_start_ms = poll_ms_;
+  t.seen_ms = poll_ms_;
   if (auto totals = flow::live_totals(entry, o)) {
     t.totals = t.reported = *totals;
     t.has_totals = true;
@@ -220,7 +225,7 @@ void Tracker::update(Tracked& t, const SocketEntry& entry, const flow::ListenerT
     // A full socket that became a minisocket has closed, and so has a minisocket tracked
     // since startup that reached TIME-WAIT: end_poll() reports it if no event does.
     if (t.last.full_socket || entry.state == netlink::kTcpTimeWait) {
-      t.remnant = entry;
+      remnants_.insert_or_assign(entry.cookie, entry);
       t.has_remnant = true;
     }
     return;
@@ -228,7 +233,11 @@ void Tracker::update(Tracked& t, const SocketEntry& entry, const flow::ListenerT
   t.suspect_since = 0;
   t.awaiting_since_ms = 0;
   const std::uint8_t previous = t.last.state;
+  if (entry.state != previous) {
+    settle_baseline(t);  // the socket as the baseline found it, before what changed
+  }
   t.last = entry;
+  t.seen_ms = poll_ms_;
   t.uid_known = true;
   t.seen_established = t.seen_established || past_handshake(entry.state);
   if (auto totals = flow::live_totals(entry, t.orientation)) {
@@ -315,7 +324,12 @@ void Tracker::end_poll() {
 }
 
 void Tracker::close_gone(Tracked& t) {
-  SocketEntry final_entry = t.has_remnant ? t.remnant : t.last;
+  SocketEntry final_entry = t.last;
+  if (t.has_remnant) {
+    if (auto r = remnants_.find(t.last.cookie); r != remnants_.end()) {
+      final_entry = r->second;
+    }
+  }
   if (t.has_remnant) {
     final_entry.has_tcp_info = false;  // a minisocket carries none
   } else {
@@ -369,6 +383,8 @@ void Tracker::destroyed(const SocketEntry& entry, const flow::ListenerTable& lis
 void Tracker::close(Tracked& t, const SocketEntry& final_entry, bool from_destroy,
                     std::int64_t now_ms) {
   const std::uint64_t cookie = t.last.cookie;
+  settle_baseline(t);
+  remnants_.erase(cookie);
   if (!t.reported_open || t.orientation.shape == Shape::kUnconnected) {
     ++stats_.unused_destroys;  // bound, never listened or connected: no record
     terminal(cookie, t.last.netns, !from_destroy, now_ms);
@@ -449,31 +465,63 @@ void Tracker::terminal(std::uint64_t cookie, std::uint64_t netns, bool by_poll,
   }
 }
 
-std::size_t Tracker::report_traffic(std::int64_t now_ms, std::int64_t interval_ms,
-                                    std::size_t budget) {
+void Tracker::settle_baseline(Tracked& t) {
+  if (!t.baseline_due) {
+    return;
+  }
+  t.baseline_due = false;
+  --baselines_due_;
+  sink_(flow::observe_snapshot(t.last, t.orientation, t.seen_ms));
+}
+
+void Tracker::begin_round() {
+  round_.clear();
+  round_at_ = 0;
+  round_.reserve(tracked_.size());
+  for (const auto& [cookie, t] : tracked_) {
+    round_.push_back(cookie);
+  }
+}
+
+// One connection's Traffic record, if its period is over and its counters moved.
+bool Tracker::report_traffic(Tracked& t, std::int64_t now_ms, std::int64_t interval_ms) {
+  if (interval_ms <= 0 || !t.reported_open || !t.has_totals || !t.orientation.connected() ||
+      t.has_remnant || t.awaiting_since_ms != 0 || now_ms - t.period_start_ms < interval_ms) {
+    return false;
+  }
+  const flow::Traffic delta = flow::minus(t.totals, t.reported);
+  if (flow::is_zero(delta)) {
+    ++stats_.quiet_traffic;  // nothing moved: no record, and the period goes on
+    return false;
+  }
+  flow::Observation obs = observe(t, Activity::kTraffic, now_ms);
+  obs.traffic = flow::TrafficPeriod{delta, t.period_start_ms, now_ms};
+  sink_(obs);
+  t.reported = t.totals;
+  t.period_start_ms = now_ms;
+  return true;
+}
+
+std::size_t Tracker::report_paced(std::int64_t now_ms, std::int64_t interval_ms,
+                                  std::size_t budget) {
   std::size_t written = 0;
-  if (interval_ms <= 0) {
+  if (interval_ms <= 0 && baselines_due_ == 0) {
+    round_at_ = round_.size();  // nothing can be owed
     return written;
   }
-  for (auto& [cookie, t] : tracked_) {
-    if (written == budget) {
-      break;
+  while (written < budget && round_at_ < round_.size()) {
+    const auto it = tracked_.find(round_[round_at_++]);
+    if (it == tracked_.end()) {
+      continue;  // closed since the round began
     }
-    if (!t.reported_open || !t.has_totals || !t.orientation.connected() || t.has_remnant ||
-        t.awaiting_since_ms != 0 || now_ms - t.period_start_ms < interval_ms) {
-      continue;
+    Tracked& t = it->second;
+    if (t.baseline_due) {
+      settle_baseline(t);
+      ++written;
     }
-    const flow::Traffic delta = flow::minus(t.totals, t.reported);
-    if (flow::is_zero(delta)) {
-      ++stats_.quiet_traffic;  // nothing moved: no record, and the period goes on
-      continue;
+    if (report_traffic(t, now_ms, interval_ms)) {
+      ++written;
     }
-    flow::Observation obs = observe(t, Activity::kTraffic, now_ms);
-    obs.traffic = flow::TrafficPeriod{delta, t.period_start_ms, now_ms};
-    sink_(obs);
-    ++written;
-    t.reported = t.totals;
-    t.period_start_ms = now_ms;
   }
   return written;
 }

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <vector>
@@ -98,6 +99,17 @@ class TrackerTest : public ::testing::Test {
       tracker_.poll_socket(s, listeners_, perimeter());
     }
     tracker_.end_poll();
+    if (pace_) {
+      tracker_.begin_round();  // as the daemon does: what is owed (baselines), after the poll
+      tracker_.report_paced(now, 0);
+    }
+  }
+
+  // A round of what is owed with Traffic every interval_ms, as the daemon paces it.
+  std::size_t report_traffic(std::int64_t now, std::int64_t interval_ms,
+                             std::size_t budget = SIZE_MAX) {
+    tracker_.begin_round();
+    return tracker_.report_paced(now, interval_ms, budget);
   }
 
   void destroy(const SocketEntry& e, std::int64_t now) {
@@ -105,6 +117,7 @@ class TrackerTest : public ::testing::Test {
   }
 
   flow::Perimeter perimeter() const { return flow::Perimeter{&host_}; }
+  bool pace_ = true;  // write what is owed after each poll (false: leave it to the test)
 
   std::vector<Observation> take() { return std::exchange(observations_, {}); }
 
@@ -142,7 +155,11 @@ TEST_F(TrackerTest, BaselineIsTheSnapshotTable) {
         outbound(11, 6), inbound(8, 7),
         make_entry(AF_INET, 6, "10.0.0.5", 40001, "10.0.0.9", 443, 8)},
        true);
-  const auto ev = take();
+  auto ev = take();
+  // Written paced, in no particular order (a TIME-WAIT socket, never tracked, at once).
+  std::sort(ev.begin(), ev.end(), [](const Observation& a, const Observation& b) {
+    return a.socket.cookie < b.socket.cookie;
+  });
   const std::vector<Activity> want = {Activity::kListen,  Activity::kTraffic, Activity::kTraffic,
                                       Activity::kTraffic, Activity::kTraffic, Activity::kTraffic,
                                       Activity::kTraffic, Activity::kClose};
@@ -229,12 +246,50 @@ TEST_F(TrackerTest, DestroyClosesOnceWithFinalDeltaAndPollOwner) {
   EXPECT_EQ(tracker_.stats().closed_by_destroy, 1U);
 }
 
+// A baseline is owed, not written at once: the daemon writes it in step with its sinks.
+// Whatever the pace, each socket's baseline record comes once, and before any other
+// record of that socket (a change, a close, Traffic).
+TEST_F(TrackerTest, TheBaselineIsPacedAndPrecedesEachSocketsNextRecord) {
+  pace_ = false;
+  poll(1000, {listener(22, 1), inbound(1, 2), outbound(1, 3), outbound(1, 4)}, true);
+  EXPECT_TRUE(take().empty());  // owed, nothing written yet
+  // Before any baseline is written: 4 is destroyed, and the next poll finds 3 closing.
+  destroy(destroy_of(outbound(1, 4), info(1, 1, 1, 1, 30, 0)), 1800);
+  poll(2000, {listener(22, 1), inbound(1, 2), outbound(netlink::kTcpFinWait1, 3)});
+  auto ev = take();
+  ASSERT_EQ(ev.size(), 4U);
+  EXPECT_EQ(ev[0].socket.cookie, 4U);
+  EXPECT_EQ(ev[0].activity, flow::snapshot_activity(1));  // its baseline, as first seen
+  EXPECT_EQ(ev[0].time_ms, 1000);
+  EXPECT_EQ(ev[1].socket.cookie, 4U);
+  EXPECT_EQ(ev[1].activity, Activity::kClose);
+  EXPECT_EQ(ev[2].socket.cookie, 3U);
+  EXPECT_EQ(ev[2].activity, flow::snapshot_activity(1));
+  EXPECT_EQ(ev[2].socket.state, 1U);  // the state the baseline found, not the new one
+  EXPECT_EQ(ev[3].socket.cookie, 3U);
+  EXPECT_EQ(ev[3].activity, Activity::kStateChange);
+  // The rest, one record per call: each owed baseline once.
+  tracker_.begin_round();
+  EXPECT_EQ(tracker_.report_paced(2100, 0, 1), 1U);
+  EXPECT_EQ(take().size(), 1U);
+  std::size_t more = 0;
+  while (!tracker_.round_done()) {
+    more += tracker_.report_paced(2100, 0, 1);
+  }
+  EXPECT_EQ(more, 1U);
+  ev = take();
+  ASSERT_EQ(ev.size(), 1U);
+  tracker_.begin_round();
+  EXPECT_EQ(tracker_.report_paced(2200, 0), 0U);  // nothing owed twice
+  EXPECT_TRUE(take().empty());
+}
+
 TEST_F(TrackerTest, TrafficDeltasAddUpAndIdleSocketsSayNothing) {
   poll(1000, {}, true);
   poll(2000, {outbound(1, 40, info(101, 51, 5, 4, 30, 100))});  // Open: 100 out, 51 in
   take();
   poll(3000, {outbound(1, 40, info(701, 51, 9, 6, 30, 700))});
-  tracker_.report_traffic(3000, 1000);
+  report_traffic(3000, 1000);
   auto ev = take();
   ASSERT_EQ(ev.size(), 1U);
   EXPECT_EQ(ev[0].activity, Activity::kTraffic);
@@ -245,21 +300,21 @@ TEST_F(TrackerTest, TrafficDeltasAddUpAndIdleSocketsSayNothing) {
   EXPECT_EQ(ev[0].cumulative, (flow::Traffic{700, 51, 9, 6}));
   // Idle: no record, however often asked.
   poll(4000, {outbound(1, 40, info(701, 51, 9, 6, 30, 700))});
-  tracker_.report_traffic(4000, 1000);
+  report_traffic(4000, 1000);
   poll(5000, {outbound(1, 40, info(701, 51, 9, 6, 30, 700))});
-  tracker_.report_traffic(5000, 1000);
+  report_traffic(5000, 1000);
   EXPECT_TRUE(take().empty());
   EXPECT_GE(tracker_.stats().quiet_traffic, 2U);
   // It moves again: the period runs from the last record that carried traffic.
   poll(6000, {outbound(1, 40, info(1001, 251, 12, 9, 30, 1000))});
-  tracker_.report_traffic(6000, 1000);
+  report_traffic(6000, 1000);
   ev = take();
   ASSERT_EQ(ev.size(), 1U);
   EXPECT_EQ(ev[0].traffic->delta.bytes_sent, 300U);
   EXPECT_EQ(ev[0].traffic->start_ms, 3000);
   // Not yet an interval since: nothing.
   poll(6500, {outbound(1, 40, info(1101, 251, 13, 9, 30, 1100))});
-  tracker_.report_traffic(6500, 1000);
+  report_traffic(6500, 1000);
   EXPECT_TRUE(take().empty());
   // The close carries the last delta; everything adds up to what moved while watched
   // (1100 - 100 sent, 251 - 51 received; the peer's FIN is no data) and never passes the
@@ -400,7 +455,7 @@ TEST_F(TrackerTest, FinWaitAtBaselineIsTrafficThenOneClose) {
   const SocketEntry tw = make_entry(AF_INET, 6, "10.0.0.5", 40000, "10.0.0.9", 443, 80);
   poll(3000, {tw});
   poll(4000, {});
-  tracker_.report_traffic(5000, 1);
+  report_traffic(5000, 1);
   auto ev = take();
   ASSERT_EQ(ev.size(), 4U);
   for (const auto& o : ev) {

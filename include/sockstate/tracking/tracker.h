@@ -6,6 +6,7 @@
 #include <optional>
 #include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 #include "sockstate/flow/address.h"
 #include "sockstate/flow/observation.h"
@@ -79,12 +80,18 @@ class Tracker {
   void destroyed(const netlink::SocketEntry& entry, const flow::ListenerTable& listeners,
                  const flow::Perimeter& perimeter, std::int64_t now_ms);
 
-  // Traffic for connections whose counters moved since their last record that carried
-  // traffic, when that was at least `interval_ms` ago (0: never); at most `budget`
-  // records, the number written. Called again, it goes on with those still due (a
-  // reported connection's period starts again), so the caller can pace a large table.
-  std::size_t report_traffic(std::int64_t now_ms, std::int64_t interval_ms,
-                             std::size_t budget = SIZE_MAX);
+  // Records owed for tracked sockets, written in step with what the sinks take rather than
+  // in one burst: the baseline records of sockets found at a baseline (each goes out at the
+  // latest just before any other record of its socket), and Traffic for connections whose
+  // counters moved since their last record that carried traffic, when that was at least
+  // `interval_ms` ago (0: never). begin_round() starts a round over the sockets tracked now
+  // (the daemon: after each poll); report_paced() writes at most `budget` records of the
+  // round, going on where the last call stopped, and returns how many it wrote;
+  // round_done() says when the round has visited every socket.
+  void begin_round();
+  std::size_t report_paced(std::int64_t now_ms, std::int64_t interval_ms,
+                           std::size_t budget = SIZE_MAX);
+  [[nodiscard]] bool round_done() const { return round_at_ >= round_.size(); }
 
   [[nodiscard]] TrackerStats stats() const;
   void set_confirm_poll_closes(bool confirm) { options_.confirm_poll_closes = confirm; }
@@ -122,8 +129,9 @@ class Tracker {
     // The generation of the poll that first found it gone or a minisocket; 0: alive.
     std::uint64_t suspect_since = 0;
     std::int64_t awaiting_since_ms = 0;  // gone before its handshake: waits for its event
-    netlink::SocketEntry remnant;        // the minisocket that poll saw, if any
-    bool has_remnant = false;
+    std::int64_t seen_ms = 0;            // the poll that saw `last`
+    bool has_remnant = false;            // a poll saw it as a minisocket: in remnants_
+    bool baseline_due = false;           // found at a baseline; its record not yet written
   };
   // A connection's 4-tuple. A TIME-WAIT minisocket copies its socket's cookie when it is
   // created, but cookies are made on first request: for a connection no poll ever saw,
@@ -158,12 +166,20 @@ class Tracker {
              std::int64_t now_ms);
   void terminal(std::uint64_t cookie, std::uint64_t netns, bool by_poll, std::int64_t now_ms);
   void track(const netlink::SocketEntry& entry, const flow::Orientation& o);
+  void settle_baseline(Tracked& t);
+  bool report_traffic(Tracked& t, std::int64_t now_ms, std::int64_t interval_ms);
   flow::Observation observe(const Tracked& t, flow::Activity activity, std::int64_t now_ms) const;
   void repair(flow::Observation& obs, const Tracked& t) const;
 
   Sink sink_;
   TrackerOptions options_;
   std::unordered_map<std::uint64_t, Tracked> tracked_;
+  // The minisocket a poll saw for a tracked socket (its close is near): apart from
+  // Tracked, which stays small for the many sockets that have none.
+  std::unordered_map<std::uint64_t, netlink::SocketEntry> remnants_;
+  std::vector<std::uint64_t> round_;  // cookies of the paced round under way
+  std::size_t round_at_ = 0;
+  std::size_t baselines_due_ = 0;
   // Cookies reported terminal, the generation of the last poll that still showed them, and
   // their namespace. Kept until two polls in a row miss them: one dump can skip a socket.
   struct Closed {
