@@ -31,7 +31,7 @@ bool CookieSet::insert(std::uint64_t cookie) {
     has_zero_ = true;
     return fresh;
   }
-  if (2 * (size_ + 1) > slots_.size()) {
+  if (4 * (size_ + 1) > 3 * slots_.size()) {  // at most three quarters full
     grow();
   }
   const std::size_t i = slot_of(cookie);

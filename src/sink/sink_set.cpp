@@ -91,10 +91,12 @@ std::size_t SinkSet::room(std::size_t record_bytes) const {
       continue;
     }
     const QueueLimit l = e.sink->limit();
-    // Half the queue, and at least one record (a queue of 1 is allowed).
+    // Half the queue, and at least one record (a queue of 1 is allowed); in bytes, no more
+    // than the pace window.
     const std::size_t half = std::max<std::size_t>(1, l.records / 2);
     const std::size_t records = half > s.queued ? half - s.queued : 0;
-    const std::size_t bytes = l.bytes / 2 > s.queued_bytes ? l.bytes / 2 - s.queued_bytes : 0;
+    const std::size_t window = std::min(l.bytes / 2, kPaceWindowBytes);
+    const std::size_t bytes = window > s.queued_bytes ? window - s.queued_bytes : 0;
     room = std::min({room, records, bytes / (record_bytes + kQueueEntryBytes)});
   }
   return room;

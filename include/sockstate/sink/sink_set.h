@@ -52,11 +52,15 @@ class SinkSet {
   void submit(std::string_view record);
 
   // How many records of up to `record_bytes` every live sink can take now within half its
-  // queue (records and bytes); SIZE_MAX with no sink to wait for. A socket sink that is
-  // not connected does not count: what it cannot take is dropped and counted whatever
-  // the pace. For producers that can wait (Traffic records), so that a burst goes out as
-  // fast as the sinks take it instead of overflowing their queues.
+  // queue (records and bytes) and within kPaceWindowBytes queued; SIZE_MAX with no sink to
+  // wait for. A socket sink that is not connected does not count: what it cannot take is
+  // dropped and counted whatever the pace. For producers that can wait (baseline and
+  // Traffic records), so that a burst goes out as fast as the sinks take it instead of
+  // overflowing their queues, and without filling them (memory).
   [[nodiscard]] std::size_t room(std::size_t record_bytes) const;
+  // What paced records may keep queued in one sink: enough to keep a writer busy between
+  // two looks (the daemon looks every millisecond while records are owed).
+  static constexpr std::size_t kPaceWindowBytes = std::size_t{1} << 20;
   // SIGHUP: every live sink reopens its file.
   void reopen();
 
