@@ -276,12 +276,12 @@ void Tracker::end_poll() {
     Tracked& t = it->second;
     ++it;  // close() erases t
     const bool gone = t.generation != generation_;
-    if (!gone && !t.has_remnant) {
+    if ((!gone && !t.has_remnant) || t.close_due_ms != 0) {
       continue;
     }
     if (t.awaiting_since_ms != 0) {
       if (poll_ms_ - t.awaiting_since_ms >= options_.await_destroy_ms) {
-        close_gone(t);  // its event never came (lost, or destroy events are off)
+        owe_close(t);  // its event never came (lost, or destroy events are off)
       }
       continue;
     }
@@ -289,7 +289,7 @@ void Tracker::end_poll() {
       t.suspect_since = generation_;
     }
     if (!options_.confirm_poll_closes) {
-      close_gone(t);
+      owe_close(t);
       continue;
     }
     if (t.suspect_since == generation_) {
@@ -302,7 +302,7 @@ void Tracker::end_poll() {
       t.awaiting_since_ms = poll_ms_;
       continue;
     }
-    close_gone(t);
+    owe_close(t);
   }
   for (auto it = pending_.begin(); it != pending_.end();) {
     if (it->second.first_generation == generation_) {
@@ -323,7 +323,13 @@ void Tracker::end_poll() {
   first_ = FirstSight::kEvent;
 }
 
-void Tracker::close_gone(Tracked& t) {
+// A poll found it gone: its Close is owed, written paced (report_paced) as of this poll.
+void Tracker::owe_close(Tracked& t) {
+  t.close_due_ms = poll_ms_;
+  ++closes_due_;
+}
+
+void Tracker::close_gone(Tracked& t, std::int64_t now_ms) {
   SocketEntry final_entry = t.last;
   if (t.has_remnant) {
     if (auto r = remnants_.find(t.last.cookie); r != remnants_.end()) {
@@ -335,7 +341,7 @@ void Tracker::close_gone(Tracked& t) {
   } else {
     final_entry.state = netlink::kTcpClose;
   }
-  close(t, final_entry, false, poll_ms_);
+  close(t, final_entry, false, now_ms);
 }
 
 void Tracker::destroyed(const SocketEntry& entry, const flow::ListenerTable& listeners,
@@ -384,6 +390,10 @@ void Tracker::close(Tracked& t, const SocketEntry& final_entry, bool from_destro
                     std::int64_t now_ms) {
   const std::uint64_t cookie = t.last.cookie;
   settle_baseline(t);
+  if (t.close_due_ms != 0) {
+    t.close_due_ms = 0;  // its event came first, or the round writes it now
+    --closes_due_;
+  }
   remnants_.erase(cookie);
   if (!t.reported_open || t.orientation.shape == Shape::kUnconnected) {
     ++stats_.unused_destroys;  // bound, never listened or connected: no record
@@ -505,7 +515,7 @@ bool Tracker::report_traffic(Tracked& t, std::int64_t now_ms, std::int64_t inter
 std::size_t Tracker::report_paced(std::int64_t now_ms, std::int64_t interval_ms,
                                   std::size_t budget) {
   std::size_t written = 0;
-  if (interval_ms <= 0 && baselines_due_ == 0) {
+  if (interval_ms <= 0 && baselines_due_ == 0 && closes_due_ == 0) {
     round_at_ = round_.size();  // nothing can be owed
     return written;
   }
@@ -518,6 +528,11 @@ std::size_t Tracker::report_paced(std::int64_t now_ms, std::int64_t interval_ms,
     if (t.baseline_due) {
       settle_baseline(t);
       ++written;
+    }
+    if (t.close_due_ms != 0) {
+      close_gone(t, t.close_due_ms);  // erases t
+      ++written;
+      continue;
     }
     if (report_traffic(t, now_ms, interval_ms)) {
       ++written;

@@ -284,6 +284,40 @@ TEST_F(TrackerTest, TheBaselineIsPacedAndPrecedesEachSocketsNextRecord) {
   EXPECT_TRUE(take().empty());
 }
 
+// A poll that finds sockets gone owes their Closes, written paced like the baseline, as of
+// that poll; a destroy event that comes before the round writes one is the Close instead.
+TEST_F(TrackerTest, ClosesFoundByAPollArePacedAndAnEventComingFirstWins) {
+  poll(1000, {outbound(1, 3), outbound(1, 4), outbound(1, 5)});
+  EXPECT_EQ(take().size(), 3U);  // Opens
+  pace_ = false;
+  poll(2000, {});  // all three gone: owed, nothing written yet
+  EXPECT_TRUE(take().empty());
+  destroy(destroy_of(outbound(1, 4), info(1, 1, 1, 1, 30, 0)), 2500);  // 4's event, late
+  auto ev = take();
+  ASSERT_EQ(ev.size(), 1U);
+  EXPECT_EQ(ev[0].socket.cookie, 4U);
+  EXPECT_EQ(ev[0].activity, Activity::kClose);
+  EXPECT_EQ(ev[0].end_ms, 2500);
+  tracker_.begin_round();
+  EXPECT_EQ(tracker_.report_paced(2600, 0, 1), 1U);
+  std::size_t more = 0;
+  while (!tracker_.round_done()) {
+    more += tracker_.report_paced(2600, 0, 1);
+  }
+  EXPECT_EQ(more, 1U);
+  ev = take();
+  ASSERT_EQ(ev.size(), 2U);
+  for (const Observation& o : ev) {
+    EXPECT_TRUE(o.socket.cookie == 3 || o.socket.cookie == 5) << o.socket.cookie;
+    EXPECT_EQ(o.activity, Activity::kClose);
+    EXPECT_EQ(o.end_ms, 2000) << "as of the poll that found it gone";
+  }
+  EXPECT_EQ(tracker_.stats().tracked, 0U);
+  tracker_.begin_round();
+  EXPECT_EQ(tracker_.report_paced(2700, 0), 0U);  // nothing twice
+  EXPECT_TRUE(take().empty());
+}
+
 TEST_F(TrackerTest, TrafficDeltasAddUpAndIdleSocketsSayNothing) {
   poll(1000, {}, true);
   poll(2000, {outbound(1, 40, info(101, 51, 5, 4, 30, 100))});  // Open: 100 out, 51 in

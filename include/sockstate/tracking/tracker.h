@@ -82,8 +82,9 @@ class Tracker {
 
   // Records owed for tracked sockets, written in step with what the sinks take rather than
   // in one burst: the baseline records of sockets found at a baseline (each goes out at the
-  // latest just before any other record of its socket), and Traffic for connections whose
-  // counters moved since their last record that carried traffic, when that was at least
+  // latest just before any other record of its socket), the Close of sockets polls found
+  // gone (as of that poll; a destroy event that comes first writes it), and Traffic for connections
+  // whose counters moved since their last record that carried traffic, when that was at least
   // `interval_ms` ago (0: never). begin_round() starts a round over the sockets tracked now
   // (the daemon: after each poll); report_paced() writes at most `budget` records of the
   // round, going on where the last call stopped, and returns how many it wrote;
@@ -132,6 +133,7 @@ class Tracker {
     std::int64_t seen_ms = 0;            // the poll that saw `last`
     bool has_remnant = false;            // a poll saw it as a minisocket: in remnants_
     bool baseline_due = false;           // found at a baseline; its record not yet written
+    std::int64_t close_due_ms = 0;       // polls found it gone then: its Close is owed
   };
   // A connection's 4-tuple. A TIME-WAIT minisocket copies its socket's cookie when it is
   // created, but cookies are made on first request: for a connection no poll ever saw,
@@ -161,7 +163,8 @@ class Tracker {
   void close_remnant(const Pending& p);
   void update(Tracked& t, const netlink::SocketEntry& entry, const flow::ListenerTable& listeners,
               const flow::Perimeter& perimeter);
-  void close_gone(Tracked& t);
+  void close_gone(Tracked& t, std::int64_t now_ms);
+  void owe_close(Tracked& t);
   void close(Tracked& t, const netlink::SocketEntry& final_entry, bool from_destroy,
              std::int64_t now_ms);
   void terminal(std::uint64_t cookie, std::uint64_t netns, bool by_poll, std::int64_t now_ms);
@@ -180,6 +183,7 @@ class Tracker {
   std::vector<std::uint64_t> round_;  // cookies of the paced round under way
   std::size_t round_at_ = 0;
   std::size_t baselines_due_ = 0;
+  std::size_t closes_due_ = 0;
   // Cookies reported terminal, the generation of the last poll that still showed them, and
   // their namespace. Kept until two polls in a row miss them: one dump can skip a socket.
   struct Closed {
