@@ -2,10 +2,16 @@
 """Socket makers for snapshot_bench; run inside the benchmark's network namespace.
 
   bench_sockets.py hold --addr A --ports P,P,... --conns N --ready FILE
+                        [--storm-rate R --closed FILE]
       Listen on A:P for each port, open N loopback connections to them and accept
       each one, so this process holds both ends (2N ESTABLISHED sockets, 2N fds + the
       listeners). Then write the number of connections to FILE (atomically) and sleep
-      until killed. Dies with its parent (PR_SET_PDEATHSIG).
+      until killed. Dies with its parent (PR_SET_PDEATHSIG). Every connected socket has
+      SO_LINGER 0: when closed (or the holder killed) it is aborted (RST) and destroyed
+      at once, leaving no TIME-WAIT socket behind to slow the next measurement.
+      With --storm-rate, SIGUSR1 makes it close all 2N sockets at R closes per second
+      (client and server ends alternating), then write
+      "CLOSES SECONDS" to the --closed FILE (atomically).
 
   bench_sockets.py timewait --addr A --port P --count N
       Make N TIME-WAIT sockets: connect, accept, close the client first, wait for the
@@ -21,10 +27,13 @@ import os
 import resource
 import signal
 import socket
+import struct
 import sys
+import time
 
 BATCH = 1000          # connections in flight before accepting; below listen() backlog
 BACKLOG = 4096        # capped by net.core.somaxconn (4096 in a new namespace)
+ABORT = struct.pack("ii", 1, 0)   # SO_LINGER on, 0 s: close() sends RST, no TIME-WAIT
 
 
 def die_with_parent():
@@ -62,6 +71,7 @@ def connect_batch(listeners, addr, ports, count, first):
     for k in range(first, first + count):
         i = k % len(ports)
         c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, ABORT)
         c.connect((addr, ports[i]))
         clients.append(c)
         pending[i] += 1
@@ -69,6 +79,7 @@ def connect_batch(listeners, addr, ports, count, first):
     for i, n in enumerate(pending):
         for _ in range(n):
             s, _ = listeners[i].accept()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, ABORT)
             servers.append(s)
     return clients, servers
 
@@ -90,8 +101,37 @@ def hold(a):
         f.write("%d\n" % done)
     os.rename(tmp, a.ready)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if not a.storm_rate:
+        while True:
+            signal.pause()
+    go = []
+    signal.signal(signal.SIGUSR1, lambda *_: go.append(1))
+    while not go:
+        signal.pause()
+    closes, seconds = storm(kept, a.storm_rate)
+    tmp = a.closed + ".tmp"
+    with open(tmp, "w") as f:
+        f.write("%d %.6f\n" % (closes, seconds))
+    os.rename(tmp, a.closed)
     while True:
         signal.pause()
+
+
+def storm(kept, rate):
+    """Close every held connection socket at `rate` closes per second; (closes, seconds)."""
+    socks = []
+    for clients, servers in kept:
+        for c, s in zip(clients, servers):
+            socks += (c, s)
+    step = max(1, rate // 1000)  # a batch a millisecond
+    t0 = time.monotonic()
+    for i in range(0, len(socks), step):
+        for s in socks[i:i + step]:
+            s.close()
+        ahead = t0 + (i + step) / rate - time.monotonic()
+        if ahead > 0:
+            time.sleep(ahead)
+    return len(socks), time.monotonic() - t0
 
 
 def timewait(a):
@@ -120,6 +160,8 @@ def main():
     h.add_argument("--ports", required=True)
     h.add_argument("--conns", type=int, required=True)
     h.add_argument("--ready", required=True)
+    h.add_argument("--storm-rate", type=int, default=0)
+    h.add_argument("--closed")
     t = sub.add_parser("timewait")
     t.add_argument("--addr", required=True)
     t.add_argument("--port", type=int, required=True)
