@@ -23,10 +23,15 @@ class FdWriter final : public Writer {
     return {};
   }
 
+  // Whole lines and nothing else: several records go in one write(). A record's fate is
+  // its batch's: written when the whole batch is, dropped (counted) when the descriptor
+  // fails partway, though the reader may have had the first lines (it is gone or broken).
+  [[nodiscard]] std::size_t max_batch_bytes() const override { return kBatchBytes; }
+
   Delivery write(std::string_view record, SinkCore& core) override {
-    // One write() per record; a short write (pipes take records over PIPE_BUF in pieces)
-    // is finished before the next record, so records never interleave. The only partial
-    // line possible is the last one, when stop()'s deadline passes while a stalled reader
+    // One write() per batch; a short write (pipes take more than PIPE_BUF in pieces) is
+    // finished before the next batch, so records never interleave. The only partial line
+    // possible is in the last batch, when stop()'s deadline passes while a stalled reader
     // holds the rest of it.
     Error failure;
     switch (core.write_all(out_.fd, record, out_.use_send, &failure)) {
@@ -44,6 +49,8 @@ class FdWriter final : public Writer {
   void close() override { out_.own.reset(); }
 
  private:
+  // A pipe's default capacity: a reader (journald, a shipper) takes it in one read.
+  static constexpr std::size_t kBatchBytes = std::size_t{64} * 1024;
   const int fd_;  // not owned
   const std::string name_;
   NonBlockingOutput out_;

@@ -116,8 +116,13 @@ class Writer {
   virtual ~Writer() = default;
   // At start(), on the caller's thread, before the worker exists. An Error fails start().
   virtual Result<void> open() { return {}; }
-  // One complete record, ending in '\n'.
+  // One complete record, ending in '\n' or, for a Writer whose max_batch_bytes() is not 0,
+  // several whole records in order (at most that many bytes, unless one record is bigger):
+  // the Delivery is then every one's.
   virtual Delivery write(std::string_view record, SinkCore& core) = 0;
+  // How many bytes of queued records the worker may hand write() at once; 0: one record
+  // per call (a Writer that frames each record, or needs each record's fate).
+  [[nodiscard]] virtual std::size_t max_batch_bytes() const { return 0; }
   // Sink::reopen() was called.
   virtual void reopen(SinkCore& /*core*/) {}
   // The worker is about to exit.
@@ -165,7 +170,7 @@ class QueuedSink final : public Sink {
   std::mutex mutex_;
   std::condition_variable cv_;
   std::deque<std::string> queue_;  // guarded by mutex_
-  std::size_t in_flight_ = 0;      // guarded by mutex_: 1 while the worker holds a record
+  std::size_t in_flight_ = 0;      // guarded by mutex_: the records the worker holds
   std::size_t bytes_ = 0;          // guarded by mutex_: charge() of the queue and in flight
   bool reopen_requested_ = false;  // guarded by mutex_
   bool started_ = false;           // guarded by mutex_
