@@ -61,6 +61,59 @@ Ending ending_from_poll(bool listener, bool attempt, const SocketEntry& final) {
 
 }  // namespace
 
+Tracker::Seen Tracker::Seen::of(const SocketEntry& e, bool handshake_before) {
+  Seen s;
+  s.local_addr = e.local_addr;
+  s.remote_addr = e.remote_addr;
+  s.cookie = e.cookie;
+  s.netns = e.netns;
+  s.cgroup_id = e.cgroup_id;
+  s.ifindex = e.ifindex;
+  s.inode = e.inode;
+  s.uid = e.uid;
+  s.recv_q = e.recv_q;
+  s.send_q = e.send_q;
+  s.local_port = e.local_port;
+  s.remote_port = e.remote_port;
+  s.family = e.family;
+  s.state = e.state;
+  s.shutdown = e.shutdown;
+  s.full_socket = e.full_socket;
+  s.has_tcp_info = e.has_tcp_info;
+  if (e.has_tcp_info) {
+    s.rtt_us = e.info.rtt_us;
+    s.total_retrans = e.info.total_retrans;
+  }
+  s.handshake = handshake_before ||
+                (e.has_tcp_info &&
+                 (e.info.rtt_us > 0 || e.info.bytes_acked > 0 || e.info.bytes_received > 0));
+  return s;
+}
+
+SocketEntry Tracker::Seen::entry() const {
+  SocketEntry e;
+  e.local_addr = local_addr;
+  e.remote_addr = remote_addr;
+  e.cookie = cookie;
+  e.netns = netns;
+  e.cgroup_id = cgroup_id;
+  e.ifindex = ifindex;
+  e.inode = inode;
+  e.uid = uid;
+  e.recv_q = recv_q;
+  e.send_q = send_q;
+  e.local_port = local_port;
+  e.remote_port = remote_port;
+  e.family = family;
+  e.state = state;
+  e.shutdown = shutdown;
+  e.full_socket = full_socket;
+  e.has_tcp_info = has_tcp_info;
+  e.info.rtt_us = rtt_us;
+  e.info.total_retrans = total_retrans;
+  return e;
+}
+
 Tracker::Flow Tracker::flow_of(const SocketEntry& e) {
   return Flow{flow::normalized_address(e.family, e.local_addr),
               flow::normalized_address(e.family, e.remote_addr), e.local_port, e.remote_port,
@@ -113,11 +166,11 @@ flow::Observation Tracker::observe(const Tracked& t, Activity activity, std::int
   flow::Observation obs;
   obs.activity = activity;
   obs.time_ms = now_ms;
-  obs.socket = t.last;
+  obs.socket = t.last.entry();
   obs.uid_known = t.uid_known;
   obs.orientation = t.orientation;
-  obs.local = flow::local_endpoint(t.last);
-  obs.remote = flow::remote_endpoint(t.last);
+  obs.local = flow::local_endpoint(obs.socket);
+  obs.remote = flow::remote_endpoint(obs.socket);
   if (t.has_totals && t.orientation.connected()) {
     obs.cumulative = t.totals;
   }
@@ -165,7 +218,7 @@ void Tracker::track_new(const SocketEntry& entry, const flow::ListenerTable& lis
 
 void Tracker::track(const SocketEntry& entry, const flow::Orientation& o) {
   Tracked t;
-  t.last = entry;
+  t.last = Seen::of(entry, false);
   t.orientation = o;
   t.generation = generation_;
   t.seen_established = past_handshake(entry.state);
@@ -204,7 +257,7 @@ void Tracker::track_remnant(const SocketEntry& entry, const flow::Orientation& o
 
 void Tracker::close_remnant(const Pending& p) {
   Tracked t;
-  t.last = p.entry;
+  t.last = Seen::of(p.entry, false);
   t.orientation = p.orientation;
   flow::Observation obs = observe(t, Activity::kClose, poll_ms_);
   const Ending end = ending_from_poll(false, false, p.entry);
@@ -236,7 +289,7 @@ void Tracker::update(Tracked& t, const SocketEntry& entry, const flow::ListenerT
   if (entry.state != previous) {
     settle_baseline(t);  // the socket as the baseline found it, before what changed
   }
-  t.last = entry;
+  t.last = Seen::of(entry, t.last.handshake);
   t.seen_ms = poll_ms_;
   t.uid_known = true;
   t.seen_established = t.seen_established || past_handshake(entry.state);
@@ -330,7 +383,7 @@ void Tracker::owe_close(Tracked& t) {
 }
 
 void Tracker::close_gone(Tracked& t, std::int64_t now_ms) {
-  SocketEntry final_entry = t.last;
+  SocketEntry final_entry = t.last.entry();
   if (t.has_remnant) {
     if (auto r = remnants_.find(t.last.cookie); r != remnants_.end()) {
       final_entry = r->second;
@@ -380,7 +433,7 @@ void Tracker::destroyed(const SocketEntry& entry, const flow::ListenerTable& lis
     count_new(entry.netns);  // a connection no poll saw (not a listener, not merely bound)
   }
   Tracked t;
-  t.last = entry;
+  t.last = Seen::of(entry, false);
   t.orientation = flow::orient(entry, listeners, perimeter);
   t.reported_open = true;
   close(t, entry, true, now_ms);
@@ -404,8 +457,8 @@ void Tracker::close(Tracked& t, const SocketEntry& final_entry, bool from_destro
   const bool listener = t.last.state == netlink::kTcpListen;
   const bool initiated = t.orientation.shape == Shape::kInitiated;
   const netlink::TcpInfo& info = final_entry.info;
-  const bool handshake =
-      t.seen_established || info.rtt_us > 0 || info.bytes_acked > 0 || info.bytes_received > 0;
+  const bool handshake = t.seen_established || t.last.handshake || info.rtt_us > 0 ||
+                         info.bytes_acked > 0 || info.bytes_received > 0;
   const bool attempt = !listener && !handshake && t.orientation.shape != Shape::kAccepted;
   Ending end;
   std::optional<flow::Traffic> totals;
@@ -454,9 +507,10 @@ void Tracker::close(Tracked& t, const SocketEntry& final_entry, bool from_destro
 
 void Tracker::repair(flow::Observation& obs, const Tracked& t) const {
   const flow::Endpoint remote = flow::remote_endpoint(obs.socket);
+  const SocketEntry last = t.last.entry();
   auto r =
-      flow::repair_endpoints(flow::local_endpoint(obs.socket), remote, flow::local_endpoint(t.last),
-                             flow::remote_endpoint(t.last), [&]() -> std::optional<flow::Address> {
+      flow::repair_endpoints(flow::local_endpoint(obs.socket), remote, flow::local_endpoint(last),
+                             flow::remote_endpoint(last), [&]() -> std::optional<flow::Address> {
                                if (!options_.route_source || !obs.orientation.connected()) {
                                  return std::nullopt;
                                }
@@ -481,7 +535,7 @@ void Tracker::settle_baseline(Tracked& t) {
   }
   t.baseline_due = false;
   --baselines_due_;
-  sink_(flow::observe_snapshot(t.last, t.orientation, t.seen_ms));
+  sink_(flow::observe_snapshot(t.last.entry(), t.orientation, t.seen_ms));
 }
 
 void Tracker::begin_round() {

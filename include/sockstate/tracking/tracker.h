@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -115,26 +116,56 @@ class Tracker {
   void collect_inodes(std::unordered_set<std::uint32_t>& out) const;
 
  private:
+  // A socket as the tracker keeps it: what its records need of the last poll's view, and
+  // not the traffic counters (those are in Tracked's totals): 96 bytes, not 160.
+  struct Seen {
+    std::array<std::uint8_t, 16> local_addr{};
+    std::array<std::uint8_t, 16> remote_addr{};
+    std::uint64_t cookie = 0;
+    std::uint64_t netns = 0;
+    std::uint64_t cgroup_id = 0;
+    std::uint32_t ifindex = 0;
+    std::uint32_t inode = 0;
+    std::uint32_t uid = 0;
+    std::uint32_t recv_q = 0;
+    std::uint32_t send_q = 0;
+    std::uint32_t rtt_us = 0;
+    std::uint32_t total_retrans = 0;
+    std::uint16_t local_port = 0;
+    std::uint16_t remote_port = 0;
+    std::uint8_t family = 0;
+    std::uint8_t state = 0;
+    std::uint8_t shutdown = 0;
+    bool full_socket = false;
+    bool has_tcp_info = false;
+    // Some poll's tcp_info showed the handshake done (an RTT, bytes acknowledged or
+    // received): sticky, so a close found by a poll tells an attempt from a connection.
+    bool handshake = false;
+    static Seen of(const netlink::SocketEntry& e, bool handshake_before);
+    [[nodiscard]] netlink::SocketEntry entry() const;
+  };
+  // One tracked socket (232 bytes; the members ordered so that none pads).
   struct Tracked {
-    netlink::SocketEntry last;  // the last poll's view
-    flow::Orientation orientation;
+    Seen last;                         // the last poll's view
+    flow::Traffic reported;            // totals when the traffic period under way began
+    flow::Traffic totals;              // the largest totals any poll saw
     std::int64_t start_ms = 0;         // its Open/Listen record's time; 0: before we started
     std::int64_t period_start_ms = 0;  // the traffic period under way began here
-    flow::Traffic reported;            // totals when that period began
-    flow::Traffic totals;              // the largest totals any poll saw
-    bool has_totals = false;
     std::uint64_t generation = 0;
-    bool seen_established = false;
-    bool reported_open = false;  // a record was written (bound sockets get none)
-    bool uid_known = false;      // a poll saw the full socket: last.uid is its owner
     // The generation of the poll that first found it gone or a minisocket; 0: alive.
     std::uint64_t suspect_since = 0;
     std::int64_t awaiting_since_ms = 0;  // gone before its handshake: waits for its event
     std::int64_t seen_ms = 0;            // the poll that saw `last`
-    bool has_remnant = false;            // a poll saw it as a minisocket: in remnants_
-    bool baseline_due = false;           // found at a baseline; its record not yet written
     std::int64_t close_due_ms = 0;       // polls found it gone then: its Close is owed
+    flow::Orientation orientation;
+    bool has_totals = false;
+    bool seen_established = false;
+    bool reported_open = false;  // a record was written (bound sockets get none)
+    bool uid_known = false;      // a poll saw the full socket: last.uid is its owner
+    bool has_remnant = false;    // a poll saw it as a minisocket: in remnants_
+    bool baseline_due = false;   // found at a baseline; its record not yet written
   };
+
   // A connection's 4-tuple. A TIME-WAIT minisocket copies its socket's cookie when it is
   // created, but cookies are made on first request: for a connection no poll ever saw,
   // the destroy event makes the socket's cookie later and the minisocket gets another.
