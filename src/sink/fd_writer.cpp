@@ -1,4 +1,5 @@
 // The stdout sink: records written to a descriptor the process already has.
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <string>
@@ -20,13 +21,21 @@ class FdWriter final : public Writer {
     if (out_.fd < 0) {
       return errno_error(name_ + ": fstat");
     }
+    // A datagram or seqpacket socket takes each send() as one message, at most its send
+    // buffer: records go one per message there. Streams and pipes take batches.
+    int type = SOCK_STREAM;
+    socklen_t len = sizeof type;
+    if (out_.use_send && ::getsockopt(out_.fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0) {
+      type = SOCK_DGRAM;
+    }
+    batch_bytes_ = type == SOCK_STREAM ? kBatchBytes : 0;
     return {};
   }
 
   // Whole lines and nothing else: several records go in one write(). A record's fate is
   // its batch's: written when the whole batch is, dropped (counted) when the descriptor
   // fails partway, though the reader may have had the first lines (it is gone or broken).
-  [[nodiscard]] std::size_t max_batch_bytes() const override { return kBatchBytes; }
+  [[nodiscard]] std::size_t max_batch_bytes() const override { return batch_bytes_; }
 
   Delivery write(std::string_view record, SinkCore& core) override {
     // One write() per batch; a short write (pipes take more than PIPE_BUF in pieces) is
@@ -54,6 +63,7 @@ class FdWriter final : public Writer {
   const int fd_;  // not owned
   const std::string name_;
   NonBlockingOutput out_;
+  std::size_t batch_bytes_ = 0;
 };
 
 }  // namespace

@@ -349,6 +349,69 @@ std::string read_exactly(int fd, std::size_t size, std::chrono::milliseconds tim
   return out;
 }
 
+// write() calls of this process so far (all threads): /proc/self/io's syscw.
+std::uint64_t write_calls() {
+  std::ifstream io("/proc/self/io");
+  std::string key;
+  std::uint64_t value = 0;
+  while (io >> key >> value) {
+    if (key == "syscw:") {
+      return value;
+    }
+  }
+  ADD_FAILURE() << "no syscw in /proc/self/io";
+  return 0;
+}
+
+// Records that wait in the queue go out together: one write() for many whole records,
+// in order, none cut, every one counted written.
+TEST(FdSink, QueuedRecordsGoOutInBatches) {
+  Fd write_end;
+  Fd read_end = make_pipe(O_NONBLOCK, write_end);
+  auto sink = make_fd_sink(write_end.get(), "pipe", QueueLimit{100000});
+  ASSERT_TRUE(sink->start());
+  constexpr int kRecords = 3000;
+  const std::uint64_t before = write_calls();
+  std::string expected;
+  for (int i = 0; i < kRecords; ++i) {  // nobody reads yet: the pipe fills, the rest queue
+    const std::string r = record(i);
+    sink->submit(r);
+    expected += r;
+  }
+  const std::string received = read_exactly(read_end.get(), expected.size());
+  sink->stop(10s);
+  const std::uint64_t calls = write_calls() - before;
+  EXPECT_EQ(received, expected);
+  EXPECT_LT(calls, static_cast<std::uint64_t>(kRecords) / 10) << "records went one by one";
+  const auto s = sink->stats();
+  EXPECT_EQ(s.written, static_cast<std::uint64_t>(kRecords));
+  EXPECT_EQ(s.dropped, 0U);
+}
+
+// A seqpacket socket takes each send() as one message: records go one per message.
+TEST(FdSink, MessageSocketsGetOneRecordPerMessage) {
+  std::array<int, 2> sv{};
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv.data()), 0);
+  Fd reader_end(sv[0]);
+  Fd writer_end(sv[1]);
+  auto sink = make_fd_sink(writer_end.get(), "seqpacket", QueueLimit{100000});
+  ASSERT_TRUE(sink->start());
+  constexpr int kRecords = 500;
+  for (int i = 0; i < kRecords; ++i) {
+    sink->submit(record(i));
+  }
+  std::array<char, 256 * 1024> buf{};
+  for (int i = 0; i < kRecords; ++i) {
+    pollfd pfd{reader_end.get(), POLLIN, 0};
+    ASSERT_EQ(::poll(&pfd, 1, 10000), 1) << "records stopped coming";
+    const ssize_t n = ::recv(reader_end.get(), buf.data(), buf.size(), 0);
+    ASSERT_EQ(std::string(buf.data(), static_cast<std::size_t>(std::max<ssize_t>(n, 0))),
+              record(i));
+  }
+  sink->stop(10s);
+  EXPECT_EQ(sink->stats().written, static_cast<std::uint64_t>(kRecords));
+}
+
 TEST(FdSink, StalledReaderDropsAndCountsExactlyWithoutBlockingSubmit) {
   Fd write_end;
   Fd read_end = make_pipe(O_NONBLOCK, write_end);
