@@ -160,9 +160,10 @@ struct Daemon::State {
     if (deferred.empty()) {
       return;
     }
-    std::unordered_set<std::uint32_t> wanted;
+    std::vector<std::uint32_t> wanted;
+    wanted.reserve(deferred.size());
     for (const auto& obs : deferred) {
-      wanted.insert(obs.socket.inode);
+      wanted.push_back(obs.socket.inode);
     }
     auto walked = owners->refresh(wanted);
     if (!walked) {
@@ -449,9 +450,7 @@ struct Daemon::State {
     }
     if (owners != nullptr) {
       // Forget the owners of sockets whose last record is written.
-      std::unordered_set<std::uint32_t> live;
-      tracker.collect_inodes(live);
-      owners->retain(live);
+      owners->retain(tracker.inodes());
     }
     first_poll = false;
     ++polls;

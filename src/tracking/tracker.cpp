@@ -1,5 +1,6 @@
 #include "sockstate/tracking/tracker.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace sockstate::tracking {
@@ -618,12 +619,17 @@ void Tracker::keep_namespace(std::uint64_t netns) {
   }
 }
 
-void Tracker::collect_inodes(std::unordered_set<std::uint32_t>& out) const {
+std::vector<std::uint32_t> Tracker::inodes() const {
+  std::vector<std::uint32_t> out;
+  out.reserve(tracked_.size());
   for (const auto& [cookie, t] : tracked_) {
     if (t.last.inode != 0) {
-      out.insert(t.last.inode);
+      out.push_back(t.last.inode);
     }
   }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
 }
 
 std::uint64_t Tracker::new_connections(std::uint64_t netns) const {

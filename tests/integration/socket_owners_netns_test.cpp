@@ -181,10 +181,10 @@ TEST_F(SocketOwnersNetns, ForkedChildSharesItsParentsSockets) {
 TEST_F(SocketOwnersNetns, ProcessesExitingMidScanDoNotBreakIt) {
   auto holder = start_holder(5004, 0, false);
   ASSERT_TRUE(holder);
-  std::unordered_set<std::uint32_t> holder_inodes;
+  std::vector<std::uint32_t> holder_inodes;
   for (const auto& s : ss_sockets()) {
     if (!s.pids.empty() && s.pids.front() == holder->pid) {
-      holder_inodes.insert(s.inode);
+      holder_inodes.push_back(s.inode);
     }
   }
   ASSERT_EQ(holder_inodes.size(), 3U);

@@ -111,9 +111,9 @@ class Tracker {
   // The namespace is gone: its count is no longer needed.
   void forget_namespace(std::uint64_t netns) { new_connections_.erase(netns); }
 
-  // Adds the inode of every tracked socket to `out`: the sockets whose owners a Close
-  // may still need.
-  void collect_inodes(std::unordered_set<std::uint32_t>& out) const;
+  // The inode of every tracked socket, sorted, each once: the sockets whose owners a
+  // Close may still need.
+  [[nodiscard]] std::vector<std::uint32_t> inodes() const;
 
  private:
   // A socket as the tracker keeps it: what its records need of the last poll's view, and
