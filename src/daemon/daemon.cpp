@@ -333,6 +333,7 @@ struct Daemon::State {
     const std::uint32_t states = config.states & ~netlink::state_bit(netlink::kTcpListen);
     const flow::Perimeter p = perimeter(ns);
     netlink::CookieSet seen;
+    seen.reserve(tracker.size() + tracker.size() / 8);  // the table as it was, and some
     // A dump of many sockets takes a while (0.7 s for 500,000): destroy events are read
     // during it, every kDrainEvery sockets, so that a close storm meanwhile does not
     // overflow their socket's buffer (measured: 100,000 closes/s during a 500,000-socket

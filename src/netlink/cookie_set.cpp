@@ -57,8 +57,22 @@ void CookieSet::clear() {
   has_zero_ = false;
 }
 
+void CookieSet::reserve(std::size_t n) {
+  std::size_t slots = slots_.empty() ? kInitialSlots : slots_.size();
+  while (4 * (n + 1) > 3 * slots) {
+    slots *= 2;
+  }
+  if (slots != slots_.size()) {
+    rehash(slots);
+  }
+}
+
 void CookieSet::grow() {
-  std::vector<std::uint64_t> old(slots_.empty() ? kInitialSlots : 2 * slots_.size(), 0);
+  rehash(slots_.empty() ? kInitialSlots : 2 * slots_.size());
+}
+
+void CookieSet::rehash(std::size_t slots) {
+  std::vector<std::uint64_t> old(slots, 0);
   old.swap(slots_);
   for (const std::uint64_t cookie : old) {
     if (cookie != 0) {

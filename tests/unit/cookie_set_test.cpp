@@ -33,6 +33,19 @@ TEST(CookieSet, ZeroIsACookieLikeAnyOther) {
   EXPECT_EQ(set.size(), 0U);
 }
 
+TEST(CookieSet, ReservedRoomHoldsWhatWasThereAndMore) {
+  CookieSet set;
+  EXPECT_TRUE(set.insert(5));
+  set.reserve(100000);
+  EXPECT_TRUE(set.contains(5));
+  for (std::uint64_t c = 1; c <= 100000; ++c) {
+    EXPECT_EQ(set.insert(c), c != 5) << c;
+  }
+  EXPECT_EQ(set.size(), 100000U);
+  set.reserve(10);  // never shrinks what it holds
+  EXPECT_TRUE(set.contains(99999));
+}
+
 // Through many growths, with consecutive cookies (what the kernel hands out), colliding
 // ones and random ones, the set agrees with std::unordered_set on every question.
 TEST(CookieSet, AgreesWithTheStandardSetThroughGrowth) {

@@ -19,10 +19,13 @@ class CookieSet {
   [[nodiscard]] bool contains(std::uint64_t cookie) const;
   [[nodiscard]] std::size_t size() const { return size_ + (has_zero_ ? 1 : 0); }
   void clear();
+  // Room for `n` cookies without growing (each growth holds the old table and the new).
+  void reserve(std::size_t n);
 
  private:
   [[nodiscard]] std::size_t slot_of(std::uint64_t cookie) const;
   void grow();
+  void rehash(std::size_t slots);
 
   std::vector<std::uint64_t> slots_;  // 0: empty; a power of two in size
   std::size_t size_ = 0;              // non-zero cookies held

@@ -96,6 +96,7 @@ class Tracker {
   [[nodiscard]] bool round_done() const { return round_at_ >= round_.size(); }
 
   [[nodiscard]] TrackerStats stats() const;
+  [[nodiscard]] std::size_t size() const { return tracked_.size(); }
   void set_confirm_poll_closes(bool confirm) { options_.confirm_poll_closes = confirm; }
 
   // This poll could not dump namespace `netns`: its sockets count as seen unchanged, so
