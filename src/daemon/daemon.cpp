@@ -66,6 +66,7 @@ struct Namespace {
   std::uint64_t seen_base = 0;                // the tracker's count then
   std::optional<std::uint64_t> opens_lagged;  // the kernel's count before the previous poll
   std::uint64_t unreported = 0;
+  std::size_t sockets_dumped = 0;  // by its last complete dump (sizes the next one's set)
 };
 
 struct Daemon::State {
@@ -82,6 +83,7 @@ struct Daemon::State {
   flow::NetworkSet internal;                      // internal_networks
   collect::TimezoneOffset timezone;
   std::vector<flow::Observation> deferred;  // records whose owner a /proc walk must find
+  netlink::CookieSet deferred_cookies;      // the sockets those records are about
   std::vector<std::uint64_t> unreachable;   // namespaces discovered but not opened this poll
   std::unique_ptr<metrics::MetricsServer> metrics_server;  // metrics_listen
   std::array<std::uint64_t, 9> by_activity{};              // records written, by flow::Activity
@@ -126,13 +128,16 @@ struct Daemon::State {
   // A record about a socket whose owner is not known yet waits for the /proc walk that
   // ends the dump (written before the destroy events of the poll, so never after its Close).
   void write(const flow::Observation& obs) {
-    if (terminal(obs.activity) && !deferred.empty()) {
-      flush_deferred();  // nothing about a socket may follow its terminal record
+    if (terminal(obs.activity) && deferred_cookies.contains(obs.socket.cookie)) {
+      // Nothing about a socket may follow its terminal record. Only then: a close storm
+      // during a dump would otherwise walk /proc once for every event drained.
+      flush_deferred();
     }
     const std::uint32_t inode = obs.socket.inode;
     if (owners != nullptr && inode != 0 && owners->owner(inode) == nullptr &&
         !owners->missed(inode) && !terminal(obs.activity)) {
       deferred.push_back(obs);
+      deferred_cookies.insert(obs.socket.cookie);
       return;
     }
     write_now(obs);
@@ -174,6 +179,7 @@ struct Daemon::State {
     }
     std::vector<flow::Observation> observations;
     observations.swap(deferred);
+    deferred_cookies.clear();
     for (const auto& obs : observations) {
       write_now(obs);
     }
@@ -333,17 +339,19 @@ struct Daemon::State {
     const std::uint32_t states = config.states & ~netlink::state_bit(netlink::kTcpListen);
     const flow::Perimeter p = perimeter(ns);
     netlink::CookieSet seen;
-    seen.reserve(tracker.size() + tracker.size() / 8);  // the table as it was, and some
+    seen.reserve(ns.sockets_dumped + ns.sockets_dumped / 8);  // as its last dump, and some
     // A dump of many sockets takes a while (0.7 s for 500,000): destroy events are read
     // during it, every kDrainEvery sockets, so that a close storm meanwhile does not
     // overflow their socket's buffer (measured: 100,000 closes/s during a 500,000-socket
     // poll overflowed it once, and 105,000 closes waited for polls).
     static constexpr std::size_t kDrainEvery = 2048;
     std::size_t since_drain = 0;
+    std::size_t dumped = 0;
     Result<void> drained;
     for (const std::uint8_t family : {std::uint8_t{AF_INET}, std::uint8_t{AF_INET6}}) {
       const netlink::DumpRequest request{family, states, true, {}};
       auto done = ns.view.dump(request, seen, dump_stats, [&](const netlink::SocketEntry& e) {
+        ++dumped;
         tracker.poll_socket(e, ns.view.listeners(), p);
         if (++since_drain == kDrainEvery && drained) {
           since_drain = 0;
@@ -357,6 +365,7 @@ struct Daemon::State {
         return drained.error();
       }
     }
+    ns.sockets_dumped = dumped;
     return {};
   }
 

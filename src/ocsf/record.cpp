@@ -198,9 +198,8 @@ void write_user(JsonWriter& w, std::string_view key, std::uint32_t uid, std::str
   w.end_object();
 }
 
-std::string device_json(const RecordContext& context) {
+void write_device(std::string& out, const RecordContext& context) {
   const flow::HostIdentity& h = context.host;
-  std::string out;
   JsonWriter w(out);
   w.begin_object();
   w.field("type_id", context.device_type_id);
@@ -226,7 +225,11 @@ std::string device_json(const RecordContext& context) {
   }
   w.end_object();
   w.end_object();
-  w.finish();
+}
+
+std::string device_json(const RecordContext& context) {
+  std::string out;
+  write_device(out, context);  // the writer is gone before `out` is returned
   return out;
 }
 
@@ -305,9 +308,10 @@ void write_observable(JsonWriter& w, std::string_view name, int type_id, std::st
 // One observable as JSON, for the values rendered once and reused.
 std::string observable_json(std::string_view name, int type_id, std::string_view value) {
   std::string out;
-  JsonWriter w(out);
-  write_observable(w, name, type_id, value);
-  w.finish();
+  {
+    JsonWriter w(out);
+    write_observable(w, name, type_id, value);
+  }  // the writer is gone before `out` is returned
   return out;
 }
 

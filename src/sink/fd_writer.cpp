@@ -1,5 +1,6 @@
 // The stdout sink: records written to a descriptor the process already has.
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <string>
@@ -9,6 +10,13 @@
 
 namespace sockstate::sink::detail {
 namespace {
+
+bool same_file(int a, int b) {
+  struct stat sa {};
+  struct stat sb {};
+  return ::fstat(a, &sa) == 0 && ::fstat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+         sa.st_ino == sb.st_ino;
+}
 
 class FdWriter final : public Writer {
  public:
@@ -28,7 +36,10 @@ class FdWriter final : public Writer {
     if (out_.use_send && ::getsockopt(out_.fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0) {
       type = SOCK_DGRAM;
     }
-    batch_bytes_ = type == SOCK_STREAM ? kBatchBytes : 0;
+    // Where stderr is the same file (systemd gives both one journald stream; `2>&1`), a
+    // log line written between two pieces of a long batch would cut a record: one record
+    // per write() there, as a record of up to a few KiB goes out in one piece.
+    batch_bytes_ = type == SOCK_STREAM && !same_file(out_.fd, STDERR_FILENO) ? kBatchBytes : 0;
     return {};
   }
 

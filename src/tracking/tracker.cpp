@@ -406,6 +406,7 @@ void Tracker::destroyed(const SocketEntry& entry, const flow::ListenerTable& lis
   }
   if (auto it = tracked_.find(entry.cookie); it != tracked_.end()) {
     Tracked& t = it->second;
+    settle_baseline(t);  // as the baseline found it, before the event changes what it is
     if (t.orientation.shape == Shape::kUnconnected &&
         !flow::is_unspecified(flow::remote_endpoint(entry).ip)) {
       // Bound when the polls saw it, then connected and gone between two polls: it
@@ -536,7 +537,13 @@ void Tracker::settle_baseline(Tracked& t) {
   }
   t.baseline_due = false;
   --baselines_due_;
-  sink_(flow::observe_snapshot(t.last.entry(), t.orientation, t.seen_ms));
+  flow::Observation obs = flow::observe_snapshot(t.last.entry(), t.orientation, t.seen_ms);
+  // Seen keeps no traffic counters: the totals are the tracker's (as of the same poll).
+  obs.cumulative.reset();
+  if (t.has_totals && t.orientation.connected()) {
+    obs.cumulative = t.totals;
+  }
+  sink_(obs);
 }
 
 void Tracker::begin_round() {

@@ -388,6 +388,33 @@ TEST(FdSink, QueuedRecordsGoOutInBatches) {
   EXPECT_EQ(s.dropped, 0U);
 }
 
+// Where stderr is the same file (systemd's journal stream, `2>&1`), a log line between two
+// pieces of a batch would cut a record: one record per write() there.
+TEST(FdSink, NoBatchesWhereStderrIsTheSameFile) {
+  Fd write_end;
+  Fd read_end = make_pipe(O_NONBLOCK, write_end);
+  const int saved = ::dup(STDERR_FILENO);
+  ASSERT_GE(saved, 0);
+  ASSERT_EQ(::dup2(write_end.get(), STDERR_FILENO), STDERR_FILENO);
+  auto sink = make_fd_sink(write_end.get(), "stdout", QueueLimit{100000});
+  const bool started = static_cast<bool>(sink->start());  // decides at open()
+  ::dup2(saved, STDERR_FILENO);
+  ::close(saved);
+  ASSERT_TRUE(started);
+  constexpr int kRecords = 1000;
+  const std::uint64_t before = write_calls();
+  std::string expected;
+  for (int i = 0; i < kRecords; ++i) {
+    const std::string r = record(i);
+    sink->submit(r);
+    expected += r;
+  }
+  EXPECT_EQ(read_exactly(read_end.get(), expected.size()), expected);
+  sink->stop(10s);
+  EXPECT_GE(write_calls() - before, static_cast<std::uint64_t>(kRecords));
+  EXPECT_EQ(sink->stats().written, static_cast<std::uint64_t>(kRecords));
+}
+
 // A seqpacket socket takes each send() as one message: records go one per message.
 TEST(FdSink, MessageSocketsGetOneRecordPerMessage) {
   std::array<int, 2> sv{};

@@ -318,6 +318,33 @@ TEST_F(TrackerTest, ClosesFoundByAPollArePacedAndAnEventComingFirstWins) {
   EXPECT_TRUE(take().empty());
 }
 
+// A paced baseline record carries the socket's counters as the baseline poll saw them
+// (the tracker's totals: it keeps no copy of the counters with the socket).
+TEST_F(TrackerTest, APacedBaselineCarriesTheTotalsItFound) {
+  poll(1000, {outbound(1, 40, info(101, 51, 5, 4, 30, 100))}, true);
+  const auto ev = take();
+  ASSERT_EQ(ev.size(), 1U);
+  ASSERT_TRUE(ev[0].cumulative);
+  EXPECT_EQ(*ev[0].cumulative, (flow::Traffic{100, 51, 5, 4}));
+}
+
+// A bound socket found at a baseline that connects and is destroyed before its baseline is
+// written: the baseline says what the baseline saw (bound, no peer), then the Close.
+TEST_F(TrackerTest, AnOwedBaselineIsWrittenAsFoundBeforeTheEventThatChangesIt) {
+  pace_ = false;
+  const SocketEntry bound =
+      full(make_entry(AF_INET, netlink::kTcpClose, "10.0.0.5", 40000, "0.0.0.0", 0, 60));
+  poll(1000, {bound}, true);
+  EXPECT_TRUE(take().empty());
+  destroy(destroy_of(outbound(1, 60), info(101, 51, 5, 4, 30, 100)), 1500);
+  const auto ev = take();
+  ASSERT_EQ(ev.size(), 2U);
+  EXPECT_EQ(ev[0].activity, flow::snapshot_activity(netlink::kTcpClose));
+  EXPECT_EQ(ev[0].orientation.shape, Shape::kUnconnected);
+  EXPECT_EQ(ev[0].remote.port, 0U);
+  EXPECT_TRUE(terminal(ev[1]));
+}
+
 TEST_F(TrackerTest, TrafficDeltasAddUpAndIdleSocketsSayNothing) {
   poll(1000, {}, true);
   poll(2000, {outbound(1, 40, info(101, 51, 5, 4, 30, 100))});  // Open: 100 out, 51 in
