@@ -65,13 +65,14 @@ def listener(addr, port):
     return s
 
 
-def connect_batch(listeners, addr, ports, count, first):
+def connect_batch(listeners, addr, ports, count, first, abort=False):
     """count connections spread round-robin over the listeners; returns (clients, servers)."""
     clients, pending = [], [0] * len(ports)
     for k in range(first, first + count):
         i = k % len(ports)
         c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, ABORT)
+        if abort:
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, ABORT)
         c.connect((addr, ports[i]))
         clients.append(c)
         pending[i] += 1
@@ -79,7 +80,8 @@ def connect_batch(listeners, addr, ports, count, first):
     for i, n in enumerate(pending):
         for _ in range(n):
             s, _ = listeners[i].accept()
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, ABORT)
+            if abort:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, ABORT)
             servers.append(s)
     return clients, servers
 
@@ -93,7 +95,7 @@ def hold(a):
     done = 0
     while done < a.conns:
         n = min(BATCH, a.conns - done)
-        clients, servers = connect_batch(listeners, a.addr, ports, n, done)
+        clients, servers = connect_batch(listeners, a.addr, ports, n, done, abort=True)
         kept.append((clients, servers))
         done += n
     tmp = a.ready + ".tmp"
