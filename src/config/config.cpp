@@ -549,8 +549,9 @@ constexpr std::array<TopKey, 17> kTopKeys = {{
 
 // ---- sinks --------------------------------------------------------------------------------
 
-constexpr std::array<SinkType, 5> kSinkTypes = {SinkType::kStdout, SinkType::kFile, SinkType::kUnix,
-                                                SinkType::kTcp, SinkType::kJournald};
+constexpr std::array<SinkType, 6> kSinkTypes = {SinkType::kStdout,   SinkType::kFile,
+                                                SinkType::kUnix,     SinkType::kTcp,
+                                                SinkType::kJournald, SinkType::kKafka};
 
 constexpr unsigned type_bit(SinkType t) {
   return 1U << static_cast<unsigned>(t);
@@ -647,6 +648,101 @@ std::string as_group(const json& v, const std::string& path) {
   return s;
 }
 
+// One of `choices`, spelt exactly.
+template <std::size_t N>
+std::string as_choice(const json& v, const std::string& path,
+                      const std::array<std::string_view, N>& choices) {
+  std::string list;
+  for (const auto c : choices) {
+    list += (list.empty() ? "" : ", ") + std::string(c);
+  }
+  if (!v.is_string()) {
+    wrong_type(path, v, "one of " + list);
+  }
+  const auto& s = v.get_ref<const std::string&>();
+  for (const auto c : choices) {
+    if (s == c) {
+      return s;
+    }
+  }
+  fail(path, "must be one of " + list + ", not " + quote_text(s));
+}
+
+// "host:port", "[v6]:port": what bootstrap.servers takes, checked here so that a typo is
+// a configuration error instead of a sink that never connects.
+std::string as_broker(const json& v, const std::string& path) {
+  const std::string s = as_text(v, path, 261);
+  const std::string shape = "must be HOST:PORT (\"[IPv6]:PORT\" for an IPv6 address), not ";
+  const auto colon = s.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == s.size()) {
+    fail(path, shape + quote_text(s));
+  }
+  std::string host = s.substr(0, colon);
+  if (host.front() == '[') {
+    if (host.back() != ']' || host.size() < 3) {
+      fail(path, shape + quote_text(s));
+    }
+    host = host.substr(1, host.size() - 2);
+  } else if (host.find(':') != std::string::npos) {
+    fail(path, shape + quote_text(s));
+  }
+  (void)as_host(json(host), path);
+  const std::string port = s.substr(colon + 1);
+  if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoul(port) < 1 || std::stoul(port) > 65535) {
+    fail(path, "port must be 1 to 65535, in " + quote_text(s));
+  }
+  return s;
+}
+
+std::vector<std::string> as_brokers(const json& v, const std::string& path) {
+  if (!v.is_array() || v.empty()) {
+    wrong_type(path, v, "a non-empty array of \"HOST:PORT\" strings");
+  }
+  if (v.size() > 64) {
+    fail(path, "must list at most 64 brokers (librdkafka finds the rest)");
+  }
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    out.push_back(as_broker(v[i], element_path(path, i)));
+  }
+  return out;
+}
+
+// Kafka's own rule for topic names.
+std::string as_topic(const json& v, const std::string& path) {
+  std::string s = as_text(v, path, 249);
+  const bool ok = s.find_first_not_of(
+                      "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                      "0123456789._-") == std::string::npos;
+  if (!ok || s == "." || s == "..") {
+    fail(path, "must be a Kafka topic name (letters, digits, '.', '_', '-'), not " + quote_text(s));
+  }
+  return s;
+}
+
+std::vector<std::pair<std::string, std::string>> as_properties(const json& v,
+                                                               const std::string& path) {
+  if (!v.is_object()) {
+    wrong_type(path, v, "an object of librdkafka properties, such as {\"linger.ms\": \"20\"}");
+  }
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& item : v.items()) {
+    const std::string at = member_path(path, item.key());
+    const bool name_ok =
+        !item.key().empty() && item.key().size() <= 128 &&
+        item.key().find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789._") == std::string::npos;
+    if (!name_ok) {
+      fail(at, "is not a librdkafka property name");
+    }
+    if (const std::string why = kafka_reserved_property(item.key()); !why.empty()) {
+      fail(at, why);
+    }
+    out.emplace_back(item.key(), as_text(item.value(), at, 4096));
+  }
+  return out;
+}
+
 using SinkHandler = void (*)(const json&, const std::string&, SinkConfig&);
 
 struct SinkKey {
@@ -656,7 +752,9 @@ struct SinkKey {
 };
 
 // Every sink key but `type`, in the order they are checked.
-constexpr std::array<SinkKey, 13> kSinkKeys = {{
+constexpr unsigned kKafka = type_bit(SinkType::kKafka);
+
+constexpr std::array<SinkKey, 28> kSinkKeys = {{
     {"path", type_bit(SinkType::kFile) | type_bit(SinkType::kUnix),
      [](const json& v, const std::string& p, SinkConfig& s) { s.path = as_path(v, p, s.type); }},
     {"host", type_bit(SinkType::kTcp),
@@ -700,6 +798,69 @@ constexpr std::array<SinkKey, 13> kSinkKeys = {{
      [](const json& v, const std::string& p, SinkConfig& s) {
        s.syslog_identifier = as_text(v, p, 255);
      }},
+    {"brokers", kKafka,
+     [](const json& v, const std::string& p, SinkConfig& s) { s.brokers = as_brokers(v, p); }},
+    {"topic", kKafka,
+     [](const json& v, const std::string& p, SinkConfig& s) { s.topic = as_topic(v, p); }},
+    {"key", kKafka,
+     [](const json& v, const std::string& p, SinkConfig& s) {
+       s.key = as_choice(v, p, std::array<std::string_view, 2>{"device.uid", "none"}) == "none"
+                   ? KafkaKey::kNone
+                   : KafkaKey::kDeviceUid;
+     }},
+    {"compression", kKafka,
+     [](const json& v, const std::string& p, SinkConfig& s) {
+       s.compression = as_choice(
+           v, p, std::array<std::string_view, 5>{"none", "gzip", "snappy", "lz4", "zstd"});
+     }},
+    {"acks", kKafka,
+     [](const json& v, const std::string& p, SinkConfig& s) {
+       if (v.is_string() && v.get_ref<const std::string&>() == "0") {
+         fail(p, "must be \"all\" or \"1\": with 0 no broker acknowledges a record, so none "
+                 "could be counted as delivered");
+       }
+       s.acks = as_choice(v, p, std::array<std::string_view, 2>{"all", "1"});
+     }},
+    {"message_max_bytes", kKafka,
+     [](const json& v, const std::string& p, SinkConfig& s) {
+       // librdkafka's own range is 1000 to 1000000000.
+       s.message_max_bytes = static_cast<std::size_t>(as_size(v, p, {4 * kKiB, 512 * kMiB, {}}));
+     }},
+    {"delivery_timeout", kKafka,
+     [](const json& v, const std::string& p, SinkConfig& s) {
+       s.delivery_timeout = as_duration(v, p, {100ms, {}});
+     }},
+    {"tls", kKafka,
+     [](const json& v, const std::string& p, SinkConfig& s) { s.tls = as_bool(v, p); }},
+    {"tls_ca", kKafka,
+     [](const json& v, const std::string& p, SinkConfig& s) {
+       s.tls_ca = as_path(v, p, SinkType::kFile);
+     }},
+    {"tls_cert", kKafka,
+     [](const json& v, const std::string& p, SinkConfig& s) {
+       s.tls_cert = as_path(v, p, SinkType::kFile);
+     }},
+    {"tls_key", kKafka,
+     [](const json& v, const std::string& p, SinkConfig& s) {
+       s.tls_key = as_path(v, p, SinkType::kFile);
+     }},
+    {"sasl_mechanism", kKafka,
+     [](const json& v, const std::string& p, SinkConfig& s) {
+       s.sasl_mechanism = as_choice(
+           v, p, std::array<std::string_view, 3>{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"});
+     }},
+    {"sasl_username", kKafka,
+     [](const json& v, const std::string& p, SinkConfig& s) {
+       s.sasl_username = as_text(v, p, 1024);
+     }},
+    {"sasl_password", kKafka,
+     [](const json& v, const std::string& p, SinkConfig& s) {
+       s.sasl_password = as_text(v, p, 1024);
+     }},
+    {"properties", kKafka,
+     [](const json& v, const std::string& p, SinkConfig& s) {
+       s.properties = as_properties(v, p);
+     }},
     {"type", kAnySink, nullptr},  // read first, by parse_sink()
 }};
 
@@ -710,6 +871,36 @@ const SinkKey* find_sink_key(std::string_view name) {
     }
   }
   return nullptr;
+}
+
+// What a kafka sink's keys must say together.
+void check_kafka(const json& v, const std::string& path, SinkConfig& sink) {
+  if (sink.tls_cert.empty() != sink.tls_key.empty()) {
+    fail(member_path(path, sink.tls_cert.empty() ? "tls_cert" : "tls_key"),
+         "required with " + std::string(sink.tls_cert.empty() ? "tls_key" : "tls_cert") +
+             ": a client certificate needs its key");
+  }
+  const bool tls_files = !sink.tls_ca.empty() || !sink.tls_cert.empty();
+  if (tls_files && v.contains("tls") && !sink.tls) {
+    fail(member_path(path, "tls"), "is false, but tls_ca, tls_cert or tls_key is set");
+  }
+  sink.tls = sink.tls || tls_files;
+  const bool mechanism = !sink.sasl_mechanism.empty();
+  for (const std::string_view key : {"sasl_username", "sasl_password"}) {
+    if (mechanism && !v.contains(std::string(key))) {
+      fail(member_path(path, key), "required with sasl_mechanism");
+    }
+    if (!mechanism && v.contains(std::string(key))) {
+      fail(member_path(path, key), "needs sasl_mechanism (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)");
+    }
+  }
+  if (sink.sasl_mechanism == "PLAIN" && !sink.tls) {
+    fail(member_path(path, "sasl_mechanism"),
+         "PLAIN sends the password as it is: it needs \"tls\": true");
+  }
+  if (v.contains("message_max_bytes") && sink.message_max_bytes > sink.queue_bytes) {
+    fail(member_path(path, "message_max_bytes"), "must not be larger than queue_size");
+  }
 }
 
 SinkConfig parse_sink(const json& v, const std::string& path) {
@@ -727,7 +918,7 @@ SinkConfig parse_sink(const json& v, const std::string& path) {
   const std::string type_path = member_path(path, "type");
   const auto type_it = v.find("type");
   if (type_it == v.end()) {
-    fail(type_path, "required: stdout, file, unix, tcp or journald");
+    fail(type_path, "required: stdout, file, unix, tcp, journald or kafka");
   }
   bool known_type = false;
   if (type_it->is_string()) {
@@ -739,7 +930,7 @@ SinkConfig parse_sink(const json& v, const std::string& path) {
     }
   }
   if (!known_type) {
-    fail(type_path, "must be one of stdout, file, unix, tcp, journald");
+    fail(type_path, "must be one of stdout, file, unix, tcp, journald, kafka");
   }
   for (const auto& item : v.items()) {
     const SinkKey* key = find_sink_key(item.key());
@@ -777,6 +968,11 @@ SinkConfig parse_sink(const json& v, const std::string& path) {
     case SinkType::kTcp:
       required("host");
       required("port");
+      break;
+    case SinkType::kKafka:
+      required("brokers");
+      required("topic");
+      check_kafka(v, path, sink);
       break;
     case SinkType::kStdout:
     case SinkType::kJournald:
@@ -821,6 +1017,10 @@ void parse_sinks(const json& v, const std::string& path, Config& c) {
           std::filesystem::path(sink.path).lexically_normal() ==
               std::filesystem::path(earlier.path).lexically_normal()) {
         fail(member_path(at, "path"), "the same file as " + element_path(path, j));
+      }
+      // Every record twice into one topic.
+      if (sink.type == SinkType::kKafka && sink_name(sink) == sink_name(earlier)) {
+        fail(member_path(at, "topic"), "the same topic and brokers as " + element_path(path, j));
       }
     }
     sinks.push_back(std::move(sink));
@@ -1072,12 +1272,75 @@ std::string_view sink_type_name(SinkType type) {
       return "tcp";
     case SinkType::kJournald:
       return "journald";
+    case SinkType::kKafka:
+      return "kafka";
   }
   return "unknown";
 }
 
+std::string kafka_reserved_property(std::string_view name) {
+  // Set from the sink's own keys: one way to say each thing.
+  static constexpr std::array<std::pair<std::string_view, std::string_view>, 24> kOwn = {{
+      {"bootstrap.servers", "brokers"},
+      {"metadata.broker.list", "brokers"},
+      {"compression.type", "compression"},
+      {"compression.codec", "compression"},
+      {"acks", "acks"},
+      {"request.required.acks", "acks"},
+      {"enable.idempotence", "acks"},
+      {"message.max.bytes", "message_max_bytes"},
+      {"message.timeout.ms", "delivery_timeout"},
+      {"delivery.timeout.ms", "delivery_timeout"},
+      {"security.protocol", "tls and sasl_mechanism"},
+      {"ssl.ca.location", "tls_ca"},
+      {"ssl.certificate.location", "tls_cert"},
+      {"ssl.key.location", "tls_key"},
+      {"ssl.ca.pem", "tls_ca"},
+      {"ssl.certificate.pem", "tls_cert"},
+      {"ssl.key.pem", "tls_key"},
+      {"sasl.mechanism", "sasl_mechanism"},
+      {"sasl.mechanisms", "sasl_mechanism"},
+      {"sasl.username", "sasl_username"},
+      {"sasl.password", "sasl_password"},
+      {"queue.buffering.max.messages", "queue"},
+      {"queue.buffering.max.kbytes", "queue_size"},
+      {"partitioner", "key"},
+  }};
+  for (const auto& [property, key] : kOwn) {
+    if (name == property) {
+      return "is set by the sink's \"" + std::string(key) + "\" key";
+    }
+  }
+  // Delivery reports are how records are counted, in order and exactly once.
+  static constexpr std::array<std::string_view, 11> kCounting = {
+      "delivery.report.only.error",
+      "max.in.flight.requests.per.connection",
+      "max.in.flight",
+      "retries",
+      "message.send.max.retries",
+      "enable.gapless.guarantee",
+      "statistics.interval.ms",
+      "produce.offset.report",
+      "queue.buffering.backpressure.threshold",
+      "transactional.id",
+      "enable.auto.commit"};
+  for (const auto property : kCounting) {
+    if (name == property) {
+      return "cannot be changed: sockstate counts a record as written from its delivery report, "
+             "in order (the idempotent producer)";
+    }
+  }
+  if (name.ends_with("_cb") || name == "opaque" || name == "plugin.library.paths" ||
+      name == "debug" || name == "log_level" || name.starts_with("log.")) {
+    return "cannot be set: callbacks, plugins and librdkafka's own log belong to sockstate";
+  }
+  return {};
+}
+
 std::string sink_name(const SinkConfig& sink) {
   switch (sink.type) {
+    case SinkType::kKafka:
+      return "kafka:" + sink.topic + "@" + (sink.brokers.empty() ? "" : sink.brokers.front());
     case SinkType::kStdout:
     case SinkType::kJournald:
       return std::string(sink_type_name(sink.type));

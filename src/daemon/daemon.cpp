@@ -288,6 +288,7 @@ struct Daemon::State {
   static constexpr milliseconds kDeliverWithin{5000};
 
   Result<void> start_sinks(const config::Config& c) {
+    sinks.set_context(sink::SinkContext{context.host.device_uid});
     if (auto applied = sinks.apply(c.sinks, kDeliverWithin); !applied) {
       return applied.error();
     }
@@ -607,6 +608,9 @@ struct Daemon::State {
       if (st.connected >= 0) {
         line += fmt::format(" .connected={}", st.connected);
       }
+      if (st.brokers_up >= 0) {
+        line += fmt::format(" .brokers_up={}", st.brokers_up);
+      }
     }
     spdlog::info("{}", line);
   }
@@ -616,6 +620,10 @@ struct Daemon::State {
   // while connected; another sink is down while its writes fail (a full disk, journald
   // gone) and up again once one succeeds.
   void log_sink_transitions() {
+    for (const auto& [name, reason] : sinks.take_failure_kinds()) {
+      spdlog::warn("sink {}: records dropped: {} (logged once for each kind; every one is counted)",
+                   name, reason);
+    }
     std::map<std::string, sink::SinkStats> counts;  // by name, across reloads
     for (const auto& v : sinks.views()) {
       counts[v.name] = v.stats;
@@ -661,13 +669,14 @@ struct Daemon::State {
       m.sample("sockstate_records_total", fmt::format("activity=\"{}\"", kActivity[a]),
                by_activity[a]);
     }
-    const std::array<std::pair<const char*, const char*>, 6> sink_families = {{
+    const std::array<std::pair<const char*, const char*>, 7> sink_families = {{
         {"sockstate_sink_written_total", "Records a sink delivered."},
         {"sockstate_sink_dropped_total", "Records a sink dropped (queue full, undeliverable)."},
         {"sockstate_sink_errors_total", "Write and connect failures of a sink."},
         {"sockstate_sink_queued", "Records waiting in a sink's queue."},
         {"sockstate_sink_queued_bytes", "What a sink's queue holds, in bytes."},
-        {"sockstate_sink_connected", "A socket sink's connection: 1 up, 0 down."},
+        {"sockstate_sink_connected", "A socket or kafka sink's connection: 1 up, 0 down."},
+        {"sockstate_sink_brokers_up", "Kafka brokers a kafka sink has a connection to."},
     }};
     const auto views = sinks.views();  // once: every family shows the same moment
     for (std::size_t f = 0; f < sink_families.size(); ++f) {
@@ -675,10 +684,13 @@ struct Daemon::State {
       for (const auto& view : views) {
         const auto& st = view.stats;
         const std::string label = "sink=\"" + metrics::label_value(view.name) + "\"";
-        const std::array<std::int64_t, 6> v = {
-            static_cast<std::int64_t>(st.written),      static_cast<std::int64_t>(st.dropped),
-            static_cast<std::int64_t>(st.errors),       static_cast<std::int64_t>(st.queued),
-            static_cast<std::int64_t>(st.queued_bytes), st.connected};
+        const std::array<std::int64_t, 7> v = {static_cast<std::int64_t>(st.written),
+                                               static_cast<std::int64_t>(st.dropped),
+                                               static_cast<std::int64_t>(st.errors),
+                                               static_cast<std::int64_t>(st.queued),
+                                               static_cast<std::int64_t>(st.queued_bytes),
+                                               st.connected,
+                                               st.brokers_up};
         if (v[f] >= 0) {
           m.sample(sink_families[f].first, label, static_cast<std::uint64_t>(v[f]));
         }

@@ -264,10 +264,7 @@ std::unique_ptr<Writer> make_file_writer(const config::SinkConfig& config) {
 
 namespace sockstate::sink {
 
-Result<void> preflight(const config::SinkConfig& sink) {
-  if (sink.type != config::SinkType::kFile) {
-    return {};
-  }
+Result<void> detail::file_preflight(const config::SinkConfig& sink) {
   if (!sink.file_group.empty()) {
     if (auto gid = detail::lookup_group(sink.file_group); !gid) {
       return gid.error();

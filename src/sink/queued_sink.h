@@ -189,6 +189,12 @@ std::unique_ptr<Writer> make_socket_writer(const config::SinkConfig& config, std
 std::unique_ptr<Writer> make_journald_writer(const config::SinkConfig& config,
                                              std::string socket_path);
 
+// The kafka sink (kafka_sink.cpp): not a QueuedSink, librdkafka queues.
+std::unique_ptr<Sink> make_kafka_sink(const config::SinkConfig& config, const SinkContext& context);
+Result<void> kafka_preflight(const config::SinkConfig& config);
+// preflight() of a file sink (file_writer.cpp).
+Result<void> file_preflight(const config::SinkConfig& config);
+
 // Milliseconds for poll() from now to `until`, rounded up, clamped to [0, INT_MAX].
 int poll_timeout_ms(Clock::time_point now, Clock::time_point until);
 

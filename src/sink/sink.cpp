@@ -9,7 +9,7 @@
 
 namespace sockstate::sink {
 
-std::unique_ptr<Sink> make_sink(const config::SinkConfig& config) {
+std::unique_ptr<Sink> make_sink(const config::SinkConfig& config, const SinkContext& context) {
   std::string name = config::sink_name(config);
   switch (config.type) {
     case config::SinkType::kStdout:
@@ -25,8 +25,21 @@ std::unique_ptr<Sink> make_sink(const config::SinkConfig& config) {
     }
     case config::SinkType::kJournald:
       return make_journald_sink(config, std::string(kJournalSocket));
+    case config::SinkType::kKafka:
+      return detail::make_kafka_sink(config, context);
   }
   return nullptr;
+}
+
+Result<void> preflight(const config::SinkConfig& sink) {
+  switch (sink.type) {
+    case config::SinkType::kFile:
+      return detail::file_preflight(sink);
+    case config::SinkType::kKafka:
+      return detail::kafka_preflight(sink);
+    default:
+      return {};
+  }
 }
 
 QueueLimit queue_limit(const config::SinkConfig& config) {

@@ -41,7 +41,7 @@ Result<void> SinkSet::apply(const std::vector<config::SinkConfig>& configs,
       next.push_back(Entry{c, nullptr});
       continue;
     }
-    auto made = make_sink(c);
+    auto made = make_sink(c, context_);
     // The same destination with other settings (the configuration names each destination
     // once): the new sink writes once the old one has delivered what it holds.
     const auto predecessor = std::find_if(live_.begin(), live_.end(), [&](const Entry& e) {
@@ -100,6 +100,16 @@ std::size_t SinkSet::room(std::size_t record_bytes) const {
     room = std::min({room, records, bytes / (record_bytes + kQueueEntryBytes)});
   }
   return room;
+}
+
+std::vector<std::pair<std::string, std::string>> SinkSet::take_failure_kinds() {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (auto& e : live_) {
+    for (auto& reason : e.sink->take_failure_kinds()) {
+      out.emplace_back(e.sink->name(), std::move(reason));
+    }
+  }
+  return out;
 }
 
 void SinkSet::reopen() {
@@ -165,6 +175,7 @@ std::vector<SinkSet::View> SinkSet::views() const {
     if (v.live) {
       add(v.stats, s);  // two sinks of one name (two tcp sinks to one listener)
       v.stats.connected = std::max(v.stats.connected, s.connected);
+      v.stats.brokers_up = std::max(v.stats.brokers_up, s.brokers_up);
     } else {
       v.live = true;
       v.stats = s;
@@ -174,8 +185,10 @@ std::vector<SinkSet::View> SinkSet::views() const {
   auto merge = [&find](const std::string& name, const SinkStats& stats) {
     View& v = find(name);
     const int connected = v.stats.connected;
+    const int brokers_up = v.stats.brokers_up;
     add(v.stats, stats);
     v.stats.connected = v.live ? connected : -1;
+    v.stats.brokers_up = v.live ? brokers_up : -1;
   };
   for (const auto& s : retiring_) {
     merge(s->name(), s->stats());

@@ -527,13 +527,13 @@ TEST(Config, SinkListRules) {
 
 TEST(Config, SinkType) {
   EXPECT_EQ(parse_error(sinks("{}")),
-            "sinks[0].type: required: stdout, file, unix, tcp or journald");
+            "sinks[0].type: required: stdout, file, unix, tcp, journald or kafka");
   EXPECT_EQ(parse_error(sinks(R"({"path": "/x"})")),
-            "sinks[0].type: required: stdout, file, unix, tcp or journald");
+            "sinks[0].type: required: stdout, file, unix, tcp, journald or kafka");
   EXPECT_EQ(parse_error(sinks(R"({"type": "syslog"})")),
-            "sinks[0].type: must be one of stdout, file, unix, tcp, journald");
+            "sinks[0].type: must be one of stdout, file, unix, tcp, journald, kafka");
   EXPECT_EQ(parse_error(sinks(R"({"type": 1})")),
-            "sinks[0].type: must be one of stdout, file, unix, tcp, journald");
+            "sinks[0].type: must be one of stdout, file, unix, tcp, journald, kafka");
 }
 
 TEST(Config, SinkRequiredKeys) {
@@ -559,6 +559,119 @@ TEST(Config, KeysOfAnotherSinkType) {
   EXPECT_EQ(parse_error(sinks(R"({"type": "unix", "path": "/x", "syslog_identifier": "s"})")),
             "sinks[0].syslog_identifier: not a key of a unix sink (syslog_identifier is for "
             "journald sinks)");
+}
+
+// A kafka sink with these extra members.
+std::string kafka(const std::string& extra = "") {
+  return sinks(R"({"type": "kafka", "brokers": ["k1:9092"], "topic": "ocsf")" +
+               (extra.empty() ? "" : ", " + extra) + "}");
+}
+
+TEST(Config, KafkaSinkKeysAndDefaults) {
+  const Config plain = parse_ok(kafka());
+  ASSERT_EQ(plain.sinks.size(), 1U);
+  const SinkConfig& k = plain.sinks[0];
+  EXPECT_EQ(k.type, SinkType::kKafka);
+  EXPECT_EQ(k.brokers, std::vector<std::string>{"k1:9092"});
+  EXPECT_EQ(k.key, KafkaKey::kDeviceUid);
+  EXPECT_EQ(k.compression, "lz4");
+  EXPECT_EQ(k.acks, "all");
+  EXPECT_EQ(k.delivery_timeout, 300s);
+  EXPECT_FALSE(k.tls);
+  EXPECT_EQ(sink_name(k), "kafka:ocsf@k1:9092");
+  const Config full = parse_ok(sinks(R"({"type": "kafka", "topic": "a.b_c-1",
+      "brokers": ["10.0.0.1:9093", "[fd00::1]:9093", "kafka.example.net:9094"],
+      "key": "none", "compression": "zstd", "acks": "1", "message_max_bytes": "64KiB",
+      "delivery_timeout": "30s", "tls_ca": "/etc/ca.pem", "tls_cert": "/etc/c.pem",
+      "tls_key": "/etc/c.key", "sasl_mechanism": "PLAIN", "sasl_username": "u",
+      "sasl_password": "p w", "properties": {"linger.ms": "20", "client.id": "x"}})"));
+  const SinkConfig& f = full.sinks[0];
+  EXPECT_EQ(f.brokers.size(), 3U);
+  EXPECT_EQ(f.key, KafkaKey::kNone);
+  EXPECT_EQ(f.compression, "zstd");
+  EXPECT_EQ(f.acks, "1");
+  EXPECT_EQ(f.message_max_bytes, 65536U);
+  EXPECT_EQ(f.delivery_timeout, 30s);
+  EXPECT_TRUE(f.tls) << "a TLS file turns TLS on";
+  EXPECT_EQ(f.sasl_password, "p w");
+  EXPECT_EQ(f.properties, (std::vector<std::pair<std::string, std::string>>{{"client.id", "x"},
+                                                                            {"linger.ms", "20"}}));
+}
+
+TEST(Config, KafkaSinkErrors) {
+  EXPECT_EQ(parse_error(sinks(R"({"type": "kafka", "topic": "t"})")),
+            "sinks[0].brokers: required for a kafka sink");
+  EXPECT_EQ(parse_error(sinks(R"({"type": "kafka", "brokers": ["k:1"]})")),
+            "sinks[0].topic: required for a kafka sink");
+  EXPECT_EQ(parse_error(sinks(R"({"type": "kafka", "topic": "t", "brokers": []})")),
+            "sinks[0].brokers: must be a non-empty array of \"HOST:PORT\" strings, not an array");
+  EXPECT_EQ(parse_error(sinks(R"({"type": "kafka", "topic": "t", "brokers": ["k"]})")),
+            "sinks[0].brokers[0]: must be HOST:PORT (\"[IPv6]:PORT\" for an IPv6 address), not "
+            "\"k\"");
+  EXPECT_EQ(parse_error(sinks(R"({"type": "kafka", "topic": "t", "brokers": ["fd00::1:9092"]})")),
+            "sinks[0].brokers[0]: must be HOST:PORT (\"[IPv6]:PORT\" for an IPv6 address), not "
+            "\"fd00::1:9092\"");
+  EXPECT_EQ(parse_error(sinks(R"({"type": "kafka", "topic": "t", "brokers": ["k:99999"]})")),
+            "sinks[0].brokers[0]: port must be 1 to 65535, in \"k:99999\"");
+  EXPECT_EQ(parse_error(sinks(R"({"type": "kafka", "topic": "a/b", "brokers": ["k:1"]})")),
+            "sinks[0].topic: must be a Kafka topic name (letters, digits, '.', '_', '-'), not "
+            "\"a/b\"");
+  EXPECT_EQ(parse_error(kafka(R"("acks": "0")")),
+            "sinks[0].acks: must be \"all\" or \"1\": with 0 no broker acknowledges a record, so "
+            "none could be counted as delivered");
+  EXPECT_EQ(parse_error(kafka(R"("compression": "brotli")")),
+            "sinks[0].compression: must be one of none, gzip, snappy, lz4, zstd, not \"brotli\"");
+  EXPECT_EQ(parse_error(kafka(R"("key": "src_endpoint.ip")")),
+            "sinks[0].key: must be one of device.uid, none, not \"src_endpoint.ip\"");
+  EXPECT_EQ(parse_error(kafka(R"("tls_cert": "/c.pem")")),
+            "sinks[0].tls_key: required with tls_cert: a client certificate needs its key");
+  EXPECT_EQ(parse_error(kafka(R"("tls": false, "tls_ca": "/ca.pem")")),
+            "sinks[0].tls: is false, but tls_ca, tls_cert or tls_key is set");
+  EXPECT_EQ(parse_error(kafka(R"("sasl_username": "u", "sasl_password": "p")")),
+            "sinks[0].sasl_username: needs sasl_mechanism (PLAIN, SCRAM-SHA-256 or "
+            "SCRAM-SHA-512)");
+  EXPECT_EQ(parse_error(kafka(R"("sasl_mechanism": "SCRAM-SHA-256", "sasl_username": "u")")),
+            "sinks[0].sasl_password: required with sasl_mechanism");
+  EXPECT_EQ(parse_error(kafka(R"("sasl_mechanism": "GSSAPI")")),
+            "sinks[0].sasl_mechanism: must be one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, not "
+            "\"GSSAPI\"");
+  EXPECT_EQ(parse_error(kafka(R"("sasl_mechanism": "PLAIN", "sasl_username": "u",
+                                 "sasl_password": "p")")),
+            "sinks[0].sasl_mechanism: PLAIN sends the password as it is: it needs \"tls\": true");
+  EXPECT_EQ(parse_error(kafka(R"("message_max_bytes": "1MiB", "queue_size": "512KiB")")),
+            "sinks[0].message_max_bytes: must not be larger than queue_size");
+  EXPECT_EQ(parse_error(sinks(R"({"type": "kafka", "brokers": ["k1:9092"], "topic": "ocsf"},
+                                 {"type": "kafka", "brokers": ["k1:9092"], "topic": "ocsf"})")),
+            "sinks[1].topic: the same topic and brokers as sinks[0]");
+  EXPECT_EQ(parse_error(sinks(R"({"type": "tcp", "host": "h", "port": 1, "topic": "t"})")),
+            "sinks[0].topic: not a key of a tcp sink (topic is for kafka sinks)");
+}
+
+TEST(Config, KafkaPropertiesThatWouldBreakCountingAreRefused) {
+  EXPECT_EQ(parse_error(kafka(R"("properties": {"enable.idempotence": "false"})")),
+            "sinks[0].properties.\"enable.idempotence\": is set by the sink's \"acks\" key");
+  EXPECT_EQ(parse_error(kafka(R"("properties": {"bootstrap.servers": "x:1"})")),
+            "sinks[0].properties.\"bootstrap.servers\": is set by the sink's \"brokers\" key");
+  for (const char* p : {"delivery.report.only.error", "retries", "max.in.flight",
+                        "statistics.interval.ms", "transactional.id"}) {
+    EXPECT_NE(parse_error(kafka(std::string(R"("properties": {")") + p + R"(": "1"})"))
+                  .find("cannot be changed: sockstate counts a record as written"),
+              std::string::npos)
+        << p;
+  }
+  for (const char* p : {"dr_msg_cb", "plugin.library.paths", "debug", "log.queue"}) {
+    EXPECT_NE(parse_error(kafka(std::string(R"("properties": {")") + p + R"(": "x"})"))
+                  .find("cannot be set: callbacks, plugins"),
+              std::string::npos)
+        << p;
+  }
+  EXPECT_EQ(parse_error(kafka(R"("properties": {"linger.ms": 20})")),
+            "sinks[0].properties.\"linger.ms\": must be a string, not an integer");
+  EXPECT_EQ(parse_error(kafka(R"("properties": {"Linger.MS": "20"})")),
+            "sinks[0].properties.\"Linger.MS\": is not a librdkafka property name");
+  EXPECT_EQ(parse_error(kafka(R"("properties": ["linger.ms"])")),
+            "sinks[0].properties: must be an object of librdkafka properties, such as "
+            "{\"linger.ms\": \"20\"}, not an array");
 }
 
 TEST(Config, SinkPaths) {
@@ -816,7 +929,7 @@ TEST(ConfigExample, EveryCommentedOutBlockParsesWhenTurnedOn) {
   for (const auto& s : c.sinks) {
     types.insert(s.type);
   }
-  EXPECT_EQ(types.size(), 5U) << describe(c);
+  EXPECT_EQ(types.size(), 6U) << describe(c);
   ASSERT_FALSE(c.sinks.empty());
   EXPECT_EQ(c.sinks.back().type, SinkType::kFile);
   EXPECT_EQ(c.sinks.back().rotate_bytes, 100U << 20);
@@ -827,14 +940,14 @@ TEST(ConfigExample, DocumentsEveryKey) {
   ASSERT_FALSE(text.empty());
   const std::vector<std::string> keys = known_keys();
   EXPECT_EQ(std::set<std::string>(keys.begin(), keys.end()).size(), keys.size()) << "no repeats";
-  EXPECT_EQ(keys.size(), 30U);
+  EXPECT_EQ(keys.size(), 45U);
   for (const std::string& key : keys) {
     const std::string leaf =
         key.substr(key.rfind('.') == std::string::npos ? 0 : key.rfind('.') + 1);
     // As a key of the document (written out, perhaps in a comment), not only in prose.
     EXPECT_TRUE(std::regex_search(text, std::regex("\"" + leaf + "\"\\s*:"))) << key;
   }
-  for (const char* type : {"stdout", "file", "unix", "tcp", "journald"}) {
+  for (const char* type : {"stdout", "file", "unix", "tcp", "journald", "kafka"}) {
     EXPECT_TRUE(std::regex_search(text, std::regex(std::string("\"type\": \"") + type + "\"")))
         << type;
   }

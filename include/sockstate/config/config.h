@@ -15,7 +15,13 @@
 namespace sockstate::config {
 
 // Where records go. Several sinks may run at once; each has its own bounded queue.
-enum class SinkType { kStdout, kFile, kUnix, kTcp, kJournald };
+enum class SinkType { kStdout, kFile, kUnix, kTcp, kJournald, kKafka };
+
+// The message key of a kafka sink's records.
+enum class KafkaKey {
+  kDeviceUid,  // device.uid: one host's records in one partition, in order
+  kNone,       // no key: records spread over partitions (no order between them)
+};
 
 // One entry of `sinks`. Only the fields of its type mean anything; parse_config() refuses a
 // document that sets another type's key, so the others keep their defaults.
@@ -38,6 +44,24 @@ struct SinkConfig {
   std::chrono::milliseconds reconnect_max{30000};
   // journald
   std::string syslog_identifier = "sockstate";
+  // kafka (librdkafka property names in comments)
+  std::vector<std::string> brokers;  // "host:port" each (bootstrap.servers)
+  std::string topic;
+  KafkaKey key = KafkaKey::kDeviceUid;
+  std::string compression = "lz4";                     // compression.type
+  std::string acks = "all";                            // "all" (idempotent producer) or "1"
+  std::size_t message_max_bytes = 1000000;             // message.max.bytes
+  std::chrono::milliseconds delivery_timeout{300000};  // message.timeout.ms
+  bool tls = false;                                    // security.protocol SSL / SASL_SSL
+  std::string tls_ca;                                  // ssl.ca.location ("": system CAs)
+  std::string tls_cert;                                // ssl.certificate.location
+  std::string tls_key;                                 // ssl.key.location
+  std::string sasl_mechanism;                          // "", PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
+  std::string sasl_username;
+  std::string sasl_password;
+  // Other librdkafka properties, in the document's order; never one that the keys above
+  // set or that would break delivery accounting (kafka_reserved_property()).
+  std::vector<std::pair<std::string, std::string>> properties;
 
   // Every field, so a reload can tell whether a sink must be restarted (describe() is for
   // people and leaves most fields out).
@@ -100,14 +124,21 @@ Result<Config> load_config(const std::string& path,
 std::string describe(const Config& config);
 
 // The sink as log lines and errors name it: "stdout", "file:PATH", "unix:PATH",
-// "tcp:HOST:PORT" ("tcp:[HOST]:PORT" when HOST is an IPv6 address), "journald".
+// "tcp:HOST:PORT" ("tcp:[HOST]:PORT" when HOST is an IPv6 address), "journald",
+// "kafka:TOPIC@FIRST-BROKER".
 std::string sink_name(const SinkConfig& sink);
 
-// The `type` word of a sink in the document: "stdout", "file", "unix", "tcp", "journald".
+// The `type` word of a sink in the document: "stdout", "file", "unix", "tcp", "journald",
+// "kafka".
 std::string_view sink_type_name(SinkType type);
 
 // Every key path parse_config() accepts, top-level keys as "poll_interval" and sink keys
 // as "sinks[].port", so tests can hold the example file to documenting each one.
 std::vector<std::string> known_keys();
+
+// Why a kafka sink's `properties` may not set librdkafka property `name`, or "" when it
+// may: the sink's own keys set it, or it would break delivery accounting, ordering or the
+// collector (callbacks, plugins, librdkafka's own log).
+std::string kafka_reserved_property(std::string_view name);
 
 }  // namespace sockstate::config

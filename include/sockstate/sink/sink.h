@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "sockstate/common/error.h"
 #include "sockstate/config/config.h"
@@ -31,7 +32,13 @@ struct SinkStats {
   std::uint64_t reopens = 0;     // file sinks: reopened (SIGHUP) or rotated
   std::size_t queued = 0;        // records waiting now
   std::size_t queued_bytes = 0;  // what they hold, as the queue counts it (see QueueLimit)
-  int connected = -1;            // socket sinks: 1 connected, 0 not; -1 for other sinks
+  int connected = -1;            // socket and kafka sinks: 1 connected, 0 not; -1 for others
+  int brokers_up = -1;           // kafka sinks: brokers with a connection up; -1 for others
+};
+
+// What sinks may need to know of the host: the kafka sink's message key.
+struct SinkContext {
+  std::string device_uid;
 };
 
 // One destination for records. Each sink owns a bounded queue and a worker thread, so a
@@ -88,13 +95,21 @@ class Sink {
   // The most recent write, open or connect failure ("connect unix:/run/x.sock: Connection
   // refused"), or "" when there has been none. For the daemon's periodic stats log line.
   [[nodiscard]] virtual std::string last_error() const { return {}; }
+
+  // Why records were dropped, once per kind of failure since start (each a short reason
+  // such as "Local: Message timed out"), for the daemon to log the first of each kind.
+  // Returns each kind once, the first time it is called after the kind first occurred.
+  virtual std::vector<std::string> take_failure_kinds() { return {}; }
 };
 
 // The sink a configuration entry describes (not started).
-std::unique_ptr<Sink> make_sink(const config::SinkConfig& config);
+std::unique_ptr<Sink> make_sink(const config::SinkConfig& config,
+                                const SinkContext& context = SinkContext{});
 
 // What a sink will need from this host that its configuration cannot say: for a file
-// sink, the directory exists and is writable, and the group exists. For check-config, so
+// sink, the directory exists and is writable, and the group exists; for a kafka sink,
+// librdkafka takes every property and loads the certificates and keys (no connection is
+// made). For check-config, so
 // that a configuration it accepts does not fail at start.
 Result<void> preflight(const config::SinkConfig& sink);
 

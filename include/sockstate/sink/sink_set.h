@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "sockstate/common/error.h"
@@ -48,6 +49,9 @@ class SinkSet {
   Result<void> apply(const std::vector<config::SinkConfig>& configs,
                      std::chrono::milliseconds retire_within);
 
+  // What sinks made from now on know of the host (the kafka sink's key).
+  void set_context(SinkContext context) { context_ = std::move(context); }
+
   // Every live sink gets the record.
   void submit(std::string_view record);
 
@@ -61,6 +65,9 @@ class SinkSet {
   // What paced records may keep queued in one sink: enough to keep a writer busy between
   // two looks (the daemon looks every millisecond while records are owed).
   static constexpr std::size_t kPaceWindowBytes = std::size_t{1} << 20;
+  // Sink::take_failure_kinds() of every live sink: (sink name, reason) pairs.
+  std::vector<std::pair<std::string, std::string>> take_failure_kinds();
+
   // SIGHUP: every live sink reopens its file.
   void reopen();
 
@@ -88,6 +95,7 @@ class SinkSet {
   std::vector<Entry> live_;
   std::vector<std::unique_ptr<Sink>> retiring_;
   std::map<std::string, SinkStats, std::less<>> earlier_;  // finished sinks, by name
+  SinkContext context_;
 };
 
 }  // namespace sockstate::sink

@@ -1,0 +1,430 @@
+// The kafka sink: records to a Kafka topic through librdkafka, each counted as written only
+// when its delivery report says the broker acknowledged it.
+//
+// librdkafka keeps its own queue and threads, so this sink has no QueuedSink: submit()
+// hands a record to rd_kafka_producev() (which never blocks), and one thread of ours serves
+// delivery reports, errors and statistics with api().poll(). What is queued is counted
+// here, from submit() to the record's delivery report, and bounded by the sink's queue
+// limits (librdkafka's own limits sit just above them, as a backstop).
+#include <librdkafka/rdkafka.h>
+
+#include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+#include <utility>
+
+#include "queued_sink.h"
+#include "rdkafka_api.h"
+#include "sockstate/sink/sink.h"
+
+namespace sockstate::sink::detail {
+namespace {
+
+using std::chrono::milliseconds;
+
+// How often librdkafka reports broker states (stats().brokers_up).
+constexpr const char* kStatisticsMs = "1000";
+// After the stop deadline: how long purged records may take to report (they fail at once).
+constexpr milliseconds kPurgeWait{500};
+
+// The loaded library; only called once rdkafka() has succeeded (make_conf() checks).
+const Rdkafka& api() {
+  return **rdkafka();
+}
+
+struct KafkaDeleter {
+  void operator()(rd_kafka_t* rk) const { api().destroy(rk); }
+  void operator()(rd_kafka_topic_t* t) const { api().topic_destroy(t); }
+  void operator()(rd_kafka_conf_t* c) const { api().conf_destroy(c); }
+};
+using Handle = std::unique_ptr<rd_kafka_t, KafkaDeleter>;
+using Topic = std::unique_ptr<rd_kafka_topic_t, KafkaDeleter>;
+using Conf = std::unique_ptr<rd_kafka_conf_t, KafkaDeleter>;
+
+std::string joined(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& i : items) {
+    out += (out.empty() ? "" : ",") + i;
+  }
+  return out;
+}
+
+// The librdkafka properties a configuration entry means, in the order they are set (the
+// passthrough last, so that its checks see ours).
+std::vector<std::pair<std::string, std::string>> properties(const config::SinkConfig& c) {
+  const bool sasl = !c.sasl_mechanism.empty();
+  std::vector<std::pair<std::string, std::string>> p = {
+      {"bootstrap.servers", joined(c.brokers)},
+      {"client.id", "sockstate"},
+      {"compression.type", c.compression},
+      {"acks", c.acks},
+      {"message.max.bytes", std::to_string(c.message_max_bytes)},
+      {"message.timeout.ms", std::to_string(c.delivery_timeout.count())},
+      // Backstops above the sink's own limits (what is charged per record differs).
+      {"queue.buffering.max.messages", std::to_string(c.queue_records + 1)},
+      {"queue.buffering.max.kbytes", std::to_string(c.queue_bytes / 1024 + 1)},
+      {"statistics.interval.ms", kStatisticsMs},
+      {"security.protocol", std::string(sasl ? "SASL_" : "") + (c.tls ? "SSL" : "PLAINTEXT")},
+  };
+  if (c.acks == "all") {
+    // In order, once each, across retries and broker failovers.
+    p.emplace_back("enable.idempotence", "true");
+  } else {
+    // Without idempotence, only one request in flight keeps retries in order.
+    p.emplace_back("max.in.flight.requests.per.connection", "1");
+  }
+  const std::array<std::pair<const char*, const std::string*>, 6> optional = {{
+      {"ssl.ca.location", &c.tls_ca},
+      {"ssl.certificate.location", &c.tls_cert},
+      {"ssl.key.location", &c.tls_key},
+      {"sasl.mechanisms", &c.sasl_mechanism},
+      {"sasl.username", &c.sasl_username},
+      {"sasl.password", &c.sasl_password},
+  }};
+  for (const auto& [name, value] : optional) {
+    if (!value->empty()) {
+      p.emplace_back(name, *value);
+    }
+  }
+  p.insert(p.end(), c.properties.begin(), c.properties.end());
+  return p;
+}
+
+Result<Conf> make_conf(const config::SinkConfig& c) {
+  if (auto loaded = rdkafka(); !loaded) {
+    return loaded.error();
+  }
+  Conf conf(api().conf_new());
+  std::array<char, 512> err{};
+  for (const auto& [name, value] : properties(c)) {
+    if (api().conf_set(conf.get(), name.c_str(), value.c_str(), err.data(), err.size()) !=
+        RD_KAFKA_CONF_OK) {
+      return Error{0, "librdkafka property " + name + ": " + err.data()};
+    }
+  }
+  // librdkafka logs every retry; its errors reach us through the error callback instead.
+  api().conf_set_log_cb(conf.get(), [](const rd_kafka_t*, int, const char*, const char*) {});
+  return conf;
+}
+
+// A handle made from `conf` (which it takes); loads certificates and keys.
+Result<Handle> make_handle(Conf conf) {
+  std::array<char, 512> err{};
+  Handle rk(api().kafka_new(RD_KAFKA_PRODUCER, conf.get(), err.data(), err.size()));
+  if (!rk) {
+    return Error{0, std::string("librdkafka: ") + err.data()};
+  }
+  (void)conf.release();  // api().kafka_new() owns it now
+  return rk;
+}
+
+class KafkaSink final : public Sink {
+ public:
+  KafkaSink(config::SinkConfig config, std::string key)
+      : config_(std::move(config)),
+        name_(config::sink_name(config_)),
+        limit_(queue_limit(config_)),
+        key_(std::move(key)) {}
+  KafkaSink(const KafkaSink&) = delete;
+  KafkaSink& operator=(const KafkaSink&) = delete;
+  ~KafkaSink() override { stop(milliseconds(0)); }
+
+  [[nodiscard]] const std::string& name() const override { return name_; }
+  Result<void> start() override;
+  void submit(std::string_view record) override;
+  void reopen() override {}
+  void stop(milliseconds timeout) override;
+  void request_stop(milliseconds timeout) override;
+  [[nodiscard]] bool finished() const override {
+    return finished_->load(std::memory_order_acquire);
+  }
+  [[nodiscard]] QueueLimit limit() const override { return limit_; }
+  [[nodiscard]] std::shared_ptr<const std::atomic<bool>> finished_flag() const override {
+    return finished_;
+  }
+  // librdkafka delivers as soon as a record is produced; a predecessor of the same name
+  // is not waited for (see the README: a reload that changes a kafka sink).
+  void follow(std::shared_ptr<const std::atomic<bool>> /*predecessor*/) override {}
+  [[nodiscard]] SinkStats stats() const override;
+  [[nodiscard]] std::string last_error() const override;
+  std::vector<std::string> take_failure_kinds() override;
+
+ private:
+  void run();
+  void drain_at_stop();
+  void delivered(const rd_kafka_message_t& message);
+  void failed(rd_kafka_resp_err_t err, const std::string& reason, bool drop_kind);
+  void broker_states(std::string_view statistics);
+  // What a record costs the queue (QueueLimit).
+  static std::size_t charge(std::size_t size) { return size + kQueueEntryBytes; }
+
+  const config::SinkConfig config_;
+  const std::string name_;
+  const QueueLimit limit_;
+  const std::string key_;  // "" for none
+
+  // Guards the handle against stop() while submit() produces; submit() never waits long.
+  std::mutex produce_mutex_;
+  Handle rk_;
+  Topic topic_;
+  bool stopped_ = false;  // guarded by produce_mutex_: request_stop() was called
+  std::atomic<bool> stop_requested_{false};
+  std::atomic<bool> drained_{false};  // what was left is counted: reports count no more
+  std::atomic<Clock::rep> deadline_{0};
+  std::shared_ptr<std::atomic<bool>> finished_ = std::make_shared<std::atomic<bool>>(true);
+  std::thread poller_;
+
+  std::atomic<std::uint64_t> written_{0};
+  std::atomic<std::uint64_t> dropped_{0};
+  std::atomic<std::uint64_t> errors_{0};
+  std::atomic<std::size_t> queued_{0};
+  std::atomic<std::size_t> queued_bytes_{0};
+  std::atomic<int> connected_{-1};
+  std::atomic<int> brokers_up_{0};
+
+  mutable std::mutex error_mutex_;
+  std::string last_error_;              // guarded by error_mutex_
+  std::string waiting_;                 // guarded by error_mutex_: a broker not up, why
+  std::set<int> kinds_seen_;            // guarded by error_mutex_: reported drop reasons
+  std::vector<std::string> kinds_new_;  // guarded by error_mutex_: not yet taken
+};
+
+Result<void> KafkaSink::start() {
+  if (rk_ || stopped_) {
+    return Error{0, name_ + ": already started"};
+  }
+  auto conf = make_conf(config_);
+  if (!conf) {
+    return conf.error();
+  }
+  api().conf_set_opaque(conf->get(), this);
+  api().conf_set_dr_msg_cb(conf->get(), [](rd_kafka_t*, const rd_kafka_message_t* m, void* self) {
+    static_cast<KafkaSink*>(self)->delivered(*m);
+  });
+  api().conf_set_error_cb(conf->get(), [](rd_kafka_t* rk, int err, const char* reason, void* self) {
+    auto* sink = static_cast<KafkaSink*>(self);
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+      std::array<char, 512> why{};
+      err = api().fatal_error(rk, why.data(), why.size());
+      sink->failed(static_cast<rd_kafka_resp_err_t>(err), std::string("fatal: ") + why.data(),
+                   true);
+      return;
+    }
+    sink->failed(static_cast<rd_kafka_resp_err_t>(err), reason, false);
+  });
+  api().conf_set_stats_cb(conf->get(), [](rd_kafka_t*, char* json, size_t len, void* self) {
+    static_cast<KafkaSink*>(self)->broker_states(std::string_view(json, len));
+    return 0;  // librdkafka frees `json`
+  });
+  auto rk = make_handle(std::move(*conf));
+  if (!rk) {
+    return rk.error();
+  }
+  Topic topic(api().topic_new(rk->get(), config_.topic.c_str(), nullptr));
+  if (!topic) {
+    return Error{0,
+                 "librdkafka: topic " + config_.topic + ": " + api().err2str(api().last_error())};
+  }
+  std::lock_guard lock(produce_mutex_);
+  rk_ = std::move(*rk);
+  topic_ = std::move(topic);
+  finished_->store(false, std::memory_order_release);
+  try {
+    poller_ = std::thread([this] { run(); });
+  } catch (const std::system_error& e) {
+    finished_->store(true, std::memory_order_release);
+    topic_.reset();
+    rk_.reset();
+    return Error{e.code().value(), name_ + ": starting the delivery thread"};
+  }
+  return {};
+}
+
+void KafkaSink::submit(std::string_view record) {
+  if (!record.empty() && record.back() == '\n') {
+    record.remove_suffix(1);  // a Kafka message is one record; no line framing
+  }
+  const std::size_t cost = charge(record.size());
+  std::lock_guard lock(produce_mutex_);
+  if (stopped_ || !rk_ || queued_.load(std::memory_order_relaxed) + 1 > limit_.records ||
+      queued_bytes_.load(std::memory_order_relaxed) + cost > limit_.bytes) {
+    dropped_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  // Counted before producing: the delivery report may come before api().produce() returns.
+  queued_.fetch_add(1, std::memory_order_relaxed);
+  queued_bytes_.fetch_add(cost, std::memory_order_relaxed);
+  // api().produce(), not producev(): its macros are C casts that -Wold-style-cast refuses.
+  const int produced = api().produce(topic_.get(), RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
+                                     const_cast<char*>(record.data()), record.size(),
+                                     key_.empty() ? nullptr : key_.data(), key_.size(), nullptr);
+  const rd_kafka_resp_err_t err = produced == 0 ? RD_KAFKA_RESP_ERR_NO_ERROR : api().last_error();
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    queued_.fetch_sub(1, std::memory_order_relaxed);
+    queued_bytes_.fetch_sub(cost, std::memory_order_relaxed);
+    dropped_.fetch_add(1, std::memory_order_relaxed);
+    failed(err, api().err2str(err), true);
+  }
+}
+
+void KafkaSink::delivered(const rd_kafka_message_t& message) {
+  if (drained_.load(std::memory_order_relaxed)) {
+    return;  // counted dropped by drain_at_stop() already (librdkafka's destroy)
+  }
+  if (message.err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    written_.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    dropped_.fetch_add(1, std::memory_order_relaxed);
+    failed(message.err, api().err2str(message.err), true);
+  }
+  queued_bytes_.fetch_sub(charge(message.len), std::memory_order_relaxed);
+  queued_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+// `drop_kind`: records were lost for this reason (reported once per kind); otherwise a
+// connection or cluster error (librdkafka retries; the daemon logs the sink going down).
+void KafkaSink::failed(rd_kafka_resp_err_t err, const std::string& reason, bool drop_kind) {
+  if (!drop_kind) {
+    errors_.fetch_add(1, std::memory_order_relaxed);
+    if (brokers_up_.load(std::memory_order_relaxed) == 0) {
+      connected_.store(0, std::memory_order_relaxed);
+    }
+  }
+  std::lock_guard lock(error_mutex_);
+  last_error_ = reason;
+  if (drop_kind && kinds_seen_.insert(static_cast<int>(err)).second) {
+    kinds_new_.push_back(reason);
+  }
+}
+
+// librdkafka's statistics: how many brokers have a connection up. Brokers it learned from
+// metadata count; before any, the bootstrap brokers it was given.
+void KafkaSink::broker_states(std::string_view statistics) {
+  const auto doc = nlohmann::json::parse(statistics, nullptr, false);
+  if (doc.is_discarded() || !doc.contains("brokers") || !doc["brokers"].is_object()) {
+    return;
+  }
+  int learned = 0;
+  int configured = 0;
+  std::string waiting;  // a broker that is not up, and its state, for last_error()
+  for (const auto& [name, broker] : doc["brokers"].items()) {
+    if (!broker.is_object() || broker.value("state", "") != "UP") {
+      const std::string source = broker.is_object() ? broker.value("source", "") : "";
+      if (waiting.empty() && (source == "learned" || source == "configured")) {
+        waiting = name + ": " + broker.value("state", "?");
+      }
+      continue;
+    }
+    const std::string source = broker.value("source", "");
+    learned += source == "learned" ? 1 : 0;
+    configured += source == "configured" ? 1 : 0;
+  }
+  const int up = learned > 0 ? learned : std::min(configured, 1);
+  brokers_up_.store(up, std::memory_order_relaxed);
+  connected_.store(up > 0 ? 1 : 0, std::memory_order_relaxed);
+  std::lock_guard lock(error_mutex_);
+  waiting_ = up == 0 ? waiting : "";
+}
+
+void KafkaSink::run() {
+  while (!stop_requested_.load(std::memory_order_acquire)) {
+    api().poll(rk_.get(), 100);
+  }
+  drain_at_stop();
+  {
+    std::lock_guard lock(produce_mutex_);
+    topic_.reset();
+    rk_.reset();
+  }
+  finished_->store(true, std::memory_order_release);
+}
+
+// Delivers what is queued until the deadline, then gives up on the rest: purged records
+// report failure (counted dropped); any that librdkafka still holds after that are too.
+void KafkaSink::drain_at_stop() {
+  const auto deadline = Clock::time_point(Clock::duration(deadline_.load()));
+  const int left = poll_timeout_ms(Clock::now(), deadline);
+  (void)api().flush(rk_.get(), left);
+  if (api().outq_len(rk_.get()) > 0) {
+    (void)api().purge(rk_.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    const auto until = Clock::now() + kPurgeWait;
+    while (queued_.load() > 0 && Clock::now() < until) {
+      api().poll(rk_.get(), 10);
+    }
+  }
+  drained_.store(true, std::memory_order_relaxed);
+  const std::size_t lost = queued_.exchange(0);
+  dropped_.fetch_add(lost, std::memory_order_relaxed);
+  queued_bytes_.store(0, std::memory_order_relaxed);
+}
+
+void KafkaSink::request_stop(milliseconds timeout) {
+  std::lock_guard lock(produce_mutex_);
+  if (stopped_) {
+    return;
+  }
+  stopped_ = true;  // from here on, submit() drops
+  deadline_.store((Clock::now() + timeout).time_since_epoch().count());
+  stop_requested_.store(true, std::memory_order_release);
+}
+
+void KafkaSink::stop(milliseconds timeout) {
+  request_stop(timeout);
+  if (poller_.joinable()) {
+    poller_.join();
+  }
+}
+
+SinkStats KafkaSink::stats() const {
+  SinkStats s;
+  s.written = written_.load(std::memory_order_relaxed);
+  s.dropped = dropped_.load(std::memory_order_relaxed);
+  s.errors = errors_.load(std::memory_order_relaxed);
+  s.queued = queued_.load(std::memory_order_relaxed);
+  s.queued_bytes = queued_bytes_.load(std::memory_order_relaxed);
+  s.connected = connected_.load(std::memory_order_relaxed);
+  s.brokers_up = brokers_up_.load(std::memory_order_relaxed);
+  return s;
+}
+
+std::string KafkaSink::last_error() const {
+  std::lock_guard lock(error_mutex_);
+  // A cluster that accepts connections and never answers raises no connection error: say
+  // where librdkafka is waiting instead.
+  if (errors_.load(std::memory_order_relaxed) == 0 && !waiting_.empty()) {
+    return "no broker up (" + waiting_ + ")";
+  }
+  return last_error_;
+}
+
+std::vector<std::string> KafkaSink::take_failure_kinds() {
+  std::lock_guard lock(error_mutex_);
+  return std::exchange(kinds_new_, {});
+}
+
+}  // namespace
+
+std::unique_ptr<Sink> make_kafka_sink(const config::SinkConfig& config,
+                                      const SinkContext& context) {
+  std::string key = config.key == config::KafkaKey::kDeviceUid ? context.device_uid : "";
+  return std::make_unique<KafkaSink>(config, std::move(key));
+}
+
+Result<void> kafka_preflight(const config::SinkConfig& config) {
+  auto conf = make_conf(config);
+  if (!conf) {
+    return conf.error();
+  }
+  // Makes the handle (properties, certificates and keys are checked) and drops it before
+  // it has done anything.
+  auto rk = make_handle(std::move(*conf));
+  if (!rk) {
+    return rk.error();
+  }
+  return {};
+}
+
+}  // namespace sockstate::sink::detail
