@@ -153,6 +153,12 @@ class KafkaSink final : public Sink {
   std::vector<std::string> take_failure_kinds() override;
 
  private:
+  struct Producer {
+    Handle rk;
+    Topic topic;
+  };
+  Result<Producer> make_producer();
+  void restart_producer();
   void run();
   void drain_at_stop();
   void delivered(const rd_kafka_message_t& message);
@@ -172,7 +178,9 @@ class KafkaSink final : public Sink {
   Topic topic_;
   bool stopped_ = false;  // guarded by produce_mutex_: request_stop() was called
   std::atomic<bool> stop_requested_{false};
-  std::atomic<bool> drained_{false};  // what was left is counted: reports count no more
+  std::atomic<bool> drained_{false};
+  std::atomic<bool> fatal_{false};  // the producer had a fatal error: run() replaces it  // what
+                                    // was left is counted: reports count no more
   std::atomic<Clock::rep> deadline_{0};
   std::shared_ptr<std::atomic<bool>> finished_ = std::make_shared<std::atomic<bool>>(true);
   std::thread poller_;
@@ -184,6 +192,7 @@ class KafkaSink final : public Sink {
   std::atomic<std::size_t> queued_bytes_{0};
   std::atomic<int> connected_{-1};
   std::atomic<int> brokers_up_{0};
+  std::atomic<std::uint64_t> restarts_{0};  // producers replaced after a fatal error
 
   mutable std::mutex error_mutex_;
   std::string last_error_;              // guarded by error_mutex_
@@ -192,10 +201,8 @@ class KafkaSink final : public Sink {
   std::vector<std::string> kinds_new_;  // guarded by error_mutex_: not yet taken
 };
 
-Result<void> KafkaSink::start() {
-  if (rk_ || stopped_) {
-    return Error{0, name_ + ": already started"};
-  }
+// A producer with this sink's callbacks: at start, and after a fatal error.
+Result<KafkaSink::Producer> KafkaSink::make_producer() {
   auto conf = make_conf(config_);
   if (!conf) {
     return conf.error();
@@ -207,10 +214,12 @@ Result<void> KafkaSink::start() {
   api().conf_set_error_cb(conf->get(), [](rd_kafka_t* rk, int err, const char* reason, void* self) {
     auto* sink = static_cast<KafkaSink*>(self);
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
+      // The idempotent producer cannot go on (its sequence is lost): run() makes another.
       std::array<char, 512> why{};
       err = api().fatal_error(rk, why.data(), why.size());
-      sink->failed(static_cast<rd_kafka_resp_err_t>(err), std::string("fatal: ") + why.data(),
-                   true);
+      sink->failed(static_cast<rd_kafka_resp_err_t>(err),
+                   std::string("fatal: ") + why.data() + " (the producer is restarted)", true);
+      sink->fatal_.store(true, std::memory_order_release);
       return;
     }
     sink->failed(static_cast<rd_kafka_resp_err_t>(err), reason, false);
@@ -228,9 +237,20 @@ Result<void> KafkaSink::start() {
     return Error{0,
                  "librdkafka: topic " + config_.topic + ": " + api().err2str(api().last_error())};
   }
+  return Producer{std::move(*rk), std::move(topic)};
+}
+
+Result<void> KafkaSink::start() {
+  if (rk_ || stopped_) {
+    return Error{0, name_ + ": already started"};
+  }
+  auto made = make_producer();
+  if (!made) {
+    return made.error();
+  }
   std::lock_guard lock(produce_mutex_);
-  rk_ = std::move(*rk);
-  topic_ = std::move(topic);
+  rk_ = std::move(made->rk);
+  topic_ = std::move(made->topic);
   finished_->store(false, std::memory_order_release);
   try {
     poller_ = std::thread([this] { run(); });
@@ -241,6 +261,28 @@ Result<void> KafkaSink::start() {
     return Error{e.code().value(), name_ + ": starting the delivery thread"};
   }
   return {};
+}
+
+// After a fatal error every record the old producer holds fails (counted dropped, the kind
+// logged once) and so would every new one: a new producer takes over, the old one is
+// purged (its records report failure) and destroyed. On the poller thread, the only one
+// that changes rk_, so run() may use rk_ without the lock.
+void KafkaSink::restart_producer() {
+  auto made = make_producer();
+  if (!made) {
+    failed(RD_KAFKA_RESP_ERR__FATAL, made.error().message(), false);
+    return;  // fatal_ stays set: tried again on the next turn of run()
+  }
+  Producer old;
+  {
+    std::lock_guard lock(produce_mutex_);
+    old.rk = std::exchange(rk_, std::move(made->rk));
+    old.topic = std::exchange(topic_, std::move(made->topic));
+  }
+  fatal_.store(false, std::memory_order_release);
+  restarts_.fetch_add(1, std::memory_order_relaxed);
+  (void)api().purge(old.rk.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+  (void)api().flush(old.rk.get(), static_cast<int>(kPurgeWait.count()));
 }
 
 void KafkaSink::submit(std::string_view record) {
@@ -332,6 +374,9 @@ void KafkaSink::broker_states(std::string_view statistics) {
 void KafkaSink::run() {
   while (!stop_requested_.load(std::memory_order_acquire)) {
     api().poll(rk_.get(), 100);
+    if (fatal_.load(std::memory_order_acquire)) {
+      restart_producer();
+    }
   }
   drain_at_stop();
   {
@@ -387,6 +432,7 @@ SinkStats KafkaSink::stats() const {
   s.queued_bytes = queued_bytes_.load(std::memory_order_relaxed);
   s.connected = connected_.load(std::memory_order_relaxed);
   s.brokers_up = brokers_up_.load(std::memory_order_relaxed);
+  s.reconnects = restarts_.load(std::memory_order_relaxed);
   return s;
 }
 

@@ -133,6 +133,56 @@ TEST_F(KafkaNetns, SinkDeliversEveryRecordOnceInOrderAcrossALeaderOutage) {
   EXPECT_EQ(partitions.size(), 1U) << "one key, one partition";
 }
 
+// A fatal error of the idempotent producer (a broker answering with an out-of-order
+// sequence number) would fail every later record: the sink replaces the producer, counts
+// what the old one held as dropped, says so once, and delivers again.
+TEST_F(KafkaNetns, SinkReplacesAProducerAfterAFatalError) {
+  TopicReader reader(kafka_->bootstraps(), "ocsf", kPartitions);
+  ASSERT_TRUE(reader.error.empty()) << reader.error;
+  auto sink = sink::make_sink(sink_config(), sink::SinkContext{"host-uid-3"});
+  ASSERT_TRUE(sink->start().ok());
+  int seq = 0;
+  auto send = [&](int n) {
+    for (int i = 0; i < n; ++i) {
+      sink->submit(json{{"seq", seq++}}.dump() + "\n");
+    }
+  };
+  send(1000);
+  wait_idle(*sink, milliseconds(30000));
+  ASSERT_EQ(sink->stats().written, 1000U);
+  kafka_->fail_produce(1, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER);
+  send(1000);
+  wait_idle(*sink, milliseconds(30000));
+  // Wait for the new producer (the old one's records are all reported by now).
+  const auto deadline = Clock::now() + milliseconds(10000);
+  while (sink->stats().reconnects == 0 && Clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  ASSERT_EQ(sink->stats().reconnects, 1U);
+  const std::uint64_t written_before = sink->stats().written;
+  send(1000);
+  wait_idle(*sink, milliseconds(30000));
+  sink->stop(milliseconds(5000));
+  const sink::SinkStats st = sink->stats();
+  EXPECT_GT(st.dropped, 0U) << "the fatal error failed records";
+  EXPECT_EQ(st.written - written_before, 1000U) << "the new producer delivers every record";
+  EXPECT_EQ(st.written + st.dropped, 3000U) << "every record accounted for";
+  EXPECT_EQ(st.queued, 0U);
+  const auto kinds = sink->take_failure_kinds();
+  ASSERT_FALSE(kinds.empty());
+  EXPECT_NE(kinds[0].find("fatal: "), std::string::npos) << kinds[0];
+  EXPECT_NE(kinds[0].find("the producer is restarted"), std::string::npos) << kinds[0];
+  ASSERT_EQ(reader.wait_for(st.written, milliseconds(30000)), st.written)
+      << "exactly the acknowledged records are in the topic";
+  int last = -1;
+  for (const auto& m : reader.messages()) {
+    const int s = json::parse(m.value)["seq"].get<int>();
+    EXPECT_GT(s, last) << "in order";
+    last = s;
+  }
+  EXPECT_EQ(last, 2999);
+}
+
 TEST_F(KafkaNetns, DeadClusterNeverBlocksBoundsTheQueueAndCountsEveryDrop) {
   // A listener that never accepts: connections complete in its backlog, no reply comes.
   const std::uint16_t port = 5401;

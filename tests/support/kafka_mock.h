@@ -75,6 +75,12 @@ class MockKafka {
   }
   void set_down(int broker) { rd_kafka_mock_broker_set_down(cluster_, broker); }
   void set_up(int broker) { rd_kafka_mock_broker_set_up(cluster_, broker); }
+  // The next `count` Produce requests, whichever broker gets them, fail with `err`.
+  void fail_produce(int count, rd_kafka_resp_err_t err) {
+    std::vector<rd_kafka_resp_err_t> errors(static_cast<std::size_t>(count), err);
+    rd_kafka_mock_push_request_errors_array(cluster_, 0 /* Produce */, errors.size(),
+                                            errors.data());
+  }
   [[nodiscard]] const std::string& topic() const { return topic_; }
 
   std::string error;

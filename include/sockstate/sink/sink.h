@@ -28,7 +28,8 @@ struct SinkStats {
   std::uint64_t written = 0;     // records delivered
   std::uint64_t dropped = 0;     // records lost: queue full, or not deliverable
   std::uint64_t errors = 0;      // write/connect failures (each may drop records)
-  std::uint64_t reconnects = 0;  // socket sinks: connections made after the first
+  std::uint64_t reconnects = 0;  // socket sinks: connections made after the first; kafka
+                                 // sinks: producers replaced after a fatal error
   std::uint64_t reopens = 0;     // file sinks: reopened (SIGHUP) or rotated
   std::size_t queued = 0;        // records waiting now
   std::size_t queued_bytes = 0;  // what they hold, as the queue counts it (see QueueLimit)
