@@ -671,7 +671,7 @@ std::string as_choice(const json& v, const std::string& path,
 // "host:port", "[v6]:port": what bootstrap.servers takes, checked here so that a typo is
 // a configuration error instead of a sink that never connects.
 std::string as_broker(const json& v, const std::string& path) {
-  const std::string s = as_text(v, path, 261);
+  std::string s = as_text(v, path, 261);
   const std::string shape = "must be HOST:PORT (\"[IPv6]:PORT\" for an IPv6 address), not ";
   const auto colon = s.rfind(':');
   if (colon == std::string::npos || colon == 0 || colon + 1 == s.size()) {

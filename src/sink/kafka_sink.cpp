@@ -2,8 +2,8 @@
 // when its delivery report says the broker acknowledged it.
 //
 // librdkafka keeps its own queue and threads, so this sink has no QueuedSink: submit()
-// hands a record to rd_kafka_producev() (which never blocks), and one thread of ours serves
-// delivery reports, errors and statistics with api().poll(). What is queued is counted
+// hands a record to rd_kafka_produce() (which never blocks), and one thread of ours serves
+// delivery reports, errors and statistics with rd_kafka_poll(). What is queued is counted
 // here, from submit() to the record's delivery report, and bounded by the sink's queue
 // limits (librdkafka's own limits sit just above them, as a backstop).
 #include <librdkafka/rdkafka.h>
@@ -296,10 +296,10 @@ void KafkaSink::submit(std::string_view record) {
     dropped_.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  // Counted before producing: the delivery report may come before api().produce() returns.
+  // Counted before producing: the delivery report may come before produce() returns.
   queued_.fetch_add(1, std::memory_order_relaxed);
   queued_bytes_.fetch_add(cost, std::memory_order_relaxed);
-  // api().produce(), not producev(): its macros are C casts that -Wold-style-cast refuses.
+  // rd_kafka_produce(), not producev(): its macros are C casts -Wold-style-cast refuses.
   const int produced = api().produce(topic_.get(), RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
                                      const_cast<char*>(record.data()), record.size(),
                                      key_.empty() ? nullptr : key_.data(), key_.size(), nullptr);
