@@ -2,9 +2,11 @@
 
 #include <netinet/in.h>
 
+#include <atomic>
 #include <optional>
 #include <vector>
 
+#include "pipeline.h"
 #include "sockstate/collect/collector.h"
 #include "sockstate/collect/host.h"
 #include "sockstate/flow/observation.h"
@@ -44,7 +46,34 @@ struct Run {
   SnapshotStats stats;
   Result<void> write_status;
 
-  // One namespace: its listeners (for direction), then each family's sockets.
+  std::atomic<bool> output_failed{false};  // write_status failed: the dump only drains
+
+  // One socket, as a record (the renderer's thread).
+  void render(const netlink::SocketEntry& e, collect::NamespaceView& view,
+              const flow::Perimeter& perimeter, const proc::Container* container, bool owned_here) {
+    if (!write_status) {
+      return;  // output is gone; let the dump drain
+    }
+    flow::Observation obs =
+        flow::observe_snapshot(e, flow::orient(e, view.listeners(), perimeter), now_ms);
+    obs.timezone_offset_min = timezone_offset;
+    obs.owner = attributor.owner_of(e, obs.uid_known, container);
+    obs.owner.netns = owned_here ? 0 : e.netns;
+    stats.with_owner += obs.owner.process != nullptr ? 1 : 0;
+    if (options.table) {
+      append_table_row(obs, output.buffer());
+    } else {
+      builder.append(obs, output.buffer());
+    }
+    ++stats.records;
+    write_status = output.commit();
+    if (!write_status) {
+      output_failed.store(true, std::memory_order_relaxed);
+    }
+  }
+
+  // One namespace: its listeners (for direction), then each family's sockets. The dump
+  // runs on this thread and the records are made on another (Pipeline).
   Result<void> dump(collect::NamespaceView& view) {
     const bool owned_here = !options.all_netns;
     const proc::Container* container = view.info().container ? &*view.info().container : nullptr;
@@ -60,29 +89,19 @@ struct Run {
     const flow::Perimeter perimeter{&view.addresses(), options.internal_networks
                                                            ? &*options.internal_networks
                                                            : &flow::NetworkSet::default_internal()};
+    Pipeline pipeline(
+        [&](const netlink::SocketEntry& e) { render(e, view, perimeter, container, owned_here); });
     for (const std::uint8_t family : {std::uint8_t{AF_INET}, std::uint8_t{AF_INET6}}) {
       if ((family == AF_INET && !options.inet) || (family == AF_INET6 && !options.inet6)) {
         continue;
       }
       const netlink::DumpRequest request{family, options.states, options.with_info, bytecode};
       auto done = view.dump(request, written, stats.dump, [&](const netlink::SocketEntry& e) {
-        if (!write_status) {
-          return;  // output is gone; let the dump drain
+        if (!output_failed.load(std::memory_order_relaxed)) {
+          pipeline.push(e);
         }
-        flow::Observation obs =
-            flow::observe_snapshot(e, flow::orient(e, view.listeners(), perimeter), now_ms);
-        obs.timezone_offset_min = timezone_offset;
-        obs.owner = attributor.owner_of(e, obs.uid_known, container);
-        obs.owner.netns = owned_here ? 0 : e.netns;
-        stats.with_owner += obs.owner.process != nullptr ? 1 : 0;
-        if (options.table) {
-          append_table_row(obs, output.buffer());
-        } else {
-          builder.append(obs, output.buffer());
-        }
-        ++stats.records;
-        write_status = output.commit();
       });
+      pipeline.finish();  // every record of this family made: write_status is final
       if (!write_status) {
         return write_status.error();
       }
