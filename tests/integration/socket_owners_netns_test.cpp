@@ -2,6 +2,7 @@
 // each socket `ss -tanep` reports (inode and pid, from sock_diag) must be attributed to
 // that pid with the right name, command line, uid and user. Needs root; skips without it.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -252,6 +253,43 @@ TEST_F(SocketOwnersNetns, RefreshFindsANewConnectionOfAKnownProcess) {
   ASSERT_NE(p, nullptr);
   EXPECT_EQ(p->pid, ::getpid());
   ::close(fd);
+}
+
+// A process with more fds than one thread reads (proc::OwnerMap reads the links of a pid
+// with over 4,096 fds on two threads, half each): every socket is found, once, with its
+// owner, whether its fd falls in the first half or the second.
+TEST_F(SocketOwnersNetns, AProcessWithThousandsOfSocketsHasEveryOneAttributed) {
+  rlimit nofile{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &nofile), 0);
+  constexpr std::size_t kSockets = 9000;
+  ASSERT_GE(nofile.rlim_max, kSockets + 64) << "hard RLIMIT_NOFILE too low";
+  const rlimit before = nofile;
+  nofile.rlim_cur = nofile.rlim_max;
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &nofile), 0);
+  std::vector<int> fds;
+  std::vector<std::uint32_t> inodes;
+  for (std::size_t i = 0; i < kSockets; ++i) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(fd, 0);
+    fds.push_back(fd);
+    struct stat st {};
+    ASSERT_EQ(::fstat(fd, &st), 0);
+    inodes.push_back(static_cast<std::uint32_t>(st.st_ino));
+  }
+  OwnerMap map;
+  const auto scanned = map.scan();
+  ASSERT_TRUE(scanned.ok()) << scanned.error().message();
+  EXPECT_GE(scanned->fds_read, kSockets);
+  std::size_t found = 0;
+  for (const std::uint32_t inode : inodes) {
+    const ProcessInfo* p = map.owner(inode);
+    found += (p != nullptr && p->pid == ::getpid()) ? 1U : 0U;
+  }
+  EXPECT_EQ(found, kSockets) << "every socket, both halves";
+  for (const int fd : fds) {
+    ::close(fd);
+  }
+  ::setrlimit(RLIMIT_NOFILE, &before);
 }
 
 }  // namespace

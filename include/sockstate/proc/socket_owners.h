@@ -124,6 +124,7 @@ class OwnerMap {
 
   class Targets;  // the inodes a refresh() looks for
   Result<ScanStats> walk(bool reuse_attributes, Targets* targets);
+  int read_pid_links(int fd_dir, ScanStats& stats);
   void scan_pid(int root_fd, const char* name, std::int32_t pid, bool reuse_attributes,
                 Targets* targets, ScanStats& stats);
   // Returns the owning Process for `pid` (read or reused), or nullptr when it vanished.
@@ -141,6 +142,7 @@ class OwnerMap {
   std::unordered_set<std::uint32_t> missed_;
   std::unordered_map<std::uint32_t, std::string> users_;
   std::vector<std::uint32_t> pid_sockets_;  // scratch: one pid's socket inodes
+  std::vector<std::uint32_t> fd_numbers_;   // scratch: one pid's fds
   std::vector<char> dents_root_;            // scratch: getdents64 buffers
   std::vector<char> dents_fd_;
   std::vector<char> read_buf_;  // scratch: cmdline/status/stat contents
