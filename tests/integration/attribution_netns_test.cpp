@@ -328,7 +328,16 @@ TEST_F(AttributionNetns, DaemonFollowsNamespacesAndNamesOwners) {
   const std::uint16_t port = 6301;
   auto h = start_in(name, port, cgroup);
   ASSERT_TRUE(h);
-  auto in_ns = [ns](const json& r) { return r["unmapped"].value("netns", 0ULL) == ns; };
+  // Ours: in the namespace and on the holder's port. A namespace's inode is reused once the
+  // namespace is gone, and the daemon follows every namespace of the machine: records of
+  // another test's namespace that had this inode before ours (-j2) must not count.
+  auto in_ns = [ns, port](const json& r) {
+    const auto on_port = [&r, port](const char* end) {
+      return r.contains(end) && r[end].value("port", 0) == port;
+    };
+    return r["unmapped"].value("netns", 0ULL) == ns &&
+           (on_port("dst_endpoint") || on_port("src_endpoint"));
+  };
   auto listen = wait_for_record(
       out, [&](const json& r) { return in_ns(r) && r["activity_id"] == 7; }, 10s);
   ASSERT_TRUE(listen) << read_file(dir_ + "/daemon.err");
