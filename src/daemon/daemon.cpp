@@ -459,8 +459,12 @@ struct Daemon::State {
     for (const auto inode : failed) {
       remove_namespace(inode);
     }
-    if (owners != nullptr) {
-      // Forget the owners of sockets whose last record is written.
+    // Forget the owners of sockets whose last record is written, once they are an eighth
+    // more than the sockets tracked: listing, sorting and looking up every tracked inode
+    // took 8% of a 100,000-socket poll's CPU when done each poll.
+    const std::size_t tracked = tracker.size();
+    if (owners != nullptr &&
+        owners->size() + owners->missed_count() > tracked + tracked / 8 + 1024) {
       owners->retain(tracker.inodes());
     }
     first_poll = false;

@@ -115,6 +115,15 @@ SocketEntry Tracker::Seen::entry() const {
   return e;
 }
 
+Tracker::Counters Tracker::Counters::of(const flow::Traffic& t) {
+  return {t.bytes_sent, t.bytes_received, static_cast<std::uint32_t>(t.segs_sent),
+          static_cast<std::uint32_t>(t.segs_received)};
+}
+
+flow::Traffic Tracker::Counters::traffic() const {
+  return {bytes_sent, bytes_received, segs_sent, segs_received};
+}
+
 Tracker::Flow Tracker::flow_of(const SocketEntry& e) {
   return Flow{flow::normalized_address(e.family, e.local_addr),
               flow::normalized_address(e.family, e.remote_addr), e.local_port, e.remote_port,
@@ -155,12 +164,12 @@ void Tracker::poll_socket(const SocketEntry& entry, const flow::ListenerTable& l
     closed_[entry.cookie] = {generation_, entry.netns};  // a dump missed it: it ended already
     return;
   }
-  auto it = tracked_.find(entry.cookie);
-  if (it == tracked_.end()) {
+  Tracked* t = tracked_.find(entry.cookie);
+  if (t == nullptr) {
     track_new(entry, listeners, perimeter);
     return;
   }
-  update(it->second, entry, listeners, perimeter);
+  update(*t, entry, listeners, perimeter);
 }
 
 flow::Observation Tracker::observe(const Tracked& t, Activity activity, std::int64_t now_ms) const {
@@ -173,7 +182,7 @@ flow::Observation Tracker::observe(const Tracked& t, Activity activity, std::int
   obs.local = flow::local_endpoint(obs.socket);
   obs.remote = flow::remote_endpoint(obs.socket);
   if (t.has_totals && t.orientation.connected()) {
-    obs.cumulative = t.totals;
+    obs.cumulative = t.totals.traffic();
   }
   return obs;
 }
@@ -194,7 +203,7 @@ void Tracker::track_new(const SocketEntry& entry, const flow::ListenerTable& lis
     }
     track(entry, o);  // existed before we looked: its start is unknown
     if (baseline) {
-      tracked_.at(entry.cookie).baseline_due = true;  // written paced (report_paced)
+      tracked_.find(entry.cookie)->baseline_due = true;  // written paced (report_paced)
       ++baselines_due_;
     }
     return;
@@ -210,7 +219,7 @@ void Tracker::track_new(const SocketEntry& entry, const flow::ListenerTable& lis
     count_new(entry.netns);
   }
   if (entry.state != netlink::kTcpClose) {
-    Tracked& t = tracked_.at(entry.cookie);
+    Tracked& t = *tracked_.find(entry.cookie);
     t.start_ms = poll_ms_;  // we saw it begin
     sink_(observe(t, entry.state == netlink::kTcpListen ? Activity::kListen : Activity::kOpen,
                   poll_ms_));
@@ -227,7 +236,7 @@ void Tracker::track(const SocketEntry& entry, const flow::Orientation& o) {
   t.period_start_ms = poll_ms_;
   t.seen_ms = poll_ms_;
   if (auto totals = flow::live_totals(entry, o)) {
-    t.totals = t.reported = *totals;
+    t.totals = t.reported = Counters::of(*totals);
     t.has_totals = true;
   }
   // A bound socket is no flow until it listens or connects.
@@ -295,7 +304,7 @@ void Tracker::update(Tracked& t, const SocketEntry& entry, const flow::ListenerT
   t.uid_known = true;
   t.seen_established = t.seen_established || past_handshake(entry.state);
   if (auto totals = flow::live_totals(entry, t.orientation)) {
-    t.totals = t.has_totals ? flow::max_of(t.totals, *totals) : *totals;
+    t.totals = Counters::of(t.has_totals ? flow::max_of(t.totals.traffic(), *totals) : *totals);
     t.has_totals = true;
   }
   if (entry.state == previous) {
@@ -326,38 +335,7 @@ void Tracker::update(Tracked& t, const SocketEntry& entry, const flow::ListenerT
 }
 
 void Tracker::end_poll() {
-  for (auto it = tracked_.begin(); it != tracked_.end();) {
-    Tracked& t = it->second;
-    ++it;  // close() erases t
-    const bool gone = t.generation != generation_;
-    if ((!gone && !t.has_remnant) || t.close_due_ms != 0) {
-      continue;
-    }
-    if (t.awaiting_since_ms != 0) {
-      if (poll_ms_ - t.awaiting_since_ms >= options_.await_destroy_ms) {
-        owe_close(t);  // its event never came (lost, or destroy events are off)
-      }
-      continue;
-    }
-    if (t.suspect_since == 0) {
-      t.suspect_since = generation_;
-    }
-    if (!options_.confirm_poll_closes) {
-      owe_close(t);
-      continue;
-    }
-    if (t.suspect_since == generation_) {
-      continue;  // its destroy event may still be on its way
-    }
-    if (gone && !t.seen_established && t.orientation.shape == Shape::kInitiated &&
-        t.last.state == netlink::kTcpSynSent) {
-      // A connect() that failed while the application holds the socket: unhashed, so no
-      // dump shows it, and its destroy event comes when it is closed. That is the Fail.
-      t.awaiting_since_ms = poll_ms_;
-      continue;
-    }
-    owe_close(t);
-  }
+  tracked_.for_each([this](Tracked& t) { judge_missing(t); });
   for (auto it = pending_.begin(); it != pending_.end();) {
     if (it->second.first_generation == generation_) {
       ++it;
@@ -375,6 +353,38 @@ void Tracker::end_poll() {
   std::erase_if(closed_by_poll_,
                 [this](const auto& c) { return poll_ms_ - c.second >= options_.await_destroy_ms; });
   first_ = FirstSight::kEvent;
+}
+
+// After a poll: whether a socket it did not find (or found a minisocket) has closed.
+void Tracker::judge_missing(Tracked& t) {
+  const bool gone = t.generation != generation_;
+  if ((!gone && !t.has_remnant) || t.close_due_ms != 0) {
+    return;
+  }
+  if (t.awaiting_since_ms != 0) {
+    if (poll_ms_ - t.awaiting_since_ms >= options_.await_destroy_ms) {
+      owe_close(t);  // its event never came (lost, or destroy events are off)
+    }
+    return;
+  }
+  if (t.suspect_since == 0) {
+    t.suspect_since = generation_;
+  }
+  if (!options_.confirm_poll_closes) {
+    owe_close(t);
+    return;
+  }
+  if (t.suspect_since == generation_) {
+    return;  // its destroy event may still be on its way
+  }
+  if (gone && !t.seen_established && t.orientation.shape == Shape::kInitiated &&
+      t.last.state == netlink::kTcpSynSent) {
+    // A connect() that failed while the application holds the socket: unhashed, so no
+    // dump shows it, and its destroy event comes when it is closed. That is the Fail.
+    t.awaiting_since_ms = poll_ms_;
+    return;
+  }
+  owe_close(t);
 }
 
 // A poll found it gone: its Close is owed, written paced (report_paced) as of this poll.
@@ -404,8 +414,8 @@ void Tracker::destroyed(const SocketEntry& entry, const flow::ListenerTable& lis
     ++stats_.duplicate_destroys;
     return;
   }
-  if (auto it = tracked_.find(entry.cookie); it != tracked_.end()) {
-    Tracked& t = it->second;
+  if (Tracked* found = tracked_.find(entry.cookie); found != nullptr) {
+    Tracked& t = *found;
     settle_baseline(t);  // as the baseline found it, before the event changes what it is
     if (t.orientation.shape == Shape::kUnconnected &&
         !flow::is_unspecified(flow::remote_endpoint(entry).ip)) {
@@ -465,7 +475,7 @@ void Tracker::close(Tracked& t, const SocketEntry& final_entry, bool from_destro
   Ending end;
   std::optional<flow::Traffic> totals;
   if (t.has_totals) {
-    totals = t.totals;
+    totals = t.totals.traffic();
   }
   if (from_destroy && final_entry.has_tcp_info) {
     const flow::FinalTraffic final = flow::final_traffic(info, initiated);
@@ -493,7 +503,8 @@ void Tracker::close(Tracked& t, const SocketEntry& final_entry, bool from_destro
   obs.socket.netns = t.last.netns;
   if (t.orientation.connected() && totals) {
     obs.cumulative = *totals;
-    obs.traffic = flow::TrafficPeriod{flow::minus(*totals, t.reported), t.period_start_ms, now_ms};
+    obs.traffic =
+        flow::TrafficPeriod{flow::minus(*totals, t.reported.traffic()), t.period_start_ms, now_ms};
   }
   repair(obs, t);
   sink_(obs);
@@ -541,7 +552,7 @@ void Tracker::settle_baseline(Tracked& t) {
   // Seen keeps no traffic counters: the totals are the tracker's (as of the same poll).
   obs.cumulative.reset();
   if (t.has_totals && t.orientation.connected()) {
-    obs.cumulative = t.totals;
+    obs.cumulative = t.totals.traffic();
   }
   sink_(obs);
 }
@@ -550,9 +561,7 @@ void Tracker::begin_round() {
   round_.clear();
   round_at_ = 0;
   round_.reserve(tracked_.size());
-  for (const auto& [cookie, t] : tracked_) {
-    round_.push_back(cookie);
-  }
+  tracked_.for_each([this](const Tracked& t) { round_.push_back(t.last.cookie); });
 }
 
 // One connection's Traffic record, if its period is over and its counters moved.
@@ -561,7 +570,7 @@ bool Tracker::report_traffic(Tracked& t, std::int64_t now_ms, std::int64_t inter
       t.has_remnant || t.awaiting_since_ms != 0 || now_ms - t.period_start_ms < interval_ms) {
     return false;
   }
-  const flow::Traffic delta = flow::minus(t.totals, t.reported);
+  const flow::Traffic delta = flow::minus(t.totals.traffic(), t.reported.traffic());
   if (flow::is_zero(delta)) {
     ++stats_.quiet_traffic;  // nothing moved: no record, and the period goes on
     return false;
@@ -582,11 +591,11 @@ std::size_t Tracker::report_paced(std::int64_t now_ms, std::int64_t interval_ms,
     return written;
   }
   while (written < budget && round_at_ < round_.size()) {
-    const auto it = tracked_.find(round_[round_at_++]);
-    if (it == tracked_.end()) {
+    Tracked* found = tracked_.find(round_[round_at_++]);
+    if (found == nullptr) {
       continue;  // closed since the round began
     }
-    Tracked& t = it->second;
+    Tracked& t = *found;
     if (t.baseline_due) {
       settle_baseline(t);
       ++written;
@@ -604,11 +613,11 @@ std::size_t Tracker::report_paced(std::int64_t now_ms, std::int64_t interval_ms,
 }
 
 void Tracker::keep_namespace(std::uint64_t netns) {
-  for (auto& [cookie, t] : tracked_) {
+  tracked_.for_each([&](Tracked& t) {
     if (t.last.netns == netns) {
       t.generation = generation_;
     }
-  }
+  });
   for (auto& [cookie, p] : pending_) {
     if (p.entry.netns == netns) {
       p.first_generation = generation_;
@@ -629,11 +638,11 @@ void Tracker::keep_namespace(std::uint64_t netns) {
 std::vector<std::uint32_t> Tracker::inodes() const {
   std::vector<std::uint32_t> out;
   out.reserve(tracked_.size());
-  for (const auto& [cookie, t] : tracked_) {
+  tracked_.for_each([&out](const Tracked& t) {
     if (t.last.inode != 0) {
       out.push_back(t.last.inode);
     }
-  }
+  });
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
@@ -650,9 +659,8 @@ TrackerStats Tracker::stats() const {
   s.remembered = closed_.size() + closed_flows_.size() + closed_by_poll_.size() + pending_.size() +
                  remnant_flows_.size();
   s.awaiting_destroy = 0;
-  for (const auto& [cookie, t] : tracked_) {
-    s.awaiting_destroy += t.awaiting_since_ms != 0 ? 1 : 0;
-  }
+  tracked_.for_each(
+      [&s](const Tracked& t) { s.awaiting_destroy += t.awaiting_since_ms != 0 ? 1 : 0; });
   return s;
 }
 

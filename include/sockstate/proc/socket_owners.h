@@ -109,6 +109,7 @@ class OwnerMap {
   void retain(const std::vector<std::uint32_t>& live_inodes);
 
   [[nodiscard]] std::size_t size() const { return inodes_.size(); }
+  [[nodiscard]] std::size_t missed_count() const { return missed_.size(); }
   [[nodiscard]] std::size_t process_count() const { return processes_.size(); }
 
  private:

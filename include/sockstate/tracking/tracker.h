@@ -14,6 +14,7 @@
 #include "sockstate/flow/orientation.h"
 #include "sockstate/flow/traffic.h"
 #include "sockstate/netlink/types.h"
+#include "sockstate/tracking/cookie_table.h"
 
 namespace sockstate::tracking {
 
@@ -145,19 +146,29 @@ class Tracker {
     static Seen of(const netlink::SocketEntry& e, bool handshake_before);
     [[nodiscard]] netlink::SocketEntry entry() const;
   };
-  // One tracked socket (232 bytes; the members ordered so that none pads).
+  // Traffic totals as a tracked socket keeps them: the kernel counts segments in 32 bits
+  // (tcpi_segs_out, tcpi_segs_in), so they are stored so: 24 bytes, not 32.
+  struct Counters {
+    std::uint64_t bytes_sent = 0;
+    std::uint64_t bytes_received = 0;
+    std::uint32_t segs_sent = 0;
+    std::uint32_t segs_received = 0;
+    static Counters of(const flow::Traffic& t);
+    [[nodiscard]] flow::Traffic traffic() const;
+  };
+  // One tracked socket (208 bytes; the members ordered so that none pads).
   struct Tracked {
-    Seen last;                         // the last poll's view
-    flow::Traffic reported;            // totals when the traffic period under way began
-    flow::Traffic totals;              // the largest totals any poll saw
-    std::int64_t start_ms = 0;         // its Open/Listen record's time; 0: before we started
-    std::int64_t period_start_ms = 0;  // the traffic period under way began here
-    std::uint64_t generation = 0;
-    // The generation of the poll that first found it gone or a minisocket; 0: alive.
-    std::uint64_t suspect_since = 0;
+    Seen last;                           // the last poll's view
+    Counters reported;                   // totals when the traffic period under way began
+    Counters totals;                     // the largest totals any poll saw
+    std::int64_t start_ms = 0;           // its Open/Listen record's time; 0: before we started
+    std::int64_t period_start_ms = 0;    // the traffic period under way began here
     std::int64_t awaiting_since_ms = 0;  // gone before its handshake: waits for its event
     std::int64_t seen_ms = 0;            // the poll that saw `last`
     std::int64_t close_due_ms = 0;       // polls found it gone then: its Close is owed
+    std::uint32_t generation = 0;
+    // The generation of the poll that first found it gone or a minisocket; 0: alive.
+    std::uint32_t suspect_since = 0;
     flow::Orientation orientation;
     bool has_totals = false;
     bool seen_established = false;
@@ -166,6 +177,8 @@ class Tracker {
     bool has_remnant = false;    // a poll saw it as a minisocket: in remnants_
     bool baseline_due = false;   // found at a baseline; its record not yet written
   };
+  static_assert(sizeof(Tracked) == 208, "Tracked grew: the daemon's memory per socket with it");
+  static std::uint64_t cookie_of(const Tracked& t) { return t.last.cookie; }
 
   // A connection's 4-tuple. A TIME-WAIT minisocket copies its socket's cookie when it is
   // created, but cookies are made on first request: for a connection no poll ever saw,
@@ -186,7 +199,7 @@ class Tracker {
   struct Pending {  // a TIME-WAIT remnant of a socket we never tracked
     netlink::SocketEntry entry;
     flow::Orientation orientation;
-    std::uint64_t first_generation = 0;
+    std::uint32_t first_generation = 0;
   };
 
   void track_new(const netlink::SocketEntry& entry, const flow::ListenerTable& listeners,
@@ -195,6 +208,7 @@ class Tracker {
   void close_remnant(const Pending& p);
   void update(Tracked& t, const netlink::SocketEntry& entry, const flow::ListenerTable& listeners,
               const flow::Perimeter& perimeter);
+  void judge_missing(Tracked& t);
   void close_gone(Tracked& t, std::int64_t now_ms);
   void owe_close(Tracked& t);
   void close(Tracked& t, const netlink::SocketEntry& final_entry, bool from_destroy,
@@ -208,7 +222,7 @@ class Tracker {
 
   Sink sink_;
   TrackerOptions options_;
-  std::unordered_map<std::uint64_t, Tracked> tracked_;
+  CookieTable<Tracked, &Tracker::cookie_of> tracked_;
   // The minisocket a poll saw for a tracked socket (its close is near): apart from
   // Tracked, which stays small for the many sockets that have none.
   std::unordered_map<std::uint64_t, netlink::SocketEntry> remnants_;
@@ -219,7 +233,7 @@ class Tracker {
   // Cookies reported terminal, the generation of the last poll that still showed them, and
   // their namespace. Kept until two polls in a row miss them: one dump can skip a socket.
   struct Closed {
-    std::uint64_t generation = 0;
+    std::uint32_t generation = 0;
     std::uint64_t netns = 0;
   };
   std::unordered_map<std::uint64_t, Closed> closed_;
@@ -228,11 +242,11 @@ class Tracker {
   std::unordered_map<std::uint64_t, Pending> pending_;
   std::unordered_map<Flow, std::uint64_t, FlowHash> pending_flows_;  // -> pending cookie
   // Flows reported closed, and the generation that last refreshed them.
-  std::unordered_map<Flow, std::uint64_t, FlowHash> closed_flows_;
+  std::unordered_map<Flow, std::uint32_t, FlowHash> closed_flows_;
   // Remnants a poll reported closed (their event never came in time), by flow: a late
   // event under the full socket's cookie is the same connection, not a new one.
-  std::unordered_map<Flow, std::uint64_t, FlowHash> remnant_flows_;
-  std::uint64_t generation_ = 0;
+  std::unordered_map<Flow, std::uint32_t, FlowHash> remnant_flows_;
+  std::uint32_t generation_ = 0;  // polls so far: 136 years of one a second
   std::int64_t poll_ms_ = 0;
   FirstSight first_ = FirstSight::kEvent;
   TrackerStats stats_;
