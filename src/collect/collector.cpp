@@ -226,6 +226,18 @@ Result<void> NamespaceView::dump(
   });
 }
 
+Result<std::optional<netlink::SocketEntry>> NamespaceView::lookup(
+    const netlink::SocketEntry& socket, netlink::DumpStats& stats) {
+  if (buf_.size() < netlink::kDumpBufferSize) {
+    buf_.resize(netlink::kDumpBufferSize);
+  }
+  auto found = netlink::lookup_socket(diag_, socket, buf_, stats);
+  if (found && *found) {
+    (*found)->netns = info_.inode;
+  }
+  return found;
+}
+
 std::uint64_t NamespaceView::foreign() const {
   std::uint64_t n = diag_.foreign() + route_.foreign();
   if (watch_) {

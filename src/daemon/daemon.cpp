@@ -102,6 +102,14 @@ struct Daemon::State {
   std::uint64_t records = 0;
   std::uint64_t polls = 0;
   std::uint64_t last_dump_ms = 0;
+  // Polls dump with tcp_info only when records need it for many sockets (see plan_poll());
+  // otherwise the few that need it are looked up one by one after the dump.
+  bool poll_info = true;
+  bool traffic_tick = false;       // this poll's round writes Traffic records
+  std::int64_t last_tick_ms = -1;  // monotonic time of the last Traffic tick's poll
+  std::uint64_t info_polls = 0;
+  std::uint64_t info_lookups = 0;
+  std::uint64_t lookups_last_poll = 0;
   std::uint64_t namespace_errors = 0;  // namespaces that could not be opened or dumped
   std::uint64_t namespaces_opened = 0;
   std::uint64_t namespaces_closed = 0;
@@ -334,9 +342,50 @@ struct Daemon::State {
     return ns.dumped ? FirstSight::kEvent : FirstSight::kBaseline;
   }
 
+  // Whether this poll's dumps carry every socket's tcp_info, and whether its round writes
+  // Traffic records. tcp_info is a quarter of the kernel's work in a dump (100,000 sockets:
+  // 100 ms of CPU a poll with it, 78 without), and between Traffic records only a new
+  // socket or a changed state needs it: those are looked up after the dump. So a poll
+  // asks for it at a Traffic tick (every traffic_interval, give or take half a poll: the
+  // totals every connection's Traffic record needs), at the first poll (the baseline),
+  // and when the last poll looked up more sockets than a dump with tcp_info would cost
+  // (a lookup is a round trip: about 1/32 of the table).
+  void plan_poll() {
+    const std::int64_t now = monotonic_ms();
+    const std::int64_t interval = config.traffic_interval.count();
+    if (last_tick_ms < 0) {
+      last_tick_ms = now;  // the baseline starts every connection's first period
+    }
+    traffic_tick =
+        interval > 0 && now - last_tick_ms >= interval - config.poll_interval.count() / 2;
+    if (traffic_tick) {
+      last_tick_ms = now;
+    }
+    const std::uint64_t busy = std::max<std::uint64_t>(256, tracker.size() / 32);
+    poll_info = first_poll || traffic_tick || lookups_last_poll > busy;
+    info_polls += poll_info ? 1 : 0;
+    lookups_last_poll = 0;
+  }
+
+  // Sockets a dump without tcp_info found that need it now: fetched one by one, then fed.
+  void feed_looked_up(Namespace& ns, const std::vector<netlink::SocketEntry>& wanted,
+                      const flow::Perimeter& p) {
+    for (const netlink::SocketEntry& e : wanted) {
+      ++info_lookups;
+      ++lookups_last_poll;
+      auto found = ns.view.lookup(e, dump_stats);
+      // Gone meanwhile (its destroy event tells the rest), or the lookup failed: the
+      // dump's view of it, without tcp_info.
+      tracker.poll_socket(found && *found ? **found : e, ns.view.listeners(), p);
+    }
+  }
+
   // Dumps one namespace's other sockets into the tracker.
   Result<void> dump_sockets(Namespace& ns) {
-    tracker.set_first_sight(first_sight(ns));
+    const tracking::Tracker::FirstSight first = first_sight(ns);
+    tracker.set_first_sight(first);
+    const bool with_info = poll_info || first != tracking::Tracker::FirstSight::kEvent;
+    std::vector<netlink::SocketEntry> wanted;  // sockets that need the tcp_info not asked for
     const std::uint32_t states = config.states & ~netlink::state_bit(netlink::kTcpListen);
     const flow::Perimeter p = perimeter(ns);
     netlink::CookieSet seen;
@@ -350,10 +399,14 @@ struct Daemon::State {
     std::size_t dumped = 0;
     Result<void> drained;
     for (const std::uint8_t family : {std::uint8_t{AF_INET}, std::uint8_t{AF_INET6}}) {
-      const netlink::DumpRequest request{family, states, true, {}};
+      const netlink::DumpRequest request{family, states, with_info, {}};
       auto done = ns.view.dump(request, seen, dump_stats, [&](const netlink::SocketEntry& e) {
         ++dumped;
-        tracker.poll_socket(e, ns.view.listeners(), p);
+        if (!with_info && tracker.wants_info(e)) {
+          wanted.push_back(e);
+        } else {
+          tracker.poll_socket(e, ns.view.listeners(), p);
+        }
         if (++since_drain == kDrainEvery && drained) {
           since_drain = 0;
           drained = drain_all();
@@ -366,6 +419,7 @@ struct Daemon::State {
         return drained.error();
       }
     }
+    feed_looked_up(ns, wanted, p);
     ns.sockets_dumped = dumped;
     return {};
   }
@@ -436,6 +490,7 @@ struct Daemon::State {
     for (auto& [inode, ns] : namespaces) {
       opens[inode] = ns->view.tcp_opens();
     }
+    plan_poll();
     tracker.begin_poll(collect::realtime_ms(), tracking::Tracker::FirstSight::kEvent);
     std::vector<std::uint64_t> failed;
     if (auto dumped = dump_namespaces(failed); !dumped) {
@@ -584,10 +639,9 @@ struct Daemon::State {
   }
 
   void notify_status() {
-    const auto t = tracker.stats();
     const auto k = sinks.totals();
     (void)::sd_notifyf(0, "STATUS=tracking %llu sockets, %llu records, %llu dropped",
-                       static_cast<unsigned long long>(t.tracked),
+                       static_cast<unsigned long long>(tracker.size()),
                        static_cast<unsigned long long>(records),
                        static_cast<unsigned long long>(k.dropped));
   }
@@ -600,11 +654,12 @@ struct Daemon::State {
         "stats: tracked={} records={} polls={} poll_ms={} destroy_events={} overflows={} "
         "closes_by_destroy={} closes_by_poll={} awaiting_destroy={} dump_redos={} "
         "forged_datagrams={} namespaces={} namespace_errors={} owner_walks={} "
-        "pids_unreadable={} connections_unreported={} log_lines_dropped={}",
+        "pids_unreadable={} connections_unreported={} log_lines_dropped={} info_polls={} "
+        "info_lookups={}",
         t.tracked, records, polls, last_dump_ms, d.events, d.overflows, t.closed_by_destroy,
         t.closed_by_poll, t.awaiting_destroy, dump_stats.redos, d.forged, namespaces.size(),
-        namespace_errors, owner_walks, owner_errors, connections_unreported(),
-        log::dropped_lines());
+        namespace_errors, owner_walks, owner_errors, connections_unreported(), log::dropped_lines(),
+        info_polls, info_lookups);
     for (const auto& v : sinks.views()) {
       const auto& st = v.stats;
       line += fmt::format(" sink.{}.written={} .dropped={} .queued={} .queued_bytes={} .errors={}",
@@ -847,7 +902,11 @@ struct Daemon::State {
       if (chunk == 0) {
         return;  // the loop comes back in kPaceMs
       }
-      tracker.report_paced(collect::realtime_ms(), config.traffic_interval.count(), chunk);
+      // At a tick, a connection whose period began at least half an interval ago: one
+      // seen first just before it waits for the next (its period 0.5 to 1.5 intervals), and
+      // the others' periods are the interval, whatever the polls' jitter.
+      const std::int64_t due = traffic_tick ? config.traffic_interval.count() / 2 : 0;
+      tracker.report_paced(collect::realtime_ms(), due, chunk);
       flush_deferred();
       paced_pending = !tracker.round_done();
     }

@@ -88,4 +88,26 @@ Result<void> run_dump(NetlinkSocket& sock, const DumpRequest& request, CookieSet
   }
 }
 
+Result<std::optional<SocketEntry>> lookup_socket(NetlinkSocket& sock, const SocketEntry& socket,
+                                                 std::vector<std::uint8_t>& buf, DumpStats& stats) {
+  const std::uint32_t seq = sock.next_seq();
+  std::optional<SocketEntry> found;
+  auto deliver = [&](std::uint16_t, std::span<const std::uint8_t> payload) -> Result<void> {
+    auto entry = decode_socket(payload, &stats.unknown_attributes);
+    if (!entry) {
+      return entry.error();
+    }
+    found = *entry;
+    return {};
+  };
+  auto done = exchange(sock, build_lookup_request(socket, seq), seq, buf, deliver, &stats);
+  if (!done) {
+    if (done.error().errnum == ENOENT || done.error().errnum == ESTALE) {
+      return std::optional<SocketEntry>{};  // closed meanwhile, or its 4-tuple reused
+    }
+    return done.error();
+  }
+  return found;
+}
+
 }  // namespace sockstate::netlink

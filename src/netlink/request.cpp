@@ -104,4 +104,27 @@ std::vector<std::uint8_t> build_dump_request(const DumpRequest& request, std::ui
   return buf;
 }
 
+std::vector<std::uint8_t> build_lookup_request(const SocketEntry& socket, std::uint32_t seq) {
+  std::vector<std::uint8_t> buf(align4(sizeof(nlmsghdr)) + align4(sizeof(inet_diag_req_v2)));
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
+  nlh->nlmsg_type = SOCK_DIAG_BY_FAMILY;
+  nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+  nlh->nlmsg_seq = seq;
+  auto* req =
+      static_cast<inet_diag_req_v2*>(mnl_nlmsg_put_extra_header(nlh, sizeof(inet_diag_req_v2)));
+  req->sdiag_family = socket.family;
+  req->sdiag_protocol = IPPROTO_TCP;
+  req->idiag_states = ~0U;
+  req->idiag_ext = static_cast<std::uint8_t>(1U << (INET_DIAG_INFO - 1));
+  req->id.idiag_sport = htons(socket.local_port);
+  req->id.idiag_dport = htons(socket.remote_port);
+  std::memcpy(req->id.idiag_src, socket.local_addr.data(), sizeof req->id.idiag_src);
+  std::memcpy(req->id.idiag_dst, socket.remote_addr.data(), sizeof req->id.idiag_dst);
+  req->id.idiag_if = socket.ifindex;
+  req->id.idiag_cookie[0] = static_cast<std::uint32_t>(socket.cookie);
+  req->id.idiag_cookie[1] = static_cast<std::uint32_t>(socket.cookie >> 32);
+  buf.resize(nlh->nlmsg_len);
+  return buf;
+}
+
 }  // namespace sockstate::netlink

@@ -172,6 +172,23 @@ void Tracker::poll_socket(const SocketEntry& entry, const flow::ListenerTable& l
   update(*t, entry, listeners, perimeter);
 }
 
+bool Tracker::wants_info(const SocketEntry& entry) const {
+  if (entry.has_tcp_info || !entry.full_socket) {
+    return false;  // it has it, or a minisocket has none to give
+  }
+  if (first_ != FirstSight::kEvent) {
+    // Found at a baseline: its record, or (silent) the totals its first period starts from.
+    return true;
+  }
+  if (const Tracked* t = tracked_.find(entry.cookie); t != nullptr) {
+    return entry.state != t->last.state;  // a State Change or Open record, now
+  }
+  if (closed_.contains(entry.cookie) || closed_by_poll_.contains(entry.cookie)) {
+    return false;  // reported terminal already: nothing more about it
+  }
+  return entry.state != netlink::kTcpClose && entry.state != netlink::kTcpListen;  // Open
+}
+
 flow::Observation Tracker::observe(const Tracked& t, Activity activity, std::int64_t now_ms) const {
   flow::Observation obs;
   obs.activity = activity;
@@ -299,7 +316,15 @@ void Tracker::update(Tracked& t, const SocketEntry& entry, const flow::ListenerT
   if (entry.state != previous) {
     settle_baseline(t);  // the socket as the baseline found it, before what changed
   }
-  t.last = Seen::of(entry, t.last.handshake);
+  const Seen before = t.last;
+  t.last = Seen::of(entry, before.handshake);
+  if (!entry.has_tcp_info) {
+    // A poll without tcp_info (it asks only where a record needs it): what the last one
+    // that had it said stands.
+    t.last.has_tcp_info = before.has_tcp_info;
+    t.last.rtt_us = before.rtt_us;
+    t.last.total_retrans = before.total_retrans;
+  }
   t.seen_ms = poll_ms_;
   t.uid_known = true;
   t.seen_established = t.seen_established || past_handshake(entry.state);
@@ -558,10 +583,8 @@ void Tracker::settle_baseline(Tracked& t) {
 }
 
 void Tracker::begin_round() {
-  round_.clear();
   round_at_ = 0;
-  round_.reserve(tracked_.size());
-  tracked_.for_each([this](const Tracked& t) { round_.push_back(t.last.cookie); });
+  round_end_ = tracked_.places();
 }
 
 // One connection's Traffic record, if its period is over and its counters moved.
@@ -587,13 +610,13 @@ std::size_t Tracker::report_paced(std::int64_t now_ms, std::int64_t interval_ms,
                                   std::size_t budget) {
   std::size_t written = 0;
   if (interval_ms <= 0 && baselines_due_ == 0 && closes_due_ == 0) {
-    round_at_ = round_.size();  // nothing can be owed
+    round_at_ = round_end_;  // nothing can be owed
     return written;
   }
-  while (written < budget && round_at_ < round_.size()) {
-    Tracked* found = tracked_.find(round_[round_at_++]);
+  while (written < budget && round_at_ < round_end_) {
+    Tracked* found = tracked_.at_place(round_at_++);
     if (found == nullptr) {
-      continue;  // closed since the round began
+      continue;  // no socket there now
     }
     Tracked& t = *found;
     if (t.baseline_due) {

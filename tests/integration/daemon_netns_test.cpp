@@ -481,6 +481,118 @@ TEST_F(DaemonNetns, PeriodicTrafficIsDeltaAndCumulative) {
   expect_valid_ocsf();
 }
 
+// Traffic records come at ticks, one poll every traffic_interval: two connections opened
+// at different times end their periods at the same polls, and a period is at least half
+// an interval and at most one and a half.
+TEST_F(DaemonNetns, TrafficRecordsComeAtTicksSharedByEveryConnection) {
+  start(json{{"poll_interval", "200ms"}, {"traffic_interval", "1s"}});
+  const std::uint16_t port = 5014;
+  UniqueFd l = listen_on(port);
+  UniqueFd c1 = connect_to(port);
+  UniqueFd s1(::accept4(l.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  std::this_thread::sleep_for(milliseconds(500));
+  UniqueFd c2 = connect_to(port);
+  UniqueFd s2(::accept4(l.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  for (int i = 0; i < 40; ++i) {  // 4 s of traffic on both
+    write_all(c1.get(), 10);
+    read_exactly(s1.get(), 10);
+    write_all(c2.get(), 10);
+    read_exactly(s2.get(), 10);
+    std::this_thread::sleep_for(milliseconds(100));
+  }
+  stop();
+  const auto r = records();
+  std::map<std::string, std::vector<json>> by_socket;
+  for (const auto& x : with(r, 6, port)) {
+    by_socket[x["metadata"]["correlation_uid"].get<std::string>()].push_back(x);
+  }
+  ASSERT_EQ(by_socket.size(), 4U) << "four ends, each with Traffic";
+  std::set<std::int64_t> ticks;  // the end times of every Traffic period
+  for (const auto& x : with(r, 6, port)) {
+    ticks.insert(x["traffic"]["end_time"].get<std::int64_t>());
+  }
+  for (const auto& [id, traffic] : by_socket) {
+    SCOPED_TRACE(id);
+    ASSERT_GE(traffic.size(), 2U);
+    for (const auto& x : traffic) {
+      const std::int64_t span = x["traffic"]["end_time"].get<std::int64_t>() -
+                                x["traffic"]["start_time"].get<std::int64_t>();
+      EXPECT_GE(span, 500 - 50) << x.dump();
+      EXPECT_LE(span, 1500 + 250) << x.dump();
+    }
+  }
+  // Each tick is one poll's round: the four ends' period ends fall within it (the round
+  // writes them within milliseconds), and ticks are an interval apart.
+  std::vector<std::int64_t> groups;
+  for (const std::int64_t t : ticks) {
+    if (groups.empty() || t - groups.back() > 150) {
+      groups.push_back(t);
+    }
+  }
+  for (std::size_t i = 1; i < groups.size(); ++i) {
+    EXPECT_GE(groups[i] - groups[i - 1], 1000 - 150)
+        << "ticks " << groups[i - 1] << " " << groups[i];
+  }
+  EXPECT_LE(groups.size(), 5U) << "4 s of traffic: at most five ticks, shared by all";
+  expect_valid_ocsf();
+}
+
+// Between Traffic ticks the polls dump without tcp_info; a socket that appears or changes
+// state then has it looked up, so its Open and State Change records carry what the kernel
+// knows (cumulative_traffic, rtt_us) as at a dump with tcp_info.
+TEST_F(DaemonNetns, RecordsBetweenTrafficTicksCarryTheirTcpInfo) {
+  start(json{{"poll_interval", "200ms"}, {"traffic_interval", "60s"}, {"stats_interval", "1s"}});
+  const std::uint16_t port = 5013;
+  UniqueFd l = listen_on(port);
+  std::this_thread::sleep_for(milliseconds(600));  // the baseline poll is behind us
+  UniqueFd c = connect_to(port);
+  UniqueFd s(::accept4(l.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  write_all(c.get(), 700);
+  read_exactly(s.get(), 700);
+  auto r = wait_for([&](const auto& all) { return with(all, kOpen, port).size() >= 2; });
+  const auto opens = with(r, kOpen, port);
+  ASSERT_EQ(opens.size(), 2U);
+  for (const auto& o : opens) {
+    SCOPED_TRACE(o.dump());
+    ASSERT_TRUE(o.contains("cumulative_traffic"));
+    EXPECT_EQ(o["cumulative_traffic"]["bytes_out"], 700);
+    EXPECT_GT(o["unmapped"].value("rtt_us", 0), 0);
+  }
+  // The client half-closes: the server's end goes to CLOSE-WAIT, the client's to FIN-WAIT-2.
+  ASSERT_EQ(::shutdown(c.get(), SHUT_WR), 0);
+  const auto changes = [&](const std::vector<json>& all) {
+    std::vector<json> out;
+    for (const auto& x : with(all, 99, port)) {
+      if (x.value("activity_name", "") == "State Change") {
+        out.push_back(x);
+      }
+    }
+    return out;
+  };
+  r = wait_for([&](const auto& all) { return changes(all).size() >= 2; });
+  for (const auto& x : changes(r)) {
+    SCOPED_TRACE(x.dump());
+    ASSERT_TRUE(x.contains("cumulative_traffic"));
+    EXPECT_EQ(x["cumulative_traffic"]["bytes_out"], 700);
+    EXPECT_GT(x["unmapped"].value("rtt_us", 0), 0);
+  }
+  std::this_thread::sleep_for(milliseconds(1200));  // a stats line after the changes
+  stop();
+  const std::string log = file(dir_ + "/stderr");
+  const std::string last = log.substr(log.rfind("stats:"));
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(last, m, std::regex(R"( polls=([0-9]+) )"))) << last;
+  const std::uint64_t polls = std::stoull(m[1]);
+  ASSERT_TRUE(std::regex_search(last, m, std::regex(R"( info_polls=([0-9]+) )"))) << last;
+  const std::uint64_t info_polls = std::stoull(m[1]);
+  ASSERT_TRUE(std::regex_search(last, m, std::regex(R"( info_lookups=([0-9]+))"))) << last;
+  const std::uint64_t lookups = std::stoull(m[1]);
+  EXPECT_GE(polls, 8U) << last;
+  EXPECT_EQ(info_polls, 1U) << "only the baseline asks every socket's tcp_info: " << last;
+  EXPECT_GE(lookups, 4U) << "two Opens and two State Changes looked up: " << last;
+  expect_valid_ocsf();
+}
+
 TEST_F(DaemonNetns, RotationByRenameAndSighupLosesNothing) {
   start(json{{"poll_interval", "200ms"}});
   const std::uint16_t port = 5007;

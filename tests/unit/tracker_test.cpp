@@ -345,6 +345,62 @@ TEST_F(TrackerTest, AnOwedBaselineIsWrittenAsFoundBeforeTheEventThatChangesIt) {
   EXPECT_TRUE(terminal(ev[1]));
 }
 
+// A poll without tcp_info (between Traffic ticks): the tracker asks for it where a record
+// needs it now, and a socket seen without it keeps what the last poll with it said.
+TEST_F(TrackerTest, APollWithoutTcpInfoAsksForItOnlyWhereARecordNeedsIt) {
+  const auto bare = [](SocketEntry e) {
+    e.has_tcp_info = false;
+    e.info = {};
+    return e;
+  };
+  poll(1000, {}, true);
+  poll(2000, {outbound(1, 40, info(101, 51, 5, 4, 30, 100))});  // Open: 100 out, 51 in
+  take();
+  tracker_.begin_poll(3000, Tracker::FirstSight::kEvent);
+  // Unchanged: no record owed, no need.
+  EXPECT_FALSE(tracker_.wants_info(bare(outbound(1, 40))));
+  // New (an Open), changed state (a State Change): needed.
+  EXPECT_TRUE(tracker_.wants_info(bare(outbound(1, 41))));
+  EXPECT_TRUE(tracker_.wants_info(bare(outbound(8, 40))));
+  // It has it already; a minisocket has none to give; bound or listening: no Open record.
+  EXPECT_FALSE(tracker_.wants_info(outbound(1, 41)));
+  SocketEntry mini = bare(outbound(6, 42));
+  mini.full_socket = false;
+  EXPECT_FALSE(tracker_.wants_info(mini));
+  EXPECT_FALSE(tracker_.wants_info(bare(outbound(7, 43))));
+  EXPECT_FALSE(tracker_.wants_info(bare(listener(80, 44))));
+  tracker_.poll_socket(bare(outbound(1, 40)), listeners_, perimeter());
+  tracker_.end_poll();
+  EXPECT_TRUE(take().empty());
+  // The poll without tcp_info took nothing away: a Traffic tick's poll has it again, and
+  // the Close found by a later poll carries the totals and RTT last known.
+  poll(4000, {outbound(1, 40, info(701, 51, 9, 6, 30, 700))});
+  report_traffic(4000, 1000);
+  auto ev = take();
+  ASSERT_EQ(ev.size(), 1U);
+  EXPECT_EQ(ev[0].traffic->delta, (flow::Traffic{600, 0, 4, 2}));
+  tracker_.begin_poll(5000, Tracker::FirstSight::kEvent);
+  tracker_.poll_socket(bare(outbound(1, 40)), listeners_, perimeter());
+  tracker_.end_poll();
+  poll(6000, {});  // gone: its Close is owed, written by the round
+  ev = take();
+  ASSERT_EQ(ev.size(), 1U);
+  EXPECT_EQ(ev[0].activity, Activity::kClose);
+  EXPECT_EQ(ev[0].cumulative, (flow::Traffic{700, 51, 9, 6}));
+  EXPECT_TRUE(ev[0].socket.has_tcp_info);
+  EXPECT_EQ(ev[0].socket.info.rtt_us, 30U);
+}
+
+// At a baseline every socket's record carries its totals: all are wanted.
+TEST_F(TrackerTest, ABaselineWithoutTcpInfoWantsItForEverySocket) {
+  SocketEntry e = outbound(1, 40);
+  e.has_tcp_info = false;
+  tracker_.begin_poll(1000, Tracker::FirstSight::kBaseline);
+  EXPECT_TRUE(tracker_.wants_info(e));
+  tracker_.set_first_sight(Tracker::FirstSight::kSilent);
+  EXPECT_TRUE(tracker_.wants_info(e));
+}
+
 TEST_F(TrackerTest, TrafficDeltasAddUpAndIdleSocketsSayNothing) {
   poll(1000, {}, true);
   poll(2000, {outbound(1, 40, info(101, 51, 5, 4, 30, 100))});  // Open: 100 out, 51 in

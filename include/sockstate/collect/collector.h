@@ -55,6 +55,11 @@ class NamespaceView {
                     netlink::DumpStats& stats,
                     const std::function<void(const netlink::SocketEntry&)>& on_socket);
 
+  // One socket of a dump as the kernel has it now, with its tcp_info, tagged like dump()'s;
+  // nullopt when it is gone. Not during a dump.
+  Result<std::optional<netlink::SocketEntry>> lookup(const netlink::SocketEntry& socket,
+                                                     netlink::DumpStats& stats);
+
   [[nodiscard]] const flow::ListenerTable& listeners() const { return listeners_; }
   [[nodiscard]] const flow::HostAddresses& addresses() const { return addresses_; }
 

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -46,5 +47,10 @@ Result<Exchange> exchange(NetlinkSocket& sock, std::span<const std::uint8_t> req
 // delivered are not delivered again.
 Result<void> run_dump(NetlinkSocket& sock, const DumpRequest& request, CookieSet& seen,
                       DumpStats& stats, const std::function<void(const SocketEntry&)>& on_socket);
+
+// The socket `socket` names as the kernel has it now, with its tcp_info (one request and
+// its answers over `sock`, which no dump may be using); nullopt when it is gone.
+Result<std::optional<SocketEntry>> lookup_socket(NetlinkSocket& sock, const SocketEntry& socket,
+                                                 std::vector<std::uint8_t>& buf, DumpStats& stats);
 
 }  // namespace sockstate::netlink

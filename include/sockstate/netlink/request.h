@@ -4,6 +4,8 @@
 #include <optional>
 #include <vector>
 
+#include "sockstate/netlink/types.h"
+
 namespace sockstate::netlink {
 
 // Port conditions run by the kernel (INET_DIAG_REQ_BYTECODE). All given conditions must
@@ -30,5 +32,11 @@ struct DumpRequest {
 
 // One SOCK_DIAG_BY_FAMILY dump request message, ready to send.
 std::vector<std::uint8_t> build_dump_request(const DumpRequest& request, std::uint32_t seq);
+
+// One SOCK_DIAG_BY_FAMILY request for the one socket `socket` names (its 4-tuple, bound
+// device and cookie, as a dump gave them), with its tcp_info, acknowledged (NLM_F_ACK):
+// the kernel answers with the socket and an acknowledgement, or with ENOENT (it is gone)
+// or ESTALE (another socket has its 4-tuple now).
+std::vector<std::uint8_t> build_lookup_request(const SocketEntry& socket, std::uint32_t seq);
 
 }  // namespace sockstate::netlink

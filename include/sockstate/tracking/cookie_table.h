@@ -83,6 +83,14 @@ class CookieTable {
     return true;
   }
 
+  // Places are numbered from 0 to places() - 1; an erased entry's place is given to a
+  // later one. A walk by place that may span insertions and erasures (the tracker's
+  // paced rounds) visits what is at each place when it gets there.
+  [[nodiscard]] std::uint32_t places() const { return end_; }
+  [[nodiscard]] T* at_place(std::uint32_t place) {
+    return place < end_ && live_[place] ? &at(place) : nullptr;
+  }
+
   // f(T&) for every entry, in the order of their places. `f` may erase the entry it is
   // given, and no other; it may not insert.
   template <class F>
