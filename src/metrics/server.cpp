@@ -1,13 +1,14 @@
 #include "sockstate/metrics/server.h"
 
 #include <arpa/inet.h>
-#include <dlfcn.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 
 #include <array>
 #include <charconv>
 #include <cstring>
+
+#include "sockstate/common/shared_library.h"
 
 namespace sockstate::metrics {
 
@@ -98,26 +99,20 @@ struct Mhd {
   decltype(&MHD_queue_response) queue_response = nullptr;
   decltype(&MHD_destroy_response) destroy_response = nullptr;
 
-  template <typename F>
-  static bool bind(void* lib, const char* name, F& out) {
-    out = reinterpret_cast<F>(::dlsym(lib, name));
-    return out != nullptr;
-  }
-
   static const Mhd* get() {
     static const Mhd* const kLoaded = []() -> const Mhd* {
-      void* lib = ::dlopen("libmicrohttpd.so.12", RTLD_NOW | RTLD_LOCAL);
-      if (lib == nullptr) {
+      auto lib = SharedLibrary::open("libmicrohttpd.so.12");
+      if (!lib) {
         return nullptr;
       }
       static Mhd m;
-      const bool ok = bind(lib, "MHD_start_daemon", m.start_daemon) &&
-                      bind(lib, "MHD_stop_daemon", m.stop_daemon) &&
-                      bind(lib, "MHD_create_response_from_buffer", m.create_response) &&
-                      bind(lib, "MHD_add_response_header", m.add_header) &&
-                      bind(lib, "MHD_queue_response", m.queue_response) &&
-                      bind(lib, "MHD_destroy_response", m.destroy_response);
-      return ok ? &m : nullptr;
+      lib->bind("MHD_start_daemon", m.start_daemon);
+      lib->bind("MHD_stop_daemon", m.stop_daemon);
+      lib->bind("MHD_create_response_from_buffer", m.create_response);
+      lib->bind("MHD_add_response_header", m.add_header);
+      lib->bind("MHD_queue_response", m.queue_response);
+      lib->bind("MHD_destroy_response", m.destroy_response);
+      return lib->missing().empty() ? &m : nullptr;
     }();
     return kLoaded;
   }
