@@ -14,7 +14,7 @@
 namespace sockstate::netlink {
 namespace {
 
-constexpr int kDrainBudget = 4096;
+constexpr std::size_t kDrainBudget = 4096;
 
 constexpr unsigned group_bit(unsigned group) {
   return 1U << (group - 1);
@@ -83,7 +83,7 @@ Result<void> DestroyListener::set_receive_buffer(std::size_t bytes) {
 }
 
 Result<bool> DestroyListener::drain(const std::function<void(const SocketEntry&)>& on_destroy,
-                                    std::size_t max_buffer) {
+                                    std::size_t max_buffer, std::size_t max_datagrams) {
   bool complete = true;
   auto count = [&](const SocketEntry& e) {
     ++events_;
@@ -92,7 +92,8 @@ Result<bool> DestroyListener::drain(const std::function<void(const SocketEntry&)
   // At most this many datagrams a call: whoever floods the socket (a namespace owner can
   // multicast to it) must not keep the daemon from its polls and watchdog; the socket
   // stays readable, so the loop comes back for the rest.
-  for (int budget = kDrainBudget; budget > 0; --budget) {
+  for (std::size_t budget = std::min<std::size_t>(kDrainBudget, max_datagrams); budget > 0;
+       --budget) {
     auto n = sock_.receive(buf_);
     if (!n) {
       const int err = n.error().errnum;

@@ -83,6 +83,19 @@ void SinkSet::submit(std::string_view record) {
   }
 }
 
+namespace {
+
+// Records of up to `record_bytes` a queue holding `s` can take until it holds `records`
+// records or `bytes` bytes.
+std::size_t room_until(const SinkStats& s, std::size_t records, std::size_t bytes,
+                       std::size_t record_bytes) {
+  const std::size_t by_count = records > s.queued ? records - s.queued : 0;
+  const std::size_t by_bytes = bytes > s.queued_bytes ? bytes - s.queued_bytes : 0;
+  return std::min(by_count, by_bytes / (record_bytes + kQueueEntryBytes));
+}
+
+}  // namespace
+
 std::size_t SinkSet::room(std::size_t record_bytes) const {
   std::size_t room = SIZE_MAX;
   for (const auto& e : live_) {
@@ -94,10 +107,22 @@ std::size_t SinkSet::room(std::size_t record_bytes) const {
     // Half the queue, and at least one record (a queue of 1 is allowed); in bytes, no more
     // than the pace window.
     const std::size_t half = std::max<std::size_t>(1, l.records / 2);
-    const std::size_t records = half > s.queued ? half - s.queued : 0;
     const std::size_t window = std::min(l.bytes / 2, kPaceWindowBytes);
-    const std::size_t bytes = window > s.queued_bytes ? window - s.queued_bytes : 0;
-    room = std::min({room, records, bytes / (record_bytes + kQueueEntryBytes)});
+    room = std::min(room, room_until(s, half, window, record_bytes));
+  }
+  return room;
+}
+
+std::size_t SinkSet::room_to_half(std::size_t record_bytes) const {
+  std::size_t room = SIZE_MAX;
+  for (const auto& e : live_) {
+    const SinkStats s = e.sink->stats();
+    if (s.connected == 0) {
+      continue;
+    }
+    const QueueLimit l = e.sink->limit();
+    room = std::min(
+        room, room_until(s, std::max<std::size_t>(1, l.records / 2), l.bytes / 2, record_bytes));
   }
   return room;
 }

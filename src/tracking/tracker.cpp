@@ -231,6 +231,7 @@ void Tracker::track_new(const SocketEntry& entry, const flow::ListenerTable& lis
     }
     return;
   }
+  ++changes_;
   track(entry, o);
   if (entry.state != netlink::kTcpClose && entry.state != netlink::kTcpListen) {
     count_new(entry.netns);
@@ -314,6 +315,7 @@ void Tracker::update(Tracked& t, const SocketEntry& entry, const flow::ListenerT
   t.awaiting_since_ms = 0;
   const std::uint8_t previous = t.last.state;
   if (entry.state != previous) {
+    ++changes_;
     settle_baseline(t);  // the socket as the baseline found it, before what changed
   }
   const Seen before = t.last;

@@ -402,6 +402,51 @@ TEST_F(DaemonFaults, ASinkThatGoesAwayAndReturnsGetsWhatWasQueued) {
   EXPECT_EQ(count_of(log(), "sink unix:" + path + ": not connected"), 1U) << log();
 }
 
+// A close burst faster than a sink takes it: while the sink's queue is half full the
+// destroy events wait in the kernel's buffer, so a queue of 200 records carries 2,000
+// Closes, none dropped, once its reader reads again (within half a poll interval).
+TEST_F(DaemonFaults, DestroyEventsWaitWhileASinkIsHalfFull) {
+  const std::string path = dir_ + "/slow.sock";
+  UniqueFd shipper = unix_listener(path);
+  const std::uint16_t port = 5039;
+  UniqueFd l = listen_on(port);  // its baseline record makes the sink connect
+  // Polls 10 s apart: the Closes come from destroy events, held for at most 5 s.
+  start(json{{"poll_interval", "10s"},
+             {"stats_interval", "1s"},
+             {"sinks", json::array({{{"type", "unix"}, {"path", path}, {"queue", 200}}})}});
+  UniqueFd reader(::accept4(shipper.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  ASSERT_TRUE(reader.valid());
+  churn(l.get(), port, 1000);  // 2,000 Closes, about 3 MB: far more than the socket holds
+  std::this_thread::sleep_for(milliseconds(1000));  // the reader stalls meanwhile
+  std::string got;
+  std::set<std::string> closes;
+  std::array<char, 65536> buf{};
+  const auto deadline = std::chrono::steady_clock::now() + milliseconds(20000);
+  while (closes.size() < 2000 && std::chrono::steady_clock::now() < deadline) {
+    pollfd r{reader.get(), POLLIN, 0};
+    if (::poll(&r, 1, 100) != 1) {
+      continue;
+    }
+    const ssize_t n = ::read(reader.get(), buf.data(), buf.size());
+    ASSERT_GT(n, 0);
+    got.append(buf.data(), static_cast<std::size_t>(n));
+    for (auto nl = got.find('\n'); nl != std::string::npos; nl = got.find('\n')) {
+      const json rec = json::parse(got.substr(0, nl), nullptr, false);
+      ASSERT_FALSE(rec.is_discarded()) << got.substr(0, nl);
+      if (rec["activity_id"] == kClose && (dst_port(rec) == port)) {
+        closes.insert(rec["metadata"]["correlation_uid"].get<std::string>());
+      }
+      got.erase(0, nl + 1);
+    }
+  }
+  EXPECT_EQ(closes.size(), 2000U);
+  const Stats st = next_stats();
+  const std::string sink = "sink.unix:" + path;
+  EXPECT_EQ(st.at(sink + ".dropped"), 0U) << log();
+  EXPECT_GE(st.at("event_holds"), 1U) << "the queue never reached half: the test proves nothing";
+  stop();
+}
+
 // Processes that connect and exit at once while the daemon walks /proc for owners: their
 // /proc entries vanish mid-walk. The daemon goes on, and every connection closes once.
 TEST_F(DaemonFaults, ProcessesVanishingFromProcMidWalk) {

@@ -481,6 +481,35 @@ TEST_F(DaemonNetns, PeriodicTrafficIsDeltaAndCumulative) {
   expect_valid_ocsf();
 }
 
+// Many new sockets at once: one lookup each would cost more than a dump with tcp_info,
+// so the polls after them ask for it (and every Open still carries its totals).
+TEST_F(DaemonNetns, ABurstOfNewSocketsIsDumpedWithTcpInfo) {
+  start(json{{"poll_interval", "500ms"}, {"traffic_interval", "60s"}, {"stats_interval", "1s"}});
+  const std::uint16_t port = 5015;
+  UniqueFd l = listen_on(port);
+  std::this_thread::sleep_for(milliseconds(1200));  // baseline and an ordinary poll
+  std::vector<UniqueFd> held;
+  for (int i = 0; i < 400; ++i) {  // 800 new sockets, more than 256, in one poll interval
+    held.push_back(connect_to(port));
+    held.emplace_back(::accept4(l.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  }
+  auto r = wait_for([&](const auto& all) { return with(all, kOpen, port).size() >= 800; });
+  std::this_thread::sleep_for(milliseconds(2200));  // the polls after, and a stats line
+  stop();
+  r = records();
+  const auto opens = with(r, kOpen, port);
+  EXPECT_EQ(opens.size(), 800U);
+  for (const auto& o : opens) {
+    EXPECT_TRUE(o.contains("cumulative_traffic")) << o.dump();
+  }
+  const std::string log = file(dir_ + "/stderr");
+  const std::string last = log.substr(log.rfind("stats:"));
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(last, m, std::regex(R"( info_polls=([0-9]+) )"))) << last;
+  EXPECT_GE(std::stoull(m[1]), 2U) << "the baseline, and the poll after the burst: " << last;
+  expect_valid_ocsf();
+}
+
 // Traffic records come at ticks, one poll every traffic_interval: two connections opened
 // at different times end their periods at the same polls, and a period is at least half
 // an interval and at most one and a half.

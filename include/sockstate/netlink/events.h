@@ -24,13 +24,13 @@ class DestroyListener {
   [[nodiscard]] int fd() const { return sock_.fd(); }
   [[nodiscard]] std::size_t receive_buffer() const { return receive_buffer_; }
 
-  // Reads the datagrams queued now (at most 4096 a call) and calls on_destroy for each
-  // socket. Returns false
-  // (and counts an overflow) when the kernel dropped events since the last read
-  // (ENOBUFS): the caller must resync with a dump. Doubles the receive buffer on
-  // overflow, up to max_buffer.
+  // Reads the datagrams queued now (at most `max_datagrams`, and 4096, a call: whoever
+  // floods the socket must not keep the daemon from its other duties) and calls
+  // on_destroy for each socket. Returns false (and counts an overflow) when the kernel
+  // dropped events since the last read (ENOBUFS): the caller must resync with a dump.
+  // Doubles the receive buffer on overflow, up to max_buffer.
   Result<bool> drain(const std::function<void(const SocketEntry&)>& on_destroy,
-                     std::size_t max_buffer);
+                     std::size_t max_buffer, std::size_t max_datagrams = SIZE_MAX);
 
   [[nodiscard]] std::uint64_t events() const { return events_; }
   [[nodiscard]] std::uint64_t overflows() const { return overflows_; }

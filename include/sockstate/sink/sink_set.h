@@ -62,6 +62,11 @@ class SinkSet {
   // Traffic records), so that a burst goes out as fast as the sinks take it instead of
   // overflowing their queues, and without filling them (memory).
   [[nodiscard]] std::size_t room(std::size_t record_bytes) const;
+  // How many records of up to `record_bytes` every live sink (not a disconnected socket
+  // sink) can take before its queue is half full (records or bytes); SIZE_MAX with none.
+  // For producers that cannot be paced but can be held back: the kernel's destroy events
+  // wait in their socket's buffer while it is 0.
+  [[nodiscard]] std::size_t room_to_half(std::size_t record_bytes) const;
   // What paced records may keep queued in one sink: enough to keep a writer busy between
   // two looks (the daemon looks every millisecond while records are owed).
   static constexpr std::size_t kPaceWindowBytes = std::size_t{1} << 20;

@@ -82,6 +82,9 @@ class Tracker {
   // without it that is new (an Open record), changed state (a State Change or Open), or
   // found at a baseline. Asked before poll_socket() with the same entry.
   [[nodiscard]] bool wants_info(const netlink::SocketEntry& entry) const;
+  // Sockets polls found new or in another state since this tracker started (after a
+  // baseline): what a poll without tcp_info would have looked up, counted either way.
+  [[nodiscard]] std::uint64_t changes() const { return changes_; }
 
   // A destroy event (state CLOSE, final tcp_info, no owner).
   void destroyed(const netlink::SocketEntry& entry, const flow::ListenerTable& listeners,
@@ -255,6 +258,7 @@ class Tracker {
   // Remnants a poll reported closed (their event never came in time), by flow: a late
   // event under the full socket's cookie is the same connection, not a new one.
   std::unordered_map<Flow, std::uint32_t, FlowHash> remnant_flows_;
+  std::uint64_t changes_ = 0;
   std::uint32_t generation_ = 0;  // polls so far: 136 years of one a second
   std::int64_t poll_ms_ = 0;
   FirstSight first_ = FirstSight::kEvent;
