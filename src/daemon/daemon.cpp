@@ -108,6 +108,7 @@ struct Daemon::State {
   bool poll_info = true;
   bool traffic_tick = false;       // this poll's round writes Traffic records
   std::int64_t last_tick_ms = -1;  // monotonic time of the last Traffic tick's poll
+  bool both_families = true;       // the kernel answers one dump of IPv4 and IPv6
   bool events_held = false;        // destroy events wait: a sink's queue is half full
   bool hold_expired = false;       // held for half a poll interval: no more until it drains
   std::int64_t held_since = 0;
@@ -386,47 +387,80 @@ struct Daemon::State {
     }
   }
 
-  // Dumps one namespace's other sockets into the tracker.
+  // Dumps one namespace's other sockets into the tracker: both families in one walk of
+  // the kernel's socket hash (a dump per family walks all of it twice; see
+  // build_dump_request()), or one family at a time where the kernel refuses that.
   Result<void> dump_sockets(Namespace& ns) {
     const tracking::Tracker::FirstSight first = first_sight(ns);
     tracker.set_first_sight(first);
-    const bool with_info = poll_info || first != tracking::Tracker::FirstSight::kEvent;
-    std::vector<netlink::SocketEntry> wanted;  // sockets that need the tcp_info not asked for
-    const std::uint32_t states = config.states & ~netlink::state_bit(netlink::kTcpListen);
-    const flow::Perimeter p = perimeter(ns);
-    netlink::CookieSet seen;
-    seen.reserve(ns.sockets_dumped + ns.sockets_dumped / 8);  // as its last dump, and some
+    DumpPass pass{ns, poll_info || first != tracking::Tracker::FirstSight::kEvent};
+    pass.seen.reserve(ns.sockets_dumped + ns.sockets_dumped / 8);  // as its last, and some
+    if (both_families) {
+      auto done = dump_family(pass, AF_UNSPEC);
+      if (done || !refused(done.error().errnum)) {
+        return finish_dump(pass, done);
+      }
+      both_families = false;  // the socket cookies seen so far are not delivered again
+      spdlog::info("the kernel refuses one dump of both families ({}): one each",
+                   done.error().message());
+    }
+    for (const std::uint8_t family : {std::uint8_t{AF_INET}, std::uint8_t{AF_INET6}}) {
+      if (auto done = dump_family(pass, family); !done) {
+        return finish_dump(pass, done);
+      }
+    }
+    return finish_dump(pass, {});
+  }
+
+  static bool refused(int errnum) {
+    return errnum == EINVAL || errnum == ENOENT || errnum == EOPNOTSUPP;
+  }
+
+  // What one namespace's dumps of a poll share.
+  struct DumpPass {
+    Namespace& ns;
+    bool with_info;
+    netlink::CookieSet seen{};
+    std::vector<netlink::SocketEntry> wanted{};  // sockets needing the tcp_info not asked for
+    std::size_t dumped = 0;
+    std::size_t since_drain = 0;
+    Result<void> drained{};
+  };
+
+  Result<void> dump_family(DumpPass& pass, std::uint8_t family) {
     // A dump of many sockets takes a while (0.7 s for 500,000): destroy events are read
     // during it, every kDrainEvery sockets, so that a close storm meanwhile does not
     // overflow their socket's buffer (measured: 100,000 closes/s during a 500,000-socket
     // poll overflowed it once, and 105,000 closes waited for polls).
     static constexpr std::size_t kDrainEvery = 2048;
-    std::size_t since_drain = 0;
-    std::size_t dumped = 0;
-    Result<void> drained;
-    for (const std::uint8_t family : {std::uint8_t{AF_INET}, std::uint8_t{AF_INET6}}) {
-      const netlink::DumpRequest request{family, states, with_info, {}};
-      auto done = ns.view.dump(request, seen, dump_stats, [&](const netlink::SocketEntry& e) {
-        ++dumped;
-        if (!with_info && tracker.wants_info(e)) {
-          wanted.push_back(e);
-        } else {
-          tracker.poll_socket(e, ns.view.listeners(), p);
-        }
-        if (++since_drain == kDrainEvery && drained) {
-          since_drain = 0;
-          drained = drain_all();
-        }
-      });
-      if (!done) {
-        return done.error();
-      }
-      if (!drained) {
-        return drained.error();
-      }
+    const std::uint32_t states = config.states & ~netlink::state_bit(netlink::kTcpListen);
+    const flow::Perimeter p = perimeter(pass.ns);
+    const netlink::DumpRequest request{family, states, pass.with_info, {}};
+    auto done =
+        pass.ns.view.dump(request, pass.seen, dump_stats, [&](const netlink::SocketEntry& e) {
+          ++pass.dumped;
+          if (!pass.with_info && tracker.wants_info(e)) {
+            pass.wanted.push_back(e);
+          } else {
+            tracker.poll_socket(e, pass.ns.view.listeners(), p);
+          }
+          if (++pass.since_drain == kDrainEvery && pass.drained) {
+            pass.since_drain = 0;
+            pass.drained = drain_all();
+          }
+        });
+    if (!done) {
+      return done.error();
     }
-    feed_looked_up(ns, wanted, p);
-    ns.sockets_dumped = dumped;
+    return pass.drained;
+  }
+
+  Result<void> finish_dump(DumpPass& pass, const Result<void>& done) {
+    if (!done) {
+      return done.error();
+    }
+    feed_looked_up(pass.ns, pass.wanted, perimeter(pass.ns));
+    pass.ns.sockets_dumped = pass.dumped;
     return {};
   }
 

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -126,6 +127,42 @@ TEST_F(NetlinkLookup, FindsEachSocketWithItsTcpInfoAndNothingOnceGone) {
       EXPECT_FALSE(gone->has_value()) << "cookie " << e.cookie;
     }
   }
+}
+
+// The daemon's poll: one dump of both families (TCPDIAG_GETSOCK, AF_UNSPEC) in one walk
+// finds the IPv4 and the IPv6 sockets, each once, as the two dumps of one family each do.
+TEST_F(NetlinkLookup, OneDumpOfBothFamiliesFindsWhatTwoDumpsFind) {
+  Pair v4 = connected_pair(AF_INET, 5303);
+  Pair v6 = connected_pair(AF_INET6, 5304);
+  auto sock = netlink::NetlinkSocket::open();
+  ASSERT_TRUE(sock) << sock.error().message();
+  const auto dump = [&](std::uint8_t family) {
+    std::vector<std::pair<std::uint64_t, int>> out;  // cookie, family
+    netlink::CookieSet seen;
+    netlink::DumpStats stats;
+    const netlink::DumpRequest request{family, ~netlink::state_bit(netlink::kTcpListen), true, {}};
+    auto done = netlink::run_dump(*sock, request, seen, stats, [&](const netlink::SocketEntry& e) {
+      if (e.local_port == 5303 || e.remote_port == 5303 || e.local_port == 5304 ||
+          e.remote_port == 5304) {
+        EXPECT_TRUE(e.has_tcp_info);
+        out.emplace_back(e.cookie, e.family);
+      }
+    });
+    EXPECT_TRUE(done) << done.error().message();
+    EXPECT_EQ(stats.duplicates, 0U);
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  const auto both = dump(AF_UNSPEC);
+  auto each = dump(AF_INET);
+  const auto v6_only = dump(AF_INET6);
+  each.insert(each.end(), v6_only.begin(), v6_only.end());
+  std::sort(each.begin(), each.end());
+  ASSERT_EQ(both.size(), 4U);  // two ends of each connection
+  EXPECT_EQ(both, each);
+  EXPECT_EQ(
+      std::count_if(both.begin(), both.end(), [](const auto& c) { return c.second == AF_INET6; }),
+      2);
 }
 
 }  // namespace

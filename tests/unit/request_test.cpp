@@ -679,3 +679,38 @@ TEST(BuildDumpRequest, UnalignedBytecodeIsPaddedWithZeros) {
 
 }  // namespace
 }  // namespace sockstate::netlink
+
+namespace sockstate::netlink {
+namespace {
+
+// Both families in one dump: the older inet_diag request (TCPDIAG_GETSOCK, struct
+// inet_diag_req), family AF_UNSPEC, with the states, the tcp_info bit and the bytecode.
+TEST(DumpRequest, BothFamiliesIsTheCompatRequestWithFamilyUnspec) {
+  PortFilter filter;
+  filter.local = 22;
+  const std::vector<std::uint8_t> code = compile_port_filter(filter);
+  const DumpRequest request{AF_UNSPEC, state_bit(kTcpEstablished), true, code};
+  const std::vector<std::uint8_t> msg = build_dump_request(request, 77);
+  nlmsghdr nlh{};
+  ASSERT_GE(msg.size(), sizeof nlh + sizeof(inet_diag_req));
+  std::memcpy(&nlh, msg.data(), sizeof nlh);
+  EXPECT_EQ(nlh.nlmsg_type, TCPDIAG_GETSOCK);
+  EXPECT_EQ(nlh.nlmsg_flags, NLM_F_REQUEST | NLM_F_DUMP);
+  EXPECT_EQ(nlh.nlmsg_seq, 77U);
+  EXPECT_EQ(nlh.nlmsg_len, msg.size());
+  inet_diag_req req{};
+  std::memcpy(&req, msg.data() + NLMSG_HDRLEN, sizeof req);
+  EXPECT_EQ(req.idiag_family, AF_UNSPEC);
+  EXPECT_EQ(req.idiag_states, state_bit(kTcpEstablished));
+  EXPECT_EQ(req.idiag_ext, 1U << (INET_DIAG_INFO - 1));
+  nlattr attr{};
+  const std::size_t at = NLMSG_HDRLEN + NLMSG_ALIGN(sizeof req);
+  ASSERT_GE(msg.size(), at + sizeof attr + code.size());
+  std::memcpy(&attr, msg.data() + at, sizeof attr);
+  EXPECT_EQ(attr.nla_type, INET_DIAG_REQ_BYTECODE);
+  EXPECT_EQ(attr.nla_len, sizeof attr + code.size());
+  EXPECT_EQ(0, std::memcmp(msg.data() + at + sizeof attr, code.data(), code.size()));
+}
+
+}  // namespace
+}  // namespace sockstate::netlink

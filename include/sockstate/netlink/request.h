@@ -24,7 +24,7 @@ struct PortFilter {
 std::vector<std::uint8_t> compile_port_filter(const PortFilter& filter);
 
 struct DumpRequest {
-  std::uint8_t family = 0;   // AF_INET or AF_INET6
+  std::uint8_t family = 0;   // AF_INET, AF_INET6, or AF_UNSPEC: both in one walk
   std::uint32_t states = 0;  // bit (1 << kernel state)
   bool want_info = false;    // ask for INET_DIAG_INFO (struct tcp_info)
   std::vector<std::uint8_t> bytecode;
