@@ -96,35 +96,31 @@ std::size_t room_until(const SinkStats& s, std::size_t records, std::size_t byte
 
 }  // namespace
 
-std::size_t SinkSet::room(std::size_t record_bytes) const {
+template <typename RoomOf>
+std::size_t SinkSet::least_room(RoomOf room_of) const {
   std::size_t room = SIZE_MAX;
   for (const auto& e : live_) {
     const SinkStats s = e.sink->stats();
-    if (s.connected == 0) {
-      continue;
+    if (s.connected != 0) {
+      room = std::min(room, room_of(s, e.sink->limit()));
     }
-    const QueueLimit l = e.sink->limit();
-    // Half the queue, and at least one record (a queue of 1 is allowed); in bytes, no more
-    // than the pace window.
-    const std::size_t half = std::max<std::size_t>(1, l.records / 2);
-    const std::size_t window = std::min(l.bytes / 2, kPaceWindowBytes);
-    room = std::min(room, room_until(s, half, window, record_bytes));
   }
   return room;
 }
 
+std::size_t SinkSet::room(std::size_t record_bytes) const {
+  return least_room([record_bytes](const SinkStats& s, const QueueLimit& l) {
+    // Half the queue, and at least one record (a queue of 1 is allowed); in bytes, no more
+    // than the pace window.
+    const std::size_t half = std::max<std::size_t>(1, l.records / 2);
+    return room_until(s, half, std::min(l.bytes / 2, kPaceWindowBytes), record_bytes);
+  });
+}
+
 std::size_t SinkSet::room_to_half(std::size_t record_bytes) const {
-  std::size_t room = SIZE_MAX;
-  for (const auto& e : live_) {
-    const SinkStats s = e.sink->stats();
-    if (s.connected == 0) {
-      continue;
-    }
-    const QueueLimit l = e.sink->limit();
-    room = std::min(
-        room, room_until(s, std::max<std::size_t>(1, l.records / 2), l.bytes / 2, record_bytes));
-  }
-  return room;
+  return least_room([record_bytes](const SinkStats& s, const QueueLimit& l) {
+    return room_until(s, std::max<std::size_t>(1, l.records / 2), l.bytes / 2, record_bytes);
+  });
 }
 
 std::vector<std::pair<std::string, std::string>> SinkSet::take_failure_kinds() {

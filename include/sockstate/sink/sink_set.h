@@ -91,6 +91,10 @@ class SinkSet {
   [[nodiscard]] const Sink& at(std::size_t i) const { return *live_[i].sink; }
 
  private:
+  // The least of room_of(stats, limit) over the live sinks but disconnected socket sinks;
+  // SIZE_MAX with none.
+  template <typename RoomOf>
+  [[nodiscard]] std::size_t least_room(RoomOf room_of) const;
   struct Entry {
     config::SinkConfig config;
     std::unique_ptr<Sink> sink;
