@@ -217,14 +217,14 @@ struct Daemon::State {
 
   [[nodiscard]] bool watch(int fd) const {
     epoll_event ev{};
-    ev.events = events_held ? 0U : static_cast<std::uint32_t>(EPOLLIN);
+    ev.events = EPOLLIN;
     ev.data.fd = fd;
     return ::epoll_ctl(epoll_fd.get(), EPOLL_CTL_ADD, fd, &ev) == 0;
   }
 
   Result<void> add_namespace(std::unique_ptr<Namespace> ns) {
     if (auto* destroy = ns->view.destroy()) {
-      if (!watch(destroy->fd())) {
+      if (!events_held && !watch(destroy->fd())) {  // held: watched when released
         return errno_error("cannot watch the destroy listener");
       }
       by_event_fd[destroy->fd()] = ns.get();
@@ -371,19 +371,32 @@ struct Daemon::State {
     const std::uint64_t busy = std::max<std::uint64_t>(256, tracker.size() / 32);
     const std::uint64_t changes_last_poll = tracker.changes() - changes_before_poll;
     changes_before_poll = tracker.changes();
-    poll_info = first_poll || traffic_tick || changes_last_poll > busy;
+    // Without destroy events every Close comes from a poll, with the totals polls saw: all
+    // of them ask for tcp_info, as before.
+    poll_info = first_poll || traffic_tick || changes_last_poll > busy || !config.destroy_events;
     info_polls += poll_info ? 1 : 0;
   }
 
   // Sockets a dump without tcp_info found that need it now: fetched one by one, then fed.
+  // Gone meanwhile (its destroy event tells the rest), or the lookup failed (one line a
+  // poll): the dump's view of it, without tcp_info.
   void feed_looked_up(Namespace& ns, const std::vector<netlink::SocketEntry>& wanted,
                       const flow::Perimeter& p) {
+    std::size_t failed = 0;
+    std::string first_error;
     for (const netlink::SocketEntry& e : wanted) {
       ++info_lookups;
       auto found = ns.view.lookup(e, dump_stats);
-      // Gone meanwhile (its destroy event tells the rest), or the lookup failed: the
-      // dump's view of it, without tcp_info.
+      if (!found && failed++ == 0) {
+        first_error = found.error().message();
+      }
       tracker.poll_socket(found && *found ? **found : e, ns.view.listeners(), p);
+    }
+    if (failed > 0) {
+      spdlog::warn(
+          "tcp_info lookups of {} sockets failed in namespace {} ({}): their records "
+          "carry what the dump saw",
+          failed, ns.view.info().inode, first_error);
     }
   }
 
@@ -397,7 +410,7 @@ struct Daemon::State {
     pass.seen.reserve(ns.sockets_dumped + ns.sockets_dumped / 8);  // as its last, and some
     if (both_families) {
       auto done = dump_family(pass, AF_UNSPEC);
-      if (done || !refused(done.error().errnum)) {
+      if (done || !pass.drained || !refused(done.error().errnum)) {
         return finish_dump(pass, done);
       }
       both_families = false;  // the socket cookies seen so far are not delivered again
@@ -653,11 +666,14 @@ struct Daemon::State {
     }
     events_held = hold;
     event_holds += hold ? 1 : 0;
+    // Out of the epoll set while held, not merely asked for no events: epoll reports
+    // EPOLLERR whatever is asked, and a destroy socket that overflowed has its error set.
     for (const auto& [fd, ns] : by_event_fd) {
-      epoll_event ev{};
-      ev.events = hold ? 0U : static_cast<std::uint32_t>(EPOLLIN);
-      ev.data.fd = fd;
-      (void)::epoll_ctl(epoll_fd.get(), EPOLL_CTL_MOD, fd, &ev);
+      if (hold) {
+        (void)::epoll_ctl(epoll_fd.get(), EPOLL_CTL_DEL, fd, nullptr);
+      } else {
+        (void)watch(fd);
+      }
     }
   }
 
@@ -667,6 +683,7 @@ struct Daemon::State {
   // datagrams, so it is repeated until one reads nothing (at most 1,000 times).
   void drain_held() {
     hold_events(false);
+    hold_expired = true;  // no budget: every event is read, whatever the sinks' room
     for (int pass = 0; pass < 1000; ++pass) {
       const std::uint64_t before = destroy_counts().events;
       if (!drain_all() || destroy_counts().events == before) {
@@ -985,9 +1002,6 @@ struct Daemon::State {
   // room, between the loop's other duties; a sink still full after half a poll interval
   // (or when the next poll comes) holds them back no longer (what it cannot take is
   // dropped and counted, as any record).
-  // Writes what the tracker owes (baseline and Traffic records) in chunks that fit what
-  // every delivering sink has room for, between the loop's other duties. After half a poll
-  // interval, or at the next poll, a full sink holds them back no longer.
   void pace(bool all_now = false) {
     static constexpr std::size_t kChunk = 1024;
     while (paced_pending) {

@@ -92,10 +92,13 @@ Result<std::optional<SocketEntry>> lookup_socket(NetlinkSocket& sock, const Sock
                                                  std::vector<std::uint8_t>& buf, DumpStats& stats) {
   const std::uint32_t seq = sock.next_seq();
   std::optional<SocketEntry> found;
+  std::optional<Error> bad;  // a reply that does not decode: said after its acknowledgement,
+                             // which must still be read (the socket's next request follows)
   auto deliver = [&](std::uint16_t, std::span<const std::uint8_t> payload) -> Result<void> {
     auto entry = decode_socket(payload, &stats.unknown_attributes);
     if (!entry) {
-      return entry.error();
+      bad = entry.error();
+      return {};
     }
     found = *entry;
     return {};
@@ -106,6 +109,9 @@ Result<std::optional<SocketEntry>> lookup_socket(NetlinkSocket& sock, const Sock
       return std::optional<SocketEntry>{};  // closed meanwhile, or its 4-tuple reused
     }
     return done.error();
+  }
+  if (bad) {
+    return *bad;
   }
   return found;
 }

@@ -231,7 +231,9 @@ void Tracker::track_new(const SocketEntry& entry, const flow::ListenerTable& lis
     }
     return;
   }
-  ++changes_;
+  if (entry.state != netlink::kTcpClose && entry.state != netlink::kTcpListen) {
+    ++changes_;  // an Open record: what wants_info() asks for
+  }
   track(entry, o);
   if (entry.state != netlink::kTcpClose && entry.state != netlink::kTcpListen) {
     count_new(entry.netns);

@@ -447,6 +447,30 @@ TEST_F(DaemonFaults, DestroyEventsWaitWhileASinkIsHalfFull) {
   stop();
 }
 
+// Destroy events held back when SIGTERM comes are read at stop and handed to the sinks:
+// what the stalled sink cannot take by its deadline is dropped and counted, none vanishes.
+TEST_F(DaemonFaults, HeldDestroyEventsAreReadAtStop) {
+  const std::string path = dir_ + "/stuck.sock";
+  UniqueFd shipper = unix_listener(path);
+  const std::uint16_t port = 5040;
+  UniqueFd l = listen_on(port);
+  start(json{{"poll_interval", "10s"},
+             {"stats_interval", "1s"},
+             {"sinks", json::array({{{"type", "unix"}, {"path", path}, {"queue", 200}}})}});
+  UniqueFd reader(::accept4(shipper.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  ASSERT_TRUE(reader.valid());
+  churn(l.get(), port, 1000);  // 2,000 destroy events; the reader never reads
+  const Stats held = next_stats();
+  EXPECT_GE(held.at("event_holds"), 1U) << log();
+  EXPECT_LT(held.at("destroy_events"), 2000U) << "nothing was held: the test proves nothing";
+  stop();
+  const Stats last = last_stats(log());
+  const std::string sink = "sink.unix:" + path;
+  EXPECT_GE(last.at("destroy_events"), 2000U) << log();
+  EXPECT_EQ(last.at(sink + ".written") + last.at(sink + ".dropped"), last.at("records")) << log();
+  EXPECT_GT(last.at(sink + ".dropped"), 0U) << log();
+}
+
 // Processes that connect and exit at once while the daemon walks /proc for owners: their
 // /proc entries vanish mid-walk. The daemon goes on, and every connection closes once.
 TEST_F(DaemonFaults, ProcessesVanishingFromProcMidWalk) {
