@@ -72,6 +72,32 @@ UniqueFd unix_listener(const std::string& path) {
   return fd;
 }
 
+// Reads a shipper's end of a socket sink until `want` Close records of `port` came (their
+// correlation uids into `closes`) or `timeout`: every line that arrives must be whole JSON.
+void read_closes(int fd, std::uint16_t port, std::size_t want, milliseconds timeout,
+                 std::set<std::string>& closes) {
+  std::string got;
+  std::array<char, 65536> buf{};
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (closes.size() < want && std::chrono::steady_clock::now() < deadline) {
+    pollfd r{fd, POLLIN, 0};
+    if (::poll(&r, 1, 100) != 1) {
+      continue;
+    }
+    const ssize_t n = ::read(fd, buf.data(), buf.size());
+    ASSERT_GT(n, 0);
+    got.append(buf.data(), static_cast<std::size_t>(n));
+    for (auto nl = got.find('\n'); nl != std::string::npos; nl = got.find('\n')) {
+      const json rec = json::parse(got.substr(0, nl), nullptr, false);
+      ASSERT_FALSE(rec.is_discarded()) << got.substr(0, nl);
+      if (rec["activity_id"] == kClose && dst_port(rec) == port) {
+        closes.insert(rec["metadata"]["correlation_uid"].get<std::string>());
+      }
+      got.erase(0, nl + 1);
+    }
+  }
+}
+
 class DaemonFaults : public DaemonNetns {
  protected:
   std::string log() const { return file(stderr_path_); }
@@ -375,27 +401,8 @@ TEST_F(DaemonFaults, ASinkThatGoesAwayAndReturnsGetsWhatWasQueued) {
   ASSERT_TRUE(second.valid());
   // Every line that arrives is whole; the Closes of the connections made while the shipper
   // was away are among them (with other records: earlier tests' TIME-WAIT expiring).
-  std::string got;
   std::set<std::string> closes;
-  std::array<char, 65536> buf{};
-  const auto deadline = std::chrono::steady_clock::now() + milliseconds(10000);
-  while (closes.size() < 50 && std::chrono::steady_clock::now() < deadline) {
-    pollfd r{second.get(), POLLIN, 0};
-    if (::poll(&r, 1, 100) != 1) {
-      continue;
-    }
-    const ssize_t n = ::read(second.get(), buf.data(), buf.size());
-    ASSERT_GT(n, 0);
-    got.append(buf.data(), static_cast<std::size_t>(n));
-    for (auto nl = got.find('\n'); nl != std::string::npos; nl = got.find('\n')) {
-      const json rec = json::parse(got.substr(0, nl), nullptr, false);
-      ASSERT_FALSE(rec.is_discarded()) << got.substr(0, nl);
-      if (rec["activity_id"] == kClose && dst_port(rec) == port) {
-        closes.insert(rec["metadata"]["correlation_uid"].get<std::string>());
-      }
-      got.erase(0, nl + 1);
-    }
-  }
+  read_closes(second.get(), port, 50, milliseconds(10000), closes);
   EXPECT_EQ(closes.size(), 50U);
   ASSERT_TRUE(log_has("sink unix:" + path + ": connected")) << log();
   stop();
@@ -418,27 +425,8 @@ TEST_F(DaemonFaults, DestroyEventsWaitWhileASinkIsHalfFull) {
   ASSERT_TRUE(reader.valid());
   churn(l.get(), port, 1000);  // 2,000 Closes, about 3 MB: far more than the socket holds
   std::this_thread::sleep_for(milliseconds(1000));  // the reader stalls meanwhile
-  std::string got;
   std::set<std::string> closes;
-  std::array<char, 65536> buf{};
-  const auto deadline = std::chrono::steady_clock::now() + milliseconds(20000);
-  while (closes.size() < 2000 && std::chrono::steady_clock::now() < deadline) {
-    pollfd r{reader.get(), POLLIN, 0};
-    if (::poll(&r, 1, 100) != 1) {
-      continue;
-    }
-    const ssize_t n = ::read(reader.get(), buf.data(), buf.size());
-    ASSERT_GT(n, 0);
-    got.append(buf.data(), static_cast<std::size_t>(n));
-    for (auto nl = got.find('\n'); nl != std::string::npos; nl = got.find('\n')) {
-      const json rec = json::parse(got.substr(0, nl), nullptr, false);
-      ASSERT_FALSE(rec.is_discarded()) << got.substr(0, nl);
-      if (rec["activity_id"] == kClose && (dst_port(rec) == port)) {
-        closes.insert(rec["metadata"]["correlation_uid"].get<std::string>());
-      }
-      got.erase(0, nl + 1);
-    }
-  }
+  read_closes(reader.get(), port, 2000, milliseconds(20000), closes);
   EXPECT_EQ(closes.size(), 2000U);
   const Stats st = next_stats();
   const std::string sink = "sink.unix:" + path;
