@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -141,7 +142,13 @@ class DaemonNetns : public NetnsTest {
     EXPECT_EQ(*status, 0) << file(dir_ + "/stderr");
   }
 
+  // A failure message reads files with it: never one that could block (a FIFO some tests
+  // give the daemon as stderr has a writer that never closes).
   static std::string file(const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+      return "(" + path + " is not a regular file: not read)";
+    }
     std::ifstream in(path);
     std::stringstream ss;
     ss << in.rdbuf();

@@ -9,10 +9,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <string_view>
 #include <thread>
 
 extern char** environ;
@@ -51,9 +53,19 @@ std::optional<BackgroundProcess> BackgroundProcess::start(const std::vector<std:
   posix_spawnattr_setsigdefault(&attr, &all);
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
 
+  // The caller's variables replace the inherited ones of the same name: under systemd,
+  // nspawn or a CI runner NOTIFY_SOCKET is already set, and a second copy would lose to
+  // the first in the child's getenv().
   std::vector<std::string> env_strings;
   for (char** e = environ; *e != nullptr; ++e) {
-    env_strings.emplace_back(*e);
+    const std::string_view inherited(*e);
+    const auto name = inherited.substr(0, inherited.find('=') + 1);
+    const bool replaced = std::any_of(env.begin(), env.end(), [&](const std::string& v) {
+      return std::string_view(v).substr(0, v.find('=') + 1) == name;
+    });
+    if (!replaced) {
+      env_strings.emplace_back(inherited);
+    }
   }
   env_strings.insert(env_strings.end(), env.begin(), env.end());
   std::vector<char*> envp;
