@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <utility>
@@ -274,6 +275,13 @@ Result<void> detail::file_preflight(const config::SinkConfig& sink) {
   const std::string dir = slash == 0 ? "/" : sink.path.substr(0, slash);
   struct stat st {};
   if (::stat(dir.c_str(), &st) != 0) {
+    if (errno == ENOENT) {
+      // The example's /var/log/sockstate exists only where the package made it: say what
+      // to do, not only what failed.
+      return Error{0, "directory " + dir + " of " + sink.path + ": " + std::strerror(ENOENT) +
+                          " (the package creates /var/log/sockstate; create the directory or "
+                          "give the sink another path)"};
+    }
     return errno_error("directory " + dir + " of " + sink.path);
   }
   if (!S_ISDIR(st.st_mode)) {

@@ -215,6 +215,18 @@ TEST(CliE2e, CheckConfig) {
   EXPECT_TRUE(r.output.empty());
   EXPECT_EQ(lines(r.error_output), 1) << r.error_output;
   EXPECT_NE(r.error_output.find("sinks[0].port"), std::string::npos) << r.error_output;
+  // A file sink in a directory that does not exist (the example's /var/log/sockstate on a
+  // machine without the package): one line that says so and what to do.
+  const std::string nodir = std::string(dir) + "/nodir.json";
+  run_command("printf '{\"sinks\": [{\"type\": \"file\", \"path\": \"" + std::string(dir) +
+              "/absent/x.jsonl\"}]}' > " + nodir);
+  r = sockstate("check-config " + nodir);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(lines(r.error_output), 1) << r.error_output;
+  EXPECT_NE(r.error_output.find("/absent of "), std::string::npos) << r.error_output;
+  EXPECT_NE(r.error_output.find("No such file or directory (the package creates"),
+            std::string::npos)
+      << r.error_output;
   r = sockstate("check-config " + std::string(dir) + "/missing.json");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.error_output.find("missing.json"), std::string::npos) << r.error_output;
