@@ -1168,6 +1168,16 @@ json parse_strict(std::string_view text, const std::string& what_path) {
 // whole validated. Never throws.
 Result<Config> build(std::string_view text,
                      const std::vector<std::pair<std::string, std::string>>& overrides) {
+  // The JSON parser stops at a NUL byte as at the end of the text, and what follows would
+  // be ignored without a word.
+  if (const auto nul = text.find('\0'); nul != std::string_view::npos) {
+    const std::string_view before = text.substr(0, nul);
+    const auto line = 1 + std::count(before.begin(), before.end(), '\n');
+    const auto line_start = before.rfind('\n');
+    const auto column = line_start == std::string_view::npos ? nul + 1 : nul - line_start;
+    return Error{0, "(document): line " + std::to_string(line) + ", column " +
+                        std::to_string(column) + ": a NUL byte: not a text file"};
+  }
   try {
     json doc = parse_strict(text, "(document)");
     if (!doc.is_object()) {

@@ -847,6 +847,22 @@ TEST(Config, LoadNamesTheFileAndTheKey) {
   loaded = load_config(huge);
   ASSERT_FALSE(loaded.ok());
   EXPECT_EQ(loaded.error().message(), huge + ": larger than 1MiB, not a configuration file");
+
+  // A NUL byte would end the JSON parser's input: what follows it must not be ignored.
+  const std::string nul = dir + "/nul.json";
+  std::ofstream(nul) << std::string("{\"poll_interval\": \"10s\"\n\0, \"bogus\": 1}", 38);
+  loaded = load_config(nul);
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_EQ(loaded.error().errnum, 0);
+  EXPECT_EQ(loaded.error().message(),
+            nul + ": (document): line 2, column 1: a NUL byte: not a text file");
+}
+
+TEST(ConfigText, ANulByteIsRefusedNotAnEnd) {
+  EXPECT_EQ(parse_error(std::string("{}\0{\"x\": 1}", 11)),
+            "(document): line 1, column 3: a NUL byte: not a text file");
+  EXPECT_EQ(parse_error(std::string("{\"a\":\n\n1}\0", 10)),
+            "(document): line 3, column 3: a NUL byte: not a text file");
 }
 
 // ---- summaries ----------------------------------------------------------------------------
