@@ -19,9 +19,11 @@
 #include <sstream>
 #include <tuple>
 
+#include "emitter.h"
 #include "sockstate/collect/collector.h"
 #include "sockstate/collect/host.h"
 #include "sockstate/common/fd.h"
+#include "sockstate/daemon/telemetry.h"
 #include "sockstate/log/log.h"
 #include "sockstate/metrics/server.h"
 #include "sockstate/netlink/dumper.h"
@@ -49,10 +51,6 @@ Result<config::Config> load_run_config(
   return config::load_config(path, overrides);
 }
 
-bool terminal(flow::Activity a) {
-  return a == flow::Activity::kClose || a == flow::Activity::kFail || a == flow::Activity::kRefuse;
-}
-
 // One network namespace the daemon watches: its sockets, addresses and listeners, and
 // its destroy listener (direction is decided per namespace).
 struct Namespace {
@@ -73,24 +71,17 @@ struct Daemon::State {
   ConfigLoader loader;
   config::Config config;
   ocsf::RecordContext context;
-  std::optional<ocsf::RecordBuilder> builder;  // built once the configuration is known
   sink::SinkSet sinks;
+  Emitter emitter{sinks};
   std::map<std::uint64_t, std::unique_ptr<Namespace>> namespaces;  // by nsfs inode
   std::map<int, Namespace*> by_event_fd;
   tracking::Tracker tracker;
-  std::optional<collect::Attributor> attributor;  // made once the configuration is known
-  proc::OwnerMap* owners = nullptr;               // the attributor's, with `process`
-  flow::NetworkSet internal;                      // internal_networks
-  collect::TimezoneOffset timezone;
-  std::vector<flow::Observation> deferred;  // records whose owner a /proc walk must find
-  netlink::CookieSet deferred_cookies;      // the sockets those records are about
-  std::vector<std::uint64_t> unreachable;   // namespaces discovered but not opened this poll
+  flow::NetworkSet internal;               // internal_networks
+  std::vector<std::uint64_t> unreachable;  // namespaces discovered but not opened this poll
   std::unique_ptr<metrics::MetricsServer> metrics_server;  // metrics_listen
-  std::array<std::uint64_t, 9> by_activity{};              // records written, by flow::Activity
   // Each sink's state last logged (1 delivering or connected, 0 not, -1 not looked at
   // yet) and its counters then, by name: a reload that keeps a sink keeps its history.
   std::map<std::string, std::pair<int, sink::SinkStats>> sink_state;
-  std::string record;  // reused for every record
   Fd signal_fd;
   Fd epoll_fd;
   bool ready = false;
@@ -100,7 +91,6 @@ struct Daemon::State {
   static constexpr std::int64_t kPaceMs = 1;
   static constexpr std::size_t kRecordBytes = 2048;  // a record is 1.2 to 2.5 KiB
   bool resync = false;
-  std::uint64_t records = 0;
   std::uint64_t polls = 0;
   std::uint64_t last_dump_ms = 0;
   // Polls dump with tcp_info only when records need it for many sockets (see plan_poll());
@@ -119,15 +109,14 @@ struct Daemon::State {
   std::uint64_t namespace_errors = 0;     // namespaces that could not be opened or dumped
   std::uint64_t namespaces_opened = 0;
   std::uint64_t namespaces_closed = 0;
-  std::uint64_t owner_walks = 0;
-  std::uint64_t owner_errors = 0;     // pids whose sockets could not be attributed (denied, errors)
   std::uint64_t unreported_gone = 0;  // connections_unreported of namespaces now gone
   netlink::DumpStats dump_stats;
 
   State(ConfigLoader l, ocsf::RecordContext c)
       : loader(std::move(l)),
         context(std::move(c)),
-        tracker([this](const flow::Observation& obs) { write(obs); }, tracker_options()) {}
+        tracker([this](const flow::Observation& obs) { emitter.observe(obs); }, tracker_options()) {
+  }
 
   tracking::TrackerOptions tracker_options() {
     tracking::TrackerOptions o;
@@ -137,66 +126,6 @@ struct Daemon::State {
       return ns == namespaces.end() ? std::nullopt : ns->second->view.route_source(peer);
     };
     return o;
-  }
-
-  // A record about a socket whose owner is not known yet waits for the /proc walk that
-  // ends the dump (written before the destroy events of the poll, so never after its Close).
-  void write(const flow::Observation& obs) {
-    if (terminal(obs.activity) && deferred_cookies.contains(obs.socket.cookie)) {
-      // Nothing about a socket may follow its terminal record. Only then: a close storm
-      // during a dump would otherwise walk /proc once for every event drained.
-      flush_deferred();
-    }
-    const std::uint32_t inode = obs.socket.inode;
-    if (owners != nullptr && inode != 0 && owners->owner(inode) == nullptr &&
-        !owners->missed(inode) && !terminal(obs.activity)) {
-      deferred.push_back(obs);
-      deferred_cookies.insert(obs.socket.cookie);
-      return;
-    }
-    write_now(obs);
-  }
-
-  void write_now(const flow::Observation& observed) {
-    flow::Observation obs = observed;
-    const proc::Container* container = nullptr;
-    if (const auto ns = namespaces.find(obs.socket.netns); ns != namespaces.end()) {
-      const auto& c = ns->second->view.info().container;
-      container = c ? &*c : nullptr;
-    }
-    obs.owner = attributor->owner_of(obs.socket, obs.uid_known, container);
-    obs.timezone_offset_min = timezone.at(obs.time_ms);
-    ++by_activity[static_cast<std::size_t>(obs.activity)];
-    record.clear();
-    builder->append(obs, record);
-    ++records;
-    sinks.submit(record);
-  }
-
-  // One /proc walk for every socket the dump found without a known owner, then their
-  // records, in the order they happened.
-  void flush_deferred() {
-    if (deferred.empty()) {
-      return;
-    }
-    std::vector<std::uint32_t> wanted;
-    wanted.reserve(deferred.size());
-    for (const auto& obs : deferred) {
-      wanted.push_back(obs.socket.inode);
-    }
-    auto walked = owners->refresh(wanted);
-    if (!walked) {
-      spdlog::warn("process attribution: {}", walked.error().message());
-    } else if (walked->walked) {
-      ++owner_walks;
-      owner_errors += walked->permission_errors + walked->pid_errors;
-    }
-    std::vector<flow::Observation> observations;
-    observations.swap(deferred);
-    deferred_cookies.clear();
-    for (const auto& obs : observations) {
-      write_now(obs);
-    }
   }
 
   // Makes the namespace's sockets: here, or inside it through a short-lived thread.
@@ -246,6 +175,7 @@ struct Daemon::State {
       by_event_fd.erase(destroy->fd());
       (void)::epoll_ctl(epoll_fd.get(), EPOLL_CTL_DEL, destroy->fd(), nullptr);
     }
+    emitter.flush();  // its records name its container: before it goes
     spdlog::info("network namespace {} is gone", inode);
     unreported_gone += ns.unreported;
     tracker.forget_namespace(inode);
@@ -555,7 +485,7 @@ struct Daemon::State {
     for (const auto inode : unreachable) {
       tracker.keep_namespace(inode);
     }
-    flush_deferred();
+    emitter.flush();
     if (auto drained = drain_all(); !drained) {
       return drained.error();
     }
@@ -570,11 +500,7 @@ struct Daemon::State {
     // Forget the owners of sockets whose last record is written, once they are an eighth
     // more than the sockets tracked: listing, sorting and looking up every tracked inode
     // took 8% of a 100,000-socket poll's CPU when done each poll.
-    const std::size_t tracked = tracker.size();
-    if (owners != nullptr &&
-        owners->size() + owners->missed_count() > tracked + tracked / 8 + 1024) {
-      owners->retain(tracker.inodes());
-    }
+    emitter.prune_owners(tracker.size(), [this] { return tracker.inodes(); });
     first_poll = false;
     ++polls;
     last_dump_ms = static_cast<std::uint64_t>(monotonic_ms() - started);
@@ -751,41 +677,38 @@ struct Daemon::State {
     return c;
   }
 
-  void notify_status() {
-    const auto k = sinks.totals();
-    (void)::sd_notifyf(0, "STATUS=tracking %llu sockets, %llu records, %llu dropped",
-                       static_cast<unsigned long long>(tracker.size()),
-                       static_cast<unsigned long long>(records),
-                       static_cast<unsigned long long>(k.dropped));
-  }
-
-  // One line of key=value pairs, for people and for log parsers alike.
-  void log_stats() {
+  // Every part's counters at one moment, for the stats line, the metrics and STATUS=.
+  [[nodiscard]] Readings read() const {
     const auto t = tracker.stats();
     const DestroyCounts d = destroy_counts();
-    std::string line = fmt::format(
-        "stats: tracked={} records={} polls={} poll_ms={} destroy_events={} overflows={} "
-        "closes_by_destroy={} closes_by_poll={} awaiting_destroy={} dump_redos={} "
-        "forged_datagrams={} namespaces={} namespace_errors={} owner_walks={} "
-        "pids_unreadable={} connections_unreported={} log_lines_dropped={} info_polls={} "
-        "info_lookups={} event_holds={}",
-        t.tracked, records, polls, last_dump_ms, d.events, d.overflows, t.closed_by_destroy,
-        t.closed_by_poll, t.awaiting_destroy, dump_stats.redos, d.forged, namespaces.size(),
-        namespace_errors, owner_walks, owner_errors, connections_unreported(), log::dropped_lines(),
-        info_polls, info_lookups, event_holds);
-    for (const auto& v : sinks.views()) {
-      const auto& st = v.stats;
-      line += fmt::format(" sink.{}.written={} .dropped={} .queued={} .queued_bytes={} .errors={}",
-                          v.name, st.written, st.dropped, st.queued, st.queued_bytes, st.errors);
-      if (st.connected >= 0) {
-        line += fmt::format(" .connected={}", st.connected);
-      }
-      if (st.brokers_up >= 0) {
-        line += fmt::format(" .brokers_up={}", st.brokers_up);
-      }
-    }
-    spdlog::info("{}", line);
+    Readings r;
+    r.tracked = t.tracked;
+    r.records = emitter.records();
+    r.polls = polls;
+    r.poll_ms = last_dump_ms;
+    r.destroy_events = d.events;
+    r.overflows = d.overflows;
+    r.closes_by_destroy = t.closed_by_destroy;
+    r.closes_by_poll = t.closed_by_poll;
+    r.awaiting_destroy = t.awaiting_destroy;
+    r.dump_redos = dump_stats.redos;
+    r.forged_datagrams = d.forged;
+    r.namespaces = namespaces.size();
+    r.namespace_errors = namespace_errors;
+    r.owner_walks = emitter.owner_walks();
+    r.pids_unreadable = emitter.owner_errors();
+    r.connections_unreported = connections_unreported();
+    r.log_lines_dropped = log::dropped_lines();
+    r.info_polls = info_polls;
+    r.info_lookups = info_lookups;
+    r.event_holds = event_holds;
+    r.by_activity = emitter.by_activity();
+    r.sinks = sinks.views();
+    r.sink_totals = sinks.totals();
+    return r;
   }
+
+  void log_stats() { spdlog::info("{}", stats_line(read())); }
 
   // A sink going down or coming back: one line per transition, with what the last failure
   // said (errno included), never one per retry or per dropped record. A socket sink is up
@@ -832,74 +755,6 @@ struct Daemon::State {
     }
   }
 
-  std::string render_metrics() const {
-    metrics::Exposition m;
-    static constexpr std::array<std::string_view, 9> kActivity = {
-        "unknown", "open", "close", "fail", "refuse", "traffic", "listen", "state_change", "bound"};
-    m.family("sockstate_records_total", "Records written, by activity.", "counter");
-    for (std::size_t a = 0; a < kActivity.size(); ++a) {
-      m.sample("sockstate_records_total", fmt::format("activity=\"{}\"", kActivity[a]),
-               by_activity[a]);
-    }
-    const std::array<std::pair<const char*, const char*>, 7> sink_families = {{
-        {"sockstate_sink_written_total", "Records a sink delivered."},
-        {"sockstate_sink_dropped_total", "Records a sink dropped (queue full, undeliverable)."},
-        {"sockstate_sink_errors_total", "Write and connect failures of a sink."},
-        {"sockstate_sink_queued", "Records waiting in a sink's queue."},
-        {"sockstate_sink_queued_bytes", "What a sink's queue holds, in bytes."},
-        {"sockstate_sink_connected", "A socket or kafka sink's connection: 1 up, 0 down."},
-        {"sockstate_sink_brokers_up", "Kafka brokers a kafka sink has a connection to."},
-    }};
-    const auto views = sinks.views();  // once: every family shows the same moment
-    for (std::size_t f = 0; f < sink_families.size(); ++f) {
-      m.family(sink_families[f].first, sink_families[f].second, f < 3 ? "counter" : "gauge");
-      for (const auto& view : views) {
-        const auto& st = view.stats;
-        const std::string label = "sink=\"" + metrics::label_value(view.name) + "\"";
-        const std::array<std::int64_t, 7> v = {static_cast<std::int64_t>(st.written),
-                                               static_cast<std::int64_t>(st.dropped),
-                                               static_cast<std::int64_t>(st.errors),
-                                               static_cast<std::int64_t>(st.queued),
-                                               static_cast<std::int64_t>(st.queued_bytes),
-                                               st.connected,
-                                               st.brokers_up};
-        if (v[f] >= 0) {
-          m.sample(sink_families[f].first, label, static_cast<std::uint64_t>(v[f]));
-        }
-      }
-    }
-    render_collector_metrics(m);
-    return m.text();
-  }
-
-  void render_collector_metrics(metrics::Exposition& m) const {
-    const auto t = tracker.stats();
-    const DestroyCounts d = destroy_counts();
-    m.family("sockstate_poll_duration_seconds", "Duration of the last poll.", "gauge");
-    m.sample("sockstate_poll_duration_seconds", "", static_cast<double>(last_dump_ms) / 1000.0);
-    const std::array<std::tuple<const char*, const char*, const char*, std::uint64_t>, 9> rows = {{
-        {"sockstate_polls_total", "Polls done.", "counter", polls},
-        {"sockstate_sockets_tracked", "Sockets tracked now.", "gauge", t.tracked},
-        {"sockstate_destroy_events_total", "Socket-destroy events read.", "counter", d.events},
-        {"sockstate_destroy_overflows_total", "Times the kernel dropped destroy events.", "counter",
-         d.overflows},
-        {"sockstate_forged_datagrams_total", "Netlink datagrams not from the kernel, discarded.",
-         "counter", d.forged},
-        {"sockstate_namespaces", "Network namespaces watched.", "gauge", namespaces.size()},
-        {"sockstate_namespace_errors_total", "Namespaces that could not be opened or dumped.",
-         "counter", namespace_errors},
-        {"sockstate_log_lines_dropped_total", "Log lines stderr could not take at once.", "counter",
-         log::dropped_lines()},
-        {"sockstate_connections_unreported",
-         "Connections the kernel made that no record reported (lost destroy events).", "gauge",
-         connections_unreported()},
-    }};
-    for (const auto& [name, help, type, value] : rows) {
-      m.family(name, help, type);
-      m.sample(name, "", value);
-    }
-  }
-
   // Everything `run` needs before its first poll; an Error says what failed.
   Result<void> start() {
     // log_name, device type, process, all_netns, community_id_seed and observables are
@@ -908,7 +763,6 @@ struct Daemon::State {
     context.device_type_id = config.device_type_id;
     context.community_id_seed = config.community_id_seed;
     context.observables = config.observables;
-    builder.emplace(context);
     internal = flow::NetworkSet(config.internal_networks);
     // Without destroy events nothing is worth waiting for: a poll that misses a socket
     // twice reports it.
@@ -919,8 +773,16 @@ struct Daemon::State {
     if (auto opened = open_namespaces(); !opened) {
       return opened.error();
     }
-    if (auto scanned = scan_owners(); !scanned) {
-      return scanned.error();
+    auto container_of = [this](std::uint64_t netns) -> const proc::Container* {
+      const auto ns = namespaces.find(netns);
+      if (ns == namespaces.end()) {
+        return nullptr;
+      }
+      const auto& c = ns->second->view.info().container;
+      return c ? &*c : nullptr;
+    };
+    if (auto started = emitter.start(context, config.process, container_of); !started) {
+      return started.error();
     }
     if (!config.metrics_listen.empty()) {
       auto server = metrics::MetricsServer::start(config.metrics_listen);
@@ -966,28 +828,6 @@ struct Daemon::State {
     return add_namespace(std::move(*opened));
   }
 
-  // Before the baseline, so its records name their owners.
-  Result<void> scan_owners() {
-    attributor.emplace(collect::AttributorOptions{config.process, "/proc", {}, "/"});
-    owners = attributor->owners();
-    if (owners == nullptr) {
-      return {};
-    }
-    auto scanned = owners->scan();
-    if (!scanned) {
-      return Error{scanned.error().errnum, "process attribution: " + scanned.error().context};
-    }
-    const auto unreadable = scanned->permission_errors + scanned->pid_errors;
-    owner_errors += unreadable;
-    if (unreadable > 0) {
-      spdlog::info(
-          "process attribution: {} process(es) could not be read; their sockets carry no "
-          "actor.process",
-          unreadable);
-    }
-    return {};
-  }
-
   // When each periodic duty is next due (monotonic ms).
   struct Timers {
     std::int64_t poll = 0;
@@ -1016,7 +856,7 @@ struct Daemon::State {
       // the others' periods are the interval, whatever the polls' jitter.
       const std::int64_t due = traffic_tick ? config.traffic_interval.count() / 2 : 0;
       tracker.report_paced(collect::realtime_ms(), due, chunk);
-      flush_deferred();
+      emitter.flush();
       paced_pending = !tracker.round_done();
     }
   }
@@ -1037,7 +877,7 @@ struct Daemon::State {
     log_sink_transitions();
     log_retired_sinks();
     if (metrics_server) {
-      metrics_server->publish(render_metrics());
+      metrics_server->publish(metrics_text(read()));
     }
     if (!ready) {
       ready = true;  // the first good dump is done and every sink is open
@@ -1045,7 +885,8 @@ struct Daemon::State {
     }
     const std::int64_t now = monotonic_ms();
     if (now >= t.status) {
-      notify_status();  // systemd shows the latest; every poll would be chatter
+      // systemd shows the latest; every poll would be chatter.
+      (void)::sd_notifyf(0, "STATUS=%s", status_text(read()).c_str());
       t.status = now + 5000;
     }
     t.poll = now + config.poll_interval.count();
@@ -1083,7 +924,9 @@ struct Daemon::State {
       }
       pace();
       steer_events(now);
-      if (auto stop = wait_and_handle(t, now); stop) {
+      const auto stop = wait_and_handle(t, now);
+      emitter.flush();  // records that waited behind a walk, never inside a drain
+      if (stop) {
         return *stop;
       }
     }
@@ -1207,6 +1050,7 @@ int Daemon::run() {
   if (s.paced_pending) {
     s.pace(true);  // owed records (a baseline still being paced) go to the sinks' queues
   }
+  s.emitter.flush();
   s.log_retired_sinks();
   s.sinks.stop(State::kDeliverWithin);
   s.log_stats();

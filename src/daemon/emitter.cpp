@@ -1,0 +1,104 @@
+#include "emitter.h"
+
+#include <spdlog/spdlog.h>
+
+namespace sockstate::daemon {
+namespace {
+
+bool terminal(flow::Activity a) {
+  return a == flow::Activity::kClose || a == flow::Activity::kFail || a == flow::Activity::kRefuse;
+}
+
+}  // namespace
+
+Result<void> Emitter::start(const ocsf::RecordContext& context, bool process,
+                            ContainerOf container_of) {
+  builder_.emplace(context);
+  container_of_ = std::move(container_of);
+  attributor_.emplace(collect::AttributorOptions{process, "/proc", {}, "/"});
+  owners_ = attributor_->owners();
+  if (owners_ == nullptr) {
+    return {};
+  }
+  auto scanned = owners_->scan();
+  if (!scanned) {
+    return Error{scanned.error().errnum, "process attribution: " + scanned.error().context};
+  }
+  const auto unreadable = scanned->permission_errors + scanned->pid_errors;
+  owner_errors_ += unreadable;
+  if (unreadable > 0) {
+    spdlog::info(
+        "process attribution: {} process(es) could not be read; their sockets carry no "
+        "actor.process",
+        unreadable);
+  }
+  return {};
+}
+
+// A socket a record is about waits while an earlier record about it waits (its order), or
+// while its owner is unknown and a walk could find it. A terminal record never waits for
+// its own owner: the socket is gone, so no walk would find it.
+bool Emitter::must_wait(const flow::Observation& obs) const {
+  if (waiting_cookies_.contains(obs.socket.cookie)) {
+    return true;
+  }
+  const std::uint32_t inode = obs.socket.inode;
+  return owners_ != nullptr && inode != 0 && !terminal(obs.activity) &&
+         owners_->owner(inode) == nullptr && !owners_->missed(inode);
+}
+
+void Emitter::observe(const flow::Observation& obs) {
+  if (must_wait(obs)) {
+    waiting_.push_back(obs);
+    waiting_cookies_.insert(obs.socket.cookie);
+    return;
+  }
+  write_now(obs);
+}
+
+void Emitter::flush() {
+  if (waiting_.empty()) {
+    return;
+  }
+  std::vector<std::uint32_t> wanted;
+  wanted.reserve(waiting_.size());
+  for (const auto& obs : waiting_) {
+    if (obs.socket.inode != 0) {
+      wanted.push_back(obs.socket.inode);
+    }
+  }
+  auto walked = owners_->refresh(wanted);
+  if (!walked) {
+    spdlog::warn("process attribution: {}", walked.error().message());
+  } else if (walked->walked) {
+    ++owner_walks_;
+    owner_errors_ += walked->permission_errors + walked->pid_errors;
+  }
+  std::vector<flow::Observation> observations;
+  observations.swap(waiting_);
+  waiting_cookies_.clear();
+  for (const auto& obs : observations) {
+    write_now(obs);
+  }
+}
+
+void Emitter::write_now(const flow::Observation& observed) {
+  flow::Observation obs = observed;
+  obs.owner = attributor_->owner_of(obs.socket, obs.uid_known, container_of_(obs.socket.netns));
+  obs.timezone_offset_min = timezone_.at(obs.time_ms);
+  ++by_activity_[static_cast<std::size_t>(obs.activity)];
+  record_.clear();
+  builder_->append(obs, record_);
+  ++records_;
+  sinks_.submit(record_);
+}
+
+void Emitter::prune_owners(std::size_t tracked,
+                           const std::function<std::vector<std::uint32_t>()>& inodes) {
+  if (owners_ != nullptr &&
+      owners_->size() + owners_->missed_count() > tracked + tracked / 8 + 1024) {
+    owners_->retain(inodes());
+  }
+}
+
+}  // namespace sockstate::daemon

@@ -1,0 +1,75 @@
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sockstate/collect/collector.h"
+#include "sockstate/collect/host.h"
+#include "sockstate/common/error.h"
+#include "sockstate/flow/observation.h"
+#include "sockstate/netlink/cookie_set.h"
+#include "sockstate/ocsf/record.h"
+#include "sockstate/sink/sink_set.h"
+
+namespace sockstate::daemon {
+
+// The daemon's one way out: observations become records here and go to the sinks. It alone
+// owns the owners (the attributor and its /proc walks), rendering, the records that wait
+// for an owner, and the submission to the sinks. It never calls back into the daemon's
+// other parts.
+//
+// A record about a socket whose owner is not known yet waits for the next flush() (the
+// /proc walk that follows a dump); so does every later record about the same socket, its
+// terminal one included, so that nothing about a socket follows its end and no /proc walk
+// ever runs where observe() is called (inside a netlink dump's callback, for instance).
+class Emitter {
+ public:
+  // The namespace's container for a socket's netns (nullptr: none, or not known).
+  using ContainerOf = std::function<const proc::Container*(std::uint64_t netns)>;
+
+  explicit Emitter(sink::SinkSet& sinks) : sinks_(sinks) {}
+
+  // Once the configuration is known: how records are written and who owns a socket. The
+  // full /proc walk (with `process`) is done here, before the baseline, so that its records
+  // name their owners.
+  Result<void> start(const ocsf::RecordContext& context, bool process, ContainerOf container_of);
+
+  // An observation from the tracker: written now, or queued until flush().
+  void observe(const flow::Observation& obs);
+  // The seam: one /proc walk for the sockets whose records wait, then those records, in
+  // the order they were observed. Nothing to do when nothing waits.
+  void flush();
+
+  // Forgets the owners of sockets no longer tracked, once they outgrow `tracked` by an
+  // eighth (a listing of every tracked inode costs a poll 8% at 100,000 sockets).
+  void prune_owners(std::size_t tracked, const std::function<std::vector<std::uint32_t>()>& inodes);
+
+  [[nodiscard]] std::uint64_t records() const { return records_; }
+  [[nodiscard]] const std::array<std::uint64_t, 9>& by_activity() const { return by_activity_; }
+  [[nodiscard]] std::uint64_t owner_walks() const { return owner_walks_; }
+  [[nodiscard]] std::uint64_t owner_errors() const { return owner_errors_; }
+
+ private:
+  void write_now(const flow::Observation& observed);
+  [[nodiscard]] bool must_wait(const flow::Observation& obs) const;
+
+  sink::SinkSet& sinks_;
+  std::optional<ocsf::RecordBuilder> builder_;
+  std::optional<collect::Attributor> attributor_;
+  proc::OwnerMap* owners_ = nullptr;  // the attributor's, with `process`
+  ContainerOf container_of_;
+  collect::TimezoneOffset timezone_;
+  std::vector<flow::Observation> waiting_;  // in the order observed
+  netlink::CookieSet waiting_cookies_;      // the sockets those records are about
+  std::string record_;                      // reused for every record
+  std::uint64_t records_ = 0;
+  std::array<std::uint64_t, 9> by_activity_{};  // records written, by flow::Activity
+  std::uint64_t owner_walks_ = 0;
+  std::uint64_t owner_errors_ = 0;  // pids whose sockets could not be attributed
+};
+
+}  // namespace sockstate::daemon
