@@ -19,6 +19,7 @@
 #include <sstream>
 #include <tuple>
 
+#include "destroy_events.h"
 #include "emitter.h"
 #include "sockstate/collect/collector.h"
 #include "sockstate/collect/host.h"
@@ -64,7 +65,8 @@ struct Namespace {
   std::uint64_t seen_base = 0;                // the tracker's count then
   std::optional<std::uint64_t> opens_lagged;  // the kernel's count before the previous poll
   std::uint64_t unreported = 0;
-  std::size_t sockets_dumped = 0;  // by its last complete dump (sizes the next one's set)
+  std::size_t sockets_dumped = 0;       // by its last complete dump (sizes the next one's set)
+  std::unique_ptr<EventSource> events;  // its destroy events (destroy_events)
 };
 
 struct Daemon::State {
@@ -74,7 +76,8 @@ struct Daemon::State {
   sink::SinkSet sinks;
   Emitter emitter{sinks};
   std::map<std::uint64_t, std::unique_ptr<Namespace>> namespaces;  // by nsfs inode
-  std::map<int, Namespace*> by_event_fd;
+  std::map<int, EventSource*> sources;  // every event source, by the fd the loop waits on
+  EventCounters gone_events;            // the counters of sources now closed
   tracking::Tracker tracker;
   flow::NetworkSet internal;               // internal_networks
   std::vector<std::uint64_t> unreachable;  // namespaces discovered but not opened this poll
@@ -110,6 +113,7 @@ struct Daemon::State {
   std::uint64_t namespaces_opened = 0;
   std::uint64_t namespaces_closed = 0;
   std::uint64_t unreported_gone = 0;  // connections_unreported of namespaces now gone
+  std::uint64_t gone_forged = 0;      // forged datagrams of namespaces now gone
   netlink::DumpStats dump_stats;
 
   State(ConfigLoader l, ocsf::RecordContext c)
@@ -151,12 +155,32 @@ struct Daemon::State {
     return ::epoll_ctl(epoll_fd.get(), EPOLL_CTL_ADD, fd, &ev) == 0;
   }
 
+  Result<void> add_source(EventSource& source) {
+    if (!events_held && !watch(source.fd())) {  // held: watched when released
+      return errno_error("cannot watch the " + source.describe());
+    }
+    sources[source.fd()] = &source;
+    return {};
+  }
+
+  // Its last events read, then out of the loop's set; its counters are kept.
+  void remove_source(EventSource& source) {
+    (void)drain_source(source, true);
+    sources.erase(source.fd());
+    (void)::epoll_ctl(epoll_fd.get(), EPOLL_CTL_DEL, source.fd(), nullptr);
+    const EventCounters c = source.counters();
+    gone_events.events += c.events;
+    gone_events.overflows += c.overflows;
+  }
+
   Result<void> add_namespace(std::unique_ptr<Namespace> ns) {
-    if (auto* destroy = ns->view.destroy()) {
-      if (!events_held && !watch(destroy->fd())) {  // held: watched when released
-        return errno_error("cannot watch the destroy listener");
+    if (ns->view.destroy() != nullptr) {
+      Namespace* raw = ns.get();
+      ns->events = std::make_unique<DestroyEventSource>(
+          ns->view, [this, raw] { return perimeter(*raw); }, config.event_buffer_bytes);
+      if (auto added = add_source(*ns->events); !added) {
+        return added.error();
       }
-      by_event_fd[destroy->fd()] = ns.get();
     }
     const std::uint64_t inode = ns->view.info().inode;
     namespaces[inode] = std::move(ns);
@@ -170,11 +194,10 @@ struct Daemon::State {
       return;
     }
     Namespace& ns = *it->second;
-    if (auto* destroy = ns.view.destroy()) {
-      (void)drain_destroys(ns, true);  // its last closes
-      by_event_fd.erase(destroy->fd());
-      (void)::epoll_ctl(epoll_fd.get(), EPOLL_CTL_DEL, destroy->fd(), nullptr);
+    if (ns.events) {
+      remove_source(*ns.events);  // its last closes
     }
+    gone_forged += ns.view.foreign();
     emitter.flush();  // its records name its container: before it goes
     spdlog::info("network namespace {} is gone", inode);
     unreported_gone += ns.unreported;
@@ -489,6 +512,7 @@ struct Daemon::State {
     if (auto drained = drain_all(); !drained) {
       return drained.error();
     }
+    report_forged();
     tracker.end_poll();
     for (auto& [inode, ns] : namespaces) {
       const bool dumped = std::find(failed.begin(), failed.end(), inode) == failed.end();
@@ -530,8 +554,7 @@ struct Daemon::State {
       ns.seen_base = seen;
       return;
     }
-    const std::uint64_t overflows =
-        ns.view.destroy() != nullptr ? ns.view.destroy()->overflows() : 0;
+    const std::uint64_t overflows = ns.events ? ns.events->counters().overflows : 0;
     if (ns.opens_lagged && *ns.opens_lagged >= *ns.opens_base && overflows > 0) {
       const std::uint64_t made = *ns.opens_lagged - *ns.opens_base;
       const std::uint64_t saw = seen - ns.seen_base;
@@ -557,8 +580,8 @@ struct Daemon::State {
   }
 
   Result<void> drain_all() {
-    for (auto& [inode, ns] : namespaces) {
-      if (auto drained = drain_destroys(*ns); !drained) {
+    for (const auto& [fd, source] : sources) {
+      if (auto drained = drain_source(*source); !drained) {
         return drained.error();
       }
     }
@@ -594,7 +617,7 @@ struct Daemon::State {
     event_holds += hold ? 1 : 0;
     // Out of the epoll set while held, not merely asked for no events: epoll reports
     // EPOLLERR whatever is asked, and a destroy socket that overflowed has its error set.
-    for (const auto& [fd, ns] : by_event_fd) {
+    for (const auto& [fd, source] : sources) {
       if (hold) {
         (void)::epoll_ctl(epoll_fd.get(), EPOLL_CTL_DEL, fd, nullptr);
       } else {
@@ -618,45 +641,40 @@ struct Daemon::State {
     }
   }
 
-  Result<void> drain_destroys(Namespace& ns, bool even_if_held = false) {
-    netlink::DestroyListener* destroy = ns.view.destroy();
-    if (destroy == nullptr || (events_held && !even_if_held)) {
+  // Reads a source, at most what every sink takes before half full (a record an event, at
+  // most): the rest waits in the kernel's buffer (see steer_events()).
+  Result<void> drain_source(EventSource& source, bool even_if_held = false) {
+    if (events_held && !even_if_held) {
       return {};
     }
-    // At most what every sink takes before half full (a record an event, at most): the
-    // rest waits in the kernel's buffer (see steer_events()).
     const std::size_t budget =
         hold_expired || even_if_held ? SIZE_MAX : sinks.room_to_half(kRecordBytes);
     if (budget == 0) {
       return {};
     }
-    const std::uint64_t inode = ns.view.info().inode;
-    const flow::Perimeter p = perimeter(ns);
-    auto complete = destroy->drain(
-        [this, &ns, &p, inode](const netlink::SocketEntry& e) {
-          netlink::SocketEntry tagged = e;
-          tagged.netns = inode;
-          tracker.destroyed(tagged, ns.view.listeners(), p, collect::realtime_ms());
-        },
-        std::max<std::size_t>(config.event_buffer_bytes, 64U << 20), budget);
-    if (!complete) {
-      return complete.error();
+    auto drained = source.drain(tracker, budget);
+    if (!drained) {
+      return drained.error();
     }
-    if (const std::uint64_t foreign = ns.view.foreign(); foreign != ns.foreign_reported) {
-      // At most one line per poll, however many a sender forges.
-      spdlog::warn("discarded {} netlink datagrams not sent by the kernel in namespace {}",
-                   foreign - ns.foreign_reported, inode);
-      ns.foreign_reported = foreign;
-    }
-    if (!*complete) {
+    if (drained->lost) {
       // Events were lost: a dump now finds what closed (its Close comes from the poll).
-      spdlog::warn(
-          "destroy events lost in namespace {} (receive buffer overflow {}): "
-          "resyncing with a dump",
-          inode, destroy->overflows());
+      spdlog::warn("{} lost (receive buffer overflow {}): resyncing with a dump", source.describe(),
+                   source.counters().overflows);
       resync = true;
     }
     return {};
+  }
+
+  // Datagrams another process sent to our netlink sockets: at most one line a poll, however
+  // many a sender forges.
+  void report_forged() {
+    for (auto& [inode, ns] : namespaces) {
+      if (const std::uint64_t foreign = ns->view.foreign(); foreign != ns->foreign_reported) {
+        spdlog::warn("discarded {} netlink datagrams not sent by the kernel in namespace {}",
+                     foreign - ns->foreign_reported, inode);
+        ns->foreign_reported = foreign;
+      }
+    }
   }
 
   struct DestroyCounts {
@@ -665,14 +683,16 @@ struct Daemon::State {
     std::uint64_t forged = 0;
   };
 
+  // Totals since start: what closed sources and namespaces counted stays counted.
   [[nodiscard]] DestroyCounts destroy_counts() const {
-    DestroyCounts c;
+    DestroyCounts c{gone_events.events, gone_events.overflows, gone_forged};
+    for (const auto& [fd, source] : sources) {
+      const EventCounters e = source->counters();
+      c.events += e.events;
+      c.overflows += e.overflows;
+    }
     for (const auto& [inode, ns] : namespaces) {
       c.forged += ns->view.foreign();
-      if (const auto* destroy = ns->view.destroy()) {
-        c.events += destroy->events();
-        c.overflows += destroy->overflows();
-      }
     }
     return c;
   }
@@ -956,8 +976,8 @@ struct Daemon::State {
     std::optional<int> stop;
     for (int i = 0; i < n; ++i) {
       const int fd = events[static_cast<std::size_t>(i)].data.fd;
-      if (const auto ns = by_event_fd.find(fd); ns != by_event_fd.end()) {
-        if (auto drained = drain_destroys(*ns->second); !drained) {
+      if (const auto source = sources.find(fd); source != sources.end()) {
+        if (auto drained = drain_source(*source->second); !drained) {
           spdlog::error("{}", drained.error().message());
           stop = 1;
         }

@@ -1,0 +1,43 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include "sockstate/common/error.h"
+#include "sockstate/tracking/tracker.h"
+
+namespace sockstate::daemon {
+
+// What an event source has done since it opened.
+struct EventCounters {
+  std::uint64_t events = 0;     // events read
+  std::uint64_t overflows = 0;  // times the kernel said events were lost
+};
+
+// A source of socket events beside the polls: a descriptor the loop waits on and a
+// bounded drain into the tracker. The loop alone decides when a source is read and how
+// much (the sinks' room); a source never writes records itself and never calls back into
+// the loop. The sock_diag destroy listener of a namespace is the first; the daemon's
+// other sources (kernel transition events, UDP's destroy groups) implement the same.
+class EventSource {
+ public:
+  virtual ~EventSource() = default;
+
+  // Non-blocking; readable (EPOLLIN) when events wait.
+  [[nodiscard]] virtual int fd() const = 0;
+
+  struct Drained {
+    bool lost = false;  // the kernel dropped events since the last drain: resync with a poll
+  };
+  // Feeds at most `budget` events (SIZE_MAX: all that wait now, up to the source's own
+  // bound a call) into `tracker`.
+  virtual Result<Drained> drain(tracking::Tracker& tracker, std::size_t budget) = 0;
+
+  [[nodiscard]] virtual EventCounters counters() const = 0;
+  // For log lines: "destroy events of network namespace 4026531840".
+  [[nodiscard]] virtual std::string describe() const = 0;
+};
+
+}  // namespace sockstate::daemon
