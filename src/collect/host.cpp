@@ -115,10 +115,21 @@ std::uint64_t random_run_id() {
   return id;
 }
 
-std::int64_t realtime_ms() {
+namespace {
+
+std::int64_t clock_ms(clockid_t clock) {
   timespec ts{};
-  ::clock_gettime(CLOCK_REALTIME, &ts);
+  ::clock_gettime(clock, &ts);
   return static_cast<std::int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+}  // namespace
+
+std::int64_t realtime_ms() {
+  return clock_ms(CLOCK_REALTIME);
+}
+std::int64_t monotonic_ms() {
+  return clock_ms(CLOCK_MONOTONIC);
 }
 
 std::int32_t TimezoneOffset::at(std::int64_t time_ms) {

@@ -1,6 +1,5 @@
 #include "sockstate/daemon/daemon.h"
 
-#include <netinet/in.h>
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 #include <sys/epoll.h>
@@ -11,26 +10,17 @@
 #include <array>
 #include <cerrno>
 #include <csignal>
-#include <ctime>
-#include <fstream>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <optional>
-#include <sstream>
-#include <tuple>
 
-#include "destroy_events.h"
 #include "emitter.h"
-#include "sockstate/collect/collector.h"
+#include "namespace_set.h"
+#include "poller.h"
 #include "sockstate/collect/host.h"
 #include "sockstate/common/fd.h"
 #include "sockstate/daemon/telemetry.h"
 #include "sockstate/log/log.h"
 #include "sockstate/metrics/server.h"
-#include "sockstate/netlink/dumper.h"
-#include "sockstate/netlink/events.h"
-#include "sockstate/proc/namespaces.h"
-#include "sockstate/proc/socket_owners.h"
 #include "sockstate/sink/sink_set.h"
 #include "sockstate/tracking/tracker.h"
 
@@ -39,12 +29,6 @@ namespace {
 
 using std::chrono::milliseconds;
 
-std::int64_t monotonic_ms() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
-
 }  // namespace
 
 Result<config::Config> load_run_config(
@@ -52,35 +36,17 @@ Result<config::Config> load_run_config(
   return config::load_config(path, overrides);
 }
 
-// One network namespace the daemon watches: its sockets, addresses and listeners, and
-// its destroy listener (direction is decided per namespace).
-struct Namespace {
-  explicit Namespace(collect::NamespaceView v) : view(std::move(v)) {}
-  collect::NamespaceView view;
-  bool found = true;                   // found by the latest discovery
-  bool dumped = false;                 // a dump of it has completed: new sockets are new
-  std::uint64_t foreign_reported = 0;  // forged datagrams already logged
-  // Connections the kernel made that no record reported (see reconcile()).
-  std::optional<std::uint64_t> opens_base;    // the kernel's count after the first dump
-  std::uint64_t seen_base = 0;                // the tracker's count then
-  std::optional<std::uint64_t> opens_lagged;  // the kernel's count before the previous poll
-  std::uint64_t unreported = 0;
-  std::size_t sockets_dumped = 0;       // by its last complete dump (sizes the next one's set)
-  std::unique_ptr<EventSource> events;  // its destroy events (destroy_events)
-};
-
 struct Daemon::State {
   ConfigLoader loader;
   config::Config config;
   ocsf::RecordContext context;
   sink::SinkSet sinks;
   Emitter emitter{sinks};
-  std::map<std::uint64_t, std::unique_ptr<Namespace>> namespaces;  // by nsfs inode
+  NamespaceSet namespaces{config};
+  tracking::Tracker tracker;
+  Poller poller{config, namespaces, tracker};
   std::map<int, EventSource*> sources;  // every event source, by the fd the loop waits on
   EventCounters gone_events;            // the counters of sources now closed
-  tracking::Tracker tracker;
-  flow::NetworkSet internal;               // internal_networks
-  std::vector<std::uint64_t> unreachable;  // namespaces discovered but not opened this poll
   std::unique_ptr<metrics::MetricsServer> metrics_server;  // metrics_listen
   // Each sink's state last logged (1 delivering or connected, 0 not, -1 not looked at
   // yet) and its counters then, by name: a reload that keeps a sink keeps its history.
@@ -88,33 +54,15 @@ struct Daemon::State {
   Fd signal_fd;
   Fd epoll_fd;
   bool ready = false;
-  bool first_poll = true;
   bool paced_pending = false;  // baseline or Traffic records still owed this round (pace())
   std::int64_t paced_since = 0;
   static constexpr std::int64_t kPaceMs = 1;
   static constexpr std::size_t kRecordBytes = 2048;  // a record is 1.2 to 2.5 KiB
   bool resync = false;
-  std::uint64_t polls = 0;
-  std::uint64_t last_dump_ms = 0;
-  // Polls dump with tcp_info only when records need it for many sockets (see plan_poll());
-  // otherwise the few that need it are looked up one by one after the dump.
-  bool poll_info = true;
-  bool traffic_tick = false;       // this poll's round writes Traffic records
-  std::int64_t last_tick_ms = -1;  // monotonic time of the last Traffic tick's poll
-  bool both_families = true;       // the kernel answers one dump of IPv4 and IPv6
-  bool events_held = false;        // destroy events wait: a sink's queue is half full
-  bool hold_expired = false;       // held for half a poll interval: no more until it drains
+  bool events_held = false;   // event sources wait: a sink's queue is half full
+  bool hold_expired = false;  // held for half a poll interval: no more until it drains
   std::int64_t held_since = 0;
   std::uint64_t event_holds = 0;  // times they were held
-  std::uint64_t info_polls = 0;
-  std::uint64_t info_lookups = 0;
-  std::uint64_t changes_before_poll = 0;  // tracker.changes() when the last poll began
-  std::uint64_t namespace_errors = 0;     // namespaces that could not be opened or dumped
-  std::uint64_t namespaces_opened = 0;
-  std::uint64_t namespaces_closed = 0;
-  std::uint64_t unreported_gone = 0;  // connections_unreported of namespaces now gone
-  std::uint64_t gone_forged = 0;      // forged datagrams of namespaces now gone
-  netlink::DumpStats dump_stats;
 
   State(ConfigLoader l, ocsf::RecordContext c)
       : loader(std::move(l)),
@@ -126,26 +74,9 @@ struct Daemon::State {
     tracking::TrackerOptions o;
     o.confirm_poll_closes = true;
     o.route_source = [this](std::uint64_t netns, const flow::Address& peer) {
-      const auto ns = namespaces.find(netns);
-      return ns == namespaces.end() ? std::nullopt : ns->second->view.route_source(peer);
+      return namespaces.route_source(netns, peer);
     };
     return o;
-  }
-
-  // Makes the namespace's sockets: here, or inside it through a short-lived thread.
-  Result<std::unique_ptr<Namespace>> open_namespace(const proc::NetnsInfo& info, bool here) {
-    collect::ViewOptions options;
-    options.watch_addresses = true;
-    options.destroy_buffer = config.destroy_events ? config.event_buffer_bytes : 0;
-    // Only a poll of every state sees every connection the kernel counts; without destroy
-    // events, short connections are unseen by design (no loss to count).
-    options.tcp_counters = config.states == netlink::kAllStates && config.destroy_events;
-    auto view = here ? collect::NamespaceView::open_here(info, options)
-                     : collect::NamespaceView::open_in(info, options);
-    if (!view) {
-      return view.error();
-    }
-    return std::make_unique<Namespace>(std::move(*view));
   }
 
   [[nodiscard]] bool watch(int fd) const {
@@ -173,78 +104,45 @@ struct Daemon::State {
     gone_events.overflows += c.overflows;
   }
 
-  Result<void> add_namespace(std::unique_ptr<Namespace> ns) {
-    if (ns->view.destroy() != nullptr) {
-      Namespace* raw = ns.get();
-      ns->events = std::make_unique<DestroyEventSource>(
-          ns->view, [this, raw] { return perimeter(*raw); }, config.event_buffer_bytes);
-      if (auto added = add_source(*ns->events); !added) {
-        return added.error();
+  // A namespace opened: its event source joins the loop's.
+  Result<void> added(const std::vector<Namespace*>& opened) {
+    for (Namespace* ns : opened) {
+      if (ns->events) {
+        if (auto watched = add_source(*ns->events); !watched) {
+          return watched.error();
+        }
       }
     }
-    const std::uint64_t inode = ns->view.info().inode;
-    namespaces[inode] = std::move(ns);
-    ++namespaces_opened;
     return {};
   }
 
+  // A namespace gone: its last destroy events, the records that wait, then its sockets
+  // are forgotten (they close by the next polls where still open).
   void remove_namespace(std::uint64_t inode) {
-    auto it = namespaces.find(inode);
-    if (it == namespaces.end()) {
+    Namespace* ns = namespaces.find(inode);
+    if (ns == nullptr) {
       return;
     }
-    Namespace& ns = *it->second;
-    if (ns.events) {
-      remove_source(*ns.events);  // its last closes
+    if (ns->events) {
+      remove_source(*ns->events);  // its last closes
     }
-    gone_forged += ns.view.foreign();
     emitter.flush();  // its records name its container: before it goes
     spdlog::info("network namespace {} is gone", inode);
-    unreported_gone += ns.unreported;
+    poller.forget(*ns);
     tracker.forget_namespace(inode);
-    namespaces.erase(it);
-    ++namespaces_closed;
+    namespaces.erase(inode);
   }
 
-  // --all-netns: the namespaces as they are now. A new one is opened (its sockets then
-  // come as Listen and Open); one no process or /run/netns name holds any more is closed
-  // after its last destroy events (its sockets then close by the next polls).
+  // --all-netns: the namespaces as they are now (NamespaceSet::sync()).
   Result<void> sync_namespaces() {
-    unreachable.clear();
-    auto found = proc::discover_netns();
-    if (!found) {
-      return found.error();
+    auto changes = namespaces.sync();
+    if (!changes) {
+      return changes.error();
     }
-    for (auto& [inode, ns] : namespaces) {
-      ns->found = false;
+    if (auto watched = added(changes->opened); !watched) {
+      return watched.error();
     }
-    for (const auto& info : *found) {
-      auto it = namespaces.find(info.inode);
-      if (it != namespaces.end()) {
-        it->second->found = true;
-        it->second->view.info().container = info.container;
-        continue;
-      }
-      auto opened = open_namespace(info, false);
-      if (!opened) {
-        // It went away since discovery, or we may not enter it: the next poll tries again,
-        // and meanwhile its sockets are kept as they were (no false Close).
-        unreachable.push_back(info.inode);
-        ++namespace_errors;
-        spdlog::debug("network namespace {}: {}", info.inode, opened.error().message());
-        continue;
-      }
-      if (auto added = add_namespace(std::move(*opened)); !added) {
-        return added.error();
-      }
-    }
-    std::vector<std::uint64_t> gone;
-    for (const auto& [inode, ns] : namespaces) {
-      if (!ns->found) {
-        gone.push_back(inode);
-      }
-    }
-    for (const auto inode : gone) {
+    for (const auto inode : changes->gone) {
       remove_namespace(inode);
     }
     return {};
@@ -276,236 +174,26 @@ struct Daemon::State {
     }
   }
 
-  [[nodiscard]] flow::Perimeter perimeter(const Namespace& ns) const {
-    return flow::Perimeter{&ns.view.addresses(), &internal};
-  }
-
-  // Dumps one namespace's LISTEN sockets into its table, and into `listening` (tagged).
-  Result<void> dump_listeners(Namespace& ns, std::vector<netlink::SocketEntry>& listening) {
-    if (auto refreshed = ns.view.refresh_addresses(); !refreshed) {
-      return refreshed.error();
-    }
-    return ns.view.dump_listeners(true, true, dump_stats,
-                                  [&](const netlink::SocketEntry& e) { listening.push_back(e); });
-  }
-
-  // What a socket seen for the first time is. At the first poll it was there before we
-  // looked: the baseline (or nothing, without one). In a namespace found later, its
-  // sockets at its first dump were there before we looked too: they get the snapshot
-  // records (the namespace appears, so its sockets are news; their start is unknown).
-  [[nodiscard]] tracking::Tracker::FirstSight first_sight(const Namespace& ns) const {
-    using FirstSight = tracking::Tracker::FirstSight;
-    if (first_poll) {
-      return config.baseline ? FirstSight::kBaseline : FirstSight::kSilent;
-    }
-    return ns.dumped ? FirstSight::kEvent : FirstSight::kBaseline;
-  }
-
-  // Whether this poll's dumps carry every socket's tcp_info, and whether its round writes
-  // Traffic records. tcp_info is a quarter of the kernel's work in a dump (100,000 sockets:
-  // 100 ms of CPU a poll with it, 78 without), and between Traffic records only a new
-  // socket or a changed state needs it: those are looked up after the dump. So a poll
-  // asks for it at a Traffic tick (every traffic_interval, give or take half a poll: the
-  // totals every connection's Traffic record needs), at the first poll (the baseline),
-  // and when the last poll found more new or changed sockets (lookups, or what would have
-  // been) than a dump with tcp_info would cost (a lookup is a round trip: about 1/32 of
-  // the table).
-  void plan_poll() {
-    const std::int64_t now = monotonic_ms();
-    const std::int64_t interval = config.traffic_interval.count();
-    if (last_tick_ms < 0) {
-      last_tick_ms = now;  // the baseline starts every connection's first period
-    }
-    traffic_tick =
-        interval > 0 && now - last_tick_ms >= interval - config.poll_interval.count() / 2;
-    if (traffic_tick) {
-      last_tick_ms = now;
-    }
-    const std::uint64_t busy = std::max<std::uint64_t>(256, tracker.size() / 32);
-    const std::uint64_t changes_last_poll = tracker.changes() - changes_before_poll;
-    changes_before_poll = tracker.changes();
-    // Without destroy events every Close comes from a poll, with the totals polls saw: all
-    // of them ask for tcp_info, as before.
-    poll_info = first_poll || traffic_tick || changes_last_poll > busy || !config.destroy_events;
-    info_polls += poll_info ? 1 : 0;
-  }
-
-  // Sockets a dump without tcp_info found that need it now: fetched one by one, then fed.
-  // Gone meanwhile (its destroy event tells the rest), or the lookup failed (one line a
-  // poll): the dump's view of it, without tcp_info.
-  void feed_looked_up(Namespace& ns, const std::vector<netlink::SocketEntry>& wanted,
-                      const flow::Perimeter& p) {
-    std::size_t failed = 0;
-    std::string first_error;
-    for (const netlink::SocketEntry& e : wanted) {
-      ++info_lookups;
-      auto found = ns.view.lookup(e, dump_stats);
-      if (!found && failed++ == 0) {
-        first_error = found.error().message();
-      }
-      tracker.poll_socket(found && *found ? **found : e, ns.view.listeners(), p);
-    }
-    if (failed > 0) {
-      spdlog::warn(
-          "tcp_info lookups of {} sockets failed in namespace {} ({}): their records "
-          "carry what the dump saw",
-          failed, ns.view.info().inode, first_error);
-    }
-  }
-
-  // Dumps one namespace's other sockets into the tracker: both families in one walk of
-  // the kernel's socket hash (a dump per family walks all of it twice; see
-  // build_dump_request()), or one family at a time where the kernel refuses that.
-  Result<void> dump_sockets(Namespace& ns) {
-    const tracking::Tracker::FirstSight first = first_sight(ns);
-    tracker.set_first_sight(first);
-    DumpPass pass{ns, poll_info || first != tracking::Tracker::FirstSight::kEvent};
-    pass.seen.reserve(ns.sockets_dumped + ns.sockets_dumped / 8);  // as its last, and some
-    if (both_families) {
-      auto done = dump_family(pass, AF_UNSPEC);
-      if (done || !pass.drained || !refused(done.error().errnum)) {
-        return finish_dump(pass, done);
-      }
-      both_families = false;  // the socket cookies seen so far are not delivered again
-      spdlog::info("the kernel refuses one dump of both families ({}): one each",
-                   done.error().message());
-    }
-    for (const std::uint8_t family : {std::uint8_t{AF_INET}, std::uint8_t{AF_INET6}}) {
-      if (auto done = dump_family(pass, family); !done) {
-        return finish_dump(pass, done);
-      }
-    }
-    return finish_dump(pass, {});
-  }
-
-  static bool refused(int errnum) {
-    return errnum == EINVAL || errnum == ENOENT || errnum == EOPNOTSUPP;
-  }
-
-  // What one namespace's dumps of a poll share.
-  struct DumpPass {
-    Namespace& ns;
-    bool with_info;
-    netlink::CookieSet seen{};
-    std::vector<netlink::SocketEntry> wanted{};  // sockets needing the tcp_info not asked for
-    std::size_t dumped = 0;
-    std::size_t since_drain = 0;
-    Result<void> drained{};
-  };
-
-  Result<void> dump_family(DumpPass& pass, std::uint8_t family) {
-    // A dump of many sockets takes a while (0.7 s for 500,000): destroy events are read
-    // during it, every kDrainEvery sockets, so that a close storm meanwhile does not
-    // overflow their socket's buffer (measured: 100,000 closes/s during a 500,000-socket
-    // poll overflowed it once, and 105,000 closes waited for polls).
-    static constexpr std::size_t kDrainEvery = 2048;
-    const std::uint32_t states = config.states & ~netlink::state_bit(netlink::kTcpListen);
-    const flow::Perimeter p = perimeter(pass.ns);
-    const netlink::DumpRequest request{family, states, pass.with_info, {}};
-    auto done =
-        pass.ns.view.dump(request, pass.seen, dump_stats, [&](const netlink::SocketEntry& e) {
-          ++pass.dumped;
-          if (!pass.with_info && tracker.wants_info(e)) {
-            pass.wanted.push_back(e);
-          } else {
-            tracker.poll_socket(e, pass.ns.view.listeners(), p);
-          }
-          if (++pass.since_drain == kDrainEvery && pass.drained) {
-            pass.since_drain = 0;
-            pass.drained = drain_all();
-          }
-        });
-    if (!done) {
-      return done.error();
-    }
-    return pass.drained;
-  }
-
-  Result<void> finish_dump(DumpPass& pass, const Result<void>& done) {
-    if (!done) {
-      return done.error();
-    }
-    feed_looked_up(pass.ns, pass.wanted, perimeter(pass.ns));
-    pass.ns.sockets_dumped = pass.dumped;
-    return {};
-  }
-
-  // A dump failed. In our own namespace that ends the daemon; in another one, the namespace
-  // is dropped after this poll (the next discovery opens it again) and its sockets are kept
-  // as they were, so a failed dump reports no closes.
-  Result<void> dump_failed(const Namespace& ns, const Error& error,
-                           std::vector<std::uint64_t>& failed) {
-    if (!config.all_netns) {
-      return error;
-    }
-    ++namespace_errors;
-    spdlog::warn("network namespace {}: {}", ns.view.info().inode, error.message());
-    failed.push_back(ns.view.info().inode);
-    return {};
-  }
-
-  // Every namespace's listeners, then (the tables complete) their sockets. Namespaces
-  // whose dump failed go to `failed`; a failure in our own namespace is an Error.
-  Result<void> dump_namespaces(std::vector<std::uint64_t>& failed) {
-    const bool want_listen = (config.states & netlink::state_bit(netlink::kTcpListen)) != 0;
-    auto is_failed = [&failed](std::uint64_t inode) {
-      return std::find(failed.begin(), failed.end(), inode) != failed.end();
-    };
-    std::vector<netlink::SocketEntry> listening;
-    for (auto& [inode, ns] : namespaces) {
-      if (auto done = dump_listeners(*ns, listening); !done) {
-        if (auto fatal = dump_failed(*ns, done.error(), failed); !fatal) {
-          return fatal.error();
-        }
-      }
-    }
-    for (const auto& e : listening) {
-      if (want_listen && !is_failed(e.netns)) {
-        const Namespace& ns = *namespaces.at(e.netns);
-        tracker.set_first_sight(first_sight(ns));
-        tracker.poll_socket(e, ns.view.listeners(), perimeter(ns));
-      }
-    }
-    for (auto& [inode, ns] : namespaces) {
-      if (is_failed(inode)) {
-        continue;
-      }
-      if (auto done = dump_sockets(*ns); !done) {
-        if (auto fatal = dump_failed(*ns, done.error(), failed); !fatal) {
-          return fatal.error();
-        }
-      }
-    }
-    for (auto& [inode, ns] : namespaces) {
-      ns->dumped = ns->dumped || !is_failed(inode);
-    }
-    return {};
-  }
-
   // One complete poll: LISTEN sockets first (they decide direction), then the rest, then
-  // the owners of new sockets, then the destroy events that came meanwhile, then what
-  // vanished. A namespace not dumped this poll keeps its sockets as they were.
+  // the owners of new sockets, then the events that came meanwhile, then what vanished.
+  // A namespace not dumped this poll keeps its sockets as they were.
   Result<void> poll() {
-    const std::int64_t started = monotonic_ms();
+    const std::int64_t started = collect::monotonic_ms();
     if (config.all_netns) {
       if (auto synced = sync_namespaces(); !synced) {
         return synced.error();
       }
     }
-    std::map<std::uint64_t, std::optional<std::uint64_t>> opens;  // before the dumps
-    for (auto& [inode, ns] : namespaces) {
-      opens[inode] = ns->view.tcp_opens();
-    }
-    plan_poll();
+    poller.begin();
     tracker.begin_poll(collect::realtime_ms(), tracking::Tracker::FirstSight::kEvent);
-    std::vector<std::uint64_t> failed;
-    if (auto dumped = dump_namespaces(failed); !dumped) {
-      return dumped.error();
+    auto failed = poller.dump([this] { return drain_all(); });
+    if (!failed) {
+      return failed.error();
     }
-    for (const auto inode : failed) {
+    for (const auto inode : *failed) {
       tracker.keep_namespace(inode);
     }
-    for (const auto inode : unreachable) {
+    for (const auto inode : namespaces.unreachable()) {
       tracker.keep_namespace(inode);
     }
     emitter.flush();
@@ -514,69 +202,13 @@ struct Daemon::State {
     }
     report_forged();
     tracker.end_poll();
-    for (auto& [inode, ns] : namespaces) {
-      const bool dumped = std::find(failed.begin(), failed.end(), inode) == failed.end();
-      reconcile(*ns, dumped ? opens[inode] : std::nullopt);
-    }
-    for (const auto inode : failed) {
+    poller.reconcile(*failed);
+    for (const auto inode : *failed) {
       remove_namespace(inode);
     }
-    // Forget the owners of sockets whose last record is written, once they are an eighth
-    // more than the sockets tracked: listing, sorting and looking up every tracked inode
-    // took 8% of a 100,000-socket poll's CPU when done each poll.
     emitter.prune_owners(tracker.size(), [this] { return tracker.inodes(); });
-    first_poll = false;
-    ++polls;
-    last_dump_ms = static_cast<std::uint64_t>(monotonic_ms() - started);
+    poller.end(static_cast<std::uint64_t>(collect::monotonic_ms() - started));
     return {};
-  }
-
-  // Destroy events can be lost (the kernel drops them when the listener's buffer is full),
-  // and then a connection that opened and closed between two polls leaves no trace but
-  // the kernel's own count of connections made. The difference between that count and
-  // the connections the tracker saw come is what no record reported. Compared one poll
-  // late (`opens` is from before this poll's dump; the estimate uses the previous poll's),
-  // so that every connection the kernel counted has had a dump and its destroy event
-  // time to arrive. Counted only in a namespace where events were lost: elsewhere a
-  // difference has other causes (a refused socket its application still holds, whose
-  // event comes at close(); a connect() retried on one socket; the kernel's own sockets,
-  // which send no events). Recomputed each poll, so such a transient comes back down.
-  void reconcile(Namespace& ns, std::optional<std::uint64_t> opens) {
-    const std::uint64_t inode = ns.view.info().inode;
-    const std::uint64_t seen = tracker.new_connections(inode);
-    if (!opens) {
-      ns.opens_lagged.reset();  // start the lag again
-      return;
-    }
-    if (!ns.opens_base) {
-      // After the first dump: what it found is the baseline, not new.
-      ns.opens_base = ns.view.tcp_opens();
-      ns.seen_base = seen;
-      return;
-    }
-    const std::uint64_t overflows = ns.events ? ns.events->counters().overflows : 0;
-    if (ns.opens_lagged && *ns.opens_lagged >= *ns.opens_base && overflows > 0) {
-      const std::uint64_t made = *ns.opens_lagged - *ns.opens_base;
-      const std::uint64_t saw = seen - ns.seen_base;
-      const std::uint64_t missing = made > saw ? made - saw : 0;
-      if (missing > ns.unreported) {
-        spdlog::warn(
-            "{} connection(s) in network namespace {} were never reported: the kernel made "
-            "them and neither a poll nor a destroy event showed them (destroy event "
-            "overflows: {}; a larger event_buffer helps)",
-            missing - ns.unreported, inode, overflows);
-      }
-      ns.unreported = missing;
-    }
-    ns.opens_lagged = opens;
-  }
-
-  [[nodiscard]] std::uint64_t connections_unreported() const {
-    std::uint64_t n = unreported_gone;
-    for (const auto& [inode, ns] : namespaces) {
-      n += ns->unreported;
-    }
-    return n;
   }
 
   Result<void> drain_all() {
@@ -668,7 +300,7 @@ struct Daemon::State {
   // Datagrams another process sent to our netlink sockets: at most one line a poll, however
   // many a sender forges.
   void report_forged() {
-    for (auto& [inode, ns] : namespaces) {
+    for (auto& [inode, ns] : namespaces.all()) {
       if (const std::uint64_t foreign = ns->view.foreign(); foreign != ns->foreign_reported) {
         spdlog::warn("discarded {} netlink datagrams not sent by the kernel in namespace {}",
                      foreign - ns->foreign_reported, inode);
@@ -685,13 +317,13 @@ struct Daemon::State {
 
   // Totals since start: what closed sources and namespaces counted stays counted.
   [[nodiscard]] DestroyCounts destroy_counts() const {
-    DestroyCounts c{gone_events.events, gone_events.overflows, gone_forged};
+    DestroyCounts c{gone_events.events, gone_events.overflows, namespaces.forged_gone()};
     for (const auto& [fd, source] : sources) {
       const EventCounters e = source->counters();
       c.events += e.events;
       c.overflows += e.overflows;
     }
-    for (const auto& [inode, ns] : namespaces) {
+    for (const auto& [inode, ns] : namespaces.all()) {
       c.forged += ns->view.foreign();
     }
     return c;
@@ -701,26 +333,27 @@ struct Daemon::State {
   [[nodiscard]] Readings read() const {
     const auto t = tracker.stats();
     const DestroyCounts d = destroy_counts();
+    const Poller::Counters p = poller.counters();
     Readings r;
     r.tracked = t.tracked;
     r.records = emitter.records();
-    r.polls = polls;
-    r.poll_ms = last_dump_ms;
+    r.polls = p.polls;
+    r.poll_ms = p.last_ms;
     r.destroy_events = d.events;
     r.overflows = d.overflows;
     r.closes_by_destroy = t.closed_by_destroy;
     r.closes_by_poll = t.closed_by_poll;
     r.awaiting_destroy = t.awaiting_destroy;
-    r.dump_redos = dump_stats.redos;
+    r.dump_redos = p.dump_redos;
     r.forged_datagrams = d.forged;
     r.namespaces = namespaces.size();
-    r.namespace_errors = namespace_errors;
+    r.namespace_errors = namespaces.open_errors() + p.dump_errors;
     r.owner_walks = emitter.owner_walks();
     r.pids_unreadable = emitter.owner_errors();
-    r.connections_unreported = connections_unreported();
+    r.connections_unreported = poller.connections_unreported();
     r.log_lines_dropped = log::dropped_lines();
-    r.info_polls = info_polls;
-    r.info_lookups = info_lookups;
+    r.info_polls = p.info_polls;
+    r.info_lookups = p.info_lookups;
     r.event_holds = event_holds;
     r.by_activity = emitter.by_activity();
     r.sinks = sinks.views();
@@ -783,24 +416,21 @@ struct Daemon::State {
     context.device_type_id = config.device_type_id;
     context.community_id_seed = config.community_id_seed;
     context.observables = config.observables;
-    internal = flow::NetworkSet(config.internal_networks);
+    namespaces.set_internal(flow::NetworkSet(config.internal_networks));
     // Without destroy events nothing is worth waiting for: a poll that misses a socket
     // twice reports it.
     tracker.set_confirm_poll_closes(config.destroy_events);
     if (auto signals = watch_signals(); !signals) {
       return signals.error();
     }
-    if (auto opened = open_namespaces(); !opened) {
+    auto opened = namespaces.open_initial(context.netns_inode);
+    if (!opened) {
       return opened.error();
     }
-    auto container_of = [this](std::uint64_t netns) -> const proc::Container* {
-      const auto ns = namespaces.find(netns);
-      if (ns == namespaces.end()) {
-        return nullptr;
-      }
-      const auto& c = ns->second->view.info().container;
-      return c ? &*c : nullptr;
-    };
+    if (auto watched = added(*opened); !watched) {
+      return watched.error();
+    }
+    auto container_of = [this](std::uint64_t netns) { return namespaces.container_of(netns); };
     if (auto started = emitter.start(context, config.process, container_of); !started) {
       return started.error();
     }
@@ -829,25 +459,6 @@ struct Daemon::State {
     return {};
   }
 
-  Result<void> open_namespaces() {
-    if (config.all_netns) {
-      if (auto synced = sync_namespaces(); !synced) {
-        return synced.error();
-      }
-      if (namespaces.empty()) {
-        return Error{0, "all_netns: no network namespace could be entered (CAP_SYS_ADMIN needed)"};
-      }
-      return {};
-    }
-    proc::NetnsInfo own;
-    own.inode = context.netns_inode;
-    auto opened = open_namespace(own, true);
-    if (!opened) {
-      return opened.error();
-    }
-    return add_namespace(std::move(*opened));
-  }
-
   // When each periodic duty is next due (monotonic ms).
   struct Timers {
     std::int64_t poll = 0;
@@ -866,7 +477,7 @@ struct Daemon::State {
     static constexpr std::size_t kChunk = 1024;
     while (paced_pending) {
       const bool overdue =
-          all_now || monotonic_ms() - paced_since >= config.poll_interval.count() / 2;
+          all_now || collect::monotonic_ms() - paced_since >= config.poll_interval.count() / 2;
       const std::size_t chunk = overdue ? SIZE_MAX : std::min(kChunk, sinks.room(kRecordBytes));
       if (chunk == 0) {
         return;  // the loop comes back in kPaceMs
@@ -874,7 +485,7 @@ struct Daemon::State {
       // At a tick, a connection whose period began at least half an interval ago: one
       // seen first just before it waits for the next (its period 0.5 to 1.5 intervals), and
       // the others' periods are the interval, whatever the polls' jitter.
-      const std::int64_t due = traffic_tick ? config.traffic_interval.count() / 2 : 0;
+      const std::int64_t due = poller.traffic_tick() ? config.traffic_interval.count() / 2 : 0;
       tracker.report_paced(collect::realtime_ms(), due, chunk);
       emitter.flush();
       paced_pending = !tracker.round_done();
@@ -892,7 +503,7 @@ struct Daemon::State {
     }
     tracker.begin_round();
     paced_pending = true;
-    paced_since = monotonic_ms();
+    paced_since = collect::monotonic_ms();
     pace();
     log_sink_transitions();
     log_retired_sinks();
@@ -903,7 +514,7 @@ struct Daemon::State {
       ready = true;  // the first good dump is done and every sink is open
       (void)::sd_notify(0, "READY=1");
     }
-    const std::int64_t now = monotonic_ms();
+    const std::int64_t now = collect::monotonic_ms();
     if (now >= t.status) {
       // systemd shows the latest; every poll would be chatter.
       (void)::sd_notifyf(0, "STATUS=%s", status_text(read()).c_str());
@@ -920,19 +531,19 @@ struct Daemon::State {
     if (::sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0) {
       t.watchdog_every = static_cast<std::int64_t>(watchdog_usec / 2000);
     }
-    std::int64_t now = monotonic_ms();
+    std::int64_t now = collect::monotonic_ms();
     t.poll = now;
     t.stats = now + config.stats_interval.count();
     t.watchdog = now;
     t.status = now;
     for (;;) {
-      now = monotonic_ms();
+      now = collect::monotonic_ms();
       if (now >= t.poll || resync) {
         if (auto done = poll_and_report(t); !done) {
           spdlog::error("{}", done.error().message());
           return 1;
         }
-        now = monotonic_ms();
+        now = collect::monotonic_ms();
       }
       if (config.stats_interval.count() > 0 && now >= t.stats) {
         log_stats();
@@ -1039,7 +650,7 @@ struct Daemon::State {
       fresh->metrics_listen = config.metrics_listen;
     }
     config = std::move(*fresh);
-    internal = flow::NetworkSet(config.internal_networks);
+    namespaces.set_internal(flow::NetworkSet(config.internal_networks));
     spdlog::set_level(spdlog::level::from_str(config.log_level));
     spdlog::info("configuration reloaded: {}", config::describe(config));
   }

@@ -36,6 +36,8 @@ std::uint64_t random_run_id();
 
 // Milliseconds since the epoch from CLOCK_REALTIME.
 std::int64_t realtime_ms();
+// Milliseconds from CLOCK_MONOTONIC: for intervals and deadlines.
+std::int64_t monotonic_ms();
 
 // The host's offset from UTC in minutes at `time_ms` (TZ, /etc/localtime). Asks libc at
 // most once per quarter hour of `time_ms`: offsets change on those boundaries only.
