@@ -54,10 +54,7 @@ struct Daemon::State {
   Fd signal_fd;
   Fd epoll_fd;
   bool ready = false;
-  bool paced_pending = false;  // baseline or Traffic records still owed this round (pace())
-  std::int64_t paced_since = 0;
   static constexpr std::int64_t kPaceMs = 1;
-  static constexpr std::size_t kRecordBytes = 2048;  // a record is 1.2 to 2.5 KiB
   bool resync = false;
   bool events_held = false;   // event sources wait: a sink's queue is half full
   bool hold_expired = false;  // held for half a poll interval: no more until it drains
@@ -229,7 +226,7 @@ struct Daemon::State {
   // sink still half full after half a poll interval holds them back no longer (until it
   // has drained below half): one stalled sink must not delay the others' records.
   void steer_events(std::int64_t now) {
-    if (sinks.room_to_half(kRecordBytes) > 0) {
+    if (emitter.room_to_half() > 0) {
       hold_expired = false;
       hold_events(false);
     } else if (!events_held && !hold_expired) {
@@ -279,8 +276,7 @@ struct Daemon::State {
     if (events_held && !even_if_held) {
       return {};
     }
-    const std::size_t budget =
-        hold_expired || even_if_held ? SIZE_MAX : sinks.room_to_half(kRecordBytes);
+    const std::size_t budget = hold_expired || even_if_held ? SIZE_MAX : emitter.room_to_half();
     if (budget == 0) {
       return {};
     }
@@ -468,43 +464,30 @@ struct Daemon::State {
     std::int64_t watchdog_every = 0;  // 0: no watchdog
   };
 
-  // Traffic records for a whole table would come at once (100,000 connections: 100,000
-  // records) and overflow the sinks' queues. They go out in chunks while the sinks have
-  // room, between the loop's other duties; a sink still full after half a poll interval
-  // (or when the next poll comes) holds them back no longer (what it cannot take is
-  // dropped and counted, as any record).
-  void pace(bool all_now = false) {
-    static constexpr std::size_t kChunk = 1024;
-    while (paced_pending) {
-      const bool overdue =
-          all_now || collect::monotonic_ms() - paced_since >= config.poll_interval.count() / 2;
-      const std::size_t chunk = overdue ? SIZE_MAX : std::min(kChunk, sinks.room(kRecordBytes));
-      if (chunk == 0) {
-        return;  // the loop comes back in kPaceMs
-      }
-      // At a tick, a connection whose period began at least half an interval ago: one
-      // seen first just before it waits for the next (its period 0.5 to 1.5 intervals), and
-      // the others' periods are the interval, whatever the polls' jitter.
-      const std::int64_t due = poller.traffic_tick() ? config.traffic_interval.count() / 2 : 0;
-      tracker.report_paced(collect::realtime_ms(), due, chunk);
-      emitter.flush();
-      paced_pending = !tracker.round_done();
-    }
+  // The round a poll owes (its baseline, or a tick's Traffic records), paced by the
+  // emitter. At a tick, a connection whose period began at least half an interval ago: one
+  // seen first just before it waits for the next (its period 0.5 to 1.5 intervals), and the
+  // others' periods are the interval, whatever the polls' jitter.
+  void begin_round() {
+    tracker.begin_round();
+    const std::int64_t due = poller.traffic_tick() ? config.traffic_interval.count() / 2 : 0;
+    emitter.begin_round(
+        [this, due](std::size_t chunk) {
+          tracker.report_paced(collect::realtime_ms(), due, chunk);
+          return tracker.round_done();
+        },
+        config.poll_interval / 2);
+    emitter.pace();
   }
 
   // One poll and what follows it: Traffic records, READY=1 once, STATUS= now and then.
   Result<void> poll_and_report(Timers& t) {
     resync = false;
-    if (paced_pending) {
-      pace(true);  // what the last round still owes, as of its poll, before the next poll
-    }
+    emitter.pace(true);  // what the last round still owes, as of its poll, before the next
     if (auto polled = poll(); !polled) {
       return polled.error();
     }
-    tracker.begin_round();
-    paced_pending = true;
-    paced_since = collect::monotonic_ms();
-    pace();
+    begin_round();
     log_sink_transitions();
     log_retired_sinks();
     if (metrics_server) {
@@ -553,7 +536,7 @@ struct Daemon::State {
         (void)::sd_notify(0, "WATCHDOG=1");
         t.watchdog = now + t.watchdog_every;
       }
-      pace();
+      emitter.pace();
       steer_events(now);
       const auto stop = wait_and_handle(t, now);
       emitter.flush();  // records that waited behind a walk, never inside a drain
@@ -573,7 +556,7 @@ struct Daemon::State {
     if (t.watchdog_every > 0) {
       deadline = std::min(deadline, t.watchdog);
     }
-    if (paced_pending || events_held) {
+    if (emitter.round_pending() || events_held) {
       deadline = std::min(deadline, now + kPaceMs);  // look at the sinks again soon
     }
     std::array<epoll_event, 4> events{};
@@ -678,9 +661,7 @@ int Daemon::run() {
   const int status = s.loop();
   (void)::sd_notify(0, "STOPPING=1");
   s.drain_held();
-  if (s.paced_pending) {
-    s.pace(true);  // owed records (a baseline still being paced) go to the sinks' queues
-  }
+  s.emitter.pace(true);  // owed records (a baseline still being paced) go to the queues
   s.emitter.flush();
   s.log_retired_sinks();
   s.sinks.stop(State::kDeliverWithin);

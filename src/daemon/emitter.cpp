@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 namespace sockstate::daemon {
 namespace {
 
@@ -91,6 +93,43 @@ void Emitter::write_now(const flow::Observation& observed) {
   builder_->append(obs, record_);
   ++records_;
   sinks_.submit(record_);
+}
+
+namespace {
+constexpr std::size_t kRecordBytes = 2048;  // a record is 1.2 to 2.5 KiB
+}  // namespace
+
+std::size_t Emitter::room() const {
+  return sinks_.room(kRecordBytes);
+}
+std::size_t Emitter::room_to_half() const {
+  return sinks_.room_to_half(kRecordBytes);
+}
+
+void Emitter::begin_round(Produce produce, std::chrono::milliseconds patience) {
+  produce_ = std::move(produce);
+  round_since_ = collect::monotonic_ms();
+  patience_ = patience;
+}
+
+// A round for a whole table would come at once (100,000 connections: 100,000 records)
+// and overflow the sinks' queues. It goes out in chunks while the sinks have room,
+// between the loop's other duties; a sink still full after the round's patience (half a
+// poll interval), or when the next poll comes, holds it back no longer.
+void Emitter::pace(bool all_now) {
+  static constexpr std::size_t kChunk = 1024;
+  while (produce_) {
+    const bool overdue = all_now || collect::monotonic_ms() - round_since_ >= patience_.count();
+    const std::size_t chunk = overdue ? SIZE_MAX : std::min(kChunk, room());
+    if (chunk == 0) {
+      return;  // the loop comes back soon
+    }
+    const bool done = produce_(chunk);
+    flush();
+    if (done) {
+      produce_ = nullptr;
+    }
+  }
 }
 
 void Emitter::prune_owners(std::size_t tracked,

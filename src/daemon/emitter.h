@@ -1,6 +1,7 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -44,6 +45,20 @@ class Emitter {
   // the order they were observed. Nothing to do when nothing waits.
   void flush();
 
+  // Records owed in a round (a baseline, a Traffic tick: one for every connection) go out
+  // in chunks while the sinks have room. `produce(chunk)` writes at most `chunk` records
+  // through observe() and returns true when the round has no more to write.
+  using Produce = std::function<bool(std::size_t chunk)>;
+  void begin_round(Produce produce, std::chrono::milliseconds patience);
+  // Writes what the sinks have room for now; all of it when `all_now` or when the round
+  // is older than its patience (what a full sink cannot take is dropped and counted).
+  void pace(bool all_now = false);
+  [[nodiscard]] bool round_pending() const { return static_cast<bool>(produce_); }
+
+  // Records the sinks take before the fullest is full, or half full.
+  [[nodiscard]] std::size_t room() const;
+  [[nodiscard]] std::size_t room_to_half() const;
+
   // Forgets the owners of sockets no longer tracked, once they outgrow `tracked` by an
   // eighth (a listing of every tracked inode costs a poll 8% at 100,000 sockets).
   void prune_owners(std::size_t tracked, const std::function<std::vector<std::uint32_t>()>& inodes);
@@ -70,6 +85,9 @@ class Emitter {
   std::array<std::uint64_t, 9> by_activity_{};  // records written, by flow::Activity
   std::uint64_t owner_walks_ = 0;
   std::uint64_t owner_errors_ = 0;  // pids whose sockets could not be attributed
+  Produce produce_;                 // the round being paced; empty: none
+  std::int64_t round_since_ = 0;    // monotonic ms
+  std::chrono::milliseconds patience_{0};
 };
 
 }  // namespace sockstate::daemon
