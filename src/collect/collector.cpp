@@ -222,6 +222,7 @@ Result<void> NamespaceView::dump(
   return netlink::run_dump(diag_, request, seen, stats, [&](const netlink::SocketEntry& e) {
     netlink::SocketEntry tagged = e;
     tagged.netns = inode;
+    tagged.protocol = request.protocol;
     on_socket(tagged);
   });
 }
@@ -234,6 +235,7 @@ Result<std::optional<netlink::SocketEntry>> NamespaceView::lookup(
   auto found = netlink::lookup_socket(diag_, socket, buf_, stats);
   if (found && *found) {
     (*found)->netns = info_.inode;
+    (*found)->protocol = socket.protocol;
   }
   return found;
 }

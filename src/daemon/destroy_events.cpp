@@ -27,6 +27,7 @@ Result<EventSource::Drained> DestroyEventSource::drain(tracking::Tracker& tracke
         // The kernel's message names no namespace: the listener's is the socket's.
         netlink::SocketEntry tagged = e;
         tagged.netns = inode;
+        tagged.protocol = listener_.protocol();
         tracker.destroyed(tagged, view_.listeners(), p, collect::realtime_ms());
       },
       max_buffer_, budget);

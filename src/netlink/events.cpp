@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -48,14 +49,23 @@ void parse_destroy_datagram(std::span<const std::uint8_t> datagram,
   }
 }
 
-Result<DestroyListener> DestroyListener::open(std::size_t receive_buffer) {
-  auto sock = NetlinkSocket::open(group_bit(SKNLGRP_INET_TCP_DESTROY) |
-                                  group_bit(SKNLGRP_INET6_TCP_DESTROY));
+Result<DestroyListener> DestroyListener::open(std::size_t receive_buffer, std::uint8_t protocol) {
+  std::uint32_t groups = 0;
+  if (protocol == IPPROTO_TCP) {
+    groups = group_bit(SKNLGRP_INET_TCP_DESTROY) | group_bit(SKNLGRP_INET6_TCP_DESTROY);
+  } else if (protocol == IPPROTO_UDP) {
+    groups = group_bit(SKNLGRP_INET_UDP_DESTROY) | group_bit(SKNLGRP_INET6_UDP_DESTROY);
+  } else {
+    return Error{EPROTONOSUPPORT,
+                 "no socket-destroy groups for protocol " + std::to_string(protocol)};
+  }
+  auto sock = NetlinkSocket::open(groups);
   if (!sock) {
     return Error{sock.error().errnum,
                  "cannot join the socket-destroy groups: " + sock.error().message()};
   }
   DestroyListener listener(std::move(*sock));
+  listener.protocol_ = protocol;
   const int flags = ::fcntl(listener.fd(), F_GETFL);
   if (flags < 0 || ::fcntl(listener.fd(), F_SETFL, flags | O_NONBLOCK) < 0) {
     return errno_error("cannot make the destroy listener non-blocking");

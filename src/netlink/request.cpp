@@ -112,18 +112,20 @@ std::vector<std::uint8_t> dump_message(std::uint16_t type, const DumpRequest& re
 }  // namespace
 
 std::vector<std::uint8_t> build_dump_request(const DumpRequest& request, std::uint32_t seq) {
-  if (request.family == AF_UNSPEC) {
+  if (request.family == AF_UNSPEC && request.protocol == IPPROTO_TCP) {
     // Both families in one walk of the kernel's socket hash: the inet_diag request that
     // came before sock_diag (TCPDIAG_GETSOCK), which the kernel still answers with family
     // AF_UNSPEC. A dump per family walks the whole hash for each (100,000 IPv4 sockets:
-    // 21 ms of CPU for an IPv6 dump that finds none).
+    // 21 ms of CPU for an IPv6 dump that finds none). The old request names its protocol by
+    // message type, and only TCP and DCCP have one: for another protocol, AF_UNSPEC goes out
+    // as sock_diag's, which the kernel refuses, and the caller dumps one family at a time.
     return dump_message<inet_diag_req>(TCPDIAG_GETSOCK, request, seq,
                                        [](inet_diag_req& r) { r.idiag_family = AF_UNSPEC; });
   }
   return dump_message<inet_diag_req_v2>(SOCK_DIAG_BY_FAMILY, request, seq,
                                         [&request](inet_diag_req_v2& r) {
                                           r.sdiag_family = request.family;
-                                          r.sdiag_protocol = IPPROTO_TCP;
+                                          r.sdiag_protocol = request.protocol;
                                         });
 }
 
@@ -136,7 +138,7 @@ std::vector<std::uint8_t> build_lookup_request(const SocketEntry& socket, std::u
   auto* req =
       static_cast<inet_diag_req_v2*>(mnl_nlmsg_put_extra_header(nlh, sizeof(inet_diag_req_v2)));
   req->sdiag_family = socket.family;
-  req->sdiag_protocol = IPPROTO_TCP;
+  req->sdiag_protocol = socket.protocol;
   req->idiag_states = ~0U;
   req->idiag_ext = static_cast<std::uint8_t>(1U << (INET_DIAG_INFO - 1));
   req->id.idiag_sport = htons(socket.local_port);

@@ -35,6 +35,24 @@ constexpr std::array<ActivityRow, 9> kActivities = {{
 static_assert(kActivities.size() == static_cast<std::size_t>(flow::Activity::kBound) + 1,
               "one row per flow::Activity");
 
+// connection_info.protocol_num / protocol_name by the socket's transport protocol
+// (IANA numbers, the names OCSF's examples use). A protocol not listed is written as TCP
+// would be: none reaches the renderer (the requests ask for these only).
+struct ProtocolRow {
+  std::uint8_t number;
+  std::string_view name;
+};
+constexpr std::array<ProtocolRow, 2> kProtocols = {{{6, "tcp"}, {17, "udp"}}};
+
+std::size_t protocol_index(std::uint8_t protocol) {
+  for (std::size_t i = 0; i < kProtocols.size(); ++i) {
+    if (kProtocols[i].number == protocol) {
+      return i;
+    }
+  }
+  return 0;
+}
+
 // OCSF user type_id captions (1.8.0).
 std::string_view user_type_caption(int type_id) {
   static constexpr std::array<std::string_view, 5> kCaptions = {"Unknown", "User", "Admin",
@@ -487,14 +505,16 @@ RecordBuilder::RecordBuilder(RecordContext context) : context_(std::move(context
       w.raw_field("profiles", container ? "[\"host\",\"container\"]" : "[\"host\"]");
     });
   }
-  for (const int version : {4, 6}) {
-    connection_head_[version == 4 ? 0 : 1] = members_of([version](JsonWriter& w) {
-      w.field("protocol_num", 6);
-      w.field_ascii("protocol_name", "tcp");
-      w.field("protocol_ver_id", version);
-      w.field_ascii("protocol_ver", version == 4 ? "Internet Protocol version 4 (IPv4)"
-                                                 : "Internet Protocol version 6 (IPv6)");
-    });
+  for (std::size_t p = 0; p < kProtocols.size(); ++p) {
+    for (const int version : {4, 6}) {
+      connection_head_[p][version == 4 ? 0 : 1] = members_of([p, version](JsonWriter& w) {
+        w.field("protocol_num", kProtocols[p].number);
+        w.field_ascii("protocol_name", kProtocols[p].name);
+        w.field("protocol_ver_id", version);
+        w.field_ascii("protocol_ver", version == 4 ? "Internet Protocol version 4 (IPv4)"
+                                                   : "Internet Protocol version 6 (IPv6)");
+      });
+    }
   }
   device_json_ = device_json(context_);
   // metadata.uid: the run id as 8-4-4 hex digits, then the sequence; correlation_uid: the
@@ -638,7 +658,8 @@ void RecordBuilder::write_head(JsonWriter& w, const flow::Observation& obs) {
 
 void RecordBuilder::write_message(JsonWriter& w, const flow::Observation& obs, const Sides& sides) {
   std::string& message = scratch_;
-  message.assign("tcp ");
+  message.assign(kProtocols[protocol_index(obs.socket.protocol)].name);
+  message.push_back(' ');
   if (sides.src != nullptr && sides.dst != nullptr) {
     append_endpoint_text(message, *sides.src, sides.src_ip);
     message.append(" -> ");
@@ -684,7 +705,8 @@ void RecordBuilder::write_connection_info(JsonWriter& w, const flow::Observation
                                           const Sides& sides) {
   const flow::Orientation& o = obs.orientation;
   w.begin_object("connection_info");
-  w.raw_members(connection_head_[flow::is_ipv4_mapped(obs.local.ip) ? 0 : 1]);
+  w.raw_members(connection_head_[protocol_index(obs.socket.protocol)]
+                                [flow::is_ipv4_mapped(obs.local.ip) ? 0 : 1]);
   w.raw_members(
       direction_json_[static_cast<std::size_t>(o.direction)][static_cast<std::size_t>(o.boundary)]);
   scratch_.clear();
@@ -695,7 +717,7 @@ void RecordBuilder::write_connection_info(JsonWriter& w, const flow::Observation
     // The flow as a sensor on the wire hashes it; the spec orders the endpoints itself.
     scratch_.clear();
     append_community_id_v1(scratch_, sides.src->ip, sides.src->port, sides.dst->ip, sides.dst->port,
-                           6, context_.community_id_seed);
+                           obs.socket.protocol, context_.community_id_seed);
     w.field_ascii("community_uid", scratch_);
   }
   w.end_object();

@@ -7,6 +7,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -171,6 +172,38 @@ TEST(Record, OneLineEachAndEnvelope) {
 }
 
 // The contract's one-shot snapshot table.
+// protocol_num, protocol_name, the message and the Community ID follow the socket's
+// protocol (a parameter from the request to the record).
+TEST(Record, TheProtocolIsTheSockets) {
+  flow::ListenerTable listeners;
+  auto entries = golden_entries(listeners);
+  const flow::Perimeter perimeter{&host_addresses()};
+  std::map<int, std::set<std::string>> flows_by_protocol;
+  for (const std::uint8_t protocol : {std::uint8_t{6}, std::uint8_t{17}}) {
+    RecordBuilder builder(golden_context());
+    std::string out;
+    for (auto e : entries) {
+      e.protocol = protocol;
+      builder.append(flow::observe_snapshot(e, flow::orient(e, listeners, perimeter), kNow), out);
+    }
+    std::set<std::string> flows;
+    for (const json& r : parse_lines(out)) {
+      SCOPED_TRACE(r.dump());
+      EXPECT_EQ(r["connection_info"]["protocol_num"], protocol);
+      EXPECT_EQ(r["connection_info"]["protocol_name"], protocol == 6 ? "tcp" : "udp");
+      EXPECT_EQ(r["message"].get<std::string>().rfind(protocol == 6 ? "tcp " : "udp ", 0), 0U);
+      if (r["connection_info"].contains("community_uid")) {
+        flows.insert(r["connection_info"]["community_uid"].get<std::string>());
+      }
+    }
+    EXPECT_FALSE(flows.empty());
+    flows_by_protocol[protocol] = flows;
+  }
+  for (const auto& f : flows_by_protocol[17]) {
+    EXPECT_EQ(flows_by_protocol[6].count(f), 0U) << "the protocol is hashed: " << f;
+  }
+}
+
 TEST(Record, SnapshotActivityTable) {
   const auto r = parse_lines(build_golden());
   const std::vector<std::pair<int, int>> want = {{10, 7}, {10, 7}, {1, 6},  {1, 6}, {6, 2},

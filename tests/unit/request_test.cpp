@@ -677,6 +677,35 @@ TEST(BuildDumpRequest, UnalignedBytecodeIsPaddedWithZeros) {
   EXPECT_EQ(*parsed->bytecode, request.bytecode);
 }
 
+// The protocol is the request's: a UDP dump asks for UDP sockets, and both families in one
+// walk exist only for TCP (the old request names TCP by its message type), so a UDP
+// AF_UNSPEC request is sock_diag's, which the kernel refuses (the caller then dumps each).
+TEST(DumpRequest, TheProtocolIsTheRequests) {
+  DumpRequest request;
+  request.family = AF_INET6;
+  request.states = kAllStates;
+  request.protocol = IPPROTO_UDP;
+  auto parsed = parse_request(build_dump_request(request, 1));
+  ASSERT_TRUE(parsed);
+  EXPECT_EQ(parsed->header.nlmsg_type, SOCK_DIAG_BY_FAMILY);
+  EXPECT_EQ(parsed->req.sdiag_protocol, IPPROTO_UDP);
+  request.family = AF_UNSPEC;
+  parsed = parse_request(build_dump_request(request, 2));
+  ASSERT_TRUE(parsed);
+  EXPECT_EQ(parsed->header.nlmsg_type, SOCK_DIAG_BY_FAMILY);
+  EXPECT_EQ(parsed->req.sdiag_family, AF_UNSPEC);
+  EXPECT_EQ(parsed->req.sdiag_protocol, IPPROTO_UDP);
+
+  SocketEntry socket;
+  socket.family = AF_INET;
+  socket.protocol = IPPROTO_UDP;
+  const std::vector<std::uint8_t> lookup = build_lookup_request(socket, 3);
+  inet_diag_req_v2 req{};
+  ASSERT_GE(lookup.size(), NLMSG_HDRLEN + sizeof req);
+  std::memcpy(&req, lookup.data() + NLMSG_HDRLEN, sizeof req);
+  EXPECT_EQ(req.sdiag_protocol, IPPROTO_UDP);
+}
+
 }  // namespace
 }  // namespace sockstate::netlink
 

@@ -11,15 +11,19 @@
 
 namespace sockstate::netlink {
 
-// The kernel's TCP socket-destroy notifications (SKNLGRP_INET_TCP_DESTROY and
-// SKNLGRP_INET6_TCP_DESTROY) for the network namespace the listener was created in. One
-// message per destroyed full socket, with its final tcp_info and cookie but inode and uid
-// 0, in state CLOSE. Joining needs no privilege.
+// The kernel's socket-destroy notifications of one protocol (for TCP the groups
+// SKNLGRP_INET_TCP_DESTROY and SKNLGRP_INET6_TCP_DESTROY; UDP has its own two) for the
+// network namespace the listener was created in. One message per destroyed full socket,
+// with its final tcp_info and cookie but inode and uid 0, in state CLOSE. Joining needs no
+// privilege.
 class DestroyListener {
  public:
   // Opens the socket, joins both groups and sets the receive buffer (SO_RCVBUFFORCE
   // when allowed, else SO_RCVBUF up to net.core.rmem_max). Non-blocking.
-  static Result<DestroyListener> open(std::size_t receive_buffer);
+  // `protocol`: IPPROTO_TCP or IPPROTO_UDP (another is EPROTONOSUPPORT).
+  static Result<DestroyListener> open(std::size_t receive_buffer, std::uint8_t protocol = 6);
+
+  [[nodiscard]] std::uint8_t protocol() const { return protocol_; }
 
   [[nodiscard]] int fd() const { return sock_.fd(); }
   [[nodiscard]] std::size_t receive_buffer() const { return receive_buffer_; }
@@ -48,6 +52,7 @@ class DestroyListener {
   std::uint64_t events_ = 0;
   std::uint64_t overflows_ = 0;
   std::uint64_t malformed_ = 0;
+  std::uint8_t protocol_ = 6;
 };
 
 // Decodes the destroy messages of one datagram (exposed for tests). Messages that are

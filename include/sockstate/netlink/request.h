@@ -28,6 +28,7 @@ struct DumpRequest {
   std::uint32_t states = 0;  // bit (1 << kernel state)
   bool want_info = false;    // ask for INET_DIAG_INFO (struct tcp_info)
   std::vector<std::uint8_t> bytecode;
+  std::uint8_t protocol = 6;  // IPPROTO_TCP; AF_UNSPEC is a TCP-only request (see .cpp)
 };
 
 // One SOCK_DIAG_BY_FAMILY dump request message, ready to send.

@@ -84,6 +84,9 @@ struct SocketEntry {
   // The network namespace (nsfs inode) the socket was dumped from. Not in the message:
   // set by whoever knows which namespace the netlink socket lives in; 0: unknown.
   std::uint64_t netns = 0;
+  // The transport protocol (IPPROTO_TCP 6, IPPROTO_UDP 17). Not in the message either: the
+  // request, or the destroy group, said which protocol's sockets come.
+  std::uint8_t protocol = 6;
   bool has_tcp_info = false;
   TcpInfo info;
 };

@@ -58,7 +58,8 @@ class RecordBuilder {
   std::array<std::string, 9> envelope_;  // activity_id .. severity, per flow::Activity
   // metadata.version, product, profiles: ["host"], and ["host", "container"]
   std::array<std::string, 2> metadata_head_;
-  std::array<std::string, 2> connection_head_;  // protocol_* for IPv4, IPv6
+  // protocol_* of each protocol (kProtocols' order), for IPv4 and IPv6.
+  std::array<std::array<std::string, 2>, 2> connection_head_;
   std::string device_json_;
   std::string uid_prefix_;   // metadata.uid up to the sequence
   std::string boot_prefix_;  // correlation_uid up to the cookie
