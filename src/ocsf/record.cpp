@@ -8,6 +8,9 @@
 #include <tuple>
 
 #include "sockstate/ocsf/community_id.h"
+#include "sockstate/proc/cgroup.h"
+#include "sockstate/proc/socket_owners.h"
+#include "sockstate/proc/users.h"
 
 namespace sockstate::ocsf {
 namespace {

@@ -5,6 +5,8 @@
 
 #include "sockstate/ocsf/record.h"
 #include "sockstate/ocsf/tcp_state.h"
+#include "sockstate/proc/cgroup.h"
+#include "sockstate/proc/socket_owners.h"
 
 namespace sockstate::snapshot {
 namespace {

@@ -21,6 +21,8 @@
 #include "sockstate/ocsf/json_writer.h"
 #include "sockstate/ocsf/record.h"
 #include "sockstate/proc/cgroup.h"
+#include "sockstate/proc/socket_owners.h"
+#include "sockstate/proc/users.h"
 
 namespace {
 

@@ -13,6 +13,9 @@
 #include "socket_entries.h"
 #include "sockstate/ocsf/community_id.h"
 #include "sockstate/ocsf/record.h"
+#include "sockstate/proc/cgroup.h"
+#include "sockstate/proc/socket_owners.h"
+#include "sockstate/proc/users.h"
 #include "support/netns.h"
 
 namespace sockstate::ocsf {

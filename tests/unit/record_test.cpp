@@ -15,6 +15,7 @@
 #include "golden.h"
 #include "socket_entries.h"
 #include "sockstate/flow/observation.h"
+#include "sockstate/proc/users.h"
 
 namespace sockstate::ocsf {
 namespace {

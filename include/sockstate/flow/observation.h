@@ -9,9 +9,15 @@
 #include "sockstate/flow/orientation.h"
 #include "sockstate/flow/traffic.h"
 #include "sockstate/netlink/types.h"
-#include "sockstate/proc/cgroup.h"
-#include "sockstate/proc/socket_owners.h"
-#include "sockstate/proc/users.h"
+
+// Who owns a socket is found by proc (the /proc walk, users, cgroups); flow only points
+// at what was found, so it names those types without depending on that library.
+namespace sockstate::proc {
+struct ProcessInfo;
+struct UserInfo;
+struct CgroupInfo;
+struct Container;
+}  // namespace sockstate::proc
 
 namespace sockstate::flow {
 
