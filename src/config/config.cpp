@@ -549,22 +549,60 @@ constexpr std::array<TopKey, 17> kTopKeys = {{
 
 // ---- sinks --------------------------------------------------------------------------------
 
-constexpr std::array<SinkType, 6> kSinkTypes = {SinkType::kStdout,   SinkType::kFile,
-                                                SinkType::kUnix,     SinkType::kTcp,
-                                                SinkType::kJournald, SinkType::kKafka};
+void check_file(const json& v, const std::string& path, SinkConfig& sink);
+void check_kafka(const json& v, const std::string& path, SinkConfig& sink);
+
+// A sink type as the document names it: its word, the keys it cannot do without, what its
+// keys must say together, and whether a second sink of the type would duplicate the first
+// (two writers on one stream). The keys each type takes are kSinkKeys' `types`; a new
+// sink type is a row here, its keys there, and its writer in src/sink (kSinkMakers).
+struct SinkTypeRow {
+  SinkType type;
+  std::string_view name;
+  std::array<std::string_view, 2> required;  // "" for none
+  void (*check)(const json& v, const std::string& path, SinkConfig& sink);
+  bool at_most_one;
+};
+constexpr std::array<SinkTypeRow, 6> kSinkTypeRows = {{
+    {SinkType::kStdout, "stdout", {}, nullptr, true},
+    {SinkType::kFile, "file", {"path", ""}, check_file, false},
+    {SinkType::kUnix, "unix", {"path", ""}, nullptr, false},
+    {SinkType::kTcp, "tcp", {"host", "port"}, nullptr, false},
+    {SinkType::kJournald, "journald", {}, nullptr, true},
+    {SinkType::kKafka, "kafka", {"brokers", "topic"}, check_kafka, false},
+}};
+
+const SinkTypeRow& type_row(SinkType type) {
+  for (const auto& row : kSinkTypeRows) {
+    if (row.type == type) {
+      return row;
+    }
+  }
+  return kSinkTypeRows[0];  // every SinkType has a row (sink_type_name's test)
+}
+
+// "stdout, file, unix, tcp, journald, kafka", with `last` before the last word.
+std::string type_words(std::string_view last) {
+  std::string out;
+  for (std::size_t i = 0; i < kSinkTypeRows.size(); ++i) {
+    out += i == 0 ? "" : i + 1 == kSinkTypeRows.size() ? std::string(last) : ", ";
+    out += kSinkTypeRows[i].name;
+  }
+  return out;
+}
 
 constexpr unsigned type_bit(SinkType t) {
   return 1U << static_cast<unsigned>(t);
 }
-constexpr unsigned kAnySink = (1U << kSinkTypes.size()) - 1U;
+constexpr unsigned kAnySink = (1U << kSinkTypeRows.size()) - 1U;
 constexpr unsigned kSocketSinks = type_bit(SinkType::kUnix) | type_bit(SinkType::kTcp);
 
 std::string types_text(unsigned mask) {
   std::string out;
-  for (const auto t : kSinkTypes) {
-    if ((mask & type_bit(t)) != 0) {
+  for (const auto& row : kSinkTypeRows) {
+    if ((mask & type_bit(row.type)) != 0) {
       out += out.empty() ? "" : " and ";
-      out += sink_type_name(t);
+      out += row.name;
     }
   }
   return out;
@@ -903,35 +941,65 @@ void check_kafka(const json& v, const std::string& path, SinkConfig& sink) {
   }
 }
 
-SinkConfig parse_sink(const json& v, const std::string& path) {
-  if (!v.is_object()) {
-    wrong_type(path, v, "a sink object such as {\"type\": \"stdout\"}");
+// The rotate_keep key means nothing without rotate_size.
+void check_file(const json& v, const std::string& path, SinkConfig& sink) {
+  if (v.contains("rotate_keep") && sink.rotate_bytes == 0) {
+    fail(member_path(path, "rotate_keep"),
+         "needs rotate_size: without it the file is never rotated");
   }
-  // Every key is known before anything else is judged: a misspelt "typ" explains a
-  // missing type better than "type: required" does.
+}
+
+// Every key is known before anything else is judged: a misspelt "typ" explains a missing
+// type better than "type: required" does. Then the type, by its word.
+SinkType sink_type_of(const json& v, const std::string& path) {
   for (const auto& item : v.items()) {
     if (find_sink_key(item.key()) == nullptr) {
       unknown_key(member_path(path, item.key()), item.key(), kSinkKeys);
     }
   }
-  SinkConfig sink;
   const std::string type_path = member_path(path, "type");
   const auto type_it = v.find("type");
   if (type_it == v.end()) {
-    fail(type_path, "required: stdout, file, unix, tcp, journald or kafka");
+    fail(type_path, "required: " + type_words(" or "));
   }
-  bool known_type = false;
   if (type_it->is_string()) {
-    for (const auto t : kSinkTypes) {
-      if (type_it->get_ref<const std::string&>() == sink_type_name(t)) {
-        sink.type = t;
-        known_type = true;
+    for (const auto& row : kSinkTypeRows) {
+      if (type_it->get_ref<const std::string&>() == row.name) {
+        return row.type;
       }
     }
   }
-  if (!known_type) {
-    fail(type_path, "must be one of stdout, file, unix, tcp, journald, kafka");
+  fail(type_path, "must be one of " + type_words(", "));
+}
+
+// What the type's keys must say, alone and together.
+void check_sink(const json& v, const std::string& path, SinkConfig& sink) {
+  const SinkTypeRow& row = type_row(sink.type);
+  for (const auto key : row.required) {
+    if (!key.empty() && !v.contains(std::string(key))) {
+      fail(member_path(path, key), "required for a " + std::string(row.name) + " sink");
+    }
   }
+  if (row.check != nullptr) {
+    row.check(v, path, sink);
+  }
+  if (sink.reconnect_min > sink.reconnect_max) {
+    // Blame the key the user wrote; when both were written, the maximum.
+    if (v.contains("reconnect_max")) {
+      fail(member_path(path, "reconnect_max"),
+           "must be at least reconnect_min (" + format_duration(sink.reconnect_min) + ")");
+    }
+    fail(member_path(path, "reconnect_min"),
+         "must be at most reconnect_max (" + format_duration(sink.reconnect_max) + ")");
+  }
+}
+
+SinkConfig parse_sink(const json& v, const std::string& path) {
+  if (!v.is_object()) {
+    wrong_type(path, v, "a sink object such as {\"type\": \"stdout\"}");
+  }
+  SinkConfig sink;
+  sink.type = sink_type_of(v, path);
   for (const auto& item : v.items()) {
     const SinkKey* key = find_sink_key(item.key());
     if (key != nullptr && (key->types & type_bit(sink.type)) == 0) {
@@ -948,45 +1016,7 @@ SinkConfig parse_sink(const json& v, const std::string& path) {
       key.apply(*it, member_path(path, key.name), sink);
     }
   }
-  const auto required = [&](std::string_view key) {
-    if (!v.contains(std::string(key))) {
-      fail(member_path(path, key),
-           "required for a " + std::string(sink_type_name(sink.type)) + " sink");
-    }
-  };
-  switch (sink.type) {
-    case SinkType::kFile:
-      required("path");
-      if (v.contains("rotate_keep") && sink.rotate_bytes == 0) {
-        fail(member_path(path, "rotate_keep"),
-             "needs rotate_size: without it the file is never rotated");
-      }
-      break;
-    case SinkType::kUnix:
-      required("path");
-      break;
-    case SinkType::kTcp:
-      required("host");
-      required("port");
-      break;
-    case SinkType::kKafka:
-      required("brokers");
-      required("topic");
-      check_kafka(v, path, sink);
-      break;
-    case SinkType::kStdout:
-    case SinkType::kJournald:
-      break;
-  }
-  if (sink.reconnect_min > sink.reconnect_max) {
-    // Blame the key the user wrote; when both were written, the maximum.
-    if (v.contains("reconnect_max")) {
-      fail(member_path(path, "reconnect_max"),
-           "must be at least reconnect_min (" + format_duration(sink.reconnect_min) + ")");
-    }
-    fail(member_path(path, "reconnect_min"),
-         "must be at most reconnect_max (" + format_duration(sink.reconnect_max) + ")");
-  }
+  check_sink(v, path, sink);
   return sink;
 }
 
@@ -1007,7 +1037,7 @@ void parse_sinks(const json& v, const std::string& path, Config& c) {
         continue;
       }
       // Two writers interleaving one stream, or one journal getting every record twice.
-      if (sink.type == SinkType::kStdout || sink.type == SinkType::kJournald) {
+      if (type_row(sink.type).at_most_one) {
         fail(member_path(at, "type"), "a second " + std::string(sink_type_name(sink.type)) +
                                           " sink (at most one; the first is " +
                                           element_path(path, j) + ")");
@@ -1271,21 +1301,7 @@ Result<Config> load_config(const std::string& path,
 }
 
 std::string_view sink_type_name(SinkType type) {
-  switch (type) {
-    case SinkType::kStdout:
-      return "stdout";
-    case SinkType::kFile:
-      return "file";
-    case SinkType::kUnix:
-      return "unix";
-    case SinkType::kTcp:
-      return "tcp";
-    case SinkType::kJournald:
-      return "journald";
-    case SinkType::kKafka:
-      return "kafka";
-  }
-  return "unknown";
+  return type_row(type).name;
 }
 
 std::string kafka_reserved_property(std::string_view name) {

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <array>
 #include <string>
 #include <utility>
 
@@ -9,37 +10,70 @@
 
 namespace sockstate::sink {
 
-std::unique_ptr<Sink> make_sink(const config::SinkConfig& config, const SinkContext& context) {
-  std::string name = config::sink_name(config);
-  switch (config.type) {
-    case config::SinkType::kStdout:
-      return make_fd_sink(STDOUT_FILENO, std::move(name), queue_limit(config));
-    case config::SinkType::kFile:
-      return std::make_unique<detail::QueuedSink>(std::move(name), queue_limit(config),
-                                                  detail::make_file_writer(config));
-    case config::SinkType::kUnix:
-    case config::SinkType::kTcp: {
-      auto writer = detail::make_socket_writer(config, name);
-      return std::make_unique<detail::QueuedSink>(std::move(name), queue_limit(config),
-                                                  std::move(writer));
+namespace {
+
+std::unique_ptr<Sink> queued(const config::SinkConfig& config,
+                             std::unique_ptr<detail::Writer> writer) {
+  return std::make_unique<detail::QueuedSink>(config::sink_name(config), queue_limit(config),
+                                              std::move(writer));
+}
+
+// Each sink type's writer and its preflight (nullptr: it needs nothing of the host). The
+// config keys of a type are config.cpp's kSinkTypeRows and kSinkKeys; a new sink type is
+// a writer (or a Sink of its own) in this folder and a row in each table.
+struct SinkMaker {
+  config::SinkType type;
+  std::unique_ptr<Sink> (*make)(const config::SinkConfig& config, const SinkContext& context);
+  Result<void> (*preflight)(const config::SinkConfig& config);
+};
+const std::array<SinkMaker, 6> kSinkMakers = {{
+    {config::SinkType::kStdout,
+     [](const config::SinkConfig& c, const SinkContext&) {
+       return make_fd_sink(STDOUT_FILENO, config::sink_name(c), queue_limit(c));
+     },
+     nullptr},
+    {config::SinkType::kFile,
+     [](const config::SinkConfig& c, const SinkContext&) {
+       return queued(c, detail::make_file_writer(c));
+     },
+     detail::file_preflight},
+    {config::SinkType::kUnix,
+     [](const config::SinkConfig& c, const SinkContext&) {
+       return queued(c, detail::make_socket_writer(c, config::sink_name(c)));
+     },
+     nullptr},
+    {config::SinkType::kTcp,
+     [](const config::SinkConfig& c, const SinkContext&) {
+       return queued(c, detail::make_socket_writer(c, config::sink_name(c)));
+     },
+     nullptr},
+    {config::SinkType::kJournald,
+     [](const config::SinkConfig& c, const SinkContext&) {
+       return make_journald_sink(c, std::string(kJournalSocket));
+     },
+     nullptr},
+    {config::SinkType::kKafka, detail::make_kafka_sink, detail::kafka_preflight},
+}};
+
+const SinkMaker* maker_of(config::SinkType type) {
+  for (const auto& m : kSinkMakers) {
+    if (m.type == type) {
+      return &m;
     }
-    case config::SinkType::kJournald:
-      return make_journald_sink(config, std::string(kJournalSocket));
-    case config::SinkType::kKafka:
-      return detail::make_kafka_sink(config, context);
   }
   return nullptr;
 }
 
+}  // namespace
+
+std::unique_ptr<Sink> make_sink(const config::SinkConfig& config, const SinkContext& context) {
+  const SinkMaker* maker = maker_of(config.type);
+  return maker == nullptr ? nullptr : maker->make(config, context);
+}
+
 Result<void> preflight(const config::SinkConfig& sink) {
-  switch (sink.type) {
-    case config::SinkType::kFile:
-      return detail::file_preflight(sink);
-    case config::SinkType::kKafka:
-      return detail::kafka_preflight(sink);
-    default:
-      return {};
-  }
+  const SinkMaker* maker = maker_of(sink.type);
+  return maker == nullptr || maker->preflight == nullptr ? Result<void>{} : maker->preflight(sink);
 }
 
 QueueLimit queue_limit(const config::SinkConfig& config) {
@@ -53,9 +87,7 @@ std::unique_ptr<Sink> make_fd_sink(int fd, std::string name, QueueLimit limit) {
 
 std::unique_ptr<Sink> make_journald_sink(const config::SinkConfig& config,
                                          std::string socket_path) {
-  return std::make_unique<detail::QueuedSink>(
-      config::sink_name(config), queue_limit(config),
-      detail::make_journald_writer(config, std::move(socket_path)));
+  return queued(config, detail::make_journald_writer(config, std::move(socket_path)));
 }
 
 }  // namespace sockstate::sink

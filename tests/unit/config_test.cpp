@@ -887,6 +887,25 @@ TEST(Config, SinkNames) {
   EXPECT_EQ(sink_type_name(SinkType::kUnix), "unix");
 }
 
+// Every sink type has its row (its word, and a document naming it parses to it).
+TEST(Config, EverySinkTypeHasItsRow) {
+  const std::array<std::pair<SinkType, std::string>, 6> types = {{
+      {SinkType::kStdout, R"({"type": "stdout"})"},
+      {SinkType::kFile, R"({"type": "file", "path": "/tmp/x.jsonl"})"},
+      {SinkType::kUnix, R"({"type": "unix", "path": "/run/x.sock"})"},
+      {SinkType::kTcp, R"({"type": "tcp", "host": "127.0.0.1", "port": 5170})"},
+      {SinkType::kJournald, R"({"type": "journald"})"},
+      {SinkType::kKafka, R"({"type": "kafka", "brokers": ["127.0.0.1:9092"], "topic": "t"})"},
+  }};
+  std::set<std::string_view> words;
+  for (const auto& [type, sink] : types) {
+    EXPECT_TRUE(words.insert(sink_type_name(type)).second) << sink_type_name(type);
+    const Config c = parse_ok(R"({"sinks": [)" + sink + "]}");
+    ASSERT_EQ(c.sinks.size(), 1U) << sink;
+    EXPECT_EQ(c.sinks[0].type, type) << sink;
+  }
+}
+
 TEST(Config, Describe) {
   EXPECT_EQ(describe(Config{}), "poll 10s, traffic 60s, stats 60s, 1 sink: stdout");
   const Config c = parse_ok(R"({
