@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
+#include <cstring>
 #include <fstream>
 #include <utility>
 #include <vector>
@@ -203,24 +205,78 @@ CgroupResolver::CgroupResolver(std::string root) : root_(std::move(root)) {
   if (root_.empty()) {
     root_ = find_cgroup2_mount();
   }
+  if (!root_.empty()) {
+    root_fd_.reset(::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  }
 }
+
+// The path below root_ of the cgroup whose kernfs handle is `id`: nullopt when the kernel
+// will not say (EPERM without CAP_DAC_READ_SEARCH, ESTALE once it is removed) or when it
+// is not below our mount of the hierarchy (outside our cgroup namespace).
+std::optional<std::string> CgroupResolver::path_by_handle(std::uint64_t id) const {
+  if (!root_fd_.valid()) {
+    return std::nullopt;
+  }
+  constexpr int kFileIdKernfs = 0xfe;  // FILEID_KERNFS: the handle is the 64-bit id
+  // A file_handle is a header and its bytes: built in an aligned buffer of both.
+  alignas(file_handle) std::array<unsigned char, sizeof(file_handle) + sizeof id> buf{};
+  auto* handle = reinterpret_cast<file_handle*>(buf.data());
+  handle->handle_bytes = sizeof id;
+  handle->handle_type = kFileIdKernfs;
+  std::memcpy(buf.data() + sizeof(file_handle), &id, sizeof id);
+  const Fd dir(::open_by_handle_at(root_fd_.get(), handle, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir.valid()) {
+    return std::nullopt;
+  }
+  std::array<char, 4096> link{};
+  const std::string self = "/proc/self/fd/" + std::to_string(dir.get());
+  const ssize_t n = ::readlink(self.c_str(), link.data(), link.size());
+  if (n <= 0 || static_cast<std::size_t>(n) >= link.size()) {
+    return std::nullopt;
+  }
+  const std::string_view path(link.data(), static_cast<std::size_t>(n));
+  if (path == root_) {
+    return std::string("/");
+  }
+  if (!path.starts_with(root_ + "/") || path.ends_with(" (deleted)")) {
+    return std::nullopt;
+  }
+  return std::string(path.substr(root_.size()));
+}
+
+namespace {
+
+CgroupInfo cgroup_info(const std::string& rel) {
+  CgroupInfo info;
+  info.path = sanitize_text(rel, kMaxCgroupPathBytes, nullptr);
+  info.unit = systemd_unit_from_cgroup(rel);
+  info.container = container_from_cgroup(rel);
+  return info;
+}
+
+}  // namespace
 
 const CgroupInfo* CgroupResolver::resolve(std::uint64_t id) {
   if (root_.empty() || id == 0) {
     return nullptr;
   }
   auto it = by_id_.find(id);
+  if (it != by_id_.end()) {
+    return &it->second;
+  }
+  if (unresolved_.count(id) != 0) {
+    return nullptr;
+  }
+  if (auto rel = path_by_handle(id)) {
+    ++stats_.by_handle;
+    return &by_id_.insert_or_assign(id, cgroup_info(*rel)).first->second;
+  }
+  walk();
+  it = by_id_.find(id);
   if (it == by_id_.end()) {
-    if (unresolved_.count(id) != 0) {
-      return nullptr;
-    }
-    walk();
-    it = by_id_.find(id);
-    if (it == by_id_.end()) {
-      unresolved_.insert(id);
-      stats_.unresolved = unresolved_.size();
-      return nullptr;
-    }
+    unresolved_.insert(id);
+    stats_.unresolved = unresolved_.size();
+    return nullptr;
   }
   return &it->second;
 }
@@ -242,11 +298,7 @@ void CgroupResolver::walk() {
       continue;
     }
     ++seen;
-    CgroupInfo info;
-    info.path = sanitize_text(rel, kMaxCgroupPathBytes, nullptr);
-    info.unit = systemd_unit_from_cgroup(rel);
-    info.container = container_from_cgroup(rel);
-    by_id_.insert_or_assign(static_cast<std::uint64_t>(st.st_ino), std::move(info));
+    by_id_.insert_or_assign(static_cast<std::uint64_t>(st.st_ino), cgroup_info(rel));
     DIR* dir = ::fdopendir(dir_fd.release());
     if (dir == nullptr) {
       ++stats_.errors;

@@ -175,7 +175,7 @@ TEST_F(AttributionNetns, SnapshotNamesProcessCommandLineAndUser) {
     EXPECT_TRUE(p.contains("created_time"));
     EXPECT_EQ(r["unmapped"]["inode"].get<std::uint64_t>() != 0, true);
     EXPECT_FALSE(r["metadata"]["profiles"].dump().find("container") != std::string::npos);
-    EXPECT_TRUE(r["unmapped"].contains("cgroup"));
+    EXPECT_TRUE(r["unmapped"].contains("cgroup")) << r.dump();
   }
   for (const json& r : b) {
     EXPECT_EQ(r["actor"]["process"]["pid"], nobody->pid);

@@ -3,7 +3,10 @@
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <vector>
@@ -159,6 +162,41 @@ TEST_F(FakeTree, FindsTheCgroup2MountInMountinfo) {
   EXPECT_EQ(find_cgroup2_mount((root_ / "missing").string()), "");
   CgroupResolver none("/nonexistent-cgroup-root");
   EXPECT_EQ(none.resolve(1), nullptr);
+}
+
+// The real hierarchy: a live cgroup's id is answered by the kernel directly (its kernfs
+// handle), with no walk of the tree that a sibling's removal could disturb; once removed,
+// neither the handle nor a walk finds it. Needs root (CAP_DAC_READ_SEARCH, mkdir there).
+TEST(CgroupKernel, ResolvesALiveIdByItsHandleWithoutAWalk) {
+  const std::string mount = find_cgroup2_mount();
+  if (::geteuid() != 0 || mount.empty()) {
+    GTEST_SKIP() << "needs root and a cgroup v2 mount";
+  }
+  const std::string name = "sockstate-handle-test-" + std::to_string(::getpid());
+  const std::filesystem::path dir = std::filesystem::path(mount) / name;
+  if (::mkdir(dir.c_str(), 0755) != 0) {
+    GTEST_SKIP() << "cannot make a cgroup under " << mount << ": " << std::strerror(errno);
+  }
+  struct stat st {};
+  ASSERT_EQ(::stat(dir.c_str(), &st), 0);
+  const std::uint64_t id = st.st_ino;
+  {
+    CgroupResolver r(mount);
+    const CgroupInfo* info = r.resolve(id);
+    ASSERT_NE(info, nullptr);
+    EXPECT_EQ(info->path, "/" + name);
+    EXPECT_EQ(r.stats().by_handle, 1U);
+    EXPECT_EQ(r.stats().walks, 0U);
+    const CgroupInfo* top = r.resolve(1);  // the root cgroup
+    ASSERT_NE(top, nullptr);
+    EXPECT_EQ(top->path, "/");
+  }
+  ASSERT_EQ(::rmdir(dir.c_str()), 0);
+  CgroupResolver r(mount);
+  EXPECT_EQ(r.resolve(id), nullptr);
+  EXPECT_EQ(r.stats().by_handle, 0U);
+  EXPECT_EQ(r.stats().walks, 1U);
+  EXPECT_EQ(r.stats().unresolved, 1U);
 }
 
 }  // namespace

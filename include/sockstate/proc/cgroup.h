@@ -7,6 +7,8 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "sockstate/common/fd.h"
+
 namespace sockstate::proc {
 
 // Cgroup paths are cut to this many bytes (after sanitizing) in records.
@@ -56,16 +58,20 @@ struct CgroupInfo {
 
 struct CgroupStats {
   std::uint64_t walks = 0;       // walks of the cgroup tree
+  std::uint64_t by_handle = 0;   // ids the kernel answered directly
   std::uint64_t cgroups = 0;     // directories seen by the last walk
   std::uint64_t unresolved = 0;  // distinct ids no walk found (cgroup removed since)
   std::uint64_t errors = 0;      // directories that could not be read
 };
 
-// cgroup v2 id -> path. On 64-bit kernels a cgroup's id is the inode number of its
-// directory in cgroupfs (kernfs), so one walk of the tree maps every id. An unknown id
-// causes one new walk; an id that walk does not find either is remembered as unresolved
-// and never causes another (its cgroup was removed, or lives in a cgroup namespace's
-// hidden part). Not thread-safe; pointers stay valid until the next resolve().
+// cgroup v2 id -> path. A cgroup's id is its directory's kernfs file handle, so an id is
+// first asked of the kernel directly (open_by_handle_at(), CAP_DAC_READ_SEARCH); without
+// the capability, one walk of the tree maps every id (on 64-bit kernels the id is the
+// directory's inode number). The direct question is also the exact one: a walk's readdir
+// can miss a live cgroup while a sibling is being removed (kernfs before 6.15). An id
+// neither finds is remembered as unresolved and never asked again (its cgroup was removed,
+// or lives in a cgroup namespace's hidden part). Not thread-safe; pointers stay valid until
+// the next resolve().
 class CgroupResolver {
  public:
   // `root`: the cgroup2 mount point; empty: find_cgroup2_mount(). When there is none,
@@ -79,8 +85,10 @@ class CgroupResolver {
 
  private:
   void walk();
+  [[nodiscard]] std::optional<std::string> path_by_handle(std::uint64_t id) const;
 
   std::string root_;
+  Fd root_fd_;  // root_, for open_by_handle_at()
   std::unordered_map<std::uint64_t, CgroupInfo> by_id_;
   std::unordered_set<std::uint64_t> unresolved_;
   CgroupStats stats_;
