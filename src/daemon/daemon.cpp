@@ -93,7 +93,10 @@ struct Daemon::State {
 
   // Its last events read, then out of the loop's set; its counters are kept.
   void remove_source(EventSource& source) {
-    (void)drain_source(source, true);
+    if (auto drained = drain_source(source, true); !drained) {
+      // Its last events are lost with it; the next polls close what they no longer find.
+      spdlog::warn("{}: last events not read: {}", source.describe(), drained.error().message());
+    }
     sources.erase(source.fd());
     (void)::epoll_ctl(epoll_fd.get(), EPOLL_CTL_DEL, source.fd(), nullptr);
     const EventCounters c = source.counters();
@@ -250,7 +253,12 @@ struct Daemon::State {
       if (hold) {
         (void)::epoll_ctl(epoll_fd.get(), EPOLL_CTL_DEL, fd, nullptr);
       } else {
-        (void)watch(fd);
+        if (!watch(fd)) {
+          // Not silently: its events are then read only when a poll drains every source.
+          spdlog::warn("{}", errno_error("cannot watch " + source->describe() +
+                                         " again (read at polls only)")
+                                 .message());
+        }
       }
     }
   }

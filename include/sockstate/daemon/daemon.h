@@ -34,8 +34,9 @@ class Daemon {
   Daemon(const Daemon&) = delete;
   Daemon& operator=(const Daemon&) = delete;
 
-  // Runs until SIGTERM or SIGINT. Returns the exit status (0 after a clean stop, 1 when
-  // startup failed or netlink broke), having logged one line saying why.
+  // Runs until SIGTERM or SIGINT. Returns the exit status (0 after a clean stop, 2 when the
+  // configuration cannot be loaded, 1 when startup failed or netlink broke), having logged
+  // one line saying why.
   int run();
 
  private:
