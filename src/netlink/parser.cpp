@@ -52,17 +52,7 @@ Error bad_message(std::string what) {
   return Error{EBADMSG, std::move(what)};
 }
 
-}  // namespace
-
-Result<SocketEntry> decode_socket(std::span<const std::uint8_t> payload,
-                                  std::uint64_t* unknown_attributes) {
-  if (payload.size() < sizeof(inet_diag_msg)) {
-    return bad_message("sock_diag message shorter than inet_diag_msg (" +
-                       std::to_string(payload.size()) + " bytes)");
-  }
-  inet_diag_msg msg{};
-  std::memcpy(&msg, payload.data(), sizeof msg);
-
+SocketEntry entry_of(const inet_diag_msg& msg) {
   SocketEntry e;
   e.family = msg.idiag_family;
   e.state = msg.idiag_state;
@@ -76,6 +66,122 @@ Result<SocketEntry> decode_socket(std::span<const std::uint8_t> payload,
   e.uid = msg.idiag_uid;
   e.recv_q = msg.idiag_rqueue;
   e.send_q = msg.idiag_wqueue;
+  return e;
+}
+
+// One attribute of a sock_diag message into `e`.
+void apply_attribute(SocketEntry& e, unsigned type, const std::uint8_t* data, std::size_t len,
+                     std::uint64_t* unknown_attributes) {
+  switch (type) {
+    case INET_DIAG_INFO:
+      // Only full sockets have a tcp_info; destroy events carry it and little else.
+      e.full_socket = true;
+      e.has_tcp_info = true;
+      e.info = decode_tcp_info(data, len);
+      break;
+    case INET_DIAG_SHUTDOWN:
+      if (len >= 1) {
+        e.shutdown = data[0];
+      }
+      // inet_diag_msg_attrs_fill() sends SHUTDOWN and SOCKOPT for every full socket,
+      // never for TIME-WAIT or request minisockets.
+      e.full_socket = true;
+      break;
+    case INET_DIAG_SOCKOPT:
+      e.full_socket = true;
+      break;
+    case INET_DIAG_CGROUP_ID:
+      if (len >= sizeof(std::uint64_t)) {
+        std::memcpy(&e.cgroup_id, data, sizeof e.cgroup_id);
+      }
+      break;
+    default:
+      // Known attributes we do not use are skipped; newer ones are also counted.
+      if (type > INET_DIAG_MAX && unknown_attributes != nullptr) {
+        ++*unknown_attributes;
+      }
+      break;
+  }
+}
+
+// A message's length, sequence number and port id against the answer expected.
+Result<void> check_header(const nlmsghdr& nlh, std::size_t left, std::uint32_t seq,
+                          std::uint32_t portid) {
+  if (nlh.nlmsg_len < sizeof(nlmsghdr) || nlh.nlmsg_len > left) {
+    return bad_message("netlink message length " + std::to_string(nlh.nlmsg_len) +
+                       " does not fit the " + std::to_string(left) + " bytes received");
+  }
+  if (nlh.nlmsg_seq != seq) {
+    return Error{EPROTO, "netlink message with sequence " + std::to_string(nlh.nlmsg_seq) +
+                             ", expected " + std::to_string(seq)};
+  }
+  if (portid != 0 && nlh.nlmsg_pid != 0 && nlh.nlmsg_pid != portid) {
+    return Error{EPROTO, "netlink message for port id " + std::to_string(nlh.nlmsg_pid) +
+                             ", expected " + std::to_string(portid)};
+  }
+  return {};
+}
+
+// What a message means for the answer it belongs to: kNone for a message of the request's
+// own family, the others are netlink's control messages.
+enum class Control : std::uint8_t { kNone, kSkip, kAcked, kDone };
+
+Result<Control> error_message(std::span<const std::uint8_t> payload) {
+  int err = 0;
+  if (payload.size() < sizeof(int)) {
+    return bad_message("truncated NLMSG_ERROR");
+  }
+  std::memcpy(&err, payload.data(), sizeof err);
+  if (err == 0) {
+    return Control::kAcked;  // an acknowledgement: the request was done
+  }
+  if (err > 0 || err < -kMaxErrno) {
+    return bad_message("NLMSG_ERROR with error " + std::to_string(err));
+  }
+  return Error{-err, "the kernel refused the netlink request"};
+}
+
+Result<Control> done_message(std::span<const std::uint8_t> payload) {
+  // The kernel reports a failure that happened mid-dump as an errno inside DONE;
+  // libmnl's default callback ignores it.
+  int err = 0;
+  if (payload.size() >= sizeof(int)) {
+    std::memcpy(&err, payload.data(), sizeof err);
+  }
+  if (err < -kMaxErrno) {
+    return bad_message("NLMSG_DONE with error " + std::to_string(err));
+  }
+  if (err < 0) {
+    return Error{-err, "the kernel ended the netlink dump with an error"};
+  }
+  return Control::kDone;
+}
+
+Result<Control> control_of(std::uint16_t type, std::span<const std::uint8_t> payload) {
+  switch (type) {
+    case NLMSG_NOOP:
+      return Control::kSkip;
+    case NLMSG_ERROR:
+      return error_message(payload);
+    case NLMSG_DONE:
+      return done_message(payload);
+    default:
+      // Reserved control messages: nothing for us.
+      return type < NLMSG_MIN_TYPE ? Control::kSkip : Control::kNone;
+  }
+}
+
+}  // namespace
+
+Result<SocketEntry> decode_socket(std::span<const std::uint8_t> payload,
+                                  std::uint64_t* unknown_attributes) {
+  if (payload.size() < sizeof(inet_diag_msg)) {
+    return bad_message("sock_diag message shorter than inet_diag_msg (" +
+                       std::to_string(payload.size()) + " bytes)");
+  }
+  inet_diag_msg msg{};
+  std::memcpy(&msg, payload.data(), sizeof msg);
+  SocketEntry e = entry_of(msg);
 
   // Attributes follow the aligned header. Walk them by hand rather than with
   // mnl_attr_parse(), which stops silently at a truncated attribute.
@@ -91,38 +197,9 @@ Result<SocketEntry> decode_socket(std::span<const std::uint8_t> payload,
       return bad_message("attribute length " + std::to_string(attr.nla_len) +
                          " does not fit the sock_diag message");
     }
-    const std::uint8_t* data = payload.data() + pos + align4(sizeof(nlattr));
-    const std::size_t len = attr.nla_len - align4(sizeof(nlattr));
-    switch (attr.nla_type & NLA_TYPE_MASK) {
-      case INET_DIAG_INFO:
-        // Only full sockets have a tcp_info; destroy events carry it and little else.
-        e.full_socket = true;
-        e.has_tcp_info = true;
-        e.info = decode_tcp_info(data, len);
-        break;
-      case INET_DIAG_SHUTDOWN:
-        if (len >= 1) {
-          e.shutdown = data[0];
-        }
-        // inet_diag_msg_attrs_fill() sends SHUTDOWN and SOCKOPT for every full socket,
-        // never for TIME-WAIT or request minisockets.
-        e.full_socket = true;
-        break;
-      case INET_DIAG_SOCKOPT:
-        e.full_socket = true;
-        break;
-      case INET_DIAG_CGROUP_ID:
-        if (len >= sizeof(std::uint64_t)) {
-          std::memcpy(&e.cgroup_id, data, sizeof e.cgroup_id);
-        }
-        break;
-      default:
-        // Known attributes we do not use are skipped; newer ones are also counted.
-        if ((attr.nla_type & NLA_TYPE_MASK) > INET_DIAG_MAX && unknown_attributes != nullptr) {
-          ++*unknown_attributes;
-        }
-        break;
-    }
+    apply_attribute(e, static_cast<unsigned>(attr.nla_type) & static_cast<unsigned>(NLA_TYPE_MASK),
+                    payload.data() + pos + align4(sizeof(nlattr)),
+                    attr.nla_len - align4(sizeof(nlattr)), unknown_attributes);
     pos += align4(attr.nla_len);
   }
   return e;
@@ -140,63 +217,24 @@ Result<MessagesEnd> parse_messages(std::span<const std::uint8_t> datagram, std::
     }
     nlmsghdr nlh{};
     std::memcpy(&nlh, datagram.data() + pos, sizeof nlh);
-    if (nlh.nlmsg_len < sizeof(nlmsghdr) || nlh.nlmsg_len > left) {
-      return bad_message("netlink message length " + std::to_string(nlh.nlmsg_len) +
-                         " does not fit the " + std::to_string(left) + " bytes received");
-    }
-    if (nlh.nlmsg_seq != seq) {
-      return Error{EPROTO, "netlink message with sequence " + std::to_string(nlh.nlmsg_seq) +
-                               ", expected " + std::to_string(seq)};
-    }
-    if (portid != 0 && nlh.nlmsg_pid != 0 && nlh.nlmsg_pid != portid) {
-      return Error{EPROTO, "netlink message for port id " + std::to_string(nlh.nlmsg_pid) +
-                               ", expected " + std::to_string(portid)};
+    if (auto checked = check_header(nlh, left, seq, portid); !checked) {
+      return checked.error();
     }
     if ((nlh.nlmsg_flags & NLM_F_DUMP_INTR) != 0) {
       interrupted = true;
     }
     const auto payload = datagram.subspan(pos + NLMSG_HDRLEN, nlh.nlmsg_len - NLMSG_HDRLEN);
-    switch (nlh.nlmsg_type) {
-      case NLMSG_NOOP:
-        break;
-      case NLMSG_ERROR: {
-        int err = 0;
-        if (payload.size() < sizeof(int)) {
-          return bad_message("truncated NLMSG_ERROR");
-        }
-        std::memcpy(&err, payload.data(), sizeof err);
-        if (err == 0) {
-          acked = true;  // an acknowledgement: the request was done
-          break;
-        }
-        if (err > 0 || err < -kMaxErrno) {
-          return bad_message("NLMSG_ERROR with error " + std::to_string(err));
-        }
-        return Error{-err, "the kernel refused the netlink request"};
-      }
-      case NLMSG_DONE: {
-        // The kernel reports a failure that happened mid-dump as an errno inside DONE;
-        // libmnl's default callback ignores it.
-        int err = 0;
-        if (payload.size() >= sizeof(int)) {
-          std::memcpy(&err, payload.data(), sizeof err);
-        }
-        if (err < -kMaxErrno) {
-          return bad_message("NLMSG_DONE with error " + std::to_string(err));
-        }
-        if (err < 0) {
-          return Error{-err, "the kernel ended the netlink dump with an error"};
-        }
-        return MessagesEnd::kDone;
-      }
-      default: {
-        if (nlh.nlmsg_type < NLMSG_MIN_TYPE) {
-          break;  // reserved control messages: nothing for us
-        }
-        if (auto handled = on_message(nlh.nlmsg_type, payload); !handled) {
-          return handled.error();
-        }
-        break;
+    auto control = control_of(nlh.nlmsg_type, payload);
+    if (!control) {
+      return control.error();
+    }
+    if (*control == Control::kDone) {
+      return MessagesEnd::kDone;
+    }
+    acked = acked || *control == Control::kAcked;
+    if (*control == Control::kNone) {
+      if (auto handled = on_message(nlh.nlmsg_type, payload); !handled) {
+        return handled.error();
       }
     }
     pos += NLMSG_ALIGN(nlh.nlmsg_len);
