@@ -83,63 +83,82 @@ void put16(std::uint8_t*& out, std::uint16_t v) {
   *out++ = static_cast<std::uint8_t>(v & 0xFF);
 }
 
-}  // namespace
-
-CommunityIdDigest community_id_v1_digest(const Address& src, std::uint16_t src_port,
-                                         const Address& dst, std::uint16_t dst_port,
-                                         std::uint8_t protocol, std::uint16_t seed) {
-  const bool v4 = flow::is_ipv4_mapped(src) && flow::is_ipv4_mapped(dst);
-  const std::size_t offset = v4 ? 12 : 0;
-  const std::size_t addr_len = v4 ? 4 : 16;
-  const std::uint8_t* a = src.data() + offset;
-  const std::uint8_t* b = dst.data() + offset;
-
+// One flow as the spec hashes it: the endpoints in the order they are hashed, and the
+// "ports" its protocol gives it.
+struct HashTuple {
+  const std::uint8_t* a = nullptr;
+  const std::uint8_t* b = nullptr;
+  std::size_t addr_len = 0;
+  std::uint16_t a_port = 0;
+  std::uint16_t b_port = 0;
+  std::uint8_t protocol = 0;
   bool has_ports = false;
-  bool one_way = false;
-  switch (protocol) {
+};
+
+// Sets the tuple's ports as its protocol defines them; true when the flow is one-way (an
+// ICMP type without a counterpart), whose endpoints keep the order seen.
+bool apply_port_rule(HashTuple& t) {
+  switch (t.protocol) {
     case kProtoTcp:
     case kProtoUdp:
     case kProtoSctp:
-      has_ports = true;
-      break;
+      t.has_ports = true;
+      return false;
     case kProtoIcmp:
     case kProtoIcmp6: {
-      has_ports = true;
-      const IcmpPair* pair = protocol == kProtoIcmp ? find_pair(kIcmp4Pairs, src_port)
-                                                    : find_pair(kIcmp6Pairs, src_port);
-      if (pair != nullptr) {
-        dst_port = pair->counterpart;
-      } else {
-        one_way = true;
+      t.has_ports = true;
+      const IcmpPair* pair = t.protocol == kProtoIcmp ? find_pair(kIcmp4Pairs, t.a_port)
+                                                      : find_pair(kIcmp6Pairs, t.a_port);
+      if (pair == nullptr) {
+        return true;
       }
-      break;
+      t.b_port = pair->counterpart;
+      return false;
     }
     default:
-      src_port = 0;
-      dst_port = 0;
-      break;
+      t.a_port = 0;
+      t.b_port = 0;
+      return false;
   }
+}
 
+HashTuple hash_tuple(const Address& src, std::uint16_t src_port, const Address& dst,
+                     std::uint16_t dst_port, std::uint8_t protocol) {
+  const bool v4 = flow::is_ipv4_mapped(src) && flow::is_ipv4_mapped(dst);
+  const std::size_t offset = v4 ? 12 : 0;
+  HashTuple t;
+  t.a = src.data() + offset;
+  t.b = dst.data() + offset;
+  t.addr_len = v4 ? 4 : 16;
+  t.a_port = src_port;
+  t.b_port = dst_port;
+  t.protocol = protocol;
+  const bool one_way = apply_port_rule(t);
   if (!one_way) {
-    const int cmp = std::memcmp(a, b, addr_len);
-    if (cmp > 0 || (cmp == 0 && src_port > dst_port)) {
-      std::swap(a, b);
-      std::swap(src_port, dst_port);
+    // Both directions of a flow hash alike: the smaller endpoint goes first.
+    const int cmp = std::memcmp(t.a, t.b, t.addr_len);
+    if (cmp > 0 || (cmp == 0 && t.a_port > t.b_port)) {
+      std::swap(t.a, t.b);
+      std::swap(t.a_port, t.b_port);
     }
   }
+  return t;
+}
 
+// The spec's hash input: seed, addresses, protocol, a pad byte, then the ports if any.
+CommunityIdDigest digest_of(const HashTuple& t, std::uint16_t seed) {
   std::array<std::uint8_t, kMaxInput> input{};
   std::uint8_t* out = input.data();
   put16(out, seed);
-  std::memcpy(out, a, addr_len);
-  out += addr_len;
-  std::memcpy(out, b, addr_len);
-  out += addr_len;
-  *out++ = protocol;
+  std::memcpy(out, t.a, t.addr_len);
+  out += t.addr_len;
+  std::memcpy(out, t.b, t.addr_len);
+  out += t.addr_len;
+  *out++ = t.protocol;
   *out++ = 0;
-  if (has_ports) {
-    put16(out, src_port);
-    put16(out, dst_port);
+  if (t.has_ports) {
+    put16(out, t.a_port);
+    put16(out, t.b_port);
   }
 
   CommunityIdDigest digest{};
@@ -150,6 +169,14 @@ CommunityIdDigest community_id_v1_digest(const Address& src, std::uint16_t src_p
   sha1_update(&ctx, input_len, input.data());
   sha1_digest(&ctx, digest.size(), digest.data());
   return digest;
+}
+
+}  // namespace
+
+CommunityIdDigest community_id_v1_digest(const Address& src, std::uint16_t src_port,
+                                         const Address& dst, std::uint16_t dst_port,
+                                         std::uint8_t protocol, std::uint16_t seed) {
+  return digest_of(hash_tuple(src, src_port, dst, dst_port, protocol), seed);
 }
 
 std::string community_id_v1(const Address& src, std::uint16_t src_port, const Address& dst,
