@@ -566,105 +566,140 @@ void OwnerMap::scan_pid(int root_fd, const char* name, std::int32_t pid, bool re
   }
 }
 
-OwnerMap::Process* OwnerMap::attributes(int root_fd, int pid_fd, std::int32_t pid,
-                                        bool reuse_attributes, ScanStats& stats) {
-  // stat first: its start time tells a cached process from a recycled pid.
-  int err = read_at(pid_fd, "stat", kStatBuffer, read_buf_);
-  if (err != 0) {
-    count(classify(err), stats);
-    return nullptr;
-  }
-  std::uint64_t start_ticks = 0;
-  std::int32_t ppid = 0;
-  const bool have_start = parse_stat(read_buf_, start_ticks, ppid);
-  const auto cached = processes_.find(pid);
-  if (cached != processes_.end()) {
-    if (reuse_attributes && have_start && cached->second.start_ticks == start_ticks) {
-      ++stats.attributes_reused;
-      return &cached->second;
-    }
-    if (!reuse_attributes) {
-      return &cached->second;  // read earlier in this same walk
-    }
-    // A recycled pid: the old process's sockets are closed or belong to someone else.
-    drop_inodes_of(pid);
-  }
+namespace {
 
-  Process p;
-  p.info.pid = pid;
-  p.info.ppid = ppid;
-  p.info.start_ticks = start_ticks;
-  p.start_ticks = start_ticks;
-  bool failed = !have_start;
-  if (have_start && btime_s_ > 0) {
-    const auto ticks = static_cast<std::int64_t>(start_ticks);
-    p.info.created_time_ms = btime_s_ * 1000 + ticks / clock_ticks_ * 1000 +
-                             (ticks % clock_ticks_) * 1000 / clock_ticks_;
-  }
+// What reading one of a pid's files came to: the process may have exited meanwhile, which
+// ends the pid's reading, where any other failure only marks its attributes incomplete.
+enum class Field { kRead, kVanished, kFailed };
 
-  err = read_at(pid_fd, "comm", kCommBuffer, read_buf_);
+Field field_outcome(int err) {
   if (err == 0) {
-    std::string_view comm(read_buf_.data(), read_buf_.size());
-    if (!comm.empty() && comm.back() == '\n') {
-      comm.remove_suffix(1);
-    }
-    bool cut = false;
-    p.info.name = sanitize_text(comm, kMaxNameBytes, &cut);
-  } else if (classify(err) == Failure::kVanished) {
-    ++stats.vanished;
-    return nullptr;
-  } else {
-    failed = true;
+    return Field::kRead;
   }
+  return classify(err) == Failure::kVanished ? Field::kVanished : Field::kFailed;
+}
 
+// A comm file's contents: the name without the kernel's '\n'.
+std::string comm_name(const std::vector<char>& buf) {
+  std::string_view comm(buf.data(), buf.size());
+  if (!comm.empty() && comm.back() == '\n') {
+    comm.remove_suffix(1);
+  }
+  return sanitize_text(comm, kMaxNameBytes, nullptr);
+}
+
+Field read_comm(int pid_fd, std::vector<char>& buf, std::string& name) {
+  const int err = read_at(pid_fd, "comm", kCommBuffer, buf);
+  if (err == 0) {
+    name = comm_name(buf);
+  }
+  return field_outcome(err);
+}
+
+Field read_cmd_line(int pid_fd, std::size_t max_cmd_line, std::vector<char>& buf,
+                    ProcessInfo& info) {
   // Four bytes over the bound: enough to finish the last character that could fit, and a
   // full buffer then always means more than fits (sanitizing never shrinks the text).
-  err = read_at(pid_fd, "cmdline", options_.max_cmd_line + 4, read_buf_);
+  const int err = read_at(pid_fd, "cmdline", max_cmd_line + 4, buf);
   if (err == 0) {
-    std::string_view raw(read_buf_.data(), read_buf_.size());
-    if (read_buf_.size() < options_.max_cmd_line + 4) {
+    std::string_view raw(buf.data(), buf.size());
+    if (buf.size() < max_cmd_line + 4) {
       while (!raw.empty() && raw.back() == '\0') {
         raw.remove_suffix(1);
       }
     }
-    p.info.cmd_line = sanitize_text(raw, options_.max_cmd_line, &p.info.cmd_line_truncated);
-  } else if (classify(err) == Failure::kVanished) {
+    info.cmd_line = sanitize_text(raw, max_cmd_line, &info.cmd_line_truncated);
+  }
+  return field_outcome(err);
+}
+
+Field read_real_uid(int pid_fd, std::vector<char>& buf, std::uint32_t& uid) {
+  const int err = read_at(pid_fd, "status", kStatusBuffer, buf);
+  if (err != 0) {
+    return field_outcome(err);
+  }
+  return parse_real_uid(buf, uid) ? Field::kRead : Field::kFailed;
+}
+
+}  // namespace
+
+OwnerMap::Process* OwnerMap::attributes(int root_fd, int pid_fd, std::int32_t pid,
+                                        bool reuse_attributes, ScanStats& stats) {
+  // stat first: its start time tells a cached process from a recycled pid.
+  const int err = read_at(pid_fd, "stat", kStatBuffer, read_buf_);
+  if (err != 0) {
+    count(classify(err), stats);
+    return nullptr;
+  }
+  Process p;
+  p.info.pid = pid;
+  const bool have_start = parse_stat(read_buf_, p.start_ticks, p.info.ppid);
+  if (Process* known = known_process(pid, have_start, p.start_ticks, reuse_attributes, stats)) {
+    return known;
+  }
+  p.info.start_ticks = p.start_ticks;
+  if (have_start && btime_s_ > 0) {
+    const auto ticks = static_cast<std::int64_t>(p.start_ticks);
+    p.info.created_time_ms = btime_s_ * 1000 + ticks / clock_ticks_ * 1000 +
+                             (ticks % clock_ticks_) * 1000 / clock_ticks_;
+  }
+  bool failed = !have_start;
+  if (!read_files(pid_fd, p.info, failed)) {
     ++stats.vanished;
     return nullptr;
-  } else {
-    failed = true;
   }
-
-  err = read_at(pid_fd, "status", kStatusBuffer, read_buf_);
-  if (err == 0) {
-    if (parse_real_uid(read_buf_, p.info.uid)) {
-      p.info.user = user_name(p.info.uid);
-    } else {
-      failed = true;
-    }
-  } else if (classify(err) == Failure::kVanished) {
-    ++stats.vanished;
-    return nullptr;
-  } else {
-    failed = true;
-  }
-
-  // Optional: a kernel without cgroups, or a process gone meanwhile, leaves it empty.
-  if (read_at(pid_fd, "cgroup", kCgroupBuffer, read_buf_) == 0) {
-    p.info.cgroup =
-        sanitize_text(cgroup2_path_from_proc(std::string_view(read_buf_.data(), read_buf_.size())),
-                      kMaxCgroupPathBytes, nullptr);
-    p.info.container = container_from_cgroup(p.info.cgroup);
-  }
-
   read_lineage(root_fd, pid_fd, p.info);
-
   if (failed) {
     ++stats.pid_errors;
   }
   ++stats.attributes_read;
   auto [it, inserted] = processes_.insert_or_assign(pid, std::move(p));
   return &it->second;
+}
+
+OwnerMap::Process* OwnerMap::known_process(std::int32_t pid, bool have_start,
+                                           std::uint64_t start_ticks, bool reuse_attributes,
+                                           ScanStats& stats) {
+  const auto cached = processes_.find(pid);
+  if (cached == processes_.end()) {
+    return nullptr;
+  }
+  if (reuse_attributes && have_start && cached->second.start_ticks == start_ticks) {
+    ++stats.attributes_reused;
+    return &cached->second;
+  }
+  if (!reuse_attributes) {
+    return &cached->second;  // read earlier in this same walk
+  }
+  // A recycled pid: the old process's sockets are closed or belong to someone else.
+  drop_inodes_of(pid);
+  return nullptr;
+}
+
+bool OwnerMap::read_files(int pid_fd, ProcessInfo& info, bool& failed) {
+  auto read = [&failed](Field f) {
+    failed = failed || f == Field::kFailed;
+    return f != Field::kVanished;
+  };
+  if (!read(read_comm(pid_fd, read_buf_, info.name)) ||
+      !read(read_cmd_line(pid_fd, options_.max_cmd_line, read_buf_, info))) {
+    return false;
+  }
+  const Field status = read_real_uid(pid_fd, read_buf_, info.uid);
+  if (status == Field::kRead) {
+    info.user = user_name(info.uid);
+  }
+  if (!read(status)) {
+    return false;
+  }
+  // Optional: a kernel without cgroups, or a process gone meanwhile, leaves it empty.
+  if (read_at(pid_fd, "cgroup", kCgroupBuffer, read_buf_) == 0) {
+    info.cgroup =
+        sanitize_text(cgroup2_path_from_proc(std::string_view(read_buf_.data(), read_buf_.size())),
+                      kMaxCgroupPathBytes, nullptr);
+    info.container = container_from_cgroup(info.cgroup);
+  }
+  return true;
 }
 
 void OwnerMap::read_lineage(int root_fd, int pid_fd, ProcessInfo& info) {
@@ -683,11 +718,7 @@ void OwnerMap::read_lineage(int root_fd, int pid_fd, ProcessInfo& info) {
   auto [end, ec] = std::to_chars(path.data(), path.data() + path.size() - 8, info.ppid);
   std::memcpy(end, "/comm", 6);
   if (read_at(root_fd, path.data(), kCommBuffer, read_buf_) == 0) {
-    std::string_view comm(read_buf_.data(), read_buf_.size());
-    if (!comm.empty() && comm.back() == '\n') {
-      comm.remove_suffix(1);
-    }
-    info.parent_name = sanitize_text(comm, kMaxNameBytes, nullptr);
+    info.parent_name = comm_name(read_buf_);
   }
 }
 

@@ -131,6 +131,13 @@ class OwnerMap {
   // Returns the owning Process for `pid` (read or reused), or nullptr when it vanished.
   Process* attributes(int root_fd, int pid_fd, std::int32_t pid, bool reuse_attributes,
                       ScanStats& stats);
+  // The cached Process for `pid` when it still holds; nullptr when it must be read (a
+  // recycled pid's inodes are dropped then).
+  Process* known_process(std::int32_t pid, bool have_start, std::uint64_t start_ticks,
+                         bool reuse_attributes, ScanStats& stats);
+  // comm, cmdline, status and cgroup into `info`; false when the process vanished.
+  // `failed` is set when one could not be read or parsed.
+  bool read_files(int pid_fd, ProcessInfo& info, bool& failed);
   void read_lineage(int root_fd, int pid_fd, ProcessInfo& info);
   const std::string& user_name(std::uint32_t uid);
   void drop_inodes_of(std::int32_t pid);
