@@ -60,6 +60,29 @@ Ending ending_from_poll(bool listener, bool attempt, const SocketEntry& final) {
   return {Activity::kClose, Status::kUnknown, {}};  // how it ended cannot be told
 }
 
+// What a closing socket was: a listener, the side that connected, or an attempt whose
+// handshake never completed.
+struct Role {
+  bool listener = false;
+  bool initiated = false;
+  bool attempt = false;
+};
+
+// How a socket ended: from its destroy event's final tcp_info when it has one (which also
+// brings `totals` up to the kernel's last counters), else from what the polls saw.
+Ending ending_of(const Role& role, const SocketEntry& final_entry, bool from_destroy,
+                 std::optional<flow::Traffic>& totals) {
+  if (!from_destroy || !final_entry.has_tcp_info) {
+    return ending_from_poll(role.listener, role.attempt && !from_destroy, final_entry);
+  }
+  const flow::FinalTraffic final = flow::final_traffic(final_entry.info, role.initiated);
+  if (!final.reset) {
+    // Totals never go back, whatever the kernel zeroed at an abort.
+    totals = totals ? flow::max_of(*totals, final.totals) : final.totals;
+  }
+  return ending_from_destroy(role.listener, role.attempt, final_entry.info, final);
+}
+
 }  // namespace
 
 Tracker::Seen Tracker::Seen::of(const SocketEntry& e, bool handshake_before) {
@@ -495,27 +518,32 @@ void Tracker::close(Tracked& t, const SocketEntry& final_entry, bool from_destro
     tracked_.erase(cookie);
     return;
   }
-  const bool listener = t.last.state == netlink::kTcpListen;
-  const bool initiated = t.orientation.shape == Shape::kInitiated;
+  const flow::Observation obs = closing(t, final_entry, from_destroy, now_ms);
+  sink_(obs);
+  ++(from_destroy ? stats_.closed_by_destroy : stats_.closed_by_poll);
+  if (obs.remote.port != 0) {
+    SocketEntry written = final_entry;
+    written.remote_port = obs.remote.port;
+    closed_flows_[flow_of(written)] = generation_;
+  }
+  terminal(cookie, t.last.netns, !from_destroy, now_ms);
+  tracked_.erase(cookie);
+}
+
+flow::Observation Tracker::closing(const Tracked& t, const SocketEntry& final_entry,
+                                   bool from_destroy, std::int64_t now_ms) const {
   const netlink::TcpInfo& info = final_entry.info;
+  Role role;
+  role.listener = t.last.state == netlink::kTcpListen;
+  role.initiated = t.orientation.shape == Shape::kInitiated;
   const bool handshake = t.seen_established || t.last.handshake || info.rtt_us > 0 ||
                          info.bytes_acked > 0 || info.bytes_received > 0;
-  const bool attempt = !listener && !handshake && t.orientation.shape != Shape::kAccepted;
-  Ending end;
+  role.attempt = !role.listener && !handshake && t.orientation.shape != Shape::kAccepted;
   std::optional<flow::Traffic> totals;
   if (t.has_totals) {
     totals = t.totals.traffic();
   }
-  if (from_destroy && final_entry.has_tcp_info) {
-    const flow::FinalTraffic final = flow::final_traffic(info, initiated);
-    end = ending_from_destroy(listener, attempt, info, final);
-    if (!final.reset) {
-      // Totals never go back, whatever the kernel zeroed at an abort.
-      totals = totals ? flow::max_of(*totals, final.totals) : final.totals;
-    }
-  } else {
-    end = ending_from_poll(listener, attempt && !from_destroy, final_entry);
-  }
+  const Ending end = ending_of(role, final_entry, from_destroy, totals);
 
   flow::Observation obs = observe(t, end.activity, now_ms);
   obs.status = end.status;
@@ -536,15 +564,7 @@ void Tracker::close(Tracked& t, const SocketEntry& final_entry, bool from_destro
         flow::TrafficPeriod{flow::minus(*totals, t.reported.traffic()), t.period_start_ms, now_ms};
   }
   repair(obs, t);
-  sink_(obs);
-  ++(from_destroy ? stats_.closed_by_destroy : stats_.closed_by_poll);
-  if (obs.remote.port != 0) {
-    SocketEntry written = final_entry;
-    written.remote_port = obs.remote.port;
-    closed_flows_[flow_of(written)] = generation_;
-  }
-  terminal(cookie, t.last.netns, !from_destroy, now_ms);
-  tracked_.erase(cookie);
+  return obs;
 }
 
 void Tracker::repair(flow::Observation& obs, const Tracked& t) const {

@@ -221,6 +221,9 @@ class Tracker {
   void owe_close(Tracked& t);
   void close(Tracked& t, const netlink::SocketEntry& final_entry, bool from_destroy,
              std::int64_t now_ms);
+  // The Close (or Fail, Refuse) record of a tracked socket that ended.
+  flow::Observation closing(const Tracked& t, const netlink::SocketEntry& final_entry,
+                            bool from_destroy, std::int64_t now_ms) const;
   void terminal(std::uint64_t cookie, std::uint64_t netns, bool by_poll, std::int64_t now_ms);
   void track(const netlink::SocketEntry& entry, const flow::Orientation& o);
   void settle_baseline(Tracked& t);
