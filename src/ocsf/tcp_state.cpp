@@ -6,30 +6,6 @@
 
 namespace sockstate::ocsf {
 
-std::string_view activity_caption(Activity activity) {
-  switch (activity) {
-    case Activity::kUnknown:
-      return "Unknown";
-    case Activity::kOpen:
-      return "Open";
-    case Activity::kClose:
-      return "Close";
-    case Activity::kReset:
-      return "Reset";
-    case Activity::kFail:
-      return "Fail";
-    case Activity::kRefuse:
-      return "Refuse";
-    case Activity::kTraffic:
-      return "Traffic";
-    case Activity::kListen:
-      return "Listen";
-    case Activity::kOther:
-      return "Other";
-  }
-  return "Unknown";
-}
-
 namespace {
 
 using netlink::state_bit;

@@ -224,6 +224,19 @@ TEST(Record, SnapshotActivityTable) {
   }
 }
 
+// The contract's one-shot snapshot table, written out apart from flow's, every kernel
+// state (request and bound-inactive sockets as the states they are written as).
+TEST(Record, SnapshotActivityPerContract) {
+  const std::array<Activity, 15> want = {
+      Activity::kUnknown, Activity::kTraffic, Activity::kOpen,   Activity::kOpen,
+      Activity::kTraffic, Activity::kTraffic, Activity::kClose,  Activity::kBound,
+      Activity::kTraffic, Activity::kTraffic, Activity::kListen, Activity::kTraffic,
+      Activity::kOpen,    Activity::kBound,   Activity::kUnknown};
+  for (std::size_t state = 0; state < want.size(); ++state) {
+    EXPECT_EQ(flow::snapshot_activity(static_cast<std::uint8_t>(state)), want[state]) << state;
+  }
+}
+
 TEST(Record, OrientationAndCumulativeTraffic) {
   const auto r = parse_lines(build_golden());
   // Listener: only the local end, as dst; no direction, no counters.

@@ -32,37 +32,6 @@ TEST(TcpState, CaptionsAreTheSchemaEnum) {
   }
 }
 
-TEST(TcpState, SnapshotActivityPerContract) {
-  for (unsigned id = 0; id <= 11; ++id) {
-    Activity want = Activity::kUnknown;
-    if (id == 10) {
-      want = Activity::kListen;
-    } else if (id == 2 || id == 3) {
-      want = Activity::kOpen;
-    } else if (id == 1 || id == 8) {
-      want = Activity::kTraffic;
-    } else if (id == 4 || id == 5 || id == 6 || id == 7 || id == 9 || id == 11) {
-      want = Activity::kClose;
-    }
-    EXPECT_EQ(kernel_state_row(id).snapshot_activity, want) << "state " << id;
-  }
-  EXPECT_EQ(kernel_state_row(12).snapshot_activity, Activity::kOpen);
-  EXPECT_EQ(kernel_state_row(13).snapshot_activity, Activity::kClose);
-  EXPECT_EQ(kernel_state_row(14).snapshot_activity, Activity::kUnknown);
-}
-
-TEST(TcpState, ActivityCaptionsAreTheSchemaEnum) {
-  EXPECT_EQ(activity_caption(Activity::kUnknown), "Unknown");
-  EXPECT_EQ(activity_caption(Activity::kOpen), "Open");
-  EXPECT_EQ(activity_caption(Activity::kClose), "Close");
-  EXPECT_EQ(activity_caption(Activity::kReset), "Reset");
-  EXPECT_EQ(activity_caption(Activity::kFail), "Fail");
-  EXPECT_EQ(activity_caption(Activity::kRefuse), "Refuse");
-  EXPECT_EQ(activity_caption(Activity::kTraffic), "Traffic");
-  EXPECT_EQ(activity_caption(Activity::kListen), "Listen");
-  EXPECT_EQ(activity_caption(Activity::kOther), "Other");
-}
-
 TEST(TcpState, StateNamesAcceptCaseAndSeparators) {
   using netlink::state_bit;
   for (const char* name : {"SYN-SENT", "syn_sent", "Syn-Sent", "syn-sent"}) {

@@ -13,50 +13,34 @@ inline constexpr std::array<std::string_view, 12> kTcpStateCaptions = {
     "TIME-WAIT", "CLOSED",      "CLOSE-WAIT", "LAST-ACK",     "LISTEN",     "CLOSING",
 };
 
-// Network Activity activity_id values and their schema captions.
-enum class Activity : std::uint8_t {
-  kUnknown = 0,
-  kOpen = 1,
-  kClose = 2,
-  kReset = 3,
-  kFail = 4,
-  kRefuse = 5,
-  kTraffic = 6,
-  kListen = 7,
-  kOther = 99,
-};
-std::string_view activity_caption(Activity activity);
-
-// One row per kernel state (index = kernel idiag_state, include/net/tcp_states.h).
+// The whole kernel -> OCSF translation (output contract), index = kernel idiag_state
+// (include/net/tcp_states.h): 1..11 are the same number, 12 (TCP_NEW_SYN_RECV, request
+// sockets) is 3 SYN-RECEIVED, 13 (TCP_BOUND_INACTIVE) is 7 CLOSED; anything else is 0
+// Unknown. What a snapshot reports a state as is flow::snapshot_activity(): what a socket
+// means is flow's, how its state is written is this table's.
 struct KernelStateRow {
-  std::uint8_t tcp_state_id;   // OCSF TcpStateIdEnum
-  Activity snapshot_activity;  // what a one-shot snapshot reports a socket in this state as
+  std::uint8_t tcp_state_id;  // OCSF TcpStateIdEnum
 };
-
-// The whole kernel -> OCSF translation (output contract): 1..11 are the same number,
-// 12 (TCP_NEW_SYN_RECV, request sockets) is 3 SYN-RECEIVED, 13 (TCP_BOUND_INACTIVE) is
-// 7 CLOSED; anything else is 0 Unknown.
 inline constexpr std::array<KernelStateRow, 14> kKernelStates = {{
-    {0, Activity::kUnknown},  // 0: not a TCP state
-    {1, Activity::kTraffic},  // TCP_ESTABLISHED
-    {2, Activity::kOpen},     // TCP_SYN_SENT
-    {3, Activity::kOpen},     // TCP_SYN_RECV
-    {4, Activity::kClose},    // TCP_FIN_WAIT1
-    {5, Activity::kClose},    // TCP_FIN_WAIT2
-    {6, Activity::kClose},    // TCP_TIME_WAIT
-    {7, Activity::kClose},    // TCP_CLOSE
-    {8, Activity::kTraffic},  // TCP_CLOSE_WAIT
-    {9, Activity::kClose},    // TCP_LAST_ACK
-    {10, Activity::kListen},  // TCP_LISTEN
-    {11, Activity::kClose},   // TCP_CLOSING
-    {3, Activity::kOpen},     // TCP_NEW_SYN_RECV
-    {7, Activity::kClose},    // TCP_BOUND_INACTIVE
+    {0},   // 0: not a TCP state
+    {1},   // TCP_ESTABLISHED
+    {2},   // TCP_SYN_SENT
+    {3},   // TCP_SYN_RECV
+    {4},   // TCP_FIN_WAIT1
+    {5},   // TCP_FIN_WAIT2
+    {6},   // TCP_TIME_WAIT
+    {7},   // TCP_CLOSE
+    {8},   // TCP_CLOSE_WAIT
+    {9},   // TCP_LAST_ACK
+    {10},  // TCP_LISTEN
+    {11},  // TCP_CLOSING
+    {3},   // TCP_NEW_SYN_RECV
+    {7},   // TCP_BOUND_INACTIVE
 }};
 static_assert(kKernelStates.size() == 14, "one row per kernel TCP state 0..13");
 
 constexpr KernelStateRow kernel_state_row(unsigned kernel_state) {
-  return kernel_state < kKernelStates.size() ? kKernelStates[kernel_state]
-                                             : KernelStateRow{0, Activity::kUnknown};
+  return kernel_state < kKernelStates.size() ? kKernelStates[kernel_state] : KernelStateRow{0};
 }
 
 constexpr std::uint8_t tcp_state_id(unsigned kernel_state) {
