@@ -12,12 +12,33 @@
 namespace sockstate::cli {
 namespace {
 
-constexpr const char* kStateHelp =
-    "States to report, comma-separated (default all). Names: established, syn-sent,\n"
-    "syn-received, fin-wait-1, fin-wait-2, time-wait, closed, close-wait, last-ack,\n"
-    "listen, closing; all (every state but bound), connected (all but listen and\n"
-    "closed), bound (bound, never listened or connected: kernel >= 6.8).\n"
-    "Case-insensitive, '-' or '_'. Filtered in the kernel.";
+// Words filled into lines of at most 80 columns, as the rest of --help is laid out.
+std::string wrapped(std::string_view text) {
+  std::string out;
+  std::size_t column = 0;
+  while (!text.empty()) {
+    const auto end = text.find(' ');
+    const std::string_view word = text.substr(0, end);
+    if (column > 0 && column + 1 + word.size() > 80) {
+      out.push_back('\n');
+      column = 0;
+    } else if (column > 0) {
+      out.push_back(' ');
+      ++column;
+    }
+    out.append(word);
+    column += word.size();
+    text = end == std::string_view::npos ? std::string_view() : text.substr(end + 1);
+  }
+  return out;
+}
+
+std::string state_help() {
+  return wrapped("States to report, comma-separated (default all). Names: " + ocsf::state_names() +
+                 "; all (every state but bound), connected (all but listen and closed), bound "
+                 "(bound, never listened or connected: kernel >= 6.8). Case-insensitive, '-' "
+                 "or '_'. Filtered in the kernel.");
+}
 
 // The snapshot command's options as CLI11 leaves them: text, checked once parsing is done
 // so that each bad value gets its own message.
@@ -99,7 +120,7 @@ void add_global_options(CLI::App& app, Invocation& inv) {
 
 // The options that choose which sockets a snapshot dumps.
 void add_snapshot_filters(CLI::App& snap, SnapshotArgs& args) {
-  snap.add_option("--state", args.states, kStateHelp)->delimiter(',')->type_name("LIST");
+  snap.add_option("--state", args.states, state_help())->delimiter(',')->type_name("LIST");
   snap.add_option("--family", args.family, "Address family (default all)")
       ->check(CLI::IsMember({"inet", "inet6", "all"}))
       ->type_name("FAMILY");

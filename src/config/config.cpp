@@ -408,12 +408,6 @@ std::uint64_t as_size(const json& v, const std::string& path, const SizeRule& ru
 
 // ---- top-level keys -----------------------------------------------------------------------
 
-// The --state words of `sockstate snapshot`, as ocsf::state_mask_for_name() knows them
-// (the test holds this list to that function).
-constexpr std::string_view kStateNames =
-    "established, syn-sent, syn-received, fin-wait-1, fin-wait-2, time-wait, closed, "
-    "close-wait, last-ack, listen, closing, all, connected, bound";
-
 std::uint32_t as_states(const json& v, const std::string& path) {
   if (!v.is_array()) {
     wrong_type(path, v, "an array of state names such as [\"all\"]");
@@ -430,7 +424,7 @@ std::uint32_t as_states(const json& v, const std::string& path) {
     const auto& name = v[i].get_ref<const std::string&>();
     const auto bits = ocsf::state_mask_for_name(name);
     if (!bits) {
-      fail(at, "unknown state " + quote_text(name) + " (names: " + std::string(kStateNames) + ")");
+      fail(at, "unknown state " + quote_text(name) + " (names: " + ocsf::state_names() + ")");
     }
     mask |= *bits;
   }

@@ -13,6 +13,7 @@ using netlink::state_bit;
 struct NamedMask {
   std::string_view name;  // normalised: lower case, '_' for '-'
   std::uint32_t mask;
+  bool alias = false;  // accepted, not listed (an `ss` spelling of a listed name)
 };
 
 // Names are the contract's captions; a few `ss` spellings are accepted as well.
@@ -21,7 +22,7 @@ constexpr std::array<NamedMask, 17> kNames = {{
     {"established", state_bit(netlink::kTcpEstablished)},
     {"syn_sent", state_bit(netlink::kTcpSynSent)},
     {"syn_received", state_bit(netlink::kTcpSynRecv) | state_bit(netlink::kTcpNewSynRecv)},
-    {"syn_recv", state_bit(netlink::kTcpSynRecv) | state_bit(netlink::kTcpNewSynRecv)},
+    {"syn_recv", state_bit(netlink::kTcpSynRecv) | state_bit(netlink::kTcpNewSynRecv), true},
     {"fin_wait_1", state_bit(netlink::kTcpFinWait1)},
     {"fin_wait_2", state_bit(netlink::kTcpFinWait2)},
     {"time_wait", state_bit(netlink::kTcpTimeWait)},
@@ -29,7 +30,7 @@ constexpr std::array<NamedMask, 17> kNames = {{
     {"close_wait", state_bit(netlink::kTcpCloseWait)},
     {"last_ack", state_bit(netlink::kTcpLastAck)},
     {"listen", state_bit(netlink::kTcpListen)},
-    {"listening", state_bit(netlink::kTcpListen)},
+    {"listening", state_bit(netlink::kTcpListen), true},
     {"closing", state_bit(netlink::kTcpClosing)},
     {"all", netlink::kAllStates},
     // Every state with a peer: all but LISTEN and CLOSED (as `ss state connected`).
@@ -37,7 +38,7 @@ constexpr std::array<NamedMask, 17> kNames = {{
      netlink::kAllStates & ~state_bit(netlink::kTcpListen) & ~state_bit(netlink::kTcpClose)},
     // Bound but never listened or connected (kernel >= 6.8; reported as CLOSED).
     {"bound", netlink::kBoundInactiveStates},
-    {"bound_inactive", netlink::kBoundInactiveStates},
+    {"bound_inactive", netlink::kBoundInactiveStates, true},
 }};
 
 }  // namespace
@@ -53,6 +54,20 @@ std::optional<std::uint32_t> state_mask_for_name(std::string_view name) {
     }
   }
   return std::nullopt;
+}
+
+std::string state_names() {
+  std::string out;
+  for (const auto& entry : kNames) {
+    if (entry.alias) {
+      continue;
+    }
+    out += out.empty() ? "" : ", ";
+    for (const char c : entry.name) {
+      out.push_back(c == '_' ? '-' : c);
+    }
+  }
+  return out;
 }
 
 }  // namespace sockstate::ocsf

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <string>
+
 #include "sockstate/netlink/types.h"
 
 namespace sockstate::ocsf {
@@ -30,6 +33,21 @@ TEST(TcpState, CaptionsAreTheSchemaEnum) {
   for (std::size_t i = 0; i < std::size(expected); ++i) {
     EXPECT_EQ(kTcpStateCaptions[i], expected[i]);
   }
+}
+
+// The listed words (--help, config messages) are the words the parser takes: one list.
+TEST(TcpState, TheListedNamesAreTheKnownOnes) {
+  const std::string names = state_names();
+  EXPECT_EQ(names.rfind("established, syn-sent, syn-received, ", 0), 0U) << names;
+  std::size_t words = 0;
+  for (std::size_t at = 0; at <= names.size();) {
+    const auto end = std::min(names.find(", ", at), names.size());
+    const std::string word = names.substr(at, end - at);
+    EXPECT_TRUE(state_mask_for_name(word)) << word;
+    ++words;
+    at = end + 2;
+  }
+  EXPECT_EQ(words, 14U) << names;
 }
 
 TEST(TcpState, StateNamesAcceptCaseAndSeparators) {

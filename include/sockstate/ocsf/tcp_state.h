@@ -3,6 +3,7 @@
 #include <array>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace sockstate::ocsf {
@@ -51,5 +52,8 @@ constexpr std::uint8_t tcp_state_id(unsigned kernel_state) {
 // name (case-insensitive, '-' or '_'), or `all`, `connected`, `bound`. nullopt when the
 // word is not known.
 std::optional<std::uint32_t> state_mask_for_name(std::string_view name);
+// The words state_mask_for_name() knows, for messages and --help: "established, syn-sent,
+// ..., all, connected, bound" (its aliases left out).
+std::string state_names();
 
 }  // namespace sockstate::ocsf
