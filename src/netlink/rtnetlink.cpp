@@ -11,6 +11,7 @@
 
 #include "sockstate/netlink/dumper.h"
 #include "sockstate/netlink/types.h"
+#include "walk.h"
 
 namespace sockstate::netlink {
 namespace {
@@ -19,23 +20,10 @@ std::size_t address_size(std::uint8_t family) {
   return family == AF_INET ? 4 : family == AF_INET6 ? 16 : 0;
 }
 
-// Walks the attributes after a fixed header, calling on_attr(type, data) for each whole
-// one; false when one does not fit.
-template <typename F>
-bool walk_attributes(std::span<const std::uint8_t> payload, std::size_t header, F&& on_attr) {
-  std::size_t pos = align4(header);
-  while (pos + sizeof(nlattr) <= payload.size()) {
-    nlattr attr{};
-    std::memcpy(&attr, payload.data() + pos, sizeof attr);
-    if (attr.nla_len < sizeof(nlattr) || attr.nla_len > payload.size() - pos) {
-      return false;
-    }
-    on_attr(static_cast<unsigned>(attr.nla_type) & static_cast<unsigned>(NLA_TYPE_MASK),
-            payload.subspan(pos + sizeof(nlattr), attr.nla_len - sizeof(nlattr)));
-    pos += align4(attr.nla_len);
-  }
-  return true;
-}
+// What an rtnetlink payload is called in the walker's errors, which these decoders drop:
+// an attribute that does not fit makes the message no address at all, and bytes after
+// the last attribute too few for another are left alone.
+constexpr std::string_view kMessage = "rtnetlink message";
 
 std::optional<IfAddress> address_of(std::uint8_t family, std::span<const std::uint8_t> data) {
   const std::size_t size = address_size(family);
@@ -64,13 +52,14 @@ std::optional<IfAddress> decode_address(std::span<const std::uint8_t> payload) {
   // point-to-point link, and the only one IPv6 sends.
   std::optional<IfAddress> local;
   std::optional<IfAddress> address;
-  const bool whole = walk_attributes(payload, sizeof ifa, [&](unsigned type, auto data) {
-    if (type == IFA_LOCAL) {
-      local = address_of(ifa.ifa_family, data);
-    } else if (type == IFA_ADDRESS) {
-      address = address_of(ifa.ifa_family, data);
-    }
-  });
+  const bool whole =
+      detail::for_each_attribute(payload, sizeof ifa, kMessage, [&](unsigned type, auto data) {
+        if (type == IFA_LOCAL) {
+          local = address_of(ifa.ifa_family, data);
+        } else if (type == IFA_ADDRESS) {
+          address = address_of(ifa.ifa_family, data);
+        }
+      }).ok();
   if (!whole) {
     return std::nullopt;
   }
@@ -84,11 +73,12 @@ std::optional<IfAddress> decode_route_source(std::span<const std::uint8_t> paylo
   rtmsg rtm{};
   std::memcpy(&rtm, payload.data(), sizeof rtm);
   std::optional<IfAddress> source;
-  const bool whole = walk_attributes(payload, sizeof rtm, [&](unsigned type, auto data) {
-    if (type == RTA_PREFSRC) {
-      source = address_of(rtm.rtm_family, data);
-    }
-  });
+  const bool whole =
+      detail::for_each_attribute(payload, sizeof rtm, kMessage, [&](unsigned type, auto data) {
+        if (type == RTA_PREFSRC) {
+          source = address_of(rtm.rtm_family, data);
+        }
+      }).ok();
   return whole ? source : std::nullopt;
 }
 
@@ -103,17 +93,18 @@ std::optional<DefaultRoute> decode_default_route(std::span<const std::uint8_t> p
   }
   DefaultRoute route;
   unsigned table = rtm.rtm_table;
-  const bool whole = walk_attributes(payload, sizeof rtm, [&](unsigned type, auto data) {
-    if (type == RTA_PREFSRC) {
-      route.prefsrc = address_of(rtm.rtm_family, data);
-    } else if (type == RTA_GATEWAY) {
-      route.gateway = address_of(rtm.rtm_family, data);
-    } else if (type == RTA_TABLE && data.size() == sizeof(std::uint32_t)) {
-      std::uint32_t t = 0;
-      std::memcpy(&t, data.data(), sizeof t);
-      table = t;
-    }
-  });
+  const bool whole =
+      detail::for_each_attribute(payload, sizeof rtm, kMessage, [&](unsigned type, auto data) {
+        if (type == RTA_PREFSRC) {
+          route.prefsrc = address_of(rtm.rtm_family, data);
+        } else if (type == RTA_GATEWAY) {
+          route.gateway = address_of(rtm.rtm_family, data);
+        } else if (type == RTA_TABLE && data.size() == sizeof(std::uint32_t)) {
+          std::uint32_t t = 0;
+          std::memcpy(&t, data.data(), sizeof t);
+          table = t;
+        }
+      }).ok();
   if (!whole || table != RT_TABLE_MAIN) {
     return std::nullopt;
   }
