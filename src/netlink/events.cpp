@@ -8,9 +8,9 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 
 #include "sockstate/netlink/parser.h"
+#include "walk.h"
 
 namespace sockstate::netlink {
 namespace {
@@ -26,26 +26,22 @@ constexpr unsigned group_bit(unsigned group) {
 void parse_destroy_datagram(std::span<const std::uint8_t> datagram,
                             const std::function<void(const SocketEntry&)>& on_destroy,
                             std::uint64_t& malformed) {
-  std::size_t pos = 0;
-  while (datagram.size() - pos >= sizeof(nlmsghdr)) {
-    nlmsghdr nlh{};
-    std::memcpy(&nlh, datagram.data() + pos, sizeof nlh);
-    if (nlh.nlmsg_len < sizeof(nlmsghdr) || nlh.nlmsg_len > datagram.size() - pos) {
-      ++malformed;
-      return;
-    }
+  auto event = [&](const nlmsghdr& nlh,
+                   std::span<const std::uint8_t> payload) -> Result<detail::Walk> {
     if (nlh.nlmsg_type == SOCK_DIAG_BY_FAMILY) {
-      auto entry =
-          decode_socket(datagram.subspan(pos + NLMSG_HDRLEN, nlh.nlmsg_len - NLMSG_HDRLEN));
+      auto entry = decode_socket(payload);
       if (entry) {
         on_destroy(*entry);
       } else {
-        ++malformed;
+        ++malformed;  // one bad event: the messages after it are still events
       }
     }
-    // Never past the end: a last message whose length is not a multiple of 4, aligned,
-    // would make size - pos wrap and the loop read beyond the buffer.
-    pos += std::min<std::size_t>(align4(nlh.nlmsg_len), datagram.size() - pos);
+    return detail::Walk::kNext;
+  };
+  // A length that does not fit ends the datagram, counted once: nothing after it can be
+  // found. Bytes too few for a header after the last message hold no event to count.
+  if (auto walked = detail::for_each_message(datagram, event); !walked) {
+    ++malformed;
   }
 }
 

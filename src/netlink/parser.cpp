@@ -108,13 +108,8 @@ void apply_attribute(SocketEntry& e, unsigned type, std::span<const std::uint8_t
   }
 }
 
-// A message's length, sequence number and port id against the answer expected.
-Result<void> check_header(const nlmsghdr& nlh, std::size_t left, std::uint32_t seq,
-                          std::uint32_t portid) {
-  if (nlh.nlmsg_len < sizeof(nlmsghdr) || nlh.nlmsg_len > left) {
-    return bad_message("netlink message length " + std::to_string(nlh.nlmsg_len) +
-                       " does not fit the " + std::to_string(left) + " bytes received");
-  }
+// A message's sequence number and port id against the answer expected.
+Result<void> check_sender(const nlmsghdr& nlh, std::uint32_t seq, std::uint32_t portid) {
   if (nlh.nlmsg_seq != seq) {
     return Error{EPROTO, "netlink message with sequence " + std::to_string(nlh.nlmsg_seq) +
                              ", expected " + std::to_string(seq)};
@@ -204,27 +199,22 @@ Result<MessagesEnd> parse_messages(std::span<const std::uint8_t> datagram, std::
                                    std::uint32_t portid, bool& interrupted,
                                    const MessageCallback& on_message) {
   bool acked = false;
-  std::size_t pos = 0;
-  while (pos < datagram.size()) {
-    const std::size_t left = datagram.size() - pos;
-    if (left < sizeof(nlmsghdr)) {
-      return bad_message("truncated netlink header (" + std::to_string(left) + " bytes left)");
-    }
-    nlmsghdr nlh{};
-    std::memcpy(&nlh, datagram.data() + pos, sizeof nlh);
-    if (auto checked = check_header(nlh, left, seq, portid); !checked) {
+  bool done = false;
+  auto answer = [&](const nlmsghdr& nlh,
+                    std::span<const std::uint8_t> payload) -> Result<detail::Walk> {
+    if (auto checked = check_sender(nlh, seq, portid); !checked) {
       return checked.error();
     }
     if ((nlh.nlmsg_flags & NLM_F_DUMP_INTR) != 0) {
       interrupted = true;
     }
-    const auto payload = datagram.subspan(pos + NLMSG_HDRLEN, nlh.nlmsg_len - NLMSG_HDRLEN);
     auto control = control_of(nlh.nlmsg_type, payload);
     if (!control) {
       return control.error();
     }
     if (*control == Control::kDone) {
-      return MessagesEnd::kDone;
+      done = true;
+      return detail::Walk::kStop;
     }
     acked = acked || *control == Control::kAcked;
     if (*control == Control::kNone) {
@@ -232,7 +222,17 @@ Result<MessagesEnd> parse_messages(std::span<const std::uint8_t> datagram, std::
         return handled.error();
       }
     }
-    pos += NLMSG_ALIGN(nlh.nlmsg_len);
+    return detail::Walk::kNext;
+  };
+  auto left = detail::for_each_message(datagram, answer);
+  if (!left) {
+    return left.error();
+  }
+  if (done) {
+    return MessagesEnd::kDone;
+  }
+  if (*left != 0) {
+    return bad_message("truncated netlink header (" + std::to_string(*left) + " bytes left)");
   }
   return acked ? MessagesEnd::kAcked : MessagesEnd::kMore;
 }

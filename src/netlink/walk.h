@@ -1,6 +1,7 @@
 #pragma once
-// The one attribute walker of src/netlink (not a public header): how a message splits into
-// attributes. What an attribute means is each caller's business; only the framing is here.
+// The one netlink message loop and the one attribute walker of src/netlink (not a public
+// header): how a datagram splits into messages, and a message into attributes. What a
+// message or an attribute means is each caller's business; only the framing is here.
 
 #include <linux/netlink.h>
 
@@ -16,6 +17,44 @@
 #include "sockstate/netlink/types.h"
 
 namespace sockstate::netlink::detail {
+
+// Whether a message walk goes on after a message.
+enum class Walk : std::uint8_t { kNext, kStop };
+
+// Calls on_message(header, payload) for each whole message of `datagram`, in order, until
+// it returns Walk::kStop or an Error (which ends the walk too). A message whose
+// nlmsg_len does not fit what is left of the datagram ends it with an EBADMSG Error.
+// Returns how many bytes are left after the last message when they are too few for a
+// header: 0 for a datagram that ends with a message (or a walk that was stopped); the
+// caller says whether that is malformed. Never reads past the datagram, even when the last
+// message's length, aligned, would.
+template <typename OnMessage>
+Result<std::size_t> for_each_message(std::span<const std::uint8_t> datagram,
+                                     OnMessage&& on_message) {
+  std::size_t pos = 0;
+  while (pos < datagram.size()) {
+    const std::size_t left = datagram.size() - pos;
+    if (left < sizeof(nlmsghdr)) {
+      return left;
+    }
+    nlmsghdr nlh{};
+    std::memcpy(&nlh, datagram.data() + pos, sizeof nlh);
+    if (nlh.nlmsg_len < sizeof(nlmsghdr) || nlh.nlmsg_len > left) {
+      return Error{EBADMSG, "netlink message length " + std::to_string(nlh.nlmsg_len) +
+                                " does not fit the " + std::to_string(left) + " bytes received"};
+    }
+    Result<Walk> next =
+        on_message(nlh, datagram.subspan(pos + NLMSG_HDRLEN, nlh.nlmsg_len - NLMSG_HDRLEN));
+    if (!next) {
+      return next.error();
+    }
+    if (*next == Walk::kStop) {
+      return std::size_t{0};
+    }
+    pos += align4(nlh.nlmsg_len);
+  }
+  return std::size_t{0};
+}
 
 // Calls on_attribute(type, data) for each whole attribute after the message's fixed
 // header of `header` bytes (type without the NLA_F_NESTED and NLA_F_NET_BYTEORDER bits).

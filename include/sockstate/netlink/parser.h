@@ -16,7 +16,8 @@ enum class MessagesEnd : std::uint8_t { kMore, kDone, kAcked };
 using MessageCallback =
     std::function<Result<void>(std::uint16_t type, std::span<const std::uint8_t> payload)>;
 
-// The one netlink message loop, for sock_diag and rtnetlink alike. Strict: a message
+// How every answer to a request is read, for sock_diag and rtnetlink alike (on the one
+// message walker of src/netlink, which the destroy events' parser shares). Strict: a message
 // with another sequence number or port id (portid 0 accepts any), a truncated message,
 // an NLMSG_ERROR, or an NLMSG_DONE carrying an errno ends it with an Error; NLM_F_DUMP_INTR
 // sets `interrupted`. Every other message (type >= NLMSG_MIN_TYPE) goes to on_message,
