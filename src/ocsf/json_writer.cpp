@@ -4,40 +4,10 @@
 #include <charconv>
 #include <cstring>
 
+#include "sockstate/common/utf8.h"
+
 namespace sockstate::ocsf {
 namespace {
-
-// Length of the valid UTF-8 sequence starting at s[i], or 0 when it is not valid
-// (overlong forms, surrogates and code points past U+10FFFF are invalid, RFC 3629).
-std::size_t utf8_sequence_length(std::string_view s, std::size_t i) {
-  const auto b0 = static_cast<unsigned char>(s[i]);
-  std::size_t len = 0;
-  unsigned lo = 0x80;
-  unsigned hi = 0xBF;
-  if (b0 >= 0xC2 && b0 <= 0xDF) {
-    len = 2;
-  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-    len = 3;
-    lo = b0 == 0xE0 ? 0xA0 : 0x80;
-    hi = b0 == 0xED ? 0x9F : 0xBF;
-  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-    len = 4;
-    lo = b0 == 0xF0 ? 0x90 : 0x80;
-    hi = b0 == 0xF4 ? 0x8F : 0xBF;
-  } else {
-    return 0;
-  }
-  if (i + len > s.size()) {
-    return 0;
-  }
-  for (std::size_t k = 1; k < len; ++k) {
-    const auto b = static_cast<unsigned char>(s[i + k]);
-    if (b < (k == 1 ? lo : 0x80U) || b > (k == 1 ? hi : 0xBFU)) {
-      return 0;
-    }
-  }
-  return len;
-}
 
 // Bytes a JSON string cannot hold as they are: controls, '"', '\\', and everything past
 // ASCII (checked as UTF-8 on the slow path).
@@ -68,7 +38,7 @@ void append_json_string(std::string& out, std::string_view s) {
     }
     const auto c = static_cast<unsigned char>(s[i]);
     if (c >= 0x80) {
-      const std::size_t len = utf8_sequence_length(s, i);
+      const std::size_t len = utf8_length(s, i);
       if (len == 0) {
         out.append("\xEF\xBF\xBD");  // U+FFFD REPLACEMENT CHARACTER
         ++i;

@@ -18,6 +18,7 @@
 
 #include "proc_files.h"
 #include "sockstate/common/fd.h"
+#include "sockstate/common/utf8.h"
 #include "sockstate/proc/cgroup.h"
 #include "sockstate/proc/users.h"
 
@@ -220,35 +221,6 @@ std::int64_t read_btime(int root_fd) {
 
 // Appends the UTF-8 encoding of U+FFFD.
 constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
-
-// The length of the well-formed UTF-8 sequence at s[i] (Unicode table 3-7), or 0.
-std::size_t utf8_length(std::string_view s, std::size_t i) {
-  const auto b = static_cast<unsigned char>(s[i]);
-  auto cont = [&s, i](std::size_t k, unsigned lo, unsigned hi) {
-    if (i + k >= s.size()) {
-      return false;
-    }
-    const auto c = static_cast<unsigned char>(s[i + k]);
-    return c >= lo && c <= hi;
-  };
-  if (b < 0x80) {
-    return 1;
-  }
-  if (b >= 0xC2 && b <= 0xDF) {
-    return cont(1, 0x80, 0xBF) ? 2 : 0;
-  }
-  if (b >= 0xE0 && b <= 0xEF) {
-    const unsigned lo = b == 0xE0 ? 0xA0 : 0x80;  // overlong
-    const unsigned hi = b == 0xED ? 0x9F : 0xBF;  // surrogates
-    return cont(1, lo, hi) && cont(2, 0x80, 0xBF) ? 3 : 0;
-  }
-  if (b >= 0xF0 && b <= 0xF4) {
-    const unsigned lo = b == 0xF0 ? 0x90 : 0x80;  // overlong
-    const unsigned hi = b == 0xF4 ? 0x8F : 0xBF;  // above U+10FFFF
-    return cont(1, lo, hi) && cont(2, 0x80, 0xBF) && cont(3, 0x80, 0xBF) ? 4 : 0;
-  }
-  return 0;
-}
 
 }  // namespace
 
