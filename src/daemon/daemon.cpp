@@ -372,6 +372,9 @@ struct Daemon::State {
   // while connected; another sink is down while its writes fail (a full disk, journald
   // gone) and up again once one succeeds.
   void log_sink_transitions() {
+    for (const auto& [name, text] : sinks.take_notices()) {
+      spdlog::warn("sink {}: {}", name, text);
+    }
     for (const auto& [name, reason] : sinks.take_failure_kinds()) {
       spdlog::warn("sink {}: records dropped: {} (logged once for each kind; every one is counted)",
                    name, reason);

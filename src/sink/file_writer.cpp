@@ -79,6 +79,17 @@ class FileWriter final : public Writer {
     if (!fd_.valid() && !retry_open(core)) {
       return Delivery::kDropped;
     }
+    if (deleted()) {
+      // Written on, the records would go into a file no one can read and be counted as
+      // written: the path gets a new file (one fstat() a record; a write() is one too).
+      fd_.reset();
+      if (auto opened = open_file(); !opened) {
+        fail_open(core, opened.error());
+        return Delivery::kDropped;
+      }
+      core.count_reopen();
+      core.notice(path_ + " was deleted: a new file was made there");
+    }
     // Rotate before a write that would take the file past rotate_bytes, unless the file is
     // empty: a record bigger than rotate_bytes gets a file to itself.
     if (rotate_bytes_ > 0 && regular_ && size_ > 0 && size_ + record.size() > rotate_bytes_) {
@@ -129,6 +140,13 @@ class FileWriter final : public Writer {
     size_ = static_cast<std::uint64_t>(out->size);
     fd_ = std::move(out->fd);
     return {};
+  }
+
+  // The file has no name any more (unlinked, not renamed: a rename keeps its link, and
+  // logrotate's SIGHUP reopens the path).
+  [[nodiscard]] bool deleted() const {
+    struct stat st {};
+    return regular_ && ::fstat(fd_.get(), &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 0;
   }
 
   // A file we created but could not give the configured mode or group is removed, so that

@@ -303,6 +303,16 @@ SinkStats QueuedSink::stats() const {
   return s;
 }
 
+void SinkCore::notice(std::string text) {
+  std::lock_guard lock(error_mutex_);
+  notices_.push_back(std::move(text));
+}
+
+std::vector<std::string> QueuedSink::take_notices() {
+  std::lock_guard lock(core_.error_mutex_);
+  return std::exchange(core_.notices_, {});
+}
+
 std::string QueuedSink::last_error() const {
   std::lock_guard lock(core_.error_mutex_);
   return core_.last_error_;

@@ -63,6 +63,8 @@ class SinkCore {
   void count_error(const Error& error);
   void count_reconnect() { reconnects_.fetch_add(1, std::memory_order_relaxed); }
   void count_reopen() { reopens_.fetch_add(1, std::memory_order_relaxed); }
+  // A line for the daemon's log (Sink::take_notices()).
+  void notice(std::string text);
   // Socket sinks: whether a connection is up now (stats().connected).
   void set_connected(bool up) { connected_.store(up ? 1 : 0, std::memory_order_relaxed); }
 
@@ -101,6 +103,7 @@ class SinkCore {
 
   mutable std::mutex error_mutex_;
   std::string last_error_;
+  std::vector<std::string> notices_;  // under error_mutex_
 };
 
 // The fate of one record handed to a Writer.
@@ -156,6 +159,7 @@ class QueuedSink final : public Sink {
   }
   [[nodiscard]] SinkStats stats() const override;
   [[nodiscard]] std::string last_error() const override;
+  std::vector<std::string> take_notices() override;
 
  private:
   void run();

@@ -133,6 +133,16 @@ std::vector<std::pair<std::string, std::string>> SinkSet::take_failure_kinds() {
   return out;
 }
 
+std::vector<std::pair<std::string, std::string>> SinkSet::take_notices() {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (auto& e : live_) {
+    for (auto& text : e.sink->take_notices()) {
+      out.emplace_back(e.sink->name(), std::move(text));
+    }
+  }
+  return out;
+}
+
 void SinkSet::reopen() {
   for (auto& e : live_) {
     e.sink->reopen();

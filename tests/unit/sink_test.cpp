@@ -778,6 +778,30 @@ TEST(FileSink, AFailedReopenIsRetriedUntilThePathWorksAgain) {
   EXPECT_EQ(seqs.size(), s.written - 1);
 }
 
+// The file removed (not renamed) under the sink: the next record makes a new file at the
+// path, with one notice, and no record is counted written into the unlinked one.
+TEST(FileSink, ADeletedFileIsMadeAgainAndNothingGoesIntoTheOldOne) {
+  TempDir dir;
+  const auto path = dir / "s.jsonl";
+  auto sink = make_sink(file_config(path));
+  ASSERT_TRUE(sink->start());
+  sink->submit(record(0));
+  ASSERT_TRUE(eventually([&] { return sink->stats().written == 1; }));
+  ASSERT_TRUE(fs::remove(path));
+  for (int i = 1; i <= 5; ++i) {
+    sink->submit(record(i));
+  }
+  ASSERT_TRUE(eventually([&] { return sink->stats().written == 6; }));
+  sink->stop(5s);
+  EXPECT_EQ(seqs_of(read_file(path)), (std::vector<int>{1, 2, 3, 4, 5}));
+  EXPECT_EQ(sink->stats().reopens, 1U);
+  EXPECT_EQ(sink->stats().dropped, 0U);
+  const auto notices = sink->take_notices();
+  ASSERT_EQ(notices.size(), 1U);
+  EXPECT_NE(notices[0].find("was deleted"), std::string::npos) << notices[0];
+  EXPECT_TRUE(sink->take_notices().empty()) << "each notice once";
+}
+
 // ---- the unix and tcp sinks -------------------------------------------------------------
 
 // Delivery, then the shipper goes away: records wait in the queue (the overflow is dropped

@@ -101,6 +101,10 @@ class Sink {
   // such as "Local: Message timed out"), for the daemon to log the first of each kind.
   // Returns each kind once, the first time it is called after the kind first occurred.
   virtual std::vector<std::string> take_failure_kinds() { return {}; }
+
+  // What the sink did of its own accord that an operator should hear of, once each (a file
+  // sink whose file was deleted made it again), since the last call.
+  virtual std::vector<std::string> take_notices() { return {}; }
 };
 
 // The sink a configuration entry describes (not started).

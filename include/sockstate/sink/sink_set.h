@@ -72,6 +72,8 @@ class SinkSet {
   static constexpr std::size_t kPaceWindowBytes = std::size_t{1} << 20;
   // Sink::take_failure_kinds() of every live sink: (sink name, reason) pairs.
   std::vector<std::pair<std::string, std::string>> take_failure_kinds();
+  // Sink::take_notices() of every live sink: (sink name, text) pairs.
+  std::vector<std::pair<std::string, std::string>> take_notices();
 
   // SIGHUP: every live sink reopens its file.
   void reopen();
