@@ -123,24 +123,24 @@ std::size_t SinkSet::room_to_half(std::size_t record_bytes) const {
   });
 }
 
-std::vector<std::pair<std::string, std::string>> SinkSet::take_failure_kinds() {
+// (sink name, text) for every text `take` returns of each live sink.
+std::vector<std::pair<std::string, std::string>> SinkSet::take_each(
+    std::vector<std::string> (Sink::*take)()) {
   std::vector<std::pair<std::string, std::string>> out;
   for (auto& e : live_) {
-    for (auto& reason : e.sink->take_failure_kinds()) {
-      out.emplace_back(e.sink->name(), std::move(reason));
+    for (auto& text : (*e.sink.*take)()) {
+      out.emplace_back(e.sink->name(), std::move(text));
     }
   }
   return out;
 }
 
+std::vector<std::pair<std::string, std::string>> SinkSet::take_failure_kinds() {
+  return take_each(&Sink::take_failure_kinds);
+}
+
 std::vector<std::pair<std::string, std::string>> SinkSet::take_notices() {
-  std::vector<std::pair<std::string, std::string>> out;
-  for (auto& e : live_) {
-    for (auto& text : e.sink->take_notices()) {
-      out.emplace_back(e.sink->name(), std::move(text));
-    }
-  }
-  return out;
+  return take_each(&Sink::take_notices);
 }
 
 void SinkSet::reopen() {

@@ -93,6 +93,8 @@ class SinkSet {
   [[nodiscard]] const Sink& at(std::size_t i) const { return *live_[i].sink; }
 
  private:
+  std::vector<std::pair<std::string, std::string>> take_each(
+      std::vector<std::string> (Sink::*take)());
   // The least of room_of(stats, limit) over the live sinks but disconnected socket sinks;
   // SIZE_MAX with none.
   template <typename RoomOf>
