@@ -269,13 +269,13 @@ Result<std::optional<proc::ScanStats>> Attributor::scan() {
   return std::optional<proc::ScanStats>(*scanned);
 }
 
-flow::Owner Attributor::owner_of(const netlink::SocketEntry& e, bool uid_known,
+flow::Owner Attributor::owner_of(const flow::SocketFacts& e,
                                  const proc::Container* netns_container) {
   flow::Owner owner;
   owner.netns = e.netns;
   owner.netns_container = netns_container;
   owner.process = owners_ && e.inode != 0 ? owners_->owner(e.inode) : nullptr;
-  owner.user = uid_known ? &users_.lookup(e.uid) : nullptr;
+  owner.user = e.uid ? &users_.lookup(*e.uid) : nullptr;
   owner.cgroup = cgroups_.resolve(e.cgroup_id);
   return owner;
 }

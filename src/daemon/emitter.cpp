@@ -86,7 +86,7 @@ void Emitter::flush() {
 
 void Emitter::write_now(const flow::Observation& observed) {
   flow::Observation obs = observed;
-  obs.owner = attributor_->owner_of(obs.socket, obs.uid_known, container_of_(obs.socket.netns));
+  obs.owner = attributor_->owner_of(obs.socket, container_of_(obs.socket.netns));
   obs.timezone_offset_min = timezone_.at(obs.time_ms);
   ++by_activity_[static_cast<std::size_t>(obs.activity)];
   record_.clear();

@@ -63,6 +63,27 @@ RepairedEndpoints repair_endpoints(const Endpoint& local, const Endpoint& remote
   return r;
 }
 
+SocketFacts facts_of(const netlink::SocketEntry& e, bool live, bool uid_known) {
+  SocketFacts f;
+  f.protocol = e.protocol;
+  f.state = e.state;
+  f.cookie = e.cookie;
+  // TIME-WAIT and request sockets carry inode 0 and uid 0 of nobody (see SocketEntry).
+  f.inode = e.full_socket ? e.inode : 0;
+  if (uid_known) {
+    f.uid = e.uid;
+  }
+  f.cgroup_id = e.cgroup_id;
+  f.netns = e.netns;
+  if (e.full_socket && live) {
+    f.queues = SocketFacts::Queues{e.recv_q, e.send_q};
+  }
+  if (e.has_tcp_info && e.state != netlink::kTcpListen) {
+    f.path = SocketFacts::Path{e.info.rtt_us, e.info.total_retrans};
+  }
+  return f;
+}
+
 Observation observe_snapshot(const netlink::SocketEntry& e, const Orientation& o,
                              std::int64_t now_ms) {
   Observation obs;
@@ -70,9 +91,7 @@ Observation observe_snapshot(const netlink::SocketEntry& e, const Orientation& o
   // A TIME-WAIT socket exists only after both FINs were acknowledged: an orderly end.
   obs.status = Status::kSuccess;
   obs.time_ms = now_ms;
-  obs.socket = e;
-  obs.live = true;
-  obs.uid_known = e.full_socket;
+  obs.socket = facts_of(e, true, e.full_socket);
   obs.orientation = o;
   obs.local = local_endpoint(e);
   obs.remote = remote_endpoint(e);

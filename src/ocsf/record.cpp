@@ -772,7 +772,7 @@ void RecordBuilder::write_observables(JsonWriter& w, const flow::Observation& ob
 }
 
 void RecordBuilder::write_unmapped(JsonWriter& w, const flow::Observation& obs) {
-  const netlink::SocketEntry& e = obs.socket;
+  const flow::SocketFacts& e = obs.socket;
   w.begin_object("unmapped");
   if (e.state < state_json_.size()) {
     w.raw_members(state_json_[e.state]);
@@ -784,16 +784,16 @@ void RecordBuilder::write_unmapped(JsonWriter& w, const flow::Observation& obs) 
     w.field("previous_tcp_state_id", static_cast<int>(previous));
     w.field_ascii("previous_tcp_state", kTcpStateCaptions[previous]);
   }
-  if (e.full_socket && e.inode != 0) {
+  if (e.inode != 0) {
     w.field("inode", e.inode);
   }
-  if (e.full_socket && obs.live) {
-    w.field("recv_q", e.recv_q);
-    w.field("send_q", e.send_q);
+  if (e.queues) {
+    w.field("recv_q", e.queues->recv);
+    w.field("send_q", e.queues->send);
   }
-  if (e.has_tcp_info && e.state != netlink::kTcpListen) {
-    w.field("rtt_us", e.info.rtt_us);
-    w.field("total_retrans", e.info.total_retrans);
+  if (e.path) {
+    w.field("rtt_us", e.path->rtt_us);
+    w.field("total_retrans", e.path->total_retrans);
   }
   if (obs.local_inferred) {
     w.field("src_ip_inferred", true);

@@ -57,7 +57,7 @@ struct Run {
     flow::Observation obs =
         flow::observe_snapshot(e, flow::orient(e, view.listeners(), perimeter), now_ms);
     obs.timezone_offset_min = timezone_offset;
-    obs.owner = attributor.owner_of(e, obs.uid_known, container);
+    obs.owner = attributor.owner_of(obs.socket, container);
     obs.owner.netns = owned_here ? 0 : e.netns;
     stats.with_owner += obs.owner.process != nullptr ? 1 : 0;
     if (options.table) {

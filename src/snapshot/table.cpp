@@ -56,11 +56,10 @@ void append_table_header(std::string& out) {
 }
 
 void append_table_row(const flow::Observation& obs, std::string& out) {
-  const netlink::SocketEntry& e = obs.socket;
+  const flow::SocketFacts& e = obs.socket;
   cell(out, ocsf::kTcpStateCaptions[ocsf::tcp_state_id(e.state)], kState);
-  const bool queues = e.full_socket;
-  cell(out, queues ? std::to_string(e.recv_q) : "-", kQueue, true);
-  cell(out, queues ? std::to_string(e.send_q) : "-", kQueue, true);
+  cell(out, e.queues ? std::to_string(e.queues->recv) : "-", kQueue, true);
+  cell(out, e.queues ? std::to_string(e.queues->send) : "-", kQueue, true);
   cell(out, endpoint(obs.local, true), kEndpoint);
   cell(out, endpoint(obs.remote, true), kEndpoint);
   const proc::ProcessInfo* p = obs.owner.process;

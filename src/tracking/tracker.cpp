@@ -212,15 +212,16 @@ bool Tracker::wants_info(const SocketEntry& entry) const {
   return entry.state != netlink::kTcpClose && entry.state != netlink::kTcpListen;  // Open
 }
 
-flow::Observation Tracker::observe(const Tracked& t, Activity activity, std::int64_t now_ms) const {
+flow::Observation Tracker::observe(const Tracked& t, Activity activity, std::int64_t now_ms,
+                                   bool live) const {
   flow::Observation obs;
   obs.activity = activity;
   obs.time_ms = now_ms;
-  obs.socket = t.last.entry();
-  obs.uid_known = t.uid_known;
+  const SocketEntry last = t.last.entry();
+  obs.socket = flow::facts_of(last, live, t.uid_known);
   obs.orientation = t.orientation;
-  obs.local = flow::local_endpoint(obs.socket);
-  obs.remote = flow::remote_endpoint(obs.socket);
+  obs.local = flow::local_endpoint(last);
+  obs.remote = flow::remote_endpoint(last);
   if (t.has_totals && t.orientation.connected()) {
     obs.cumulative = t.totals.traffic();
   }
@@ -312,12 +313,11 @@ void Tracker::close_remnant(const Pending& p) {
   Tracked t;
   t.last = Seen::of(p.entry, false);
   t.orientation = p.orientation;
-  flow::Observation obs = observe(t, Activity::kClose, poll_ms_);
+  flow::Observation obs = observe(t, Activity::kClose, poll_ms_, false);
   const Ending end = ending_from_poll(false, false, p.entry);
   obs.status = end.status;
   obs.status_detail = end.detail;
   obs.end_ms = poll_ms_;
-  obs.live = false;
   sink_(obs);
   ++stats_.closed_by_poll;
   terminal(p.entry.cookie, p.entry.netns, true, poll_ms_);
@@ -545,33 +545,34 @@ flow::Observation Tracker::closing(const Tracked& t, const SocketEntry& final_en
   }
   const Ending end = ending_of(role, final_entry, from_destroy, totals);
 
-  flow::Observation obs = observe(t, end.activity, now_ms);
+  flow::Observation obs = observe(t, end.activity, now_ms, false);
   obs.status = end.status;
   obs.status_detail = end.detail;
   obs.start_ms = t.start_ms;
   obs.end_ms = now_ms;
-  obs.live = false;
-  obs.socket = final_entry;
   // What a destroy event lacks comes from what the polls saw under the same cookie.
-  obs.socket.inode = t.last.inode;
-  obs.socket.uid = t.last.uid;
-  obs.socket.cgroup_id = final_entry.cgroup_id != 0 ? final_entry.cgroup_id : t.last.cgroup_id;
-  obs.socket.full_socket = t.last.full_socket || final_entry.full_socket;
-  obs.socket.netns = t.last.netns;
+  SocketEntry merged = final_entry;
+  merged.inode = t.last.inode;
+  merged.uid = t.last.uid;
+  merged.cgroup_id = final_entry.cgroup_id != 0 ? final_entry.cgroup_id : t.last.cgroup_id;
+  merged.full_socket = t.last.full_socket || final_entry.full_socket;
+  merged.netns = t.last.netns;
+  obs.socket = flow::facts_of(merged, false, t.uid_known);
   if (t.orientation.connected() && totals) {
     obs.cumulative = *totals;
     obs.traffic =
         flow::TrafficPeriod{flow::minus(*totals, t.reported.traffic()), t.period_start_ms, now_ms};
   }
-  repair(obs, t);
+  repair(obs, t, final_entry);
   return obs;
 }
 
-void Tracker::repair(flow::Observation& obs, const Tracked& t) const {
-  const flow::Endpoint remote = flow::remote_endpoint(obs.socket);
+void Tracker::repair(flow::Observation& obs, const Tracked& t,
+                     const SocketEntry& final_entry) const {
+  const flow::Endpoint remote = flow::remote_endpoint(final_entry);
   const SocketEntry last = t.last.entry();
   auto r =
-      flow::repair_endpoints(flow::local_endpoint(obs.socket), remote, flow::local_endpoint(last),
+      flow::repair_endpoints(flow::local_endpoint(final_entry), remote, flow::local_endpoint(last),
                              flow::remote_endpoint(last), [&]() -> std::optional<flow::Address> {
                                if (!options_.route_source || !obs.orientation.connected()) {
                                  return std::nullopt;

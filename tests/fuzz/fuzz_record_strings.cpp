@@ -106,8 +106,8 @@ void fill_numbers(FuzzedDataProvider& in, flow::Observation& obs) {
   obs.start_ms = in.ConsumeIntegral<std::int64_t>();
   obs.end_ms = in.ConsumeIntegral<std::int64_t>();
   obs.previous_state = in.ConsumeIntegralInRange<int>(-1, 255);
-  obs.live = in.ConsumeBool();
-  obs.uid_known = in.ConsumeBool();
+  const bool live = in.ConsumeBool();
+  const bool uid_known = in.ConsumeBool();
   obs.local_inferred = in.ConsumeBool();
   auto& o = obs.orientation;
   o.shape = static_cast<flow::Orientation::Shape>(in.ConsumeIntegralInRange<int>(0, 3));
@@ -115,13 +115,14 @@ void fill_numbers(FuzzedDataProvider& in, flow::Observation& obs) {
   o.boundary = static_cast<flow::Boundary>(in.ConsumeIntegralInRange<int>(0, 3));
   o.observation_point = in.PickValueInArray(kPoints);
   o.assignment_known = in.ConsumeBool();
-  auto& s = obs.socket;
+  netlink::SocketEntry s;
   s.state = in.ConsumeIntegral<std::uint8_t>();
   s.cookie = in.ConsumeIntegral<std::uint64_t>();
   s.inode = in.ConsumeIntegral<std::uint32_t>();
   s.full_socket = in.ConsumeBool();
   s.has_tcp_info = in.ConsumeBool();
   s.info.rtt_us = in.ConsumeIntegral<std::uint32_t>();
+  obs.socket = flow::facts_of(s, live, uid_known);
   obs.local = {address(in), in.ConsumeIntegral<std::uint16_t>()};
   obs.remote = {address(in), in.ConsumeIntegral<std::uint16_t>()};
   if (in.ConsumeBool()) {

@@ -333,9 +333,59 @@ TEST(Snapshot, ObservationOfALiveSocket) {
   EXPECT_EQ(obs.cumulative, (Traffic{100, 51, 5, 4}));
   EXPECT_FALSE(obs.traffic);
   EXPECT_EQ(obs.start_ms, 0);
-  EXPECT_TRUE(obs.uid_known);
+  EXPECT_TRUE(obs.socket.uid);
   EXPECT_EQ(obs.time_ms, 1234);
 }
 
 }  // namespace
+// What a record may say of a socket is decided once, from the kernel's entry: a minisocket's
+// inode and uid are nobody's, a destroyed socket's queues mean nothing, a listener has no
+// path to measure.
+TEST(SocketFacts, OnlyWhatTheKernelsEntryMeans) {
+  SocketEntry e = entry(AF_INET, netlink::kTcpEstablished, "10.0.0.5", 40000, "192.0.2.10", 443);
+  e.full_socket = true;
+  e.inode = 77;
+  e.uid = 1000;
+  e.recv_q = 3;
+  e.send_q = 4;
+  e.cgroup_id = 9;
+  e.netns = 4026531840U;
+  e.cookie = 0x2001;
+  e.has_tcp_info = true;
+  e.info.rtt_us = 250;
+  e.info.total_retrans = 2;
+  const SocketFacts live = facts_of(e, true, true);
+  EXPECT_EQ(live.protocol, 6);
+  EXPECT_EQ(live.state, netlink::kTcpEstablished);
+  EXPECT_EQ(live.cookie, 0x2001U);
+  EXPECT_EQ(live.inode, 77U);
+  EXPECT_EQ(live.uid, 1000U);
+  EXPECT_EQ(live.cgroup_id, 9U);
+  EXPECT_EQ(live.netns, 4026531840U);
+  ASSERT_TRUE(live.queues);
+  EXPECT_EQ(live.queues->recv, 3U);
+  EXPECT_EQ(live.queues->send, 4U);
+  ASSERT_TRUE(live.path);
+  EXPECT_EQ(live.path->rtt_us, 250U);
+  EXPECT_EQ(live.path->total_retrans, 2U);
+
+  const SocketFacts destroyed = facts_of(e, false, false);
+  EXPECT_FALSE(destroyed.queues);
+  EXPECT_FALSE(destroyed.uid);
+  EXPECT_EQ(destroyed.inode, 77U);
+
+  SocketEntry minisocket = e;
+  minisocket.full_socket = false;
+  minisocket.state = netlink::kTcpTimeWait;
+  const SocketFacts tw = facts_of(minisocket, true, false);
+  EXPECT_EQ(tw.inode, 0U);
+  EXPECT_FALSE(tw.queues);
+
+  SocketEntry listener = e;
+  listener.state = netlink::kTcpListen;
+  EXPECT_FALSE(facts_of(listener, true, true).path);
+  listener.protocol = 17;
+  EXPECT_EQ(facts_of(listener, true, true).protocol, 17);
+}
+
 }  // namespace sockstate::flow

@@ -115,8 +115,8 @@ std::string build_golden() {
   for (const auto& e : entries) {
     Observation obs = flow::observe_snapshot(e, flow::orient(e, listeners, perimeter), kNow);
     obs.timezone_offset_min = 60;
-    if (obs.uid_known) {
-      obs.owner.user = &users.lookup(e.uid);
+    if (obs.socket.uid) {
+      obs.owner.user = &users.lookup(*obs.socket.uid);
     }
     builder.append(obs, out);
   }
@@ -326,9 +326,10 @@ TEST(Record, ObservablesIndexWhatIsPresent) {
   RecordBuilder builder(std::move(c));
   std::string out;
   Observation obs;
-  obs.socket = entry(AF_INET, 1, "10.0.0.5", 1, "10.0.0.6", 2, 7);
-  obs.local = flow::local_endpoint(obs.socket);
-  obs.remote = flow::remote_endpoint(obs.socket);
+  const SocketEntry e = entry(AF_INET, 1, "10.0.0.5", 1, "10.0.0.6", 2, 7);
+  obs.socket = flow::facts_of(e, true, false);
+  obs.local = flow::local_endpoint(e);
+  obs.remote = flow::remote_endpoint(e);
   builder.append(obs, out);
   EXPECT_FALSE(json::parse(out).contains("observables"));
 }
@@ -343,8 +344,7 @@ std::string build_daemon_golden() {
   Observation open;
   open.activity = Activity::kOpen;
   open.time_ms = kNow;
-  open.socket = e;
-  open.uid_known = true;
+  open.socket = flow::facts_of(e, true, true);
   open.orientation = flow::orient(e, flow::ListenerTable{}, flow::Perimeter{&host_addresses()});
   open.local = flow::local_endpoint(e);
   open.remote = flow::remote_endpoint(e);
@@ -367,7 +367,7 @@ std::string build_daemon_golden() {
   close.time_ms = kNow + 61000;
   close.start_ms = kNow;
   close.end_ms = kNow + 61000;
-  close.live = false;
+  close.socket.queues.reset();  // a terminal record's queues mean nothing
   close.socket.state = netlink::kTcpClose;
   close.local.ip = flow::normalized_address(AF_INET, testing::raw_address(AF_INET, "10.0.0.5"));
   close.local_inferred = true;
@@ -383,8 +383,7 @@ std::string build_daemon_golden() {
   fail.status = Status::kFailure;
   fail.time_ms = kNow;
   fail.end_ms = kNow;
-  fail.live = false;
-  fail.socket = f;
+  fail.socket = flow::facts_of(f, false, false);
   fail.socket.state = netlink::kTcpClose;
   fail.orientation = flow::orient(f, flow::ListenerTable{}, flow::Perimeter{&host_addresses()});
   fail.local = flow::local_endpoint(f);
@@ -446,10 +445,11 @@ TEST(Record, AnUnrepairedEndpointHasNoIp) {
   RecordBuilder builder(golden_context());
   Observation obs;
   obs.activity = Activity::kFail;
-  obs.socket = entry(AF_INET, 7, "0.0.0.0", 40000, "192.0.2.10", 443, 7);
+  const SocketEntry e = entry(AF_INET, 7, "0.0.0.0", 40000, "192.0.2.10", 443, 7);
+  obs.socket = flow::facts_of(e, true, false);
   obs.orientation.shape = flow::Orientation::Shape::kInitiated;
-  obs.local = flow::local_endpoint(obs.socket);
-  obs.remote = flow::remote_endpoint(obs.socket);
+  obs.local = flow::local_endpoint(e);
+  obs.remote = flow::remote_endpoint(e);
   std::string out;
   builder.append(obs, out);
   const json r = json::parse(out);
@@ -471,7 +471,7 @@ TEST(Record, CorrelationUidPerSocket) {
 TEST(Record, SequenceContinuesAcrossCalls) {
   RecordBuilder builder(golden_context());
   Observation obs;
-  obs.socket = entry(AF_INET, 1, "10.0.0.5", 1, "10.0.0.6", 2, 7);
+  obs.socket = flow::facts_of(entry(AF_INET, 1, "10.0.0.5", 1, "10.0.0.6", 2, 7), true, false);
   std::string out;
   for (int i = 0; i < 3; ++i) {
     builder.append(obs, out);
@@ -484,7 +484,7 @@ TEST(Record, HostStringsAreEscaped) {
   c.host.hostname = "we\"b\n\xff";
   RecordBuilder builder(std::move(c));
   Observation obs;
-  obs.socket = entry(AF_INET, 1, "10.0.0.5", 1, "10.0.0.6", 2, 7);
+  obs.socket = flow::facts_of(entry(AF_INET, 1, "10.0.0.5", 1, "10.0.0.6", 2, 7), true, false);
   std::string out;
   builder.append(obs, out);
   ASSERT_EQ(std::count(out.begin(), out.end(), '\n'), 1);

@@ -193,7 +193,7 @@ TEST_F(TrackerTest, ChangesAfterTheBaseline) {
   EXPECT_EQ(ev[2].start_ms, 0);
   EXPECT_EQ(ev[2].time_ms, 3000);
   EXPECT_EQ(ev[2].orientation.shape, Shape::kInitiated);
-  EXPECT_TRUE(ev[2].uid_known);
+  EXPECT_TRUE(ev[2].socket.uid);
   // One gone, found by a poll (no destroy events here).
   poll(4000, {listener(22, 1), listener(80, 4), inbound(8, 2), outbound(2, 5)});
   ev = take();
@@ -201,7 +201,7 @@ TEST_F(TrackerTest, ChangesAfterTheBaseline) {
   EXPECT_EQ(ev[0].activity, Activity::kClose);
   EXPECT_EQ(ev[0].socket.cookie, 3U);
   EXPECT_EQ(ev[0].status, Status::kUnknown) << "how it ended cannot be told";
-  EXPECT_FALSE(ev[0].live);
+  EXPECT_FALSE(ev[0].socket.queues);
   EXPECT_EQ(ev[0].time_ms, 4000);
   EXPECT_EQ(tracker_.stats().closed_by_poll, 1U);
 }
@@ -222,8 +222,7 @@ TEST_F(TrackerTest, DestroyClosesOnceWithFinalDeltaAndPollOwner) {
   EXPECT_EQ(c.end_ms, 2500);
   EXPECT_EQ(c.socket.inode, 1002U) << "owner from the poll";
   EXPECT_EQ(c.socket.uid, 33U);
-  EXPECT_TRUE(c.uid_known);
-  EXPECT_FALSE(c.live) << "no queues from a destroyed socket";
+  EXPECT_FALSE(c.socket.queues) << "no queues from a destroyed socket";
   EXPECT_EQ(c.orientation.shape, Shape::kAccepted);
   ASSERT_TRUE(c.cumulative);
   EXPECT_EQ(c.cumulative->bytes_sent, 300U);
@@ -387,8 +386,8 @@ TEST_F(TrackerTest, APollWithoutTcpInfoAsksForItOnlyWhereARecordNeedsIt) {
   ASSERT_EQ(ev.size(), 1U);
   EXPECT_EQ(ev[0].activity, Activity::kClose);
   EXPECT_EQ(ev[0].cumulative, (flow::Traffic{700, 51, 9, 6}));
-  EXPECT_TRUE(ev[0].socket.has_tcp_info);
-  EXPECT_EQ(ev[0].socket.info.rtt_us, 30U);
+  ASSERT_TRUE(ev[0].socket.path);
+  EXPECT_EQ(ev[0].socket.path->rtt_us, 30U);
 }
 
 // At a baseline every socket's record carries its totals: all are wanted.
@@ -460,7 +459,7 @@ TEST_F(TrackerTest, ShortConnectionBetweenPollsHasAllItsBytesAsOneDelta) {
   EXPECT_EQ(ev[0].traffic->delta.bytes_received, 1000U);
   EXPECT_EQ(ev[0].traffic->start_ms, 0) << "the period's start is unknown";
   EXPECT_EQ(ev[0].cumulative->bytes_received, 1000U);
-  EXPECT_FALSE(ev[0].uid_known) << "a destroy event's uid 0 is nobody's";
+  EXPECT_FALSE(ev[0].socket.uid) << "a destroy event's uid 0 is nobody's";
 }
 
 TEST_F(TrackerTest, FailedAttemptsRefuseAndFail) {
@@ -596,7 +595,7 @@ TEST_F(TrackerTest, FinWait2MinisocketAtBaselineClosesOnceWhenItEnds) {
   ASSERT_EQ(ev.size(), 1U);
   EXPECT_EQ(ev[0].activity, Activity::kClose);
   EXPECT_EQ(ev[0].status, Status::kSuccess) << "the peer's FIN came: orderly";
-  EXPECT_FALSE(ev[0].uid_known);
+  EXPECT_FALSE(ev[0].socket.uid);
   poll(4000, {tw});
   poll(5000, {});
   EXPECT_TRUE(take().empty());
@@ -623,7 +622,7 @@ TEST_F(ConfirmingTrackerTest, TimedOutConnectHeldByItsApplicationIsOneFail) {
   EXPECT_EQ(ev[0].status, Status::kFailure);
   EXPECT_EQ(ev[0].start_ms, 2000);
   EXPECT_EQ(ev[0].socket.inode, 1100U);
-  EXPECT_TRUE(ev[0].uid_known);
+  EXPECT_TRUE(ev[0].socket.uid);
   poll(11000, {});
   EXPECT_TRUE(take().empty());
 }

@@ -114,10 +114,8 @@ class Attributor {
   // The full /proc walk (`process` only; nullopt without).
   Result<std::optional<proc::ScanStats>> scan();
 
-  // The owner of a socket. `uid_known`: e.uid is the socket's owner (a full socket seen
-  // by a poll). Pointers stay valid until the next scan or refresh.
-  flow::Owner owner_of(const netlink::SocketEntry& e, bool uid_known,
-                       const proc::Container* netns_container);
+  // The owner of a socket. Pointers stay valid until the next scan or refresh.
+  flow::Owner owner_of(const flow::SocketFacts& e, const proc::Container* netns_container);
 
   [[nodiscard]] proc::OwnerMap* owners() { return owners_ ? &*owners_ : nullptr; }
   [[nodiscard]] const proc::CgroupResolver& cgroups() const { return cgroups_; }

@@ -59,6 +59,33 @@ struct Owner {
   std::uint64_t netns = 0;  // unmapped.netns; 0: the renderer's default
 };
 
+// The socket a record is about: what a record writes of it and what attribution needs,
+// taken from the kernel's entry by whoever observed it, so that the renderer never reads
+// the kernel's struct (a socket of another source or protocol is one more facts_of()).
+struct SocketFacts {
+  std::uint8_t protocol = 6;  // IPPROTO_TCP 6, IPPROTO_UDP 17
+  std::uint8_t state = 0;     // the kernel's state number
+  std::uint64_t cookie = 0;
+  std::uint32_t inode = 0;           // a full socket's inode; 0: none
+  std::optional<std::uint32_t> uid;  // the owner's uid, when a poll saw the full socket
+  std::uint64_t cgroup_id = 0;       // the cgroup v2 id of its creator; 0: none
+  std::uint64_t netns = 0;           // nsfs inode of its namespace; 0: unknown
+  struct Queues {
+    std::uint32_t recv = 0;
+    std::uint32_t send = 0;
+  };
+  std::optional<Queues> queues;  // a live full socket's (a poll's, not a destroy event's)
+  struct Path {
+    std::uint32_t rtt_us = 0;
+    std::uint32_t total_retrans = 0;
+  };
+  std::optional<Path> path;  // a connection's tcp_info (never a listener's)
+};
+
+// What a record says of kernel socket `e`. `live`: from a poll, so its queues mean
+// something; `uid_known`: e.uid is its owner's.
+SocketFacts facts_of(const netlink::SocketEntry& e, bool live, bool uid_known);
+
 // One finished flow observation: everything a record says, decided. The OCSF renderer
 // writes it and decides nothing.
 struct Observation {
@@ -67,9 +94,7 @@ struct Observation {
   std::string_view status_detail;  // static text ("reset", "aborted"); empty: none
   std::int64_t time_ms = 0;        // when observed (ms since the epoch, UTC)
   std::int32_t timezone_offset_min = 0;
-  netlink::SocketEntry socket;  // the kernel's view; inode and uid from polls
-  bool live = true;             // from a poll: queues mean something (not a destroy event)
-  bool uid_known = false;       // socket.uid is the owner's (a poll saw the full socket)
+  SocketFacts socket;
   Orientation orientation;
   Endpoint local;                        // as written: repaired when the kernel cleared it
   Endpoint remote;                       // port 0: the kernel cleared it, written without

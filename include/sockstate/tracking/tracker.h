@@ -228,8 +228,11 @@ class Tracker {
   void track(const netlink::SocketEntry& entry, const flow::Orientation& o);
   void settle_baseline(Tracked& t);
   bool report_traffic(Tracked& t, std::int64_t now_ms, std::int64_t interval_ms);
-  flow::Observation observe(const Tracked& t, flow::Activity activity, std::int64_t now_ms) const;
-  void repair(flow::Observation& obs, const Tracked& t) const;
+  // `live`: a poll's view, whose queues mean something (a terminal record's are not).
+  flow::Observation observe(const Tracked& t, flow::Activity activity, std::int64_t now_ms,
+                            bool live = true) const;
+  void repair(flow::Observation& obs, const Tracked& t,
+              const netlink::SocketEntry& final_entry) const;
 
   Sink sink_;
   TrackerOptions options_;
