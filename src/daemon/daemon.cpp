@@ -154,6 +154,7 @@ struct Daemon::State {
 
   Result<void> start_sinks(const config::Config& c) {
     sinks.set_context(sink::SinkContext{context.host.device_uid});
+    sinks.set_patience(c.poll_interval / 2);  // a sink that has not kept up this long: left out
     if (auto applied = sinks.apply(c.sinks, kDeliverWithin); !applied) {
       return applied.error();
     }
@@ -226,8 +227,9 @@ struct Daemon::State {
   // sink writes is held back there, and if that buffer overflows too the kernel says so
   // and a dump resyncs (its Closes paced). Measured before: 2,261 of 500,000 records
   // dropped at a stdout sink's queue in a 100,000 closes/s storm. As with paced records, a
-  // sink still half full after half a poll interval holds them back no longer (until it
-  // has drained below half): one stalled sink must not delay the others' records.
+  // sink that has not kept up for half a poll interval is left out (SinkSet::watch), so one
+  // stalled sink never delays the others' records; when none keeps up that long, the events
+  // are held back no longer (until a sink has drained below half).
   void steer_events(std::int64_t now) {
     if (emitter.room_to_half() > 0) {
       hold_expired = false;
@@ -235,7 +237,8 @@ struct Daemon::State {
     } else if (!events_held && !hold_expired) {
       held_since = now;
       hold_events(true);
-    } else if (events_held && now - held_since >= config.poll_interval.count() / 2) {
+    } else if (events_held && now - held_since >= config.poll_interval.count() / 2 &&
+               !emitter.sinks_keep_up()) {
       hold_expired = true;
       hold_events(false);
     }

@@ -113,13 +113,16 @@ void Emitter::begin_round(Produce produce, std::chrono::milliseconds patience) {
 }
 
 // A round for a whole table would come at once (100,000 connections: 100,000 records)
-// and overflow the sinks' queues. It goes out in chunks while the sinks have room,
-// between the loop's other duties; a sink still full after the round's patience (half a
-// poll interval), or when the next poll comes, holds it back no longer.
+// and overflow the sinks' queues. It goes out in chunks while the sinks that keep up
+// have room, between the loop's other duties (a sink that has not kept up for half a
+// poll interval is left out: SinkSet::watch). When none keeps up for the round's
+// patience, or when the next poll comes, the round is held back no longer.
 void Emitter::pace(bool all_now) {
   static constexpr std::size_t kChunk = 1024;
+  sinks_.watch(collect::monotonic_ms());
   while (produce_) {
-    const bool overdue = all_now || collect::monotonic_ms() - round_since_ >= patience_.count();
+    const bool overdue = all_now || (collect::monotonic_ms() - round_since_ >= patience_.count() &&
+                                     !sinks_.any_keeping_up());
     const std::size_t chunk = overdue ? SIZE_MAX : std::min(kChunk, room());
     if (chunk == 0) {
       return;  // the loop comes back soon

@@ -58,6 +58,8 @@ class Emitter {
   // Records the sinks take before the fullest is full, or half full.
   [[nodiscard]] std::size_t room() const;
   [[nodiscard]] std::size_t room_to_half() const;
+  // Some sink keeps up (SinkSet::any_keeping_up): what waits for room will get it.
+  [[nodiscard]] bool sinks_keep_up() const { return sinks_.any_keeping_up(); }
 
   // Forgets the owners of sockets no longer tracked, once they outgrow `tracked` by an
   // eighth (a listing of every tracked inode costs a poll 8% at 100,000 sockets).

@@ -54,7 +54,7 @@ constexpr std::array<TelemetryRow, 20> kRows = {{
      &Readings::event_holds},
 }};
 
-constexpr std::array<SinkTelemetryRow, 7> kSinkRows = {{
+constexpr std::array<SinkTelemetryRow, 8> kSinkRows = {{
     {"written", "sockstate_sink_written_total", "Records a sink delivered.", kCounter,
      [](const sink::SinkStats& s) { return static_cast<std::int64_t>(s.written); }},
     {"dropped", "sockstate_sink_dropped_total",
@@ -70,6 +70,9 @@ constexpr std::array<SinkTelemetryRow, 7> kSinkRows = {{
      kGauge, [](const sink::SinkStats& s) { return static_cast<std::int64_t>(s.connected); }},
     {"brokers_up", "sockstate_sink_brokers_up", "Kafka brokers a kafka sink has a connection to.",
      kGauge, [](const sink::SinkStats& s) { return static_cast<std::int64_t>(s.brokers_up); }},
+    {"left_out", "sockstate_sink_left_out_total",
+     "Times a sink that had not kept up for half a poll interval was left out of pacing.", kCounter,
+     [](const sink::SinkStats& s) { return static_cast<std::int64_t>(s.left_out); }},
 }};
 
 constexpr std::array<std::string_view, 9> kActivity = {

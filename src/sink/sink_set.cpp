@@ -94,12 +94,51 @@ std::size_t room_until(const SinkStats& s, std::size_t records, std::size_t byte
   return std::min(by_count, by_bytes / (record_bytes + kQueueEntryBytes));
 }
 
+// What pacing lets a queue hold: half of it, at least one record (a queue of 1 is
+// allowed), and in bytes no more than the pace window.
+std::size_t pace_records(const QueueLimit& l) {
+  return std::max<std::size_t>(1, l.records / 2);
+}
+std::size_t pace_bytes(const QueueLimit& l) {
+  return std::min(l.bytes / 2, SinkSet::kPaceWindowBytes);
+}
+
 }  // namespace
+
+void SinkSet::watch(std::int64_t now_ms) {
+  watched_ms_ = now_ms;
+  for (auto& e : live_) {
+    const SinkStats s = e.sink->stats();
+    const QueueLimit l = e.sink->limit();
+    e.counted = s.connected != 0;
+    if (e.drained_ms < 0 ||
+        (s.queued <= pace_records(l) / 4 && s.queued_bytes <= pace_bytes(l) / 4)) {
+      e.drained_ms = now_ms;
+    }
+  }
+  for (auto& e : live_) {
+    const bool others_keep_up = std::any_of(
+        live_.begin(), live_.end(), [&](const Entry& f) { return &f != &e && keeps_up(f); });
+    const bool left_out = e.counted && !keeps_up(e) && others_keep_up;
+    if (left_out && !e.left_out) {
+      ++left_out_[e.sink->name()];
+    }
+    e.left_out = left_out;
+  }
+}
+
+bool SinkSet::any_keeping_up() const {
+  return std::all_of(live_.begin(), live_.end(), [](const Entry& e) { return !e.counted; }) ||
+         std::any_of(live_.begin(), live_.end(), [this](const Entry& e) { return keeps_up(e); });
+}
 
 template <typename RoomOf>
 std::size_t SinkSet::least_room(RoomOf room_of) const {
   std::size_t room = SIZE_MAX;
   for (const auto& e : live_) {
+    if (e.left_out) {
+      continue;  // it has not kept up: it drops its own records, not the others'
+    }
     const SinkStats s = e.sink->stats();
     if (s.connected != 0) {
       room = std::min(room, room_of(s, e.sink->limit()));
@@ -110,10 +149,7 @@ std::size_t SinkSet::least_room(RoomOf room_of) const {
 
 std::size_t SinkSet::room(std::size_t record_bytes) const {
   return least_room([record_bytes](const SinkStats& s, const QueueLimit& l) {
-    // Half the queue, and at least one record (a queue of 1 is allowed); in bytes, no more
-    // than the pace window.
-    const std::size_t half = std::max<std::size_t>(1, l.records / 2);
-    return room_until(s, half, std::min(l.bytes / 2, kPaceWindowBytes), record_bytes);
+    return room_until(s, pace_records(l), pace_bytes(l), record_bytes);
   });
 }
 
@@ -226,6 +262,10 @@ std::vector<SinkSet::View> SinkSet::views() const {
   }
   for (const auto& [name, stats] : earlier_) {
     merge(name, stats);
+  }
+  for (auto& v : out) {
+    const auto it = left_out_.find(v.name);
+    v.stats.left_out = it == left_out_.end() ? 0 : it->second;
   }
   return out;
 }

@@ -534,5 +534,151 @@ TEST_F(DaemonFaults, ATrafficBurstIsPacedToWhatTheSinksTake) {
   stop();
 }
 
+// What a throttled shipper read from a socket sink: `bytes_per_s` at most, until the
+// daemon closes its end (EOF) or `stop` is set and nothing more comes.
+class SlowReader {
+ public:
+  SlowReader(UniqueFd fd, std::size_t bytes_per_s)
+      : fd_(std::move(fd)), thread_([this, bytes_per_s] { run(bytes_per_s / 10); }) {}
+  ~SlowReader() { finish(); }
+  SlowReader(const SlowReader&) = delete;
+  SlowReader& operator=(const SlowReader&) = delete;
+
+  // Reads on at full speed until EOF, then returns everything read.
+  std::string finish() {
+    fast_ = true;
+    if (thread_.joinable()) {
+      thread_.join();
+    }
+    return got_;
+  }
+
+ private:
+  void run(std::size_t per_tick) {
+    std::vector<char> buf(65536);
+    for (;;) {
+      pollfd r{fd_.get(), POLLIN, 0};
+      if (::poll(&r, 1, fast_ ? 2000 : 100) != 1) {
+        if (fast_) {
+          return;  // nothing for 2 s after the daemon stopped: done
+        }
+        continue;
+      }
+      const std::size_t want = fast_ ? buf.size() : std::min(per_tick, buf.size());
+      const ssize_t n = ::read(fd_.get(), buf.data(), want);
+      if (n <= 0) {
+        return;
+      }
+      got_.append(buf.data(), static_cast<std::size_t>(n));
+      if (!fast_) {
+        std::this_thread::sleep_for(milliseconds(100));
+      }
+    }
+  }
+  UniqueFd fd_;
+  std::atomic<bool> fast_{false};
+  std::string got_;
+  std::thread thread_;
+};
+
+// metadata.sequence of every line of `text` (each line must be whole JSON).
+std::vector<std::uint64_t> sequences(const std::string& text) {
+  std::vector<std::uint64_t> out;
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    const json rec = json::parse(line, nullptr, false);
+    EXPECT_FALSE(rec.is_discarded()) << line.substr(0, 200);
+    if (!rec.is_discarded()) {
+      out.push_back(rec["metadata"]["sequence"].get<std::uint64_t>());
+    }
+  }
+  return out;
+}
+
+// One slow sink beside a healthy one: a unix sink whose shipper reads 300 KB/s and a file
+// sink, a baseline of 24,000 sockets and then 12,000 Closes at once. The slow sink is left
+// out of pacing once it has not kept up for half a poll interval: the file sink gets every
+// record (it dropped thousands when a round older than half an interval went to every
+// sink at once), and the slow sink's drops are exactly what it did not get.
+TEST_F(DaemonFaults, ASlowSinkDropsOnlyItsOwnRecords) {
+  const std::string path = dir_ + "/slow.sock";
+  UniqueFd shipper = unix_listener(path);
+  const std::uint16_t port = 5041;
+  UniqueFd l = listen_on(port);
+  constexpr int kConnections = 12000;  // 24,000 sockets
+  // Half of them held by a child, so that neither process passes a 20,000-file limit.
+  int ready[2] = {-1, -1};
+  ASSERT_EQ(::pipe2(ready, O_CLOEXEC), 0);
+  const pid_t holder = ::fork();
+  ASSERT_GE(holder, 0);
+  if (holder == 0) {
+    // Only async-signal-safe calls after fork() in a threaded test process.
+    const sockaddr_in a = loopback(port);
+    for (int i = 0; i < kConnections / 2; ++i) {
+      const int c = ::socket(AF_INET, SOCK_STREAM, 0);
+      if (c < 0 || ::connect(c, reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0 ||
+          ::accept4(l.get(), nullptr, nullptr, 0) < 0) {
+        ::_exit(1);
+      }
+    }
+    const char byte = 1;
+    (void)::write(ready[1], &byte, 1);
+    ::pause();
+    ::_exit(0);
+  }
+  ::close(ready[1]);
+  char byte = 0;
+  ASSERT_EQ(::read(ready[0], &byte, 1), 1) << "the child could not hold its connections";
+  ::close(ready[0]);
+  std::vector<UniqueFd> clients;
+  std::vector<UniqueFd> servers;
+  for (int i = 0; i < kConnections / 2; ++i) {
+    clients.push_back(connect_to(port));
+    servers.emplace_back(::accept4(l.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    ASSERT_TRUE(servers.back().valid()) << i;
+  }
+  start(json{{"poll_interval", "2s"},
+             {"stats_interval", "1s"},
+             {"sinks", json::array({{{"type", "unix"}, {"path", path}},
+                                    {{"type", "file"}, {"path", records_path_}}})}});
+  UniqueFd accepted(::accept4(shipper.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  ASSERT_TRUE(accepted.valid());
+  SlowReader reader(std::move(accepted), 300 * 1000);
+  const std::string file_sink = "sink.file:" + records_path_;
+  const std::string slow_sink = "sink.unix:" + path;
+  const auto file_has = [&](std::uint64_t n) {
+    for (int i = 0; i < 60; ++i) {
+      const Stats st = next_stats();
+      if (st.count(file_sink + ".written") != 0 && st.at(file_sink + ".written") >= n) {
+        return true;
+      }
+    }
+    return false;
+  };
+  constexpr std::uint64_t kBaseline = 2 * kConnections + 1;  // and the listener
+  ASSERT_TRUE(file_has(kBaseline)) << log().substr(0, 4000);
+  const std::size_t closing = clients.size();  // 12,000 Closes
+  clients.clear();
+  servers.clear();
+  ASSERT_TRUE(file_has(kBaseline + 2 * closing)) << log().substr(0, 4000);
+  stop();
+  ::kill(holder, SIGKILL);
+  ASSERT_EQ(::waitpid(holder, nullptr, 0), holder);
+  const std::string received = reader.finish();
+  const Stats last = last_stats(log());
+  EXPECT_EQ(last.at(file_sink + ".dropped"), 0U) << "the slow sink made the file sink drop";
+  EXPECT_GE(last.at(slow_sink + ".left_out"), 1U) << "never left out: the test proves nothing";
+  EXPECT_GT(last.at(slow_sink + ".dropped"), 0U) << "the slow sink took it all: proves nothing";
+  // Every record is in the file, in order; the slow sink's gap is exactly its drops.
+  const std::vector<std::uint64_t> all = sequences(file(records_path_));
+  ASSERT_FALSE(all.empty());
+  EXPECT_EQ(all.size(), all.back()) << "the file sink's sequence has a gap";
+  EXPECT_EQ(all.size(), last.at("records"));
+  const std::vector<std::uint64_t> got = sequences(received);
+  EXPECT_EQ(got.size(), last.at(slow_sink + ".written"));
+  EXPECT_EQ(all.size() - got.size(), last.at(slow_sink + ".dropped"))
+      << "the slow sink's drops are not its sequence gap";
+}
+
 }  // namespace
 }  // namespace sockstate::testing

@@ -35,6 +35,7 @@ struct SinkStats {
   std::size_t queued_bytes = 0;  // what they hold, as the queue counts it (see QueueLimit)
   int connected = -1;            // socket and kafka sinks: 1 connected, 0 not; -1 for others
   int brokers_up = -1;           // kafka sinks: brokers with a connection up; -1 for others
+  std::uint64_t left_out = 0;    // times the sink set left it out of pacing (SinkSet::watch)
 };
 
 // What sinks may need to know of the host: the kafka sink's message key.

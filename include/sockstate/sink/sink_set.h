@@ -55,6 +55,18 @@ class SinkSet {
   // Every live sink gets the record.
   void submit(std::string_view record);
 
+  // Which sinks keep up, for room() and room_to_half(): the daemon calls it on every pass
+  // of its loop. A sink whose queue has not been nearly empty (at most a quarter of what
+  // pacing lets it hold) for `patience` while another sink's has is left out of the
+  // pacing decision until its queue is nearly empty again: it drops and counts its own
+  // records, and the others go on at their own pace (a slow sink never makes a healthy one
+  // drop). Counted as SinkStats::left_out.
+  void watch(std::int64_t now_ms);
+  void set_patience(std::chrono::milliseconds patience) { patience_ms_ = patience.count(); }
+  // Some counted sink (not a disconnected socket sink) was nearly empty within the
+  // patience, as of the last watch(); true with none to wait for.
+  [[nodiscard]] bool any_keeping_up() const;
+
   // How many records of up to `record_bytes` every live sink can take now within half its
   // queue (records and bytes) and within kPaceWindowBytes queued; SIZE_MAX with no sink to
   // wait for. A socket sink that is not connected does not count: what it cannot take is
@@ -102,12 +114,21 @@ class SinkSet {
   struct Entry {
     config::SinkConfig config;
     std::unique_ptr<Sink> sink;
+    std::int64_t drained_ms = -1;  // when watch() last saw its queue nearly empty
+    bool counted = true;           // as of the last watch(): not a disconnected socket sink
+    bool left_out = false;         // left out of room() and room_to_half()
   };
+  [[nodiscard]] bool keeps_up(const Entry& e) const {
+    return e.counted && watched_ms_ - e.drained_ms < patience_ms_;
+  }
   void fold(const Sink& sink);
 
   std::vector<Entry> live_;
   std::vector<std::unique_ptr<Sink>> retiring_;
-  std::map<std::string, SinkStats, std::less<>> earlier_;  // finished sinks, by name
+  std::map<std::string, SinkStats, std::less<>> earlier_;       // finished sinks, by name
+  std::map<std::string, std::uint64_t, std::less<>> left_out_;  // by name, across reloads
+  std::int64_t patience_ms_ = 5000;
+  std::int64_t watched_ms_ = 0;
   SinkContext context_;
 };
 
