@@ -362,6 +362,7 @@ struct Daemon::State {
     r.info_polls = p.info_polls;
     r.info_lookups = p.info_lookups;
     r.event_holds = event_holds;
+    r.metrics_cut = metrics_server ? metrics_server->connections_cut() : 0;
     r.by_activity = emitter.by_activity();
     r.sinks = sinks.views();
     r.sink_totals = sinks.totals();

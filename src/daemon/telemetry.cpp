@@ -9,7 +9,7 @@ namespace {
 
 using enum MetricType;
 
-constexpr std::array<TelemetryRow, 20> kRows = {{
+constexpr std::array<TelemetryRow, 21> kRows = {{
     {"tracked", "sockstate_sockets_tracked", "Sockets tracked now.", kGauge, &Readings::tracked},
     // By activity in the metrics (sockstate_records_total, below).
     {"records", "", "", kCounter, &Readings::records},
@@ -52,6 +52,10 @@ constexpr std::array<TelemetryRow, 20> kRows = {{
     {"event_holds", "sockstate_event_holds_total",
      "Times destroy events were left in the kernel's buffer for a half-full sink.", kCounter,
      &Readings::event_holds},
+    {"metrics_cut", "sockstate_metrics_connections_cut_total",
+     "Metrics connections closed unanswered: past their deadline, or the oldest when every "
+     "slot was taken.",
+     kCounter, &Readings::metrics_cut},
 }};
 
 constexpr std::array<SinkTelemetryRow, 8> kSinkRows = {{

@@ -34,6 +34,7 @@ struct Readings {
   std::uint64_t info_polls = 0;
   std::uint64_t info_lookups = 0;
   std::uint64_t event_holds = 0;
+  std::uint64_t metrics_cut = 0;  // metrics connections the server closed (deadline, slots)
   std::array<std::uint64_t, 9> by_activity{};  // records written, by flow::Activity
   std::vector<sink::SinkSet::View> sinks;      // live and retired
   sink::SinkStats sink_totals;
