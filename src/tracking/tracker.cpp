@@ -1,7 +1,9 @@
 #include "sockstate/tracking/tracker.h"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
+#include <utility>
 
 namespace sockstate::tracking {
 namespace {
@@ -244,8 +246,7 @@ void Tracker::track_new(const SocketEntry& entry, const flow::ListenerTable& lis
     }
     track(entry, o);  // existed before we looked: its start is unknown
     if (baseline) {
-      tracked_.find(entry.cookie)->baseline_due = true;  // written paced (report_paced)
-      ++baselines_due_;
+      owe(*tracked_.find(entry.cookie), Due::kBaseline, kNoState);
     }
     return;
   }
@@ -265,8 +266,7 @@ void Tracker::track_new(const SocketEntry& entry, const flow::ListenerTable& lis
   if (entry.state != netlink::kTcpClose) {
     Tracked& t = *tracked_.find(entry.cookie);
     t.start_ms = poll_ms_;  // we saw it begin
-    sink_(observe(t, entry.state == netlink::kTcpListen ? Activity::kListen : Activity::kOpen,
-                  poll_ms_));
+    owe(t, entry.state == netlink::kTcpListen ? Due::kListen : Due::kOpen, kNoState);
   }
 }
 
@@ -341,7 +341,9 @@ void Tracker::update(Tracked& t, const SocketEntry& entry, const flow::ListenerT
   const std::uint8_t previous = t.last.state;
   if (entry.state != previous) {
     ++changes_;
-    settle_baseline(t);  // the socket as the baseline found it, before what changed
+    settle_due(t);  // the socket as the baseline found it, before what changed
+  } else if (t.due != Due::kBaseline) {
+    settle_due(t);  // what an earlier poll owes, as that poll saw it (not paced meanwhile)
   }
   const Seen before = t.last;
   t.last = Seen::of(entry, before.handshake);
@@ -371,19 +373,14 @@ void Tracker::update(Tracked& t, const SocketEntry& entry, const flow::ListenerT
     t.start_ms = poll_ms_;
     t.period_start_ms = poll_ms_;
     t.reported_open = true;
-    flow::Observation obs = observe(
-        t, entry.state == netlink::kTcpListen ? Activity::kListen : Activity::kOpen, poll_ms_);
-    obs.previous_state = previous;
-    sink_(obs);
+    owe(t, entry.state == netlink::kTcpListen ? Due::kListen : Due::kOpen, previous);
     return;
   }
   if (t.orientation.shape == Shape::kInitiated && !t.orientation.assignment_known &&
       listeners.accepts(entry)) {
     t.orientation = flow::orient(entry, listeners, perimeter);  // a listener decides it now
   }
-  flow::Observation obs = observe(t, Activity::kStateChange, poll_ms_);
-  obs.previous_state = previous;
-  sink_(obs);
+  owe(t, Due::kStateChange, previous);
 }
 
 void Tracker::end_poll() {
@@ -468,7 +465,7 @@ void Tracker::destroyed(const SocketEntry& entry, const flow::ListenerTable& lis
   }
   if (Tracked* found = tracked_.find(entry.cookie); found != nullptr) {
     Tracked& t = *found;
-    settle_baseline(t);  // as the baseline found it, before the event changes what it is
+    settle_due(t);  // as its poll found it, before the event changes what it is
     if (t.orientation.shape == Shape::kUnconnected &&
         !flow::is_unspecified(flow::remote_endpoint(entry).ip)) {
       // Bound when the polls saw it, then connected and gone between two polls: it
@@ -506,7 +503,7 @@ void Tracker::destroyed(const SocketEntry& entry, const flow::ListenerTable& lis
 void Tracker::close(Tracked& t, const SocketEntry& final_entry, bool from_destroy,
                     std::int64_t now_ms) {
   const std::uint64_t cookie = t.last.cookie;
-  settle_baseline(t);
+  settle_due(t);
   if (t.close_due_ms != 0) {
     t.close_due_ms = 0;  // its event came first, or the round writes it now
     --closes_due_;
@@ -592,12 +589,31 @@ void Tracker::terminal(std::uint64_t cookie, std::uint64_t netns, bool by_poll,
   }
 }
 
-void Tracker::settle_baseline(Tracked& t) {
-  if (!t.baseline_due) {
+void Tracker::owe(Tracked& t, Due due, std::uint8_t previous) {
+  if (t.due == Due::kNone) {
+    ++records_due_;
+  }
+  t.due = due;
+  t.due_previous = previous;
+}
+
+void Tracker::settle_due(Tracked& t) {
+  const Due due = std::exchange(t.due, Due::kNone);
+  if (due == Due::kNone) {
     return;
   }
-  t.baseline_due = false;
-  --baselines_due_;
+  --records_due_;
+  if (due != Due::kBaseline) {
+    static constexpr std::array<Activity, 5> kActivity = {Activity::kUnknown, Activity::kUnknown,
+                                                          Activity::kOpen, Activity::kListen,
+                                                          Activity::kStateChange};
+    flow::Observation obs = observe(t, kActivity[static_cast<std::size_t>(due)], t.seen_ms);
+    if (t.due_previous != kNoState) {
+      obs.previous_state = t.due_previous;
+    }
+    sink_(obs);
+    return;
+  }
   flow::Observation obs = flow::observe_snapshot(t.last.entry(), t.orientation, t.seen_ms);
   // Seen keeps no traffic counters: the totals are the tracker's (as of the same poll).
   obs.cumulative.reset();
@@ -634,7 +650,7 @@ bool Tracker::report_traffic(Tracked& t, std::int64_t now_ms, std::int64_t inter
 std::size_t Tracker::report_paced(std::int64_t now_ms, std::int64_t interval_ms,
                                   std::size_t budget) {
   std::size_t written = 0;
-  if (interval_ms <= 0 && baselines_due_ == 0 && closes_due_ == 0) {
+  if (interval_ms <= 0 && records_due_ == 0 && closes_due_ == 0) {
     round_at_ = round_end_;  // nothing can be owed
     return written;
   }
@@ -644,8 +660,8 @@ std::size_t Tracker::report_paced(std::int64_t now_ms, std::int64_t interval_ms,
       continue;  // no socket there now
     }
     Tracked& t = *found;
-    if (t.baseline_due) {
-      settle_baseline(t);
+    if (t.due != Due::kNone) {
+      settle_due(t);
       ++written;
     }
     if (t.close_due_ms != 0) {

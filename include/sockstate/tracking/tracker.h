@@ -91,8 +91,9 @@ class Tracker {
                  const flow::Perimeter& perimeter, std::int64_t now_ms);
 
   // Records owed for tracked sockets, written in step with what the sinks take rather than
-  // in one burst: the baseline records of sockets found at a baseline (each goes out at the
-  // latest just before any other record of its socket), the Close of sockets polls found
+  // in one burst: the baseline records of sockets found at a baseline, and the Open, Listen
+  // and State Change records a poll found (each goes out as of its poll, at the latest just
+  // before any other record of its socket), the Close of sockets polls found
   // gone (as of that poll; a destroy event that comes first writes it), and Traffic for connections
   // whose counters moved since their last record that carried traffic, when that was at least
   // `interval_ms` ago (0: never). begin_round() starts a round over the sockets tracked now
@@ -164,6 +165,9 @@ class Tracker {
     static Counters of(const flow::Traffic& t);
     [[nodiscard]] flow::Traffic traffic() const;
   };
+  // What a poll found that a record must say, written paced (report_paced) as of that poll.
+  enum class Due : std::uint8_t { kNone, kBaseline, kOpen, kListen, kStateChange };
+  static constexpr std::uint8_t kNoState = 0xFF;
   // One tracked socket (208 bytes; the members ordered so that none pads).
   struct Tracked {
     Seen last;                           // the last poll's view
@@ -180,10 +184,12 @@ class Tracker {
     flow::Orientation orientation;
     bool has_totals = false;
     bool seen_established = false;
-    bool reported_open = false;  // a record was written (bound sockets get none)
-    bool uid_known = false;      // a poll saw the full socket: last.uid is its owner
-    bool has_remnant = false;    // a poll saw it as a minisocket: in remnants_
-    bool baseline_due = false;   // found at a baseline; its record not yet written
+    bool reported_open = false;            // a record was written (bound sockets get none)
+    bool uid_known = false;                // a poll saw the full socket: last.uid is its owner
+    bool has_remnant = false;              // a poll saw it as a minisocket: in remnants_
+    Due due = Due::kNone;                  // a record its last poll owes, not yet written
+    std::uint8_t due_previous = kNoState;  // that record's previous state (Open from bound,
+                                           // State Change); kNoState: none
   };
   static_assert(sizeof(Tracked) == 208, "Tracked grew: the daemon's memory per socket with it");
   static std::uint64_t cookie_of(const Tracked& t) { return t.last.cookie; }
@@ -226,7 +232,8 @@ class Tracker {
                             bool from_destroy, std::int64_t now_ms) const;
   void terminal(std::uint64_t cookie, std::uint64_t netns, bool by_poll, std::int64_t now_ms);
   void track(const netlink::SocketEntry& entry, const flow::Orientation& o);
-  void settle_baseline(Tracked& t);
+  void settle_due(Tracked& t);
+  void owe(Tracked& t, Due due, std::uint8_t previous);
   bool report_traffic(Tracked& t, std::int64_t now_ms, std::int64_t interval_ms);
   // `live`: a poll's view, whose queues mean something (a terminal record's are not).
   flow::Observation observe(const Tracked& t, flow::Activity activity, std::int64_t now_ms,
@@ -246,7 +253,7 @@ class Tracker {
   // or not: it has nothing owed yet.
   std::uint32_t round_at_ = 0;
   std::uint32_t round_end_ = 0;
-  std::size_t baselines_due_ = 0;
+  std::size_t records_due_ = 0;  // sockets whose `due` is set
   std::size_t closes_due_ = 0;
   // Cookies reported terminal, the generation of the last poll that still showed them, and
   // their namespace. Kept until two polls in a row miss them: one dump can skip a socket.
