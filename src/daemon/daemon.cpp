@@ -349,6 +349,7 @@ struct Daemon::State {
     r.destroy_events = d.events;
     r.overflows = d.overflows;
     r.closes_by_destroy = t.closed_by_destroy;
+    r.bound_closes = t.unused_destroys;
     r.closes_by_poll = t.closed_by_poll;
     r.awaiting_destroy = t.awaiting_destroy;
     r.dump_redos = p.dump_redos;

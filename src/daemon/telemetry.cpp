@@ -9,7 +9,7 @@ namespace {
 
 using enum MetricType;
 
-constexpr std::array<TelemetryRow, 21> kRows = {{
+constexpr std::array<TelemetryRow, 22> kRows = {{
     {"tracked", "sockstate_sockets_tracked", "Sockets tracked now.", kGauge, &Readings::tracked},
     // By activity in the metrics (sockstate_records_total, below).
     {"records", "", "", kCounter, &Readings::records},
@@ -22,6 +22,10 @@ constexpr std::array<TelemetryRow, 21> kRows = {{
      kCounter, &Readings::overflows},
     {"closes_by_destroy", "sockstate_closes_by_destroy_total",
      "Closes reported from a destroy event.", kCounter, &Readings::closes_by_destroy},
+    {"bound_closes", "sockstate_bound_closes_total",
+     "Sockets destroyed that no poll saw listen or connect, with no record: never used, bound "
+     "only, or a listener that lived between two polls (its destroy event cannot tell which).",
+     kCounter, &Readings::bound_closes},
     {"closes_by_poll", "sockstate_closes_by_poll_total",
      "Closes reported because a poll no longer found the socket.", kCounter,
      &Readings::closes_by_poll},

@@ -718,5 +718,30 @@ TEST_F(DaemonFaults, OneBurstOfOpensIsPacedToWhatTheSinkTakes) {
   stop();
 }
 
+// A listener that lived only while the daemon was stopped (SIGSTOP): no poll saw it. Its
+// connection's destroy events waited in the kernel's buffer and become Closes; the
+// listener's own event (state CLOSE, no peer: the kernel cannot say it listened) is counted
+// in bound_closes, never silently lost.
+TEST_F(DaemonFaults, AListenerWhileStoppedIsCountedAndItsConnectionReported) {
+  start(json{{"poll_interval", "300ms"}, {"stats_interval", "1s"}});
+  const Stats before = next_stats();
+  ASSERT_TRUE(daemon_->signal(SIGSTOP));
+  const std::uint16_t port = 5043;
+  {
+    UniqueFd l = listen_on(port);
+    UniqueFd c = connect_to(port);
+    UniqueFd s(::accept4(l.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    ASSERT_TRUE(s.valid());
+  }
+  std::this_thread::sleep_for(milliseconds(2000));
+  ASSERT_TRUE(daemon_->signal(SIGCONT));
+  const auto all = wait_for([&](const auto& r) { return with(r, kClose, port).size() >= 2U; });
+  EXPECT_EQ(with(all, kClose, port).size(), 2U) << "both ends of its connection, once each";
+  EXPECT_TRUE(with(all, kListen, port).empty()) << "no poll saw it listen";
+  const Stats after = next_stats();
+  EXPECT_GE(after.at("bound_closes"), before.at("bound_closes") + 1) << log();
+  stop();
+}
+
 }  // namespace
 }  // namespace sockstate::testing
