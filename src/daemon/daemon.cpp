@@ -266,10 +266,36 @@ struct Daemon::State {
     }
   }
 
-  // At stop: the destroy events still in the kernel's buffers (held back, or arrived since
-  // the last look) become records for the sinks, which take what they can before their
-  // deadline; what they cannot is dropped and counted. A drain reads a bounded number of
-  // datagrams, so it is repeated until one reads nothing (at most 1,000 times).
+  // At stop, what waits (destroy events in the kernel's buffers, records a round still
+  // owes) goes to the sinks at the pace of those that keep up, as in the loop, for up to
+  // kDeliverWithin: a close storm at SIGTERM does not overflow a healthy sink's queue.
+  // When no sink keeps up there is nothing to wait for; drain_held() then takes the rest.
+  void finish_at_pace() {
+    hold_events(false);
+    hold_expired = false;
+    const std::int64_t deadline = collect::monotonic_ms() + kDeliverWithin.count();
+    while (collect::monotonic_ms() < deadline) {
+      emitter.pace();
+      if (!emitter.sinks_keep_up()) {
+        return;
+      }
+      const std::uint64_t before = destroy_counts().events;
+      const bool room = emitter.room_to_half() > 0;
+      if (room && !drain_all()) {
+        return;  // drain_held() says why
+      }
+      emitter.flush();
+      if (room && destroy_counts().events == before && !emitter.round_pending()) {
+        return;  // nothing waits
+      }
+      std::this_thread::sleep_for(milliseconds(1));  // the sinks write meanwhile
+    }
+  }
+
+  // At stop, after finish_at_pace(): the destroy events still in the kernel's buffers
+  // become records for the sinks, which take what they can before their deadline; what
+  // they cannot is dropped and counted. A drain reads a bounded number of datagrams, so it
+  // is repeated until one reads nothing (at most 1,000 times).
   void drain_held() {
     hold_events(false);
     hold_expired = true;  // no budget: every event is read, whatever the sinks' room
@@ -676,6 +702,7 @@ int Daemon::run() {
   spdlog::info("sockstate run: {}", config::describe(s.config));
   const int status = s.loop();
   (void)::sd_notify(0, "STOPPING=1");
+  s.finish_at_pace();
   s.drain_held();
   s.emitter.pace(true);  // owed records (a baseline still being paced) go to the queues
   s.emitter.flush();

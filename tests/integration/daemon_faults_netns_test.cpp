@@ -743,5 +743,21 @@ TEST_F(DaemonFaults, AListenerWhileStoppedIsCountedAndItsConnectionReported) {
   stop();
 }
 
+// SIGTERM during a close storm: the destroy events still waiting in the kernel's buffer go
+// to a healthy sink at its pace (it has 5 s), not all at once into its 64 KiB queue.
+TEST_F(DaemonFaults, TheStopPathIsPacedToWhatTheSinkTakes) {
+  const std::uint16_t port = 5044;
+  UniqueFd l = listen_on(port);
+  json sink = {{"type", "file"}, {"path", records_path_}, {"queue_size", "64KiB"}};
+  start(json{{"poll_interval", "10s"}, {"stats_interval", "0"}, {"sinks", json::array({sink})}});
+  constexpr int kConnections = 2000;
+  churn(l.get(), port, kConnections);  // 4,000 destroy events, SIGTERM at once
+  stop();
+  const Stats last = last_stats(log());
+  const std::string name = "sink.file:" + records_path_;
+  EXPECT_EQ(last.at(name + ".dropped"), 0U) << "the stop path overflowed the queue";
+  EXPECT_EQ(with(records(), kClose, port).size(), 2U * kConnections);
+}
+
 }  // namespace
 }  // namespace sockstate::testing
