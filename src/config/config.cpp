@@ -23,6 +23,11 @@
 #include "sockstate/ocsf/tcp_state.h"
 
 namespace sockstate::config {
+
+using sink::KafkaKey;
+using sink::SinkConfig;
+using sink::SinkType;
+
 namespace {
 
 using document::as_bool;

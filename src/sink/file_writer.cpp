@@ -56,7 +56,7 @@ bool space_error(int err) {
 
 class FileWriter final : public Writer {
  public:
-  explicit FileWriter(const config::SinkConfig& config)
+  explicit FileWriter(const SinkConfig& config)
       : path_(config.path),
         mode_(static_cast<mode_t>(config.file_mode & 07777U)),
         group_(config.file_group),
@@ -275,7 +275,7 @@ class FileWriter final : public Writer {
 
 }  // namespace
 
-std::unique_ptr<Writer> make_file_writer(const config::SinkConfig& config) {
+std::unique_ptr<Writer> make_file_writer(const SinkConfig& config) {
   return std::make_unique<FileWriter>(config);
 }
 
@@ -283,7 +283,7 @@ std::unique_ptr<Writer> make_file_writer(const config::SinkConfig& config) {
 
 namespace sockstate::sink {
 
-Result<void> detail::file_preflight(const config::SinkConfig& sink) {
+Result<void> detail::file_preflight(const SinkConfig& sink) {
   if (!sink.file_group.empty()) {
     if (auto gid = detail::lookup_group(sink.file_group); !gid) {
       return gid.error();

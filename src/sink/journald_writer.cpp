@@ -80,7 +80,7 @@ void append_field(std::string& out, std::string_view name, std::string_view valu
 
 class JournaldWriter final : public Writer {
  public:
-  JournaldWriter(const config::SinkConfig& config, std::string socket_path)
+  JournaldWriter(const SinkConfig& config, std::string socket_path)
       : path_(std::move(socket_path)),
         identifier_(config.syslog_identifier),
         retry_(config.reconnect_min, config.reconnect_max) {}
@@ -197,8 +197,7 @@ class JournaldWriter final : public Writer {
 
 }  // namespace
 
-std::unique_ptr<Writer> make_journald_writer(const config::SinkConfig& config,
-                                             std::string socket_path) {
+std::unique_ptr<Writer> make_journald_writer(const SinkConfig& config, std::string socket_path) {
   return std::make_unique<JournaldWriter>(config, std::move(socket_path));
 }
 

@@ -54,7 +54,7 @@ std::string joined(const std::vector<std::string>& items) {
 
 // The librdkafka properties a configuration entry means, in the order they are set (the
 // passthrough last, so that its checks see ours).
-std::vector<std::pair<std::string, std::string>> properties(const config::SinkConfig& c) {
+std::vector<std::pair<std::string, std::string>> properties(const SinkConfig& c) {
   const bool sasl = !c.sasl_mechanism.empty();
   std::vector<std::pair<std::string, std::string>> p = {
       {"bootstrap.servers", joined(c.brokers)},
@@ -93,7 +93,7 @@ std::vector<std::pair<std::string, std::string>> properties(const config::SinkCo
   return p;
 }
 
-Result<Conf> make_conf(const config::SinkConfig& c) {
+Result<Conf> make_conf(const SinkConfig& c) {
   if (auto loaded = rdkafka(); !loaded) {
     return loaded.error();
   }
@@ -123,7 +123,7 @@ Result<Handle> make_handle(Conf conf) {
 
 class KafkaSink final : public Sink {
  public:
-  KafkaSink(config::SinkConfig config, std::string key)
+  KafkaSink(SinkConfig config, std::string key)
       : config_(std::move(config)),
         name_(config::sink_name(config_)),
         limit_(queue_limit(config_)),
@@ -167,7 +167,7 @@ class KafkaSink final : public Sink {
   // What a record costs the queue (QueueLimit).
   static std::size_t charge(std::size_t size) { return size + kQueueEntryBytes; }
 
-  const config::SinkConfig config_;
+  const SinkConfig config_;
   const std::string name_;
   const QueueLimit limit_;
   const std::string key_;  // "" for none
@@ -453,13 +453,12 @@ std::vector<std::string> KafkaSink::take_failure_kinds() {
 
 }  // namespace
 
-std::unique_ptr<Sink> make_kafka_sink(const config::SinkConfig& config,
-                                      const SinkContext& context) {
-  std::string key = config.key == config::KafkaKey::kDeviceUid ? context.device_uid : "";
+std::unique_ptr<Sink> make_kafka_sink(const SinkConfig& config, const SinkContext& context) {
+  std::string key = config.key == KafkaKey::kDeviceUid ? context.device_uid : "";
   return std::make_unique<KafkaSink>(config, std::move(key));
 }
 
-Result<void> kafka_preflight(const config::SinkConfig& config) {
+Result<void> kafka_preflight(const SinkConfig& config) {
   auto conf = make_conf(config);
   if (!conf) {
     return conf.error();

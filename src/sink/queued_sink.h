@@ -188,16 +188,15 @@ class QueuedSink final : public Sink {
 // Destinations (fd_writer.cpp, file_writer.cpp, socket_writer.cpp, journald_writer.cpp).
 // `name` is the sink's name, for error messages.
 std::unique_ptr<Writer> make_fd_writer(int fd, std::string name);
-std::unique_ptr<Writer> make_file_writer(const config::SinkConfig& config);
-std::unique_ptr<Writer> make_socket_writer(const config::SinkConfig& config, std::string name);
-std::unique_ptr<Writer> make_journald_writer(const config::SinkConfig& config,
-                                             std::string socket_path);
+std::unique_ptr<Writer> make_file_writer(const SinkConfig& config);
+std::unique_ptr<Writer> make_socket_writer(const SinkConfig& config, std::string name);
+std::unique_ptr<Writer> make_journald_writer(const SinkConfig& config, std::string socket_path);
 
 // The kafka sink (kafka_sink.cpp): not a QueuedSink, librdkafka queues.
-std::unique_ptr<Sink> make_kafka_sink(const config::SinkConfig& config, const SinkContext& context);
-Result<void> kafka_preflight(const config::SinkConfig& config);
+std::unique_ptr<Sink> make_kafka_sink(const SinkConfig& config, const SinkContext& context);
+Result<void> kafka_preflight(const SinkConfig& config);
 // preflight() of a file sink (file_writer.cpp).
-Result<void> file_preflight(const config::SinkConfig& config);
+Result<void> file_preflight(const SinkConfig& config);
 
 // Milliseconds for poll() from now to `until`, rounded up, clamped to [0, INT_MAX].
 int poll_timeout_ms(Clock::time_point now, Clock::time_point until);

@@ -12,8 +12,7 @@ namespace sockstate::sink {
 
 namespace {
 
-std::unique_ptr<Sink> queued(const config::SinkConfig& config,
-                             std::unique_ptr<detail::Writer> writer) {
+std::unique_ptr<Sink> queued(const SinkConfig& config, std::unique_ptr<detail::Writer> writer) {
   return std::make_unique<detail::QueuedSink>(config::sink_name(config), queue_limit(config),
                                               std::move(writer));
 }
@@ -22,40 +21,38 @@ std::unique_ptr<Sink> queued(const config::SinkConfig& config,
 // config keys of a type are config.cpp's kSinkTypeRows and kSinkKeys; a new sink type is
 // a writer (or a Sink of its own) in this folder and a row in each table.
 struct SinkMaker {
-  config::SinkType type;
-  std::unique_ptr<Sink> (*make)(const config::SinkConfig& config, const SinkContext& context);
-  Result<void> (*preflight)(const config::SinkConfig& config);
+  SinkType type;
+  std::unique_ptr<Sink> (*make)(const SinkConfig& config, const SinkContext& context);
+  Result<void> (*preflight)(const SinkConfig& config);
 };
 const std::array<SinkMaker, 6> kSinkMakers = {{
-    {config::SinkType::kStdout,
-     [](const config::SinkConfig& c, const SinkContext&) {
+    {SinkType::kStdout,
+     [](const SinkConfig& c, const SinkContext&) {
        return make_fd_sink(STDOUT_FILENO, config::sink_name(c), queue_limit(c));
      },
      nullptr},
-    {config::SinkType::kFile,
-     [](const config::SinkConfig& c, const SinkContext&) {
-       return queued(c, detail::make_file_writer(c));
-     },
+    {SinkType::kFile,
+     [](const SinkConfig& c, const SinkContext&) { return queued(c, detail::make_file_writer(c)); },
      detail::file_preflight},
-    {config::SinkType::kUnix,
-     [](const config::SinkConfig& c, const SinkContext&) {
+    {SinkType::kUnix,
+     [](const SinkConfig& c, const SinkContext&) {
        return queued(c, detail::make_socket_writer(c, config::sink_name(c)));
      },
      nullptr},
-    {config::SinkType::kTcp,
-     [](const config::SinkConfig& c, const SinkContext&) {
+    {SinkType::kTcp,
+     [](const SinkConfig& c, const SinkContext&) {
        return queued(c, detail::make_socket_writer(c, config::sink_name(c)));
      },
      nullptr},
-    {config::SinkType::kJournald,
-     [](const config::SinkConfig& c, const SinkContext&) {
+    {SinkType::kJournald,
+     [](const SinkConfig& c, const SinkContext&) {
        return make_journald_sink(c, std::string(kJournalSocket));
      },
      nullptr},
-    {config::SinkType::kKafka, detail::make_kafka_sink, detail::kafka_preflight},
+    {SinkType::kKafka, detail::make_kafka_sink, detail::kafka_preflight},
 }};
 
-const SinkMaker* maker_of(config::SinkType type) {
+const SinkMaker* maker_of(SinkType type) {
   for (const auto& m : kSinkMakers) {
     if (m.type == type) {
       return &m;
@@ -66,17 +63,17 @@ const SinkMaker* maker_of(config::SinkType type) {
 
 }  // namespace
 
-std::unique_ptr<Sink> make_sink(const config::SinkConfig& config, const SinkContext& context) {
+std::unique_ptr<Sink> make_sink(const SinkConfig& config, const SinkContext& context) {
   const SinkMaker* maker = maker_of(config.type);
   return maker == nullptr ? nullptr : maker->make(config, context);
 }
 
-Result<void> preflight(const config::SinkConfig& sink) {
+Result<void> preflight(const SinkConfig& sink) {
   const SinkMaker* maker = maker_of(sink.type);
   return maker == nullptr || maker->preflight == nullptr ? Result<void>{} : maker->preflight(sink);
 }
 
-QueueLimit queue_limit(const config::SinkConfig& config) {
+QueueLimit queue_limit(const SinkConfig& config) {
   return QueueLimit{config.queue_records, config.queue_bytes};
 }
 
@@ -85,8 +82,7 @@ std::unique_ptr<Sink> make_fd_sink(int fd, std::string name, QueueLimit limit) {
   return std::make_unique<detail::QueuedSink>(std::move(name), limit, std::move(writer));
 }
 
-std::unique_ptr<Sink> make_journald_sink(const config::SinkConfig& config,
-                                         std::string socket_path) {
+std::unique_ptr<Sink> make_journald_sink(const SinkConfig& config, std::string socket_path) {
   return queued(config, detail::make_journald_writer(config, std::move(socket_path)));
 }
 

@@ -22,7 +22,7 @@ SinkSet::~SinkSet() {
   stop(std::chrono::milliseconds(0));
 }
 
-Result<void> SinkSet::apply(const std::vector<config::SinkConfig>& configs,
+Result<void> SinkSet::apply(const std::vector<SinkConfig>& configs,
                             std::chrono::milliseconds retire_within) {
   // Every sink to make is started before anything changes, so a failure leaves the set
   // as it was. A kept sink's place in `next` stays empty until then; `from` says which

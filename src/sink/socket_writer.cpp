@@ -87,8 +87,8 @@ struct Lookup {
 
 class SocketWriter final : public Writer {
  public:
-  SocketWriter(const config::SinkConfig& config, std::string name)
-      : tcp_(config.type == config::SinkType::kTcp),
+  SocketWriter(const SinkConfig& config, std::string name)
+      : tcp_(config.type == SinkType::kTcp),
         path_(config.path),
         host_(config.host),
         port_(config.port),
@@ -357,7 +357,7 @@ class SocketWriter final : public Writer {
 
 }  // namespace
 
-std::unique_ptr<Writer> make_socket_writer(const config::SinkConfig& config, std::string name) {
+std::unique_ptr<Writer> make_socket_writer(const SinkConfig& config, std::string name) {
   return std::make_unique<SocketWriter>(config, std::move(name));
 }
 

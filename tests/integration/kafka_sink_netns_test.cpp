@@ -38,9 +38,9 @@ class KafkaNetns : public DaemonNetns {
     ASSERT_TRUE(kafka_->ok()) << kafka_->error;
   }
 
-  config::SinkConfig sink_config() const {
-    config::SinkConfig c;
-    c.type = config::SinkType::kKafka;
+  sink::SinkConfig sink_config() const {
+    sink::SinkConfig c;
+    c.type = sink::SinkType::kKafka;
     c.brokers = kafka_->brokers();
     c.topic = "ocsf";
     return c;
@@ -192,7 +192,7 @@ TEST_F(KafkaNetns, DeadClusterNeverBlocksBoundsTheQueueAndCountsEveryDrop) {
   // A listener that never accepts: connections complete in its backlog, no reply comes.
   const std::uint16_t port = 5401;
   UniqueFd silent = listen_on(port);
-  config::SinkConfig c = sink_config();
+  sink::SinkConfig c = sink_config();
   c.brokers = {"127.0.0.1:" + std::to_string(port)};
   c.delivery_timeout = milliseconds(1000);
   c.queue_bytes = 256 * 1024;

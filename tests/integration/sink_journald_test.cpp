@@ -154,9 +154,9 @@ std::string unique_identifier() {
   return "sockstate-it-" + std::to_string(::getpid()) + "-" + std::to_string(++n);
 }
 
-config::SinkConfig journald_config(const std::string& identifier) {
-  config::SinkConfig c;
-  c.type = config::SinkType::kJournald;
+SinkConfig journald_config(const std::string& identifier) {
+  SinkConfig c;
+  c.type = SinkType::kJournald;
   c.syslog_identifier = identifier;
   c.queue_records = 1000;
   c.reconnect_min = 5ms;

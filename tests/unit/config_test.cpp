@@ -19,6 +19,9 @@ namespace {
 
 using namespace std::chrono_literals;
 using netlink::state_bit;
+using sink::KafkaKey;
+using sink::SinkConfig;
+using sink::SinkType;
 
 const std::string kExample =
     std::string(SOCKSTATE_SOURCE_DIR) + "/packaging/sockstate.example.json";

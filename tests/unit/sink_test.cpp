@@ -268,8 +268,8 @@ class Listener {
   Fd fd_;
 };
 
-config::SinkConfig socket_config(config::SinkType type, std::size_t queue) {
-  config::SinkConfig c;
+SinkConfig socket_config(SinkType type, std::size_t queue) {
+  SinkConfig c;
   c.type = type;
   c.queue_records = queue;
   c.reconnect_min = 5ms;
@@ -518,9 +518,9 @@ TEST(FdSink, StalledReaderHoldsAtMostTheByteLimit) {
 
 // ---- the file sink ----------------------------------------------------------------------
 
-config::SinkConfig file_config(const fs::path& path) {
-  config::SinkConfig c;
-  c.type = config::SinkType::kFile;
+SinkConfig file_config(const fs::path& path) {
+  SinkConfig c;
+  c.type = SinkType::kFile;
   c.path = path.string();
   c.queue_records = 65536;
   c.reconnect_min = 5ms;
@@ -806,11 +806,11 @@ TEST(FileSink, ADeletedFileIsMadeAgainAndNothingGoesIntoTheOldOne) {
 
 // Delivery, then the shipper goes away: records wait in the queue (the overflow is dropped
 // and counted exactly), and a new listener at the same address gets the queued records.
-void queue_while_disconnected_then_resume(config::SinkType type) {
+void queue_while_disconnected_then_resume(SinkType type) {
   TempDir dir;
   auto c = socket_config(type, 50);
   Listener first;
-  if (type == config::SinkType::kUnix) {
+  if (type == SinkType::kUnix) {
     c.path = (dir / "shipper.sock").string();
     first = Listener::unix_at(c.path);
   } else {
@@ -830,7 +830,7 @@ void queue_while_disconnected_then_resume(config::SinkType type) {
   // The shipper stops: connection and listener closed.
   conn.reset();
   first.close();
-  if (type == config::SinkType::kUnix) {
+  if (type == SinkType::kUnix) {
     fs::remove(c.path);
   }
   for (int i = 40; i < 120; ++i) {
@@ -843,8 +843,7 @@ void queue_while_disconnected_then_resume(config::SinkType type) {
   EXPECT_EQ(s.dropped, 30U);
 
   // It comes back: the queued records (the first 50 after the break) arrive, whole.
-  Listener second =
-      type == config::SinkType::kUnix ? Listener::unix_at(c.path) : Listener::tcp(c.port);
+  Listener second = type == SinkType::kUnix ? Listener::unix_at(c.path) : Listener::tcp(c.port);
   Fd conn2 = second.accept();
   EXPECT_EQ(seqs_of(read_lines(conn2.get(), 50)), range(40, 90));
   ASSERT_TRUE(eventually([&] { return sink->stats().written == 90; }));
@@ -860,11 +859,11 @@ void queue_while_disconnected_then_resume(config::SinkType type) {
 // partly sent arrives whole, first, on the next connection, and so does everything after.
 // Returns how many bytes of a cut record the first connection held (unix sockets only: for
 // TCP, part of what was sent may still sit in the sender's buffer).
-std::size_t partial_record_resent_whole(config::SinkType type, int records, std::size_t size) {
+std::size_t partial_record_resent_whole(SinkType type, int records, std::size_t size) {
   TempDir dir;
   auto c = socket_config(type, static_cast<std::size_t>(records));
   Listener listener;
-  if (type == config::SinkType::kUnix) {
+  if (type == SinkType::kUnix) {
     c.path = (dir / "shipper.sock").string();
     listener = Listener::unix_at(c.path);
   } else {
@@ -895,7 +894,7 @@ std::size_t partial_record_resent_whole(config::SinkType type, int records, std:
   EXPECT_EQ(s.dropped, 0U);
   EXPECT_EQ(s.reconnects, 1U);
   EXPECT_GE(s.errors, 1U);
-  if (type != config::SinkType::kUnix) {
+  if (type != SinkType::kUnix) {
     return 0;
   }
   // Every byte the sink sent is in the peer's queue: the whole records counted as written,
@@ -905,11 +904,11 @@ std::size_t partial_record_resent_whole(config::SinkType type, int records, std:
 }
 
 TEST(UnixSink, QueuesWhileTheShipperIsGoneAndResumesWhenItReturns) {
-  queue_while_disconnected_then_resume(config::SinkType::kUnix);
+  queue_while_disconnected_then_resume(SinkType::kUnix);
 }
 
 TEST(TcpSink, QueuesWhileTheShipperIsGoneAndResumesWhenItReturns) {
-  queue_while_disconnected_then_resume(config::SinkType::kTcp);
+  queue_while_disconnected_then_resume(SinkType::kTcp);
 }
 
 TEST(UnixSink, APartlySentRecordIsSentAgainWhole) {
@@ -918,7 +917,7 @@ TEST(UnixSink, APartlySentRecordIsSentAgainWhole) {
   // kernel; a few rounds make sure a cut record was among them.
   int cuts = 0;
   for (int round = 0; round < 10 && cuts < 2; ++round) {
-    cuts += partial_record_resent_whole(config::SinkType::kUnix, 100, 100000) > 0 ? 1 : 0;
+    cuts += partial_record_resent_whole(SinkType::kUnix, 100, 100000) > 0 ? 1 : 0;
     if (HasFailure()) {
       return;
     }
@@ -927,12 +926,12 @@ TEST(UnixSink, APartlySentRecordIsSentAgainWhole) {
 }
 
 TEST(TcpSink, APartlySentRecordIsSentAgainWhole) {
-  partial_record_resent_whole(config::SinkType::kTcp, 600, 7000);
+  partial_record_resent_whole(SinkType::kTcp, 600, 7000);
 }
 
 TEST(UnixSink, StartsBeforeTheShipperListens) {
   TempDir dir;
-  auto c = socket_config(config::SinkType::kUnix, 100);
+  auto c = socket_config(SinkType::kUnix, 100);
   c.path = (dir / "late.sock").string();
   auto sink = make_sink(c);
   ASSERT_TRUE(sink->start());  // nobody listens yet: not an error
@@ -952,7 +951,7 @@ TEST(UnixSink, StartsBeforeTheShipperListens) {
 
 TEST(TcpSink, ResolvesAHostName) {
   Listener listener = Listener::tcp();
-  auto c = socket_config(config::SinkType::kTcp, 100);
+  auto c = socket_config(SinkType::kTcp, 100);
   c.host = "localhost";  // may resolve to ::1 first: refused, then 127.0.0.1
   c.port = listener.port();
   auto sink = make_sink(c);
@@ -983,7 +982,7 @@ TEST(TcpSink, StopReturnsInTimeWhenThePeerNeverAccepts) {
       break;
     }
   }
-  auto c = socket_config(config::SinkType::kTcp, 100);
+  auto c = socket_config(SinkType::kTcp, 100);
   c.host = "127.0.0.1";
   c.port = listener.port();
   auto sink = make_sink(c);
@@ -1004,7 +1003,7 @@ TEST(TcpSink, StopReturnsInTimeWhenThePeerNeverAccepts) {
 
 TEST(TcpSink, StopReturnsInTimeWhenThePeerStopsReading) {
   Listener listener = Listener::tcp(0, 16, 4096);
-  auto c = socket_config(config::SinkType::kTcp, 1000);
+  auto c = socket_config(SinkType::kTcp, 1000);
   c.host = "127.0.0.1";
   c.port = listener.port();
   auto sink = make_sink(c);
@@ -1058,9 +1057,9 @@ class FakeJournal {
   Fd fd_;
 };
 
-config::SinkConfig journald_config() {
-  config::SinkConfig c;
-  c.type = config::SinkType::kJournald;
+SinkConfig journald_config() {
+  SinkConfig c;
+  c.type = SinkType::kJournald;
   c.syslog_identifier = "sockstate-test";
   c.queue_records = 100;
   c.reconnect_min = 5ms;
@@ -1155,8 +1154,7 @@ std::vector<SinkSet::Ended> reaped(SinkSet& set) {
 // A set of one unix sink whose shipper accepted and never reads: 2000 records of 2 KB
 // submitted, the sink stalled on them.
 struct StalledUnixSet {
-  explicit StalledUnixSet(const TempDir& dir)
-      : config(socket_config(config::SinkType::kUnix, 100000)) {
+  explicit StalledUnixSet(const TempDir& dir) : config(socket_config(SinkType::kUnix, 100000)) {
     config.path = (dir / "shipper.sock").string();
     shipper = Listener::unix_at(config.path);
     EXPECT_TRUE(set.apply({config}, 1s));
@@ -1167,7 +1165,7 @@ struct StalledUnixSet {
     EXPECT_TRUE(stalled(set.at(0)));
   }
   static constexpr int kRecords = 2000;
-  config::SinkConfig config;
+  SinkConfig config;
   Listener shipper;
   SinkSet set;
   Fd conn;
@@ -1175,8 +1173,8 @@ struct StalledUnixSet {
 
 TEST(SinkSet, AReloadKeepsUnchangedSinksAndEveryCounter) {
   TempDir dir;
-  const config::SinkConfig a = file_config(dir / "a.jsonl");
-  config::SinkConfig b = file_config(dir / "b.jsonl");
+  const SinkConfig a = file_config(dir / "a.jsonl");
+  SinkConfig b = file_config(dir / "b.jsonl");
   SinkSet set;
   ASSERT_TRUE(set.apply({a, b}, 1s));
   for (int i = 0; i < 10; ++i) {
@@ -1211,7 +1209,7 @@ TEST(SinkSet, RetiringAStalledSinkNeverBlocksAndCountsWhatItHeld) {
   SinkSet& set = stalled_set.set;
   constexpr int kRecords = StalledUnixSet::kRecords;
 
-  const config::SinkConfig file = file_config(dir / "new.jsonl");
+  const SinkConfig file = file_config(dir / "new.jsonl");
   const auto t0 = Clock::now();
   ASSERT_TRUE(set.apply({file}, 300ms));
   EXPECT_LT(Clock::now() - t0, 100ms) << "the reload waited for the retired sink";
@@ -1255,7 +1253,7 @@ TEST(SinkSet, ASinkReplacedOnItsDestinationWaitsForTheOldOne) {
 
 TEST(SinkSet, AFailedApplyChangesNothing) {
   TempDir dir;
-  const config::SinkConfig a = file_config(dir / "a.jsonl");
+  const SinkConfig a = file_config(dir / "a.jsonl");
   SinkSet set;
   ASSERT_TRUE(set.apply({a}, 1s));
   set.submit(record(0));
@@ -1275,19 +1273,19 @@ TEST(SinkSet, AFailedApplyChangesNothing) {
 }
 
 TEST(MakeSink, NamesEachKindAndDoesNotStartIt) {
-  config::SinkConfig c;
+  SinkConfig c;
   EXPECT_EQ(make_sink(c)->name(), "stdout");
-  c.type = config::SinkType::kFile;
+  c.type = SinkType::kFile;
   c.path = "/var/log/sockstate/sockstate.jsonl";
   EXPECT_EQ(make_sink(c)->name(), "file:/var/log/sockstate/sockstate.jsonl");
-  c.type = config::SinkType::kUnix;
+  c.type = SinkType::kUnix;
   c.path = "/run/shipper.sock";
   EXPECT_EQ(make_sink(c)->name(), "unix:/run/shipper.sock");
-  c.type = config::SinkType::kTcp;
+  c.type = SinkType::kTcp;
   c.host = "127.0.0.1";
   c.port = 5170;
   EXPECT_EQ(make_sink(c)->name(), "tcp:127.0.0.1:5170");
-  c.type = config::SinkType::kJournald;
+  c.type = SinkType::kJournald;
   auto sink = make_sink(c);
   EXPECT_EQ(sink->name(), "journald");
   const auto s = sink->stats();

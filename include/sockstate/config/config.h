@@ -11,62 +11,9 @@
 #include "sockstate/common/error.h"
 #include "sockstate/flow/address.h"
 #include "sockstate/netlink/types.h"
+#include "sockstate/sink/sink_config.h"
 
 namespace sockstate::config {
-
-// Where records go. Several sinks may run at once; each has its own bounded queue.
-enum class SinkType { kStdout, kFile, kUnix, kTcp, kJournald, kKafka };
-
-// The message key of a kafka sink's records.
-enum class KafkaKey {
-  kDeviceUid,  // device.uid: one host's records in one partition, in order
-  kNone,       // no key: records spread over partitions (no order between them)
-};
-
-// One entry of `sinks`. Only the fields of its type mean anything; parse_config() refuses a
-// document that sets another type's key, so the others keep their defaults.
-struct SinkConfig {
-  SinkType type = SinkType::kStdout;
-  std::string path;        // file: the log file; unix: the socket path (absolute)
-  std::string host;        // tcp: address or name of the shipper's listener
-  std::uint16_t port = 0;  // tcp
-  // The bounded queue: a record that would pass either limit is dropped (and counted).
-  // Bytes are what bound memory (a record is 1 to 4 KiB); the record limit is a backstop.
-  std::size_t queue_records = 65536;
-  std::size_t queue_bytes = 16U << 20;
-  // file
-  unsigned file_mode = 0640;
-  std::string file_group;          // chown the file to this group when set ("adm")
-  std::uint64_t rotate_bytes = 0;  // rotate when the file would pass this size; 0: never
-  unsigned rotate_keep = 5;        // rotated files kept: FILE.1 .. FILE.N
-  // unix, tcp
-  std::chrono::milliseconds reconnect_min{100};
-  std::chrono::milliseconds reconnect_max{30000};
-  // journald
-  std::string syslog_identifier = "sockstate";
-  // kafka (librdkafka property names in comments)
-  std::vector<std::string> brokers;  // "host:port" each (bootstrap.servers)
-  std::string topic;
-  KafkaKey key = KafkaKey::kDeviceUid;
-  std::string compression = "lz4";                     // compression.type
-  std::string acks = "all";                            // "all" (idempotent producer) or "1"
-  std::size_t message_max_bytes = 1000000;             // message.max.bytes
-  std::chrono::milliseconds delivery_timeout{300000};  // message.timeout.ms
-  bool tls = false;                                    // security.protocol SSL / SASL_SSL
-  std::string tls_ca;                                  // ssl.ca.location ("": system CAs)
-  std::string tls_cert;                                // ssl.certificate.location
-  std::string tls_key;                                 // ssl.key.location
-  std::string sasl_mechanism;                          // "", PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
-  std::string sasl_username;
-  std::string sasl_password;
-  // Other librdkafka properties, in the document's order; never one that the keys above
-  // set or that would break delivery accounting (kafka_reserved_property()).
-  std::vector<std::pair<std::string, std::string>> properties;
-
-  // Every field, so a reload can tell whether a sink must be restarted (describe() is for
-  // people and leaves most fields out).
-  friend bool operator==(const SinkConfig&, const SinkConfig&) = default;
-};
 
 // Everything `sockstate run` can be told. Defaults are what a fleet gets with no file.
 struct Config {
@@ -74,16 +21,16 @@ struct Config {
   std::chrono::milliseconds traffic_interval{60000};  // 0: no periodic Traffic records
   std::chrono::milliseconds stats_interval{60000};    // 0: no periodic stats log line
   bool baseline = true;                               // the startup snapshot records
-  bool destroy_events = true;                   // listen to the kernel's socket-destroy events
-  std::uint32_t states = netlink::kAllStates;   // kernel states mask the daemon dumps
-  bool process = true;                          // actor.process / actor.user from /proc
-  bool all_netns = false;                       // every network namespace, not just ours
-  std::uint16_t community_id_seed = 0;          // connection_info.community_uid seed
-  std::size_t event_buffer_bytes = 8U << 20;    // SO_RCVBUF(FORCE) of the destroy listener
-  std::string log_name = "sockstate";           // metadata.log_name
-  int device_type_id = 0;                       // device.type_id
-  std::string log_level = "info";               // error, warn, info, debug
-  std::vector<SinkConfig> sinks{SinkConfig{}};  // default: one stdout sink
+  bool destroy_events = true;                  // listen to the kernel's socket-destroy events
+  std::uint32_t states = netlink::kAllStates;  // kernel states mask the daemon dumps
+  bool process = true;                         // actor.process / actor.user from /proc
+  bool all_netns = false;                      // every network namespace, not just ours
+  std::uint16_t community_id_seed = 0;         // connection_info.community_uid seed
+  std::size_t event_buffer_bytes = 8U << 20;   // SO_RCVBUF(FORCE) of the destroy listener
+  std::string log_name = "sockstate";          // metadata.log_name
+  int device_type_id = 0;                      // device.type_id
+  std::string log_level = "info";              // error, warn, info, debug
+  std::vector<sink::SinkConfig> sinks{sink::SinkConfig{}};  // default: one stdout sink
   // The networks called inside, for direction and boundary (default: the contract's).
   std::vector<flow::Cidr> internal_networks = flow::NetworkSet::default_internal().networks();
   bool observables = true;     // write `observables` on every record
@@ -126,11 +73,11 @@ std::string describe(const Config& config);
 // The sink as log lines and errors name it: "stdout", "file:PATH", "unix:PATH",
 // "tcp:HOST:PORT" ("tcp:[HOST]:PORT" when HOST is an IPv6 address), "journald",
 // "kafka:TOPIC@FIRST-BROKER".
-std::string sink_name(const SinkConfig& sink);
+std::string sink_name(const sink::SinkConfig& sink);
 
 // The `type` word of a sink in the document: "stdout", "file", "unix", "tcp", "journald",
 // "kafka".
-std::string_view sink_type_name(SinkType type);
+std::string_view sink_type_name(sink::SinkType type);
 
 // Every key path parse_config() accepts, top-level keys as "poll_interval" and sink keys
 // as "sinks[].port", so tests can hold the example file to documenting each one.

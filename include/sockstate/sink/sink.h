@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "sockstate/common/error.h"
-#include "sockstate/config/config.h"
+#include "sockstate/sink/sink_config.h"
 
 namespace sockstate::sink {
 
@@ -109,7 +109,7 @@ class Sink {
 };
 
 // The sink a configuration entry describes (not started).
-std::unique_ptr<Sink> make_sink(const config::SinkConfig& config,
+std::unique_ptr<Sink> make_sink(const SinkConfig& config,
                                 const SinkContext& context = SinkContext{});
 
 // What a sink will need from this host that its configuration cannot say: for a file
@@ -117,10 +117,10 @@ std::unique_ptr<Sink> make_sink(const config::SinkConfig& config,
 // librdkafka takes every property and loads the certificates and keys (no connection is
 // made). For check-config, so
 // that a configuration it accepts does not fail at start.
-Result<void> preflight(const config::SinkConfig& sink);
+Result<void> preflight(const SinkConfig& sink);
 
 // The limit a configuration entry sets.
-QueueLimit queue_limit(const config::SinkConfig& config);
+QueueLimit queue_limit(const SinkConfig& config);
 
 // A sink writing to an already open descriptor (the stdout sink is make_fd_sink(1,
 // "stdout", limit)). The caller keeps ownership of `fd` and keeps it open until stop()
@@ -136,6 +136,6 @@ inline constexpr std::string_view kJournalSocket = "/run/systemd/journal/socket"
 
 // The journald sink of make_sink(), sending to `socket_path` instead of kJournalSocket
 // (tests point it at a datagram socket of their own).
-std::unique_ptr<Sink> make_journald_sink(const config::SinkConfig& config, std::string socket_path);
+std::unique_ptr<Sink> make_journald_sink(const SinkConfig& config, std::string socket_path);
 
 }  // namespace sockstate::sink

@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "sockstate/common/error.h"
-#include "sockstate/config/config.h"
 #include "sockstate/sink/sink.h"
+#include "sockstate/sink/sink_config.h"
 
 namespace sockstate::sink {
 
@@ -46,7 +46,7 @@ class SinkSet {
   // Makes the sinks `configs` lists: kept ones as they are, the others made and started.
   // If one cannot start, nothing changes (the new ones are stopped) and the Error names it.
   // `retire_within` is how long a retired sink may take to deliver its queue.
-  Result<void> apply(const std::vector<config::SinkConfig>& configs,
+  Result<void> apply(const std::vector<SinkConfig>& configs,
                      std::chrono::milliseconds retire_within);
 
   // What sinks made from now on know of the host (the kafka sink's key).
@@ -112,7 +112,7 @@ class SinkSet {
   template <typename RoomOf>
   [[nodiscard]] std::size_t least_room(RoomOf room_of) const;
   struct Entry {
-    config::SinkConfig config;
+    SinkConfig config;
     std::unique_ptr<Sink> sink;
     std::int64_t drained_ms = -1;  // when watch() last saw its queue nearly empty
     bool counted = true;           // as of the last watch(): not a disconnected socket sink
