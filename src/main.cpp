@@ -15,6 +15,7 @@
 #include "sockstate/daemon/daemon.h"
 #include "sockstate/log/log.h"
 #include "sockstate/ocsf/record.h"
+#include "sockstate/sink/registry.h"
 #include "sockstate/sink/sink.h"
 #include "sockstate/snapshot/output.h"
 #include "sockstate/snapshot/snapshot.h"
@@ -51,8 +52,7 @@ int check_config(const sockstate::cli::Invocation& inv) {
   for (const auto& sink : config->sinks) {
     if (auto ready = sockstate::sink::preflight(sink); !ready) {
       (void)std::fprintf(stderr, "sockstate: %s: sink %s: %s\n", inv.config_path.c_str(),
-                         sockstate::config::sink_name(sink).c_str(),
-                         ready.error().message().c_str());
+                         sockstate::sink::sink_name(sink).c_str(), ready.error().message().c_str());
       return sockstate::cli::kExitUsage;
     }
   }

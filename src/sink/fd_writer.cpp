@@ -3,10 +3,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <memory>
 #include <string>
 #include <utility>
 
 #include "queued_sink.h"
+#include "sockstate/sink/registry.h"
 
 namespace sockstate::sink::detail {
 namespace {
@@ -79,8 +81,25 @@ class FdWriter final : public Writer {
 
 }  // namespace
 
-std::unique_ptr<Writer> make_fd_writer(int fd, std::string name) {
-  return std::make_unique<FdWriter>(fd, std::move(name));
-}
+// The stdout sink type: records to the descriptor the process was started with.
+extern constexpr SinkKind kStdoutKind = {
+    .type = SinkType::kStdout,
+    .word = "stdout",
+    // Two writers would interleave one stream.
+    .at_most_one = true,
+    .make =
+        [](const SinkConfig& c, const SinkContext&) {
+          return make_fd_sink(STDOUT_FILENO, sink_name(c), queue_limit(c));
+        },
+};
 
 }  // namespace sockstate::sink::detail
+
+namespace sockstate::sink {
+
+std::unique_ptr<Sink> make_fd_sink(int fd, std::string name, QueueLimit limit) {
+  auto writer = std::make_unique<detail::FdWriter>(fd, name);
+  return std::make_unique<detail::QueuedSink>(std::move(name), limit, std::move(writer));
+}
+
+}  // namespace sockstate::sink

@@ -6,15 +6,20 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "queued_sink.h"
+#include "sink_keys.h"
 #include "sockstate/common/output_file.h"
+#include "sockstate/sink/registry.h"
 
 namespace sockstate::sink::detail {
 
@@ -275,17 +280,24 @@ class FileWriter final : public Writer {
 
 }  // namespace
 
-std::unique_ptr<Writer> make_file_writer(const SinkConfig& config) {
-  return std::make_unique<FileWriter>(config);
-}
+// ---- the file sink type ------------------------------------------------------------------
 
-}  // namespace sockstate::sink::detail
+namespace {
 
-namespace sockstate::sink {
+using document::as_integer;
+using document::as_size;
+using document::as_text;
+using document::fail;
+using document::json;
+using document::kGiB;
+using document::kind_of;
+using document::kKiB;
+using document::member_path;
+using document::quote_text;
 
-Result<void> detail::file_preflight(const SinkConfig& sink) {
+Result<void> file_preflight(const SinkConfig& sink) {
   if (!sink.file_group.empty()) {
-    if (auto gid = detail::lookup_group(sink.file_group); !gid) {
+    if (auto gid = lookup_group(sink.file_group); !gid) {
       return gid.error();
     }
   }
@@ -311,4 +323,104 @@ Result<void> detail::file_preflight(const SinkConfig& sink) {
   return {};
 }
 
-}  // namespace sockstate::sink
+unsigned as_mode(const json& v, const std::string& path) {
+  const std::string shape =
+      "must be an octal mode string from \"0000\" to \"0777\", such as \"0640\"";
+  if (!v.is_string()) {
+    // JSON has no octal: 0640 is not valid JSON and 640 would be decimal.
+    fail(path, shape + ", not " + kind_of(v));
+  }
+  const auto& s = v.get_ref<const std::string&>();
+  if (s.size() < 3 || s.size() > 4) {
+    fail(path, shape);
+  }
+  unsigned mode = 0;
+  for (const char c : s) {
+    if (c < '0' || c > '7') {
+      fail(path, shape);
+    }
+    mode = mode * 8 + static_cast<unsigned>(c - '0');
+  }
+  if (mode > 0777) {
+    fail(path, shape);
+  }
+  // The sink reopens the file on SIGHUP: without owner write that fails once it exists.
+  if ((mode & 0200) == 0) {
+    fail(path, "must let the owner write (such as \"0640\"): the file is reopened on reload");
+  }
+  // A world-writable log lets any local user forge records; a world-readable one shows
+  // every user the host's connections, processes and command lines.
+  if ((mode & 0002) != 0) {
+    fail(path, "must not let others write: any local user could forge records");
+  }
+  if ((mode & 0004) != 0) {
+    fail(path,
+         "must not let others read (such as \"0640\", group adm): records name "
+         "processes, users and command lines");
+  }
+  return mode;
+}
+
+std::string as_group(const json& v, const std::string& path) {
+  std::string s = as_text(v, path, 256);
+  if (s.find_first_of(" :,") != std::string::npos) {
+    fail(path, "must be a group name, not " + quote_text(s));
+  }
+  return s;
+}
+
+// The rotate_keep key means nothing without rotate_size.
+void check_file(const json& v, const std::string& path, SinkConfig& sink) {
+  if (v.contains("rotate_keep") && sink.rotate_bytes == 0) {
+    fail(member_path(path, "rotate_keep"),
+         "needs rotate_size: without it the file is never rotated");
+  }
+}
+
+std::unique_ptr<Sink> make_file_sink(const SinkConfig& c, const SinkContext& /*context*/) {
+  return queued(c, std::make_unique<FileWriter>(c));
+}
+
+// Two sinks appending to one file tear each other's records and rotations.
+bool same_file(const SinkConfig& sink, const SinkConfig& earlier) {
+  return std::filesystem::path(sink.path).lexically_normal() ==
+         std::filesystem::path(earlier.path).lexically_normal();
+}
+
+constexpr std::array<SinkKey, 1> kLeadingKeys = {{
+    {"path", [](const json& v, const std::string& p,
+                SinkConfig& s) { s.path = as_path(v, p, SinkType::kFile); }},
+}};
+
+constexpr std::array<SinkKey, 4> kKeys = {{
+    {"mode",
+     [](const json& v, const std::string& p, SinkConfig& s) { s.file_mode = as_mode(v, p); }},
+    {"group",
+     [](const json& v, const std::string& p, SinkConfig& s) { s.file_group = as_group(v, p); }},
+    {"rotate_size",
+     [](const json& v, const std::string& p, SinkConfig& s) {
+       // Below 64 KiB a busy host would rotate every second; above 1 TiB is a typo.
+       s.rotate_bytes = as_size(v, p, {64 * kKiB, 1024 * kGiB, "never"});
+     }},
+    {"rotate_keep",
+     [](const json& v, const std::string& p, SinkConfig& s) {
+       s.rotate_keep = static_cast<unsigned>(as_integer(v, p, 1, 1000, "must be 1 to 1000"));
+     }},
+}};
+
+}  // namespace
+
+extern constexpr SinkKind kFileKind = {
+    .type = SinkType::kFile,
+    .word = "file",
+    .leading_keys = kLeadingKeys,
+    .keys = kKeys,
+    .required = {"path", ""},
+    .check = check_file,
+    .same_destination = {.same = same_file, .key = "path", .what = "the same file"},
+    .destination = [](const SinkConfig& sink) { return sink.path; },
+    .make = make_file_sink,
+    .preflight = file_preflight,
+};
+
+}  // namespace sockstate::sink::detail

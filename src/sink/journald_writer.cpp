@@ -16,11 +16,13 @@
 #include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
 
 #include "queued_sink.h"
+#include "sockstate/sink/registry.h"
 
 namespace sockstate::sink::detail {
 namespace {
@@ -197,8 +199,41 @@ class JournaldWriter final : public Writer {
 
 }  // namespace
 
-std::unique_ptr<Writer> make_journald_writer(const SinkConfig& config, std::string socket_path) {
-  return std::make_unique<JournaldWriter>(config, std::move(socket_path));
+// ---- the journald sink type ---------------------------------------------------------------
+
+namespace {
+
+using document::as_text;
+using document::json;
+
+constexpr std::array<SinkKey, 1> kKeys = {{
+    {"syslog_identifier", [](const json& v, const std::string& p,
+                             SinkConfig& s) { s.syslog_identifier = as_text(v, p, 255); }},
+}};
+
+std::unique_ptr<Sink> make_system_journald_sink(const SinkConfig& c,
+                                                const SinkContext& /*context*/) {
+  return make_journald_sink(c, std::string(kJournalSocket));
 }
 
+}  // namespace
+
+extern constexpr SinkKind kJournaldKind = {
+    .type = SinkType::kJournald,
+    .word = "journald",
+    .keys = kKeys,
+    // One journal would get every record twice.
+    .at_most_one = true,
+    .make = make_system_journald_sink,
+};
+
 }  // namespace sockstate::sink::detail
+
+namespace sockstate::sink {
+
+std::unique_ptr<Sink> make_journald_sink(const SinkConfig& config, std::string socket_path) {
+  return detail::queued(config,
+                        std::make_unique<detail::JournaldWriter>(config, std::move(socket_path)));
+}
+
+}  // namespace sockstate::sink

@@ -16,8 +16,11 @@
 #include <thread>
 #include <utility>
 
+#include "kafka_policy.h"
 #include "queued_sink.h"
 #include "rdkafka_api.h"
+#include "sink_keys.h"
+#include "sockstate/sink/registry.h"
 #include "sockstate/sink/sink.h"
 
 namespace sockstate::sink::detail {
@@ -125,7 +128,7 @@ class KafkaSink final : public Sink {
  public:
   KafkaSink(SinkConfig config, std::string key)
       : config_(std::move(config)),
-        name_(config::sink_name(config_)),
+        name_(sink_name(config_)),
         limit_(queue_limit(config_)),
         key_(std::move(key)) {}
   KafkaSink(const KafkaSink&) = delete;
@@ -451,8 +454,6 @@ std::vector<std::string> KafkaSink::take_failure_kinds() {
   return std::exchange(kinds_new_, {});
 }
 
-}  // namespace
-
 std::unique_ptr<Sink> make_kafka_sink(const SinkConfig& config, const SinkContext& context) {
   std::string key = config.key == KafkaKey::kDeviceUid ? context.device_uid : "";
   return std::make_unique<KafkaSink>(config, std::move(key));
@@ -471,5 +472,94 @@ Result<void> kafka_preflight(const SinkConfig& config) {
   }
   return {};
 }
+
+// ---- the kafka sink type ------------------------------------------------------------------
+
+using document::as_bool;
+using document::as_choice;
+using document::as_duration;
+using document::as_size;
+using document::as_text;
+using document::fail;
+using document::json;
+using document::kKiB;
+using document::kMiB;
+using namespace std::chrono_literals;
+
+std::string kafka_destination(const SinkConfig& sink) {
+  return sink.topic + "@" + (sink.brokers.empty() ? "" : sink.brokers.front());
+}
+
+// Every record twice into one topic.
+bool same_topic(const SinkConfig& sink, const SinkConfig& earlier) {
+  return kafka_destination(sink) == kafka_destination(earlier);
+}
+
+constexpr std::array<SinkKey, 15> kKeys = {{
+    {"brokers",
+     [](const json& v, const std::string& p, SinkConfig& s) { s.brokers = as_brokers(v, p); }},
+    {"topic", [](const json& v, const std::string& p, SinkConfig& s) { s.topic = as_topic(v, p); }},
+    {"key",
+     [](const json& v, const std::string& p, SinkConfig& s) {
+       s.key = as_choice(v, p, std::array<std::string_view, 2>{"device.uid", "none"}) == "none"
+                   ? KafkaKey::kNone
+                   : KafkaKey::kDeviceUid;
+     }},
+    {"compression",
+     [](const json& v, const std::string& p, SinkConfig& s) {
+       s.compression = as_choice(
+           v, p, std::array<std::string_view, 5>{"none", "gzip", "snappy", "lz4", "zstd"});
+     }},
+    {"acks",
+     [](const json& v, const std::string& p, SinkConfig& s) {
+       if (v.is_string() && v.get_ref<const std::string&>() == "0") {
+         fail(p,
+              "must be \"all\" or \"1\": with 0 no broker acknowledges a record, so none "
+              "could be counted as delivered");
+       }
+       s.acks = as_choice(v, p, std::array<std::string_view, 2>{"all", "1"});
+     }},
+    {"message_max_bytes",
+     [](const json& v, const std::string& p, SinkConfig& s) {
+       // librdkafka's own range is 1000 to 1000000000.
+       s.message_max_bytes = static_cast<std::size_t>(as_size(v, p, {4 * kKiB, 512 * kMiB, {}}));
+     }},
+    {"delivery_timeout",
+     [](const json& v, const std::string& p, SinkConfig& s) {
+       s.delivery_timeout = as_duration(v, p, {100ms, {}});
+     }},
+    {"tls", [](const json& v, const std::string& p, SinkConfig& s) { s.tls = as_bool(v, p); }},
+    {"tls_ca", [](const json& v, const std::string& p,
+                  SinkConfig& s) { s.tls_ca = as_path(v, p, SinkType::kFile); }},
+    {"tls_cert", [](const json& v, const std::string& p,
+                    SinkConfig& s) { s.tls_cert = as_path(v, p, SinkType::kFile); }},
+    {"tls_key", [](const json& v, const std::string& p,
+                   SinkConfig& s) { s.tls_key = as_path(v, p, SinkType::kFile); }},
+    {"sasl_mechanism",
+     [](const json& v, const std::string& p, SinkConfig& s) {
+       s.sasl_mechanism = as_choice(
+           v, p, std::array<std::string_view, 3>{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"});
+     }},
+    {"sasl_username", [](const json& v, const std::string& p,
+                         SinkConfig& s) { s.sasl_username = as_text(v, p, 1024); }},
+    {"sasl_password", [](const json& v, const std::string& p,
+                         SinkConfig& s) { s.sasl_password = as_text(v, p, 1024); }},
+    {"properties", [](const json& v, const std::string& p,
+                      SinkConfig& s) { s.properties = as_properties(v, p); }},
+}};
+
+}  // namespace
+
+extern constexpr SinkKind kKafkaKind = {
+    .type = SinkType::kKafka,
+    .word = "kafka",
+    .keys = kKeys,
+    .required = {"brokers", "topic"},
+    .check = check_kafka,
+    .same_destination = {.same = same_topic, .key = "topic", .what = "the same topic and brokers"},
+    .destination = kafka_destination,
+    .make = make_kafka_sink,
+    .preflight = kafka_preflight,
+};
 
 }  // namespace sockstate::sink::detail

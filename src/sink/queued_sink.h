@@ -18,7 +18,6 @@
 
 #include "sockstate/common/error.h"
 #include "sockstate/common/fd.h"
-#include "sockstate/config/config.h"
 #include "sockstate/sink/sink.h"
 
 namespace sockstate::sink::detail {
@@ -185,18 +184,8 @@ class QueuedSink final : public Sink {
   std::thread worker_;
 };
 
-// Destinations (fd_writer.cpp, file_writer.cpp, socket_writer.cpp, journald_writer.cpp).
-// `name` is the sink's name, for error messages.
-std::unique_ptr<Writer> make_fd_writer(int fd, std::string name);
-std::unique_ptr<Writer> make_file_writer(const SinkConfig& config);
-std::unique_ptr<Writer> make_socket_writer(const SinkConfig& config, std::string name);
-std::unique_ptr<Writer> make_journald_writer(const SinkConfig& config, std::string socket_path);
-
-// The kafka sink (kafka_sink.cpp): not a QueuedSink, librdkafka queues.
-std::unique_ptr<Sink> make_kafka_sink(const SinkConfig& config, const SinkContext& context);
-Result<void> kafka_preflight(const SinkConfig& config);
-// preflight() of a file sink (file_writer.cpp).
-Result<void> file_preflight(const SinkConfig& config);
+// A sink of `config` writing with `writer`: what most sink types' make() returns.
+std::unique_ptr<Sink> queued(const SinkConfig& config, std::unique_ptr<Writer> writer);
 
 // Milliseconds for poll() from now to `until`, rounded up, clamped to [0, INT_MAX].
 int poll_timeout_ms(Clock::time_point now, Clock::time_point until);

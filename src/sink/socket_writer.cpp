@@ -29,6 +29,8 @@
 #include <vector>
 
 #include "queued_sink.h"
+#include "sink_keys.h"
+#include "sockstate/sink/registry.h"
 
 namespace sockstate::sink::detail {
 namespace {
@@ -357,8 +359,86 @@ class SocketWriter final : public Writer {
 
 }  // namespace
 
-std::unique_ptr<Writer> make_socket_writer(const SinkConfig& config, std::string name) {
-  return std::make_unique<SocketWriter>(config, std::move(name));
+// ---- the unix and tcp sink types ----------------------------------------------------------
+
+namespace {
+
+using document::as_duration;
+using document::as_integer;
+using document::fail;
+using document::format_duration;
+using document::json;
+using document::member_path;
+using namespace std::chrono_literals;
+
+std::unique_ptr<Sink> make_socket_sink(const SinkConfig& c, const SinkContext& /*context*/) {
+  return queued(c, std::make_unique<SocketWriter>(c, sink_name(c)));
 }
+
+// The keys both types take, after the queue keys.
+constexpr std::array<SinkKey, 2> kReconnectKeys = {{
+    {"reconnect_min",
+     [](const json& v, const std::string& p, SinkConfig& s) {
+       s.reconnect_min = as_duration(v, p, {10ms, {}});
+     }},
+    {"reconnect_max",
+     [](const json& v, const std::string& p, SinkConfig& s) {
+       s.reconnect_max = as_duration(v, p, {10ms, {}});
+     }},
+}};
+
+void check_reconnect(const json& v, const std::string& path, SinkConfig& sink) {
+  if (sink.reconnect_min > sink.reconnect_max) {
+    // Blame the key the user wrote; when both were written, the maximum.
+    if (v.contains("reconnect_max")) {
+      fail(member_path(path, "reconnect_max"),
+           "must be at least reconnect_min (" + format_duration(sink.reconnect_min) + ")");
+    }
+    fail(member_path(path, "reconnect_min"),
+         "must be at most reconnect_max (" + format_duration(sink.reconnect_max) + ")");
+  }
+}
+
+constexpr std::array<SinkKey, 1> kUnixLeadingKeys = {{
+    {"path", [](const json& v, const std::string& p,
+                SinkConfig& s) { s.path = as_path(v, p, SinkType::kUnix); }},
+}};
+
+constexpr std::array<SinkKey, 2> kTcpLeadingKeys = {{
+    {"host", [](const json& v, const std::string& p, SinkConfig& s) { s.host = as_host(v, p); }},
+    {"port",
+     [](const json& v, const std::string& p, SinkConfig& s) {
+       s.port = static_cast<std::uint16_t>(as_integer(v, p, 1, 65535, "must be 1 to 65535"));
+     }},
+}};
+
+}  // namespace
+
+extern constexpr SinkKind kUnixKind = {
+    .type = SinkType::kUnix,
+    .word = "unix",
+    .leading_keys = kUnixLeadingKeys,
+    .keys = kReconnectKeys,
+    .required = {"path", ""},
+    .check = check_reconnect,
+    .destination = [](const SinkConfig& sink) { return sink.path; },
+    .make = make_socket_sink,
+};
+
+extern constexpr SinkKind kTcpKind = {
+    .type = SinkType::kTcp,
+    .word = "tcp",
+    .leading_keys = kTcpLeadingKeys,
+    .keys = kReconnectKeys,
+    .required = {"host", "port"},
+    .check = check_reconnect,
+    .destination =
+        [](const SinkConfig& sink) {
+          // An IPv6 address in brackets, as in a URL, so the port stays readable.
+          const bool v6 = sink.host.find(':') != std::string::npos;
+          return (v6 ? "[" + sink.host + "]" : sink.host) + ":" + std::to_string(sink.port);
+        },
+    .make = make_socket_sink,
+};
 
 }  // namespace sockstate::sink::detail

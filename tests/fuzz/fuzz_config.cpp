@@ -23,6 +23,7 @@
 #include "fuzz_check.h"
 #include "sockstate/common/fd.h"
 #include "sockstate/config/config.h"
+#include "sockstate/sink/registry.h"
 
 namespace {
 
@@ -94,7 +95,7 @@ void check_config(const sockstate::config::Config& config) {
   check_one_line(sockstate::config::describe(config), "a multi-line describe()");
   for (const auto& sink : config.sinks) {
     check(sink.reconnect_min <= sink.reconnect_max, "reconnect_min above reconnect_max");
-    check_one_line(sockstate::config::sink_name(sink), "a multi-line sink name");
+    check_one_line(sockstate::sink::sink_name(sink), "a multi-line sink name");
   }
 }
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "sockstate/netlink/types.h"
+#include "sockstate/sink/registry.h"
 
 namespace sockstate::config {
 namespace {

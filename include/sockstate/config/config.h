@@ -70,22 +70,8 @@ Result<Config> load_config(const std::string& path,
 // Not a full rendering: compare Configs (or their sinks) with ==, not their descriptions.
 std::string describe(const Config& config);
 
-// The sink as log lines and errors name it: "stdout", "file:PATH", "unix:PATH",
-// "tcp:HOST:PORT" ("tcp:[HOST]:PORT" when HOST is an IPv6 address), "journald",
-// "kafka:TOPIC@FIRST-BROKER".
-std::string sink_name(const sink::SinkConfig& sink);
-
-// The `type` word of a sink in the document: "stdout", "file", "unix", "tcp", "journald",
-// "kafka".
-std::string_view sink_type_name(sink::SinkType type);
-
 // Every key path parse_config() accepts, top-level keys as "poll_interval" and sink keys
 // as "sinks[].port", so tests can hold the example file to documenting each one.
 std::vector<std::string> known_keys();
-
-// Why a kafka sink's `properties` may not set librdkafka property `name`, or "" when it
-// may: the sink's own keys set it, or it would break delivery accounting, ordering or the
-// collector (callbacks, plugins, librdkafka's own log).
-std::string kafka_reserved_property(std::string_view name);
 
 }  // namespace sockstate::config

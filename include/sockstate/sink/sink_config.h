@@ -11,7 +11,9 @@
 
 namespace sockstate::sink {
 
-// Where records go. Several sinks may run at once; each has its own bounded queue.
+// Where records go. Several sinks may run at once; each has its own bounded queue. Each
+// type is a SinkKind (registry.h) defined beside its writer; its value here is what a
+// SinkConfig carries to name it.
 enum class SinkType { kStdout, kFile, kUnix, kTcp, kJournald, kKafka };
 
 // The message key of a kafka sink's records.
@@ -20,8 +22,10 @@ enum class KafkaKey {
   kNone,       // no key: records spread over partitions (no order between them)
 };
 
-// One entry of `sinks`. Only the fields of its type mean anything; parse_config() refuses a
-// document that sets another type's key, so the others keep their defaults.
+// One entry of `sinks`. Only the fields of its type mean anything; parse_sinks() refuses a
+// document that sets another type's key, so the others keep their defaults. A new sink
+// type's settings are fields here too: this one value is what make_sink(), reloads
+// (operator==) and the kinds' key rows share.
 struct SinkConfig {
   SinkType type = SinkType::kStdout;
   std::string path;        // file: the log file; unix: the socket path (absolute)
@@ -57,7 +61,7 @@ struct SinkConfig {
   std::string sasl_username;
   std::string sasl_password;
   // Other librdkafka properties, in the document's order; never one that the keys above
-  // set or that would break delivery accounting (kafka_reserved_property()).
+  // set or that would break delivery accounting (kafka_reserved_property(), kafka_policy.h).
   std::vector<std::pair<std::string, std::string>> properties;
 
   // Every field, so a reload can tell whether a sink must be restarted (describe() is for
