@@ -32,6 +32,7 @@ using sockstate::fuzz::finding;
 namespace flow = sockstate::flow;
 namespace ocsf = sockstate::ocsf;
 namespace proc = sockstate::proc;
+namespace netlink = sockstate::netlink;
 
 // /proc gives at most this much of one field (cmdline is cut at 1 KiB, paths at 4 KiB).
 constexpr std::size_t kMaxText = 4096;

@@ -307,6 +307,19 @@ std::optional<json> wait_for_record(const std::string& path,
   return std::nullopt;
 }
 
+// The records of `path` about namespace `netns`, for a failure's message.
+std::string lines_about(const std::string& path, std::uint64_t netns) {
+  std::istringstream in(read_file(path));
+  std::string about;
+  for (std::string line; std::getline(in, line);) {
+    const json r = json::parse(line, nullptr, false);
+    if (!r.is_discarded() && r["unmapped"].value("netns", 0ULL) == netns) {
+      about += line + "\n";
+    }
+  }
+  return about;
+}
+
 TEST_F(AttributionNetns, DaemonFollowsNamespacesAndNamesOwners) {
   const std::string tag = std::to_string(::getpid());
   const std::string id(64, 'f');
@@ -316,11 +329,16 @@ TEST_F(AttributionNetns, DaemonFollowsNamespacesAndNamesOwners) {
   }
   const std::string out = dir_ + "/daemon.jsonl";
   std::string error;
+  auto notify = NotifySocket::create(&error);
+  ASSERT_TRUE(notify) << error;
   auto daemon = BackgroundProcess::start({SOCKSTATE_BINARY, "run", "--all-netns", "--poll-interval",
                                           "200ms", "--no-baseline", "--output", out},
-                                         {}, dir_ + "/daemon.out", dir_ + "/daemon.err", &error);
+                                         {"NOTIFY_SOCKET=" + notify->path()},
+                                         dir_ + "/daemon.out", dir_ + "/daemon.err", &error);
   ASSERT_TRUE(daemon) << error;
-  std::this_thread::sleep_for(500ms);
+  // Its first poll is done: what comes now comes after it (under load, and under the
+  // sanitizers, that first poll can take longer than any fixed wait).
+  ASSERT_TRUE(notify->wait_for("READY=1", 20s)) << read_file(dir_ + "/daemon.err");
 
   // A namespace that comes after the daemon, with a container's process in it.
   const std::string name = "sst-" + tag + "-late";
@@ -340,7 +358,9 @@ TEST_F(AttributionNetns, DaemonFollowsNamespacesAndNamesOwners) {
   };
   auto listen = wait_for_record(
       out, [&](const json& r) { return in_ns(r) && r["activity_id"] == 7; }, 10s);
-  ASSERT_TRUE(listen) << read_file(dir_ + "/daemon.err");
+  ASSERT_TRUE(listen) << read_file(dir_ + "/daemon.err") << "records of namespace " << ns
+                      << ":\n"
+                      << lines_about(out, ns);
   EXPECT_EQ((*listen)["actor"]["process"]["pid"], h->pid);
   EXPECT_EQ((*listen)["dst_endpoint"]["container"]["uid"], id);
   EXPECT_EQ((*listen)["metadata"]["profiles"], json::array({"host", "container"}));
@@ -399,11 +419,13 @@ TEST_F(AttributionNetns, DaemonFollowsNamespacesAndNamesOwners) {
 TEST_F(AttributionNetns, DaemonNamesTheOwnerOfAConnectionMadeAfterItStarted) {
   const std::string out = dir_ + "/own.jsonl";
   std::string error;
+  auto notify = NotifySocket::create(&error);
+  ASSERT_TRUE(notify) << error;
   auto daemon = BackgroundProcess::start(
-      {SOCKSTATE_BINARY, "run", "--poll-interval", "200ms", "--output", out}, {}, dir_ + "/own.out",
-      dir_ + "/own.err", &error);
+      {SOCKSTATE_BINARY, "run", "--poll-interval", "200ms", "--output", out},
+      {"NOTIFY_SOCKET=" + notify->path()}, dir_ + "/own.out", dir_ + "/own.err", &error);
   ASSERT_TRUE(daemon) << error;
-  std::this_thread::sleep_for(500ms);
+  ASSERT_TRUE(notify->wait_for("READY=1", 20s)) << read_file(dir_ + "/own.err");  // polled once
   auto h = holders_->start(6401, {kSetpriv, "--reuid=65534", "--regid=65534", "--clear-groups"});
   ASSERT_TRUE(h) << holders_->error();
   auto open = wait_for_record(
