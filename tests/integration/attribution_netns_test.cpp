@@ -333,8 +333,8 @@ TEST_F(AttributionNetns, DaemonFollowsNamespacesAndNamesOwners) {
   ASSERT_TRUE(notify) << error;
   auto daemon = BackgroundProcess::start({SOCKSTATE_BINARY, "run", "--all-netns", "--poll-interval",
                                           "200ms", "--no-baseline", "--output", out},
-                                         {"NOTIFY_SOCKET=" + notify->path()},
-                                         dir_ + "/daemon.out", dir_ + "/daemon.err", &error);
+                                         {"NOTIFY_SOCKET=" + notify->path()}, dir_ + "/daemon.out",
+                                         dir_ + "/daemon.err", &error);
   ASSERT_TRUE(daemon) << error;
   // Its first poll is done: what comes now comes after it (under load, and under the
   // sanitizers, that first poll can take longer than any fixed wait).
@@ -358,8 +358,7 @@ TEST_F(AttributionNetns, DaemonFollowsNamespacesAndNamesOwners) {
   };
   auto listen = wait_for_record(
       out, [&](const json& r) { return in_ns(r) && r["activity_id"] == 7; }, 10s);
-  ASSERT_TRUE(listen) << read_file(dir_ + "/daemon.err") << "records of namespace " << ns
-                      << ":\n"
+  ASSERT_TRUE(listen) << read_file(dir_ + "/daemon.err") << "records of namespace " << ns << ":\n"
                       << lines_about(out, ns);
   EXPECT_EQ((*listen)["actor"]["process"]["pid"], h->pid);
   EXPECT_EQ((*listen)["dst_endpoint"]["container"]["uid"], id);
