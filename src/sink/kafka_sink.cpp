@@ -12,7 +12,6 @@
 #include <atomic>
 #include <mutex>
 #include <nlohmann/json.hpp>
-#include <set>
 #include <thread>
 #include <utility>
 
@@ -126,34 +125,22 @@ Result<Handle> make_handle(Conf conf) {
 
 class KafkaSink final : public Sink {
  public:
+  // librdkafka delivers as soon as a record is produced: a predecessor of the same name
+  // (follow()) is not waited for (see the README: a reload that changes a kafka sink).
   KafkaSink(SinkConfig config, std::string key)
-      : config_(std::move(config)),
-        name_(sink_name(config_)),
-        limit_(queue_limit(config_)),
-        key_(std::move(key)) {}
+      : Sink(sink_name(config), queue_limit(config)),
+        config_(std::move(config)),
+        key_(std::move(key)) {
+    ledger().set_brokers_up(0);
+  }
   KafkaSink(const KafkaSink&) = delete;
   KafkaSink& operator=(const KafkaSink&) = delete;
   ~KafkaSink() override { stop(milliseconds(0)); }
 
-  [[nodiscard]] const std::string& name() const override { return name_; }
   Result<void> start() override;
   void submit(std::string_view record) override;
-  void reopen() override {}
-  void stop(milliseconds timeout) override;
   void request_stop(milliseconds timeout) override;
-  [[nodiscard]] bool finished() const override {
-    return finished_->load(std::memory_order_acquire);
-  }
-  [[nodiscard]] QueueLimit limit() const override { return limit_; }
-  [[nodiscard]] std::shared_ptr<const std::atomic<bool>> finished_flag() const override {
-    return finished_;
-  }
-  // librdkafka delivers as soon as a record is produced; a predecessor of the same name
-  // is not waited for (see the README: a reload that changes a kafka sink).
-  void follow(std::shared_ptr<const std::atomic<bool>> /*predecessor*/) override {}
-  [[nodiscard]] SinkStats stats() const override;
-  [[nodiscard]] std::string last_error() const override;
-  std::vector<std::string> take_failure_kinds() override;
+  void stop(milliseconds timeout) override;
 
  private:
   struct Producer {
@@ -167,12 +154,8 @@ class KafkaSink final : public Sink {
   void delivered(const rd_kafka_message_t& message);
   void failed(rd_kafka_resp_err_t err, const std::string& reason, bool drop_kind);
   void broker_states(std::string_view statistics);
-  // What a record costs the queue (QueueLimit).
-  static std::size_t charge(std::size_t size) { return size + kQueueEntryBytes; }
 
   const SinkConfig config_;
-  const std::string name_;
-  const QueueLimit limit_;
   const std::string key_;  // "" for none
 
   // Guards the handle against stop() while submit() produces; submit() never waits long.
@@ -185,23 +168,7 @@ class KafkaSink final : public Sink {
   std::atomic<bool> fatal_{false};  // the producer had a fatal error: run() replaces it  // what
                                     // was left is counted: reports count no more
   std::atomic<Clock::rep> deadline_{0};
-  std::shared_ptr<std::atomic<bool>> finished_ = std::make_shared<std::atomic<bool>>(true);
   std::thread poller_;
-
-  std::atomic<std::uint64_t> written_{0};
-  std::atomic<std::uint64_t> dropped_{0};
-  std::atomic<std::uint64_t> errors_{0};
-  std::atomic<std::size_t> queued_{0};
-  std::atomic<std::size_t> queued_bytes_{0};
-  std::atomic<int> connected_{-1};
-  std::atomic<int> brokers_up_{0};
-  std::atomic<std::uint64_t> restarts_{0};  // producers replaced after a fatal error
-
-  mutable std::mutex error_mutex_;
-  std::string last_error_;              // guarded by error_mutex_
-  std::string waiting_;                 // guarded by error_mutex_: a broker not up, why
-  std::set<int> kinds_seen_;            // guarded by error_mutex_: reported drop reasons
-  std::vector<std::string> kinds_new_;  // guarded by error_mutex_: not yet taken
 };
 
 // A producer with this sink's callbacks: at start, and after a fatal error.
@@ -245,7 +212,7 @@ Result<KafkaSink::Producer> KafkaSink::make_producer() {
 
 Result<void> KafkaSink::start() {
   if (rk_ || stopped_) {
-    return Error{0, name_ + ": already started"};
+    return Error{0, name() + ": already started"};
   }
   auto made = make_producer();
   if (!made) {
@@ -254,14 +221,14 @@ Result<void> KafkaSink::start() {
   std::lock_guard lock(produce_mutex_);
   rk_ = std::move(made->rk);
   topic_ = std::move(made->topic);
-  finished_->store(false, std::memory_order_release);
+  set_finished(false);
   try {
     poller_ = std::thread([this] { run(); });
   } catch (const std::system_error& e) {
-    finished_->store(true, std::memory_order_release);
+    set_finished(true);
     topic_.reset();
     rk_.reset();
-    return Error{e.code().value(), name_ + ": starting the delivery thread"};
+    return Error{e.code().value(), name() + ": starting the delivery thread"};
   }
   return {};
 }
@@ -283,7 +250,7 @@ void KafkaSink::restart_producer() {
     old.topic = std::exchange(topic_, std::move(made->topic));
   }
   fatal_.store(false, std::memory_order_release);
-  restarts_.fetch_add(1, std::memory_order_relaxed);
+  ledger().count_reconnect();  // a producer replaced after a fatal error
   (void)api().purge(old.rk.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
   (void)api().flush(old.rk.get(), static_cast<int>(kPurgeWait.count()));
 }
@@ -292,25 +259,23 @@ void KafkaSink::submit(std::string_view record) {
   if (!record.empty() && record.back() == '\n') {
     record.remove_suffix(1);  // a Kafka message is one record; no line framing
   }
-  const std::size_t cost = charge(record.size());
+  const std::size_t cost = charge_of(record.size());
   std::lock_guard lock(produce_mutex_);
-  if (stopped_ || !rk_ || queued_.load(std::memory_order_relaxed) + 1 > limit_.records ||
-      queued_bytes_.load(std::memory_order_relaxed) + cost > limit_.bytes) {
-    dropped_.fetch_add(1, std::memory_order_relaxed);
+  if (stopped_ || !rk_) {
+    ledger().count_dropped();
     return;
   }
-  // Counted before producing: the delivery report may come before produce() returns.
-  queued_.fetch_add(1, std::memory_order_relaxed);
-  queued_bytes_.fetch_add(cost, std::memory_order_relaxed);
+  // Charged before producing: the delivery report may come before produce() returns.
+  if (!ledger().charge(cost)) {
+    return;
+  }
   // rd_kafka_produce(), not producev(): its macros are C casts -Wold-style-cast refuses.
   const int produced = api().produce(topic_.get(), RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
                                      const_cast<char*>(record.data()), record.size(),
                                      key_.empty() ? nullptr : key_.data(), key_.size(), nullptr);
   const rd_kafka_resp_err_t err = produced == 0 ? RD_KAFKA_RESP_ERR_NO_ERROR : api().last_error();
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    queued_.fetch_sub(1, std::memory_order_relaxed);
-    queued_bytes_.fetch_sub(cost, std::memory_order_relaxed);
-    dropped_.fetch_add(1, std::memory_order_relaxed);
+    ledger().settle(1, cost, false);
     failed(err, api().err2str(err), true);
   }
 }
@@ -319,29 +284,23 @@ void KafkaSink::delivered(const rd_kafka_message_t& message) {
   if (drained_.load(std::memory_order_relaxed)) {
     return;  // counted dropped by drain_at_stop() already (librdkafka's destroy)
   }
-  if (message.err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-    written_.fetch_add(1, std::memory_order_relaxed);
-  } else {
-    dropped_.fetch_add(1, std::memory_order_relaxed);
+  const bool written = message.err == RD_KAFKA_RESP_ERR_NO_ERROR;
+  ledger().settle(1, charge_of(message.len), written);
+  if (!written) {
     failed(message.err, api().err2str(message.err), true);
   }
-  queued_bytes_.fetch_sub(charge(message.len), std::memory_order_relaxed);
-  queued_.fetch_sub(1, std::memory_order_relaxed);
 }
 
 // `drop_kind`: records were lost for this reason (reported once per kind); otherwise a
 // connection or cluster error (librdkafka retries; the daemon logs the sink going down).
 void KafkaSink::failed(rd_kafka_resp_err_t err, const std::string& reason, bool drop_kind) {
-  if (!drop_kind) {
-    errors_.fetch_add(1, std::memory_order_relaxed);
-    if (brokers_up_.load(std::memory_order_relaxed) == 0) {
-      connected_.store(0, std::memory_order_relaxed);
-    }
+  if (drop_kind) {
+    ledger().drop_reason(static_cast<int>(err), reason);
+    return;
   }
-  std::lock_guard lock(error_mutex_);
-  last_error_ = reason;
-  if (drop_kind && kinds_seen_.insert(static_cast<int>(err)).second) {
-    kinds_new_.push_back(reason);
+  ledger().count_error(reason);
+  if (ledger().stats().brokers_up == 0) {
+    ledger().set_connected(false);
   }
 }
 
@@ -368,10 +327,11 @@ void KafkaSink::broker_states(std::string_view statistics) {
     configured += source == "configured" ? 1 : 0;
   }
   const int up = learned > 0 ? learned : std::min(configured, 1);
-  brokers_up_.store(up, std::memory_order_relaxed);
-  connected_.store(up > 0 ? 1 : 0, std::memory_order_relaxed);
-  std::lock_guard lock(error_mutex_);
-  waiting_ = up == 0 ? waiting : "";
+  ledger().set_brokers_up(up);
+  ledger().set_connected(up > 0);
+  // A cluster that accepts connections and never answers raises no connection error:
+  // last_error() says where librdkafka is waiting instead.
+  ledger().set_waiting(up == 0 && !waiting.empty() ? "no broker up (" + waiting + ")" : "");
 }
 
 void KafkaSink::run() {
@@ -387,7 +347,7 @@ void KafkaSink::run() {
     topic_.reset();
     rk_.reset();
   }
-  finished_->store(true, std::memory_order_release);
+  set_finished(true);
 }
 
 // Delivers what is queued until the deadline, then gives up on the rest: purged records
@@ -399,14 +359,12 @@ void KafkaSink::drain_at_stop() {
   if (api().outq_len(rk_.get()) > 0) {
     (void)api().purge(rk_.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     const auto until = Clock::now() + kPurgeWait;
-    while (queued_.load() > 0 && Clock::now() < until) {
+    while (ledger().stats().queued > 0 && Clock::now() < until) {
       api().poll(rk_.get(), 10);
     }
   }
   drained_.store(true, std::memory_order_relaxed);
-  const std::size_t lost = queued_.exchange(0);
-  dropped_.fetch_add(lost, std::memory_order_relaxed);
-  queued_bytes_.store(0, std::memory_order_relaxed);
+  ledger().drop_queued();
 }
 
 void KafkaSink::request_stop(milliseconds timeout) {
@@ -424,34 +382,6 @@ void KafkaSink::stop(milliseconds timeout) {
   if (poller_.joinable()) {
     poller_.join();
   }
-}
-
-SinkStats KafkaSink::stats() const {
-  SinkStats s;
-  s.written = written_.load(std::memory_order_relaxed);
-  s.dropped = dropped_.load(std::memory_order_relaxed);
-  s.errors = errors_.load(std::memory_order_relaxed);
-  s.queued = queued_.load(std::memory_order_relaxed);
-  s.queued_bytes = queued_bytes_.load(std::memory_order_relaxed);
-  s.connected = connected_.load(std::memory_order_relaxed);
-  s.brokers_up = brokers_up_.load(std::memory_order_relaxed);
-  s.reconnects = restarts_.load(std::memory_order_relaxed);
-  return s;
-}
-
-std::string KafkaSink::last_error() const {
-  std::lock_guard lock(error_mutex_);
-  // A cluster that accepts connections and never answers raises no connection error: say
-  // where librdkafka is waiting instead.
-  if (errors_.load(std::memory_order_relaxed) == 0 && !waiting_.empty()) {
-    return "no broker up (" + waiting_ + ")";
-  }
-  return last_error_;
-}
-
-std::vector<std::string> KafkaSink::take_failure_kinds() {
-  std::lock_guard lock(error_mutex_);
-  return std::exchange(kinds_new_, {});
 }
 
 std::unique_ptr<Sink> make_kafka_sink(const SinkConfig& config, const SinkContext& context) {

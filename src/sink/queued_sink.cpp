@@ -31,7 +31,8 @@ int poll_timeout_ms(Clock::time_point now, Clock::time_point until) {
 
 // ---- SinkCore ---------------------------------------------------------------------------
 
-SinkCore::SinkCore() : wake_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+SinkCore::SinkCore(SinkLedger& ledger)
+    : ledger_(ledger), wake_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
 
 Clock::time_point SinkCore::deadline() const {
   return Clock::time_point(Clock::duration(deadline_.load(std::memory_order_acquire)));
@@ -125,12 +126,6 @@ SinkCore::WriteAll SinkCore::write_all(int fd, std::string_view data, bool use_s
   return WriteAll::kComplete;
 }
 
-void SinkCore::count_error(const Error& error) {
-  errors_.fetch_add(1, std::memory_order_relaxed);
-  std::lock_guard lock(error_mutex_);
-  last_error_ = error.message();
-}
-
 SinkCore::Backoff::Backoff(std::chrono::milliseconds min, std::chrono::milliseconds max)
     : min_(std::max(min, std::chrono::milliseconds(1))),
       max_(std::max(max, min_)),
@@ -148,7 +143,7 @@ std::chrono::milliseconds SinkCore::Backoff::next() {
 // ---- QueuedSink -------------------------------------------------------------------------
 
 QueuedSink::QueuedSink(std::string name, QueueLimit limit, std::unique_ptr<Writer> writer)
-    : name_(std::move(name)), limit_(limit), writer_(std::move(writer)) {}
+    : Sink(std::move(name), limit), writer_(std::move(writer)), core_(ledger()) {}
 
 QueuedSink::~QueuedSink() {
   stop(std::chrono::milliseconds(0));
@@ -158,7 +153,7 @@ Result<void> QueuedSink::start() {
   {
     std::lock_guard lock(mutex_);
     if (started_ || stopped_) {
-      return Error{0, name_ + ": already started"};
+      return Error{0, name() + ": already started"};
     }
   }
   // Outside the lock: opening a file or resolving a group must not hold up submit().
@@ -166,30 +161,29 @@ Result<void> QueuedSink::start() {
     return opened;
   }
   std::lock_guard lock(mutex_);
-  finished_->store(false, std::memory_order_release);
+  set_finished(false);
   try {
     worker_ = std::thread([this] { run(); });
   } catch (const std::system_error& e) {
-    finished_->store(true, std::memory_order_release);
+    set_finished(true);
     writer_->close();
-    return Error{e.code().value(), name_ + ": starting the worker thread"};
+    return Error{e.code().value(), name() + ": starting the worker thread"};
   }
   started_ = true;
   return {};
 }
 
 void QueuedSink::submit(std::string_view record) {
-  const std::size_t cost = charge(record.size());
   {
     std::lock_guard lock(mutex_);
-    if (stopped_ || queue_.size() + in_flight_ >= limit_.records || bytes_ + cost > limit_.bytes) {
-      core_.dropped_.fetch_add(1, std::memory_order_relaxed);
+    if (stopped_) {
+      ledger().count_dropped();
+      return;
+    }
+    if (!ledger().charge(charge_of(record.size()))) {
       return;
     }
     queue_.emplace_back(record);
-    bytes_ += cost;
-    core_.queued_.fetch_add(1, std::memory_order_relaxed);
-    core_.queued_bytes_.store(bytes_, std::memory_order_relaxed);
   }
   cv_.notify_one();
 }
@@ -220,16 +214,40 @@ void QueuedSink::stop(std::chrono::milliseconds timeout) {
     worker_.join();
   }
   std::lock_guard lock(mutex_);
-  core_.dropped_.fetch_add(queue_.size(), std::memory_order_relaxed);
-  core_.queued_.fetch_sub(queue_.size(), std::memory_order_relaxed);
   queue_.clear();
-  bytes_ = 0;
-  core_.queued_bytes_.store(0, std::memory_order_relaxed);
+  ledger().drop_queued();  // no worker: what is queued is all that is left
+}
+
+bool QueuedSink::take(std::string& batch, std::size_t max_batch, std::size_t& count,
+                      std::size_t& charged, bool& reopen) {
+  std::unique_lock lock(mutex_);
+  cv_.wait(lock, [this] { return !queue_.empty() || reopen_requested_ || core_.stop_requested(); });
+  reopen = std::exchange(reopen_requested_, false);
+  if (reopen) {
+    return true;
+  }
+  if (queue_.empty() || core_.expired()) {
+    return false;  // stopping: drained, or out of time (stop() counts the rest)
+  }
+  // One record, or as many whole ones as fit max_batch: one write() for many records (a
+  // close storm of 100,000 records a second), one lock for them all.
+  batch = std::move(queue_.front());
+  queue_.pop_front();
+  count = 1;
+  charged = charge_of(batch.size());
+  while (max_batch > 0 && !queue_.empty() && batch.size() + queue_.front().size() <= max_batch) {
+    batch += queue_.front();
+    charged += charge_of(queue_.front().size());
+    queue_.pop_front();
+    ++count;
+  }
+  return true;
 }
 
 void QueuedSink::run() {
   // A predecessor of the same destination finishes first (it ends by its own deadline).
-  while (predecessor_ && !predecessor_->load(std::memory_order_acquire) && !core_.expired()) {
+  const auto& before = predecessor();
+  while (before && !before->load(std::memory_order_acquire) && !core_.expired()) {
     core_.sleep_until(Clock::now() + std::chrono::milliseconds(10));
   }
   const std::size_t max_batch = writer_->max_batch_bytes();
@@ -238,84 +256,21 @@ void QueuedSink::run() {
     std::size_t count = 0;
     std::size_t charged = 0;
     bool reopen = false;
-    {
-      std::unique_lock lock(mutex_);
-      cv_.wait(lock,
-               [this] { return !queue_.empty() || reopen_requested_ || core_.stop_requested(); });
-      reopen = std::exchange(reopen_requested_, false);
-      if (!reopen) {
-        if (queue_.empty() || core_.expired()) {
-          break;  // stopping: drained, or out of time (stop() counts the rest)
-        }
-        // One record, or as many whole ones as fit max_batch: one write() for many records
-        // (a close storm of 100,000 records a second), one lock for them all.
-        batch = std::move(queue_.front());
-        queue_.pop_front();
-        count = 1;
-        charged = charge(batch.size());
-        while (max_batch > 0 && !queue_.empty() &&
-               batch.size() + queue_.front().size() <= max_batch) {
-          batch += queue_.front();
-          charged += charge(queue_.front().size());
-          queue_.pop_front();
-          ++count;
-        }
-        in_flight_ = count;
-      }
+    if (!take(batch, max_batch, count, charged, reopen)) {
+      break;
     }
     if (reopen) {
       writer_->reopen(core_);
       continue;
     }
     const Delivery delivery = writer_->write(batch, core_);
-    {
-      std::lock_guard lock(mutex_);
-      in_flight_ = 0;
-      bytes_ -= charged;
-      core_.queued_bytes_.store(bytes_, std::memory_order_relaxed);
-    }
-    if (delivery == Delivery::kWritten) {
-      core_.written_.fetch_add(count, std::memory_order_relaxed);
-    } else {
-      core_.dropped_.fetch_add(count, std::memory_order_relaxed);
-    }
-    core_.queued_.fetch_sub(count, std::memory_order_relaxed);
+    ledger().settle(count, charged, delivery == Delivery::kWritten);
     if (delivery == Delivery::kStopped) {
       break;
     }
   }
   writer_->close();
-  finished_->store(true, std::memory_order_release);
-}
-
-SinkStats QueuedSink::stats() const {
-  SinkStats s;
-  // Each counter is exact; read while the worker runs, their sum may be one record off
-  // (the one changing from queued to written or dropped).
-  s.written = core_.written_.load(std::memory_order_relaxed);
-  s.dropped = core_.dropped_.load(std::memory_order_relaxed);
-  s.errors = core_.errors_.load(std::memory_order_relaxed);
-  s.reconnects = core_.reconnects_.load(std::memory_order_relaxed);
-  s.reopens = core_.reopens_.load(std::memory_order_relaxed);
-  s.queued = core_.queued_.load(std::memory_order_relaxed);
-  s.queued_bytes = core_.queued_bytes_.load(std::memory_order_relaxed);
-  s.connected = core_.connected_.load(std::memory_order_relaxed);
-  return s;
-}
-
-void SinkCore::notice(std::string text) {
-  std::lock_guard lock(error_mutex_);
-  notices_.push_back(std::move(text));
-}
-
-std::vector<std::string> QueuedSink::take_notices() {
-  std::lock_guard lock(core_.error_mutex_);
-  return std::exchange(core_.notices_, {});
-}
-
-std::string QueuedSink::last_error() const {
-  std::lock_guard lock(core_.error_mutex_);
-  return core_.last_error_;
+  set_finished(true);
 }
 
 }  // namespace sockstate::sink::detail

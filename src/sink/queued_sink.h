@@ -28,7 +28,7 @@ using Clock = std::chrono::steady_clock;
 // interrupts, and the counters a Writer may bump.
 class SinkCore {
  public:
-  SinkCore();
+  explicit SinkCore(SinkLedger& ledger);
 
   [[nodiscard]] bool stop_requested() const {
     return stop_requested_.load(std::memory_order_acquire);
@@ -59,13 +59,13 @@ class SinkCore {
   };
   WriteAll write_all(int fd, std::string_view data, bool use_send, Error* failure);
 
-  void count_error(const Error& error);
-  void count_reconnect() { reconnects_.fetch_add(1, std::memory_order_relaxed); }
-  void count_reopen() { reopens_.fetch_add(1, std::memory_order_relaxed); }
+  void count_error(const Error& error) { ledger_.count_error(error.message()); }
+  void count_reconnect() { ledger_.count_reconnect(); }
+  void count_reopen() { ledger_.count_reopen(); }
   // A line for the daemon's log (Sink::take_notices()).
-  void notice(std::string text);
+  void notice(std::string text) { ledger_.notice(std::move(text)); }
   // Socket sinks: whether a connection is up now (stats().connected).
-  void set_connected(bool up) { connected_.store(up ? 1 : 0, std::memory_order_relaxed); }
+  void set_connected(bool up) { ledger_.set_connected(up); }
 
   // Reconnect/retry delay: exponential from `min` to `max`, with jitter ([d/2, d]) so a
   // fleet restarted together does not reconnect in step.
@@ -87,22 +87,10 @@ class SinkCore {
 
   void request_stop(Clock::time_point at);
 
+  SinkLedger& ledger_;
   std::atomic<bool> stop_requested_{false};
   std::atomic<Clock::rep> deadline_{0};  // valid once stop_requested_
   Fd wake_;                              // eventfd, readable once stop() is called
-
-  std::atomic<std::uint64_t> written_{0};
-  std::atomic<std::uint64_t> dropped_{0};
-  std::atomic<std::uint64_t> errors_{0};
-  std::atomic<std::uint64_t> reconnects_{0};
-  std::atomic<std::uint64_t> reopens_{0};
-  std::atomic<std::size_t> queued_{0};
-  std::atomic<std::size_t> queued_bytes_{0};
-  std::atomic<int> connected_{-1};
-
-  mutable std::mutex error_mutex_;
-  std::string last_error_;
-  std::vector<std::string> notices_;  // under error_mutex_
 };
 
 // The fate of one record handed to a Writer.
@@ -140,49 +128,35 @@ class QueuedSink final : public Sink {
   // Stops with a zero timeout if still running: what is queued is dropped.
   ~QueuedSink() override;
 
-  [[nodiscard]] const std::string& name() const override { return name_; }
   Result<void> start() override;
   void submit(std::string_view record) override;
   void reopen() override;
-  void stop(std::chrono::milliseconds timeout) override;
   void request_stop(std::chrono::milliseconds timeout) override;
-  [[nodiscard]] bool finished() const override {
-    return finished_->load(std::memory_order_acquire);
-  }
-  [[nodiscard]] QueueLimit limit() const override { return limit_; }
-  [[nodiscard]] std::shared_ptr<const std::atomic<bool>> finished_flag() const override {
-    return finished_;
-  }
-  void follow(std::shared_ptr<const std::atomic<bool>> predecessor) override {
-    predecessor_ = std::move(predecessor);
-  }
-  [[nodiscard]] SinkStats stats() const override;
-  [[nodiscard]] std::string last_error() const override;
-  std::vector<std::string> take_notices() override;
+  void stop(std::chrono::milliseconds timeout) override;
 
  private:
   void run();
-  // What a record costs the queue (QueueLimit).
-  static std::size_t charge(std::size_t record_size) { return record_size + kQueueEntryBytes; }
+  // Waits for a record (or several, up to `max_batch` bytes) and takes them into
+  // `batch`; false when the worker is to end. `reopen` is set instead when asked for.
+  bool take(std::string& batch, std::size_t max_batch, std::size_t& count, std::size_t& charged,
+            bool& reopen);
 
-  const std::string name_;
-  const QueueLimit limit_;
   std::unique_ptr<Writer> writer_;
   SinkCore core_;
 
   std::mutex mutex_;
   std::condition_variable cv_;
   std::deque<std::string> queue_;  // guarded by mutex_
-  std::size_t in_flight_ = 0;      // guarded by mutex_: the records the worker holds
-  std::size_t bytes_ = 0;          // guarded by mutex_: charge() of the queue and in flight
   bool reopen_requested_ = false;  // guarded by mutex_
   bool started_ = false;           // guarded by mutex_
   bool stopped_ = false;           // guarded by mutex_: request_stop() was called
-  // No worker running. Shared with a successor that follow()s this sink.
-  std::shared_ptr<std::atomic<bool>> finished_ = std::make_shared<std::atomic<bool>>(true);
-  std::shared_ptr<const std::atomic<bool>> predecessor_;  // set before start()
   std::thread worker_;
 };
+
+// What a record costs a queue (QueueLimit).
+inline std::size_t charge_of(std::size_t record_size) {
+  return record_size + kQueueEntryBytes;
+}
 
 // A sink of `config` writing with `writer`: what most sink types' make() returns.
 std::unique_ptr<Sink> queued(const SinkConfig& config, std::unique_ptr<Writer> writer);
