@@ -7,14 +7,11 @@
 
 namespace sockstate::sink {
 
-// Each sink type's kind, defined beside its writer (kKinds says where).
+// Each sink type's kind, defined beside its writer (sink_kinds.def says where).
 namespace detail {
-extern const SinkKind kStdoutKind;
-extern const SinkKind kFileKind;
-extern const SinkKind kUnixKind;
-extern const SinkKind kTcpKind;
-extern const SinkKind kJournaldKind;
-extern const SinkKind kKafkaKind;
+#define SOCKSTATE_SINK_KIND(Name) extern const SinkKind k##Name##Kind;
+#include "sockstate/sink/sink_kinds.def"
+#undef SOCKSTATE_SINK_KIND
 }  // namespace detail
 
 namespace {
@@ -32,12 +29,9 @@ using document::wrong_type;
 
 // Every sink type, in the order messages list them ("must be one of stdout, file, ...").
 constexpr std::array kKinds = {
-    &detail::kStdoutKind,    // fd_writer.cpp
-    &detail::kFileKind,      // file_writer.cpp
-    &detail::kUnixKind,      // socket_writer.cpp
-    &detail::kTcpKind,       // socket_writer.cpp
-    &detail::kJournaldKind,  // journald_writer.cpp
-    &detail::kKafkaKind,     // kafka_sink.cpp
+#define SOCKSTATE_SINK_KIND(Name) &detail::k##Name##Kind,
+#include "sockstate/sink/sink_kinds.def"
+#undef SOCKSTATE_SINK_KIND
 };
 
 // The keys every sink has, read between a kind's leading keys and its others.

@@ -12,9 +12,13 @@
 namespace sockstate::sink {
 
 // Where records go. Several sinks may run at once; each has its own bounded queue. Each
-// type is a SinkKind (registry.h) defined beside its writer; its value here is what a
-// SinkConfig carries to name it.
-enum class SinkType { kStdout, kFile, kUnix, kTcp, kJournald, kKafka };
+// type is a SinkKind (registry.h) defined beside its writer and listed in sink_kinds.def;
+// its value here is what a SinkConfig carries to name it.
+enum class SinkType {
+#define SOCKSTATE_SINK_KIND(Name) k##Name,
+#include "sockstate/sink/sink_kinds.def"
+#undef SOCKSTATE_SINK_KIND
+};
 
 // The message key of a kafka sink's records.
 enum class KafkaKey {
@@ -23,9 +27,9 @@ enum class KafkaKey {
 };
 
 // One entry of `sinks`. Only the fields of its type mean anything; parse_sinks() refuses a
-// document that sets another type's key, so the others keep their defaults. A new sink
-// type's settings are fields here too: this one value is what make_sink(), reloads
-// (operator==) and the kinds' key rows share.
+// document that sets another type's key, so the others keep their defaults. A sink type
+// with settings of its own keeps them here (one field, or a struct of them): this one value
+// is what make_sink(), reloads (operator==) and the kinds' key rows share.
 struct SinkConfig {
   SinkType type = SinkType::kStdout;
   std::string path;        // file: the log file; unix: the socket path (absolute)
