@@ -1,0 +1,33 @@
+// The kernel-event source of a build without BPF (SOCKSTATE_BPF=OFF, or AUTO without
+// clang, bpftool and libbpf): open() says so, and the daemon runs on sock_diag alone.
+#include "sockstate/bpf/kernel_events.h"
+
+namespace sockstate::bpf {
+
+struct KernelEvents::Impl {};
+
+Result<std::unique_ptr<KernelEvents>> KernelEvents::open(const KernelEventsOptions& /*options*/) {
+  return Error{0, "this sockstate was built without the kernel-event source (SOCKSTATE_BPF=OFF)"};
+}
+
+KernelEvents::KernelEvents(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+KernelEvents::~KernelEvents() = default;
+
+int KernelEvents::fd() const {
+  return -1;
+}
+
+Result<std::size_t> KernelEvents::drain(std::size_t /*budget*/,
+                                        const std::function<void(const Event&)>& /*each*/) {
+  return std::size_t{0};
+}
+
+std::uint64_t KernelEvents::lost() const {
+  return 0;
+}
+
+bool built_with_bpf() {
+  return false;
+}
+
+}  // namespace sockstate::bpf
