@@ -56,7 +56,7 @@ static __always_inline void fill_task(struct sockstate_task *t)
 	t->tgid = id >> 32;
 	t->pid = (__u32)id;
 	t->uid = (__u32)bpf_get_current_uid_gid();
-	t->pad = 0;
+	t->ppid = task->group_leader->real_parent->tgid;
 	t->start_boottime_ns = task->group_leader->start_boottime;
 	bpf_get_current_comm(t->comm, sizeof(t->comm));
 }

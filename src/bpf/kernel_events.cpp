@@ -1,6 +1,7 @@
 #include "sockstate/bpf/kernel_events.h"
 
 #include <bpf/libbpf.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -63,6 +64,7 @@ Task task_of(const sockstate_task& t) {
   out.tgid = t.tgid;
   out.pid = t.pid;
   out.uid = t.uid;
+  out.ppid = t.ppid;
   out.start_boottime_ns = t.start_boottime_ns;
   out.comm.assign(t.comm, ::strnlen(t.comm, sizeof t.comm));
   return out;
@@ -162,6 +164,11 @@ constexpr int kBudgetReached = -ECANCELED;
 struct KernelEvents::Impl {
   kernel_events* skel = nullptr;
   ring_buffer* ring = nullptr;
+  // The ring's two position pages, mapped read-only again for positions() (libbpf 1.1 has
+  // no ring__avail_data_size()): the consumer's, then the producer's.
+  void* consumer_page = MAP_FAILED;
+  void* producer_page = MAP_FAILED;
+  std::size_t page = 0;
   // Set for the duration of one drain().
   const std::function<void(const Event&)>* each = nullptr;
   std::size_t budget = 0;
@@ -169,6 +176,12 @@ struct KernelEvents::Impl {
   std::uint64_t malformed = 0;
 
   ~Impl() {
+    if (consumer_page != MAP_FAILED) {
+      ::munmap(consumer_page, page);
+    }
+    if (producer_page != MAP_FAILED) {
+      ::munmap(producer_page, page);
+    }
     ring_buffer__free(ring);
     kernel_events__destroy(skel);
   }
@@ -206,10 +219,18 @@ Result<std::unique_ptr<KernelEvents>> KernelEvents::open(const KernelEventsOptio
   if (int err = kernel_events__attach(impl->skel); err != 0) {
     return failure("attaching the BPF programs to their tracepoints", err);
   }
-  impl->ring = ring_buffer__new(bpf_map__fd(impl->skel->maps.events), Impl::on_sample,
-                                impl.get(), nullptr);
+  impl->ring =
+      ring_buffer__new(bpf_map__fd(impl->skel->maps.events), Impl::on_sample, impl.get(), nullptr);
   if (impl->ring == nullptr) {
     return failure("opening the ring buffer", errno);
+  }
+  const int map_fd = bpf_map__fd(impl->skel->maps.events);
+  impl->page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  impl->consumer_page = ::mmap(nullptr, impl->page, PROT_READ, MAP_SHARED, map_fd, 0);
+  impl->producer_page =
+      ::mmap(nullptr, impl->page, PROT_READ, MAP_SHARED, map_fd, static_cast<off_t>(impl->page));
+  if (impl->consumer_page == MAP_FAILED || impl->producer_page == MAP_FAILED) {
+    return failure("mapping the ring buffer's positions", errno);
   }
   return std::unique_ptr<KernelEvents>(new KernelEvents(std::move(impl)));
 }
@@ -235,6 +256,15 @@ Result<std::size_t> KernelEvents::drain(std::size_t budget,
     return Error{-r, "reading the BPF ring buffer"};
   }
   return impl_->handed;
+}
+
+KernelEvents::Positions KernelEvents::positions() const {
+  // Each page starts with its position (an unsigned long the kernel and libbpf update
+  // atomically).
+  const auto* consumer = static_cast<const unsigned long*>(impl_->consumer_page);
+  const auto* producer = static_cast<const unsigned long*>(impl_->producer_page);
+  return Positions{__atomic_load_n(consumer, __ATOMIC_ACQUIRE),
+                   __atomic_load_n(producer, __ATOMIC_ACQUIRE)};
 }
 
 std::uint64_t KernelEvents::lost() const {

@@ -22,6 +22,10 @@ Result<std::size_t> KernelEvents::drain(std::size_t /*budget*/,
   return std::size_t{0};
 }
 
+KernelEvents::Positions KernelEvents::positions() const {
+  return {};
+}
+
 std::uint64_t KernelEvents::lost() const {
   return 0;
 }

@@ -60,6 +60,7 @@ struct RunArgs {
   std::string poll_interval;
   std::string traffic_interval;
   std::string output;
+  std::string bpf;
   bool no_baseline = false;
   bool no_destroy_events = false;
   bool no_process = false;
@@ -180,6 +181,11 @@ CLI::App* add_run(CLI::App& app, RunArgs& args, Invocation& inv) {
   run->add_option("--output", args.output,
                   "Write records to FILE only (replaces the configured sinks)")
       ->type_name("FILE");
+  run->add_option("--bpf", args.bpf,
+                  "Override bpf: the kernel-event source (owners and exact times from the\n"
+                  "kernel's tracepoints): auto (default: where it loads), on (required), off")
+      ->check(CLI::IsMember({"auto", "on", "off"}))
+      ->type_name("MODE");
   run->add_flag("--no-baseline", args.no_baseline, "No startup snapshot records");
   run->add_flag("--no-destroy-events", args.no_destroy_events,
                 "Do not listen to destroy events (closes are then found by polls)");
@@ -266,6 +272,9 @@ void apply_run(const RunArgs& args, Invocation& inv) {
   }
   if (!args.traffic_interval.empty()) {
     overrides.emplace_back("traffic_interval", json_string(args.traffic_interval));
+  }
+  if (!args.bpf.empty()) {
+    overrides.emplace_back("bpf", json_string(args.bpf));
   }
   const std::pair<bool, std::pair<const char*, const char*>> flags[] = {
       {args.no_baseline, {"baseline", "false"}},

@@ -112,7 +112,7 @@ struct TopKey {
 };
 
 // Every top-level key, in the order they are checked (and documented in the example).
-constexpr std::array<TopKey, 17> kTopKeys = {{
+constexpr std::array<TopKey, 19> kTopKeys = {{
     {"poll_interval",
      [](const json& v, const std::string& p, Config& c) {
        c.poll_interval = as_duration(v, p, {100ms, {}});
@@ -175,6 +175,19 @@ constexpr std::array<TopKey, 17> kTopKeys = {{
          }
        }
        c.metrics_listen = text;
+     }},
+    {"bpf",
+     [](const json& v, const std::string& p, Config& c) {
+       const auto mode =
+           v.is_string() ? parse_bpf_mode(v.get_ref<const std::string&>()) : std::nullopt;
+       if (!mode) {
+         fail(p, "must be \"auto\" (the kernel-event source where it loads), \"on\" or \"off\"");
+       }
+       c.bpf = *mode;
+     }},
+    {"bpf_ring_buffer",
+     [](const json& v, const std::string& p, Config& c) {
+       c.bpf_ring_bytes = static_cast<std::size_t>(as_size(v, p, {4 * kKiB, kGiB, {}}));
      }},
     {"sinks",
      [](const json& v, const std::string& p, Config& c) { c.sinks = sink::parse_sinks(v, p); }},
@@ -422,6 +435,31 @@ Result<Config> load_config(const std::string& path,
   return parsed;
 }
 
+std::optional<BpfMode> parse_bpf_mode(std::string_view text) {
+  if (text == "auto") {
+    return BpfMode::kAuto;
+  }
+  if (text == "on") {
+    return BpfMode::kOn;
+  }
+  if (text == "off") {
+    return BpfMode::kOff;
+  }
+  return std::nullopt;
+}
+
+std::string_view bpf_mode_name(BpfMode mode) {
+  switch (mode) {
+    case BpfMode::kOn:
+      return "on";
+    case BpfMode::kOff:
+      return "off";
+    case BpfMode::kAuto:
+      break;
+  }
+  return "auto";
+}
+
 std::string describe(const Config& config) {
   const auto every = [](milliseconds d) { return d.count() == 0 ? "off" : format_duration(d); };
   std::string out = "poll " + format_duration(config.poll_interval);
@@ -456,6 +494,9 @@ std::string describe(const Config& config) {
   }
   if (!config.metrics_listen.empty()) {
     out += ", metrics on " + config.metrics_listen;
+  }
+  if (config.bpf != BpfMode::kAuto) {
+    out += ", bpf " + std::string(bpf_mode_name(config.bpf));
   }
   if (config.states != netlink::kAllStates) {
     std::array<char, 16> hex{};

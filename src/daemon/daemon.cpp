@@ -14,6 +14,7 @@
 #include <optional>
 
 #include "emitter.h"
+#include "kernel_source.h"
 #include "namespace_set.h"
 #include "poller.h"
 #include "sockstate/collect/host.h"
@@ -43,10 +44,14 @@ struct Daemon::State {
   sink::SinkSet sinks;
   Emitter emitter{sinks};
   NamespaceSet namespaces{config};
+  // The kernel's own events, where the kernel-event source loads (config `bpf`).
+  std::optional<history::SocketHistory> history;
+  std::unique_ptr<KernelEventSource> kernel_source;
   tracking::Tracker tracker;
   Poller poller{config, namespaces, tracker};
-  std::map<int, EventSource*> sources;  // every event source, by the fd the loop waits on
-  EventCounters gone_events;            // the counters of sources now closed
+  std::map<int, EventSource*> sources;     // every event source that writes records, by its fd
+  std::map<int, EventSource*> annotators;  // the others (EventSource::writes_records()), by fd
+  EventCounters gone_events;               // the counters of sources now closed
   std::unique_ptr<metrics::MetricsServer> metrics_server;  // metrics_listen
   // Each sink's state last logged (1 delivering or connected, 0 not, -1 not looked at
   // yet) and its counters then, by name: a reload that keeps a sink keeps its history.
@@ -73,7 +78,25 @@ struct Daemon::State {
     o.route_source = [this](std::uint64_t netns, const flow::Address& peer) {
       return namespaces.route_source(netns, peer);
     };
+    o.kernel_facts = [this](std::uint64_t cookie) { return kernel_facts(cookie); };
     return o;
+  }
+
+  // What the kernel's events said of a socket. One whose end they have not shown yet
+  // (its destroy event was read after the ring buffer was): they are read now, since the
+  // kernel wrote its transitions before it sent that destroy event.
+  const flow::KernelFacts* kernel_facts(std::uint64_t cookie) {
+    if (!history) {
+      return nullptr;
+    }
+    const flow::KernelFacts* facts = history->facts(cookie);
+    if (facts == nullptr || !facts->ended) {
+      if (auto read = read_events(*kernel_source, SIZE_MAX); !read) {
+        spdlog::warn("{}: {}", kernel_source->describe(), read.error().message());
+      }
+      facts = history->facts(cookie);
+    }
+    return facts;
   }
 
   [[nodiscard]] bool watch(int fd) const {
@@ -84,10 +107,11 @@ struct Daemon::State {
   }
 
   Result<void> add_source(EventSource& source) {
-    if (!events_held && !watch(source.fd())) {  // held: watched when released
+    const bool held = events_held && source.writes_records();
+    if (!held && !watch(source.fd())) {  // held: watched when released
       return errno_error("cannot watch the " + source.describe());
     }
-    sources[source.fd()] = &source;
+    (source.writes_records() ? sources : annotators)[source.fd()] = &source;
     return {};
   }
 
@@ -203,6 +227,9 @@ struct Daemon::State {
     }
     report_forged();
     tracker.end_poll();
+    if (history) {
+      history->end_poll([this](std::uint64_t cookie) { return tracker.tracks(cookie); });
+    }
     poller.reconcile(*failed);
     for (const auto inode : *failed) {
       remove_namespace(inode);
@@ -213,6 +240,9 @@ struct Daemon::State {
   }
 
   Result<void> drain_all() {
+    if (auto read = drain_annotators(); !read) {
+      return read.error();
+    }
     for (const auto& [fd, source] : sources) {
       if (auto drained = drain_source(*source); !drained) {
         return drained.error();
@@ -310,20 +340,40 @@ struct Daemon::State {
   // Reads a source, at most what every sink takes before half full (a record an event, at
   // most): the rest waits in the kernel's buffer (see steer_events()).
   Result<void> drain_source(EventSource& source, bool even_if_held = false) {
+    if (!source.writes_records()) {
+      return read_events(source, SIZE_MAX);
+    }
     if (events_held && !even_if_held) {
       return {};
+    }
+    // What the annotators say of a socket comes before its destroy event: read first.
+    if (auto read = drain_annotators(); !read) {
+      return read.error();
     }
     const std::size_t budget = hold_expired || even_if_held ? SIZE_MAX : emitter.room_to_half();
     if (budget == 0) {
       return {};
     }
+    return read_events(source, budget);
+  }
+
+  Result<void> drain_annotators() {
+    for (const auto& [fd, source] : annotators) {
+      if (auto read = read_events(*source, SIZE_MAX); !read) {
+        return read.error();
+      }
+    }
+    return {};
+  }
+
+  Result<void> read_events(EventSource& source, std::size_t budget) {
     auto drained = source.drain(tracker, budget);
     if (!drained) {
       return drained.error();
     }
     if (drained->lost) {
       // Events were lost: a dump now finds what closed (its Close comes from the poll).
-      spdlog::warn("{} lost (receive buffer overflow {}): resyncing with a dump", source.describe(),
+      spdlog::warn("{}: events lost (overflow {}): resyncing with a dump", source.describe(),
                    source.counters().overflows);
       resync = true;
     }
@@ -390,6 +440,13 @@ struct Daemon::State {
     r.info_lookups = p.info_lookups;
     r.event_holds = event_holds;
     r.metrics_cut = metrics_server ? metrics_server->connections_cut() : 0;
+    r.kernel_events = kernel_source ? 1 : 0;
+    if (kernel_source) {
+      const auto h = history->stats();
+      r.bpf_events = kernel_source->counters().events;
+      r.bpf_events_lost = kernel_source->lost();
+      r.bpf_owners = h.owners;
+    }
     r.by_activity = emitter.by_activity();
     r.sinks = sinks.views();
     r.sink_totals = sinks.totals();
@@ -461,6 +518,10 @@ struct Daemon::State {
     if (auto signals = watch_signals(); !signals) {
       return signals.error();
     }
+    // Before the first dump and the /proc walk: nothing falls between them.
+    if (auto kernel = open_kernel_events(); !kernel) {
+      return kernel.error();
+    }
     auto opened = namespaces.open_initial(context.netns_inode);
     if (!opened) {
       return opened.error();
@@ -469,7 +530,9 @@ struct Daemon::State {
       return watched.error();
     }
     auto container_of = [this](std::uint64_t netns) { return namespaces.container_of(netns); };
-    if (auto started = emitter.start(context, config.process, container_of); !started) {
+    if (auto started =
+            emitter.start(context, config.process, container_of, history ? &*history : nullptr);
+        !started) {
       return started.error();
     }
     if (!config.metrics_listen.empty()) {
@@ -480,6 +543,36 @@ struct Daemon::State {
       metrics_server = std::move(*server);
     }
     return start_sinks(config);
+  }
+
+  // The kernel-event source as `bpf` says: where it loads ("auto": else one line saying
+  // why, and sock_diag alone as before), required ("on": else the daemon does not start),
+  // or not at all.
+  Result<void> open_kernel_events() {
+    if (config.bpf == config::BpfMode::kOff) {
+      spdlog::info("kernel-event source: off (bpf \"off\"); owners from /proc walks");
+      return {};
+    }
+    auto opened = bpf::KernelEvents::open(bpf::KernelEventsOptions{config.bpf_ring_bytes});
+    if (!opened) {
+      if (config.bpf == config::BpfMode::kOn) {
+        return Error{opened.error().errnum,
+                     "kernel-event source (bpf \"on\"): " + opened.error().message()};
+      }
+      spdlog::info(
+          "kernel-event source not used: {}; sock_diag alone (owners from /proc walks, "
+          "times from polls)",
+          opened.error().message());
+      return {};
+    }
+    history.emplace();
+    kernel_source = std::make_unique<KernelEventSource>(std::move(*opened), *history);
+    if (auto watched = add_source(*kernel_source); !watched) {
+      return watched.error();
+    }
+    spdlog::info("kernel-event source: on (BPF tracepoints, ring buffer {} MiB)",
+                 config.bpf_ring_bytes >> 20U);
+    return {};
   }
 
   Result<void> watch_signals() {
@@ -612,8 +705,8 @@ struct Daemon::State {
     std::optional<int> stop;
     for (int i = 0; i < n; ++i) {
       const int fd = events[static_cast<std::size_t>(i)].data.fd;
-      if (const auto source = sources.find(fd); source != sources.end()) {
-        if (auto drained = drain_source(*source->second); !drained) {
+      if (EventSource* source = source_of(fd)) {
+        if (auto drained = drain_source(*source); !drained) {
           spdlog::error("{}", drained.error().message());
           stop = 1;
         }
@@ -622,6 +715,15 @@ struct Daemon::State {
       }
     }
     return stop;
+  }
+
+  [[nodiscard]] EventSource* source_of(int fd) const {
+    for (const auto* set : {&sources, &annotators}) {
+      if (const auto it = set->find(fd); it != set->end()) {
+        return it->second;
+      }
+    }
+    return nullptr;
   }
 
   // Reads the pending signals: true when one says stop.
@@ -665,14 +767,18 @@ struct Daemon::State {
     }
     if (fresh->observables != config.observables || fresh->states != config.states ||
         fresh->destroy_events != config.destroy_events ||
-        fresh->metrics_listen != config.metrics_listen) {
+        fresh->metrics_listen != config.metrics_listen || fresh->bpf != config.bpf ||
+        fresh->bpf_ring_bytes != config.bpf_ring_bytes) {
       // Fewer states would make live sockets look gone; destroy events are per namespace.
       spdlog::warn(
-          "observables, states, destroy_events and metrics_listen apply at the next start");
+          "observables, states, destroy_events, metrics_listen, bpf and bpf_ring_buffer apply "
+          "at the next start");
       fresh->observables = config.observables;
       fresh->states = config.states;
       fresh->destroy_events = config.destroy_events;
       fresh->metrics_listen = config.metrics_listen;
+      fresh->bpf = config.bpf;
+      fresh->bpf_ring_bytes = config.bpf_ring_bytes;
     }
     config = std::move(*fresh);
     namespaces.set_internal(flow::NetworkSet(config.internal_networks));

@@ -14,11 +14,12 @@ bool terminal(flow::Activity a) {
 }  // namespace
 
 Result<void> Emitter::start(const ocsf::RecordContext& context, bool process,
-                            ContainerOf container_of) {
+                            ContainerOf container_of, const history::SocketHistory* history) {
   builder_.emplace(context);
   container_of_ = std::move(container_of);
   attributor_.emplace(collect::AttributorOptions{process, "/proc", {}, "/"});
   owners_ = attributor_->owners();
+  history_ = owners_ != nullptr ? history : nullptr;
   if (owners_ == nullptr) {
     return {};
   }
@@ -46,7 +47,8 @@ bool Emitter::must_wait(const flow::Observation& obs) const {
   }
   const std::uint32_t inode = obs.socket.inode;
   return owners_ != nullptr && inode != 0 && !terminal(obs.activity) &&
-         owners_->owner(inode) == nullptr && !owners_->missed(inode);
+         owners_->owner(inode) == nullptr && !owners_->missed(inode) &&
+         (history_ == nullptr || history_->owner(obs.socket.cookie) == nullptr);
 }
 
 void Emitter::observe(const flow::Observation& obs) {
@@ -87,6 +89,13 @@ void Emitter::flush() {
 void Emitter::write_now(const flow::Observation& observed) {
   flow::Observation obs = observed;
   obs.owner = attributor_->owner_of(obs.socket, container_of_(obs.socket.netns));
+  if (history_ != nullptr) {
+    // The process that made or accepted it, as the kernel said: exact, and known after it
+    // exited; /proc's holder (the lowest pid among those that share it) otherwise.
+    if (const proc::ProcessInfo* made = history_->owner(obs.socket.cookie)) {
+      obs.owner.process = made;
+    }
+  }
   obs.timezone_offset_min = timezone_.at(obs.time_ms);
   ++by_activity_[static_cast<std::size_t>(obs.activity)];
   record_.clear();

@@ -12,6 +12,7 @@
 #include "sockstate/collect/host.h"
 #include "sockstate/common/error.h"
 #include "sockstate/flow/observation.h"
+#include "sockstate/history/socket_history.h"
 #include "sockstate/netlink/cookie_set.h"
 #include "sockstate/ocsf/record.h"
 #include "sockstate/sink/sink_set.h"
@@ -37,7 +38,11 @@ class Emitter {
   // Once the configuration is known: how records are written and who owns a socket. The
   // full /proc walk (with `process`) is done here, before the baseline, so that its records
   // name their owners.
-  Result<void> start(const ocsf::RecordContext& context, bool process, ContainerOf container_of);
+  // `history` (the kernel's events; nullptr: none) names the owners it saw: with `process`,
+  // a socket it knows the owner of waits for no walk, and its record names the process
+  // that made or accepted it, also once that process has exited.
+  Result<void> start(const ocsf::RecordContext& context, bool process, ContainerOf container_of,
+                     const history::SocketHistory* history = nullptr);
 
   // An observation from the tracker: written now, or queued until flush().
   void observe(const flow::Observation& obs);
@@ -77,7 +82,8 @@ class Emitter {
   sink::SinkSet& sinks_;
   std::optional<ocsf::RecordBuilder> builder_;
   std::optional<collect::Attributor> attributor_;
-  proc::OwnerMap* owners_ = nullptr;  // the attributor's, with `process`
+  proc::OwnerMap* owners_ = nullptr;                 // the attributor's, with `process`
+  const history::SocketHistory* history_ = nullptr;  // with `process` and the kernel's events
   ContainerOf container_of_;
   collect::TimezoneOffset timezone_;
   std::vector<flow::Observation> waiting_;  // in the order observed

@@ -36,6 +36,10 @@ class EventSource {
   virtual Result<Drained> drain(tracking::Tracker& tracker, std::size_t budget) = 0;
 
   [[nodiscard]] virtual EventCounters counters() const = 0;
+  // False for a source that only tells what records say (the kernel's transition events):
+  // the loop reads it before every source that writes records, never holds it back, and
+  // counts its events apart.
+  [[nodiscard]] virtual bool writes_records() const { return true; }
   // For log lines: "destroy events of network namespace 4026531840".
   [[nodiscard]] virtual std::string describe() const = 0;
 };

@@ -9,13 +9,23 @@ namespace {
 
 using enum MetricType;
 
-constexpr std::array<TelemetryRow, 22> kRows = {{
+constexpr std::array<TelemetryRow, 26> kRows = {{
     {"tracked", "sockstate_sockets_tracked", "Sockets tracked now.", kGauge, &Readings::tracked},
     // By activity in the metrics (sockstate_records_total, below).
     {"records", "", "", kCounter, &Readings::records},
     {"polls", "sockstate_polls_total", "Polls done.", kCounter, &Readings::polls},
     {"poll_ms", "sockstate_poll_duration_seconds", "Duration of the last poll.", kGauge,
      &Readings::poll_ms, 0.001},
+    {"kernel_events", "sockstate_kernel_events_active",
+     "1 when the kernel-event source (BPF) runs beside sock_diag, 0 when sock_diag runs alone.",
+     kGauge, &Readings::kernel_events},
+    {"bpf_events", "sockstate_bpf_events_total", "Kernel events (BPF ring buffer) read.", kCounter,
+     &Readings::bpf_events},
+    {"bpf_events_lost", "sockstate_bpf_events_lost_total",
+     "Kernel events the ring buffer had no room for (the polls resync).", kCounter,
+     &Readings::bpf_events_lost},
+    {"bpf_owners", "sockstate_bpf_owners_total", "Sockets whose owner a kernel event named.",
+     kCounter, &Readings::bpf_owners},
     {"destroy_events", "sockstate_destroy_events_total", "Socket-destroy events read.", kCounter,
      &Readings::destroy_events},
     {"overflows", "sockstate_destroy_overflows_total", "Times the kernel dropped destroy events.",

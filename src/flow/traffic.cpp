@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "sockstate/flow/kernel_facts.h"
+
 namespace sockstate::flow {
 namespace {
 
@@ -63,6 +65,34 @@ Traffic minus(const Traffic& now, const Traffic& before) {
 Traffic max_of(const Traffic& a, const Traffic& b) {
   return {std::max(a.bytes_sent, b.bytes_sent), std::max(a.bytes_received, b.bytes_received),
           std::max(a.segs_sent, b.segs_sent), std::max(a.segs_received, b.segs_received)};
+}
+
+}  // namespace sockstate::flow
+
+namespace sockstate::flow {
+
+void amend_final(netlink::SocketEntry& entry, const KernelFacts& facts) {
+  if (!facts.ended) {
+    return;
+  }
+  netlink::TcpInfo& info = entry.info;
+  if (!entry.has_tcp_info || counters_reset(info)) {
+    entry.has_tcp_info = true;
+    info.bytes_acked = std::max(info.bytes_acked, facts.bytes_acked);
+    info.bytes_received = std::max(info.bytes_received, facts.bytes_received);
+    info.bytes_sent = std::max(info.bytes_sent, facts.bytes_sent);
+    info.bytes_retrans = std::max(info.bytes_retrans, facts.bytes_retrans);
+    info.has_bytes_sent = true;
+  }
+  if (info.rtt_us == 0) {
+    info.rtt_us = facts.rtt_us;
+  }
+  if (info.total_retrans == 0) {
+    info.total_retrans = facts.total_retrans;
+  }
+  if (entry.remote_port == 0) {
+    entry.remote_port = facts.remote_port;
+  }
 }
 
 }  // namespace sockstate::flow

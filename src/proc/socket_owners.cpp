@@ -411,6 +411,25 @@ void read_links(int fd_dir, std::span<const std::uint32_t> fds, FdLinks& out) {
 
 }  // namespace
 
+const ProcessInfo* OwnerMap::process(std::int32_t pid) {
+  Fd root(::open(options_.proc_root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!root.valid() || pid <= 0) {
+    return nullptr;
+  }
+  if (btime_s_ < 0) {
+    btime_s_ = read_btime(root.get());
+  }
+  std::array<char, 16> name{};
+  std::to_chars(name.data(), name.data() + name.size() - 1, pid);
+  Fd pid_dir(::openat(root.get(), name.data(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!pid_dir.valid()) {
+    return nullptr;
+  }
+  ScanStats stats;
+  const Process* p = attributes(root.get(), pid_dir.get(), pid, true, stats);
+  return p != nullptr ? &p->info : nullptr;
+}
+
 Result<ScanStats> OwnerMap::walk(bool reuse_attributes, Targets* targets) {
   ScanStats stats;
   stats.walked = true;

@@ -459,6 +459,18 @@ void Tracker::close_gone(Tracked& t, std::int64_t now_ms) {
 
 void Tracker::destroyed(const SocketEntry& entry, const flow::ListenerTable& listeners,
                         const flow::Perimeter& perimeter, std::int64_t now_ms) {
+  const flow::KernelFacts* facts = kernel_facts(entry.cookie);
+  if (facts == nullptr) {
+    destroyed_amended(entry, listeners, perimeter, now_ms);
+    return;
+  }
+  SocketEntry amended = entry;
+  flow::amend_final(amended, *facts);
+  destroyed_amended(amended, listeners, perimeter, now_ms);
+}
+
+void Tracker::destroyed_amended(const SocketEntry& entry, const flow::ListenerTable& listeners,
+                                const flow::Perimeter& perimeter, std::int64_t now_ms) {
   if (closed_by_poll_.erase(entry.cookie) > 0 || closed_.contains(entry.cookie)) {
     ++stats_.duplicate_destroys;
     return;
@@ -545,7 +557,8 @@ flow::Observation Tracker::closing(const Tracked& t, const SocketEntry& final_en
   flow::Observation obs = observe(t, end.activity, now_ms, false);
   obs.status = end.status;
   obs.status_detail = end.detail;
-  obs.start_ms = t.start_ms;
+  const flow::KernelFacts* facts = kernel_facts(t.last.cookie);
+  obs.start_ms = facts != nullptr && facts->start_ms != 0 ? facts->start_ms : t.start_ms;
   obs.end_ms = now_ms;
   // What a destroy event lacks comes from what the polls saw under the same cookie.
   SocketEntry merged = final_entry;

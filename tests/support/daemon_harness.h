@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <csignal>
+#include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <memory>
@@ -81,6 +82,18 @@ inline int dst_port(const json& r) {
              : -1;
 }
 
+// The daemon's `bpf` for the tests: SOCKSTATE_TEST_BPF ("off" for the fallback suite, the
+// same tests on sock_diag alone), else "auto".
+inline std::string test_bpf_mode() {
+  const char* mode = std::getenv("SOCKSTATE_TEST_BPF");
+  return mode != nullptr && *mode != '\0' ? mode : "auto";
+}
+
+// Whether a daemon's log says the kernel-event source runs.
+inline bool kernel_events_in(const std::string& log) {
+  return log.find("kernel-event source: on") != std::string::npos;
+}
+
 class DaemonNetns : public NetnsTest {
  protected:
   void SetUp() override {
@@ -112,7 +125,8 @@ class DaemonNetns : public NetnsTest {
     const json defaults = {{"poll_interval", "300ms"},
                            {"stats_interval", "0"},
                            {"traffic_interval", "0"},
-                           {"event_buffer", "64MiB"}};
+                           {"event_buffer", "64MiB"},
+                           {"bpf", test_bpf_mode()}};
     for (const auto& [k, v] : defaults.items()) {
       if (!config.contains(k)) {
         config[k] = v;
@@ -134,6 +148,9 @@ class DaemonNetns : public NetnsTest {
     ASSERT_TRUE(notify_->wait_for("READY=1", milliseconds(10000)))
         << "no READY=1; stderr: " << file(stderr_path_);
   }
+
+  // The running daemon's kernel-event source is on (its log said so at start).
+  [[nodiscard]] bool kernel_events() const { return kernel_events_in(file(stderr_path_)); }
 
   void stop() {
     ASSERT_TRUE(daemon_->signal(SIGTERM));

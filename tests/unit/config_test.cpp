@@ -979,7 +979,7 @@ TEST(ConfigExample, DocumentsEveryKey) {
   ASSERT_FALSE(text.empty());
   const std::vector<std::string> keys = known_keys();
   EXPECT_EQ(std::set<std::string>(keys.begin(), keys.end()).size(), keys.size()) << "no repeats";
-  EXPECT_EQ(keys.size(), 45U);
+  EXPECT_EQ(keys.size(), 47U);
   for (const std::string& key : keys) {
     const std::string leaf =
         key.substr(key.rfind('.') == std::string::npos ? 0 : key.rfind('.') + 1);
@@ -1121,6 +1121,21 @@ TEST(ConfigFile, OnlyARegularFileOthersCannotWrite) {
   r = load_config(big);
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().message().find("larger than 1MiB"), std::string::npos);
+}
+
+TEST(Config, BpfIsAutoOnOrOff) {
+  EXPECT_EQ(parse_ok("{}").bpf, BpfMode::kAuto);
+  EXPECT_EQ(parse_ok(R"({"bpf": "on"})").bpf, BpfMode::kOn);
+  EXPECT_EQ(parse_ok(R"({"bpf": "off"})").bpf, BpfMode::kOff);
+  EXPECT_EQ(parse_ok(R"({"bpf": "auto"})").bpf, BpfMode::kAuto);
+  for (const char* bad : {R"({"bpf": true})", R"({"bpf": "yes"})", R"({"bpf": "ON"})"}) {
+    EXPECT_EQ(parse_error(bad).rfind("bpf: must be \"auto\"", 0), 0U) << bad;
+  }
+  EXPECT_EQ(parse_ok(R"({"bpf_ring_buffer": "16MiB"})").bpf_ring_bytes, 16U << 20);
+  EXPECT_EQ(parse_ok("{}").bpf_ring_bytes, 8U << 20);
+  EXPECT_NE(parse_error(R"({"bpf_ring_buffer": "1KiB"})").find("bpf_ring_buffer"),
+            std::string::npos);
+  EXPECT_NE(describe(parse_ok(R"({"bpf": "off"})")).find("bpf off"), std::string::npos);
 }
 
 }  // namespace

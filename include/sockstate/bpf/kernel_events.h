@@ -25,6 +25,7 @@ struct Task {
   std::uint32_t tgid = 0;
   std::uint32_t pid = 0;  // the thread
   std::uint32_t uid = 0;
+  std::uint32_t ppid = 0;               // its parent process
   std::uint64_t start_boottime_ns = 0;  // the process's start, as /proc/PID/stat field 22
   std::string comm;
 };
@@ -89,6 +90,15 @@ class KernelEvents {
   // Hands at most `budget` waiting events to `each`, oldest first; returns how many. An
   // Error: the ring buffer could not be read.
   Result<std::size_t> drain(std::size_t budget, const std::function<void(const Event&)>& each);
+  // Where the reader and the programs are in the ring buffer (bytes since open()). A
+  // drain() stops at an event reserved but not yet written (its program was interrupted):
+  // what was written after it waits for the next drain(), until `consumer` reaches the
+  // `producer` seen before.
+  struct Positions {
+    std::uint64_t consumer = 0;
+    std::uint64_t producer = 0;
+  };
+  [[nodiscard]] Positions positions() const;
   // Events the ring buffer had no room for, since open().
   [[nodiscard]] std::uint64_t lost() const;
 

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -14,6 +15,12 @@
 #include "sockstate/sink/sink_config.h"
 
 namespace sockstate::config {
+
+// Whether the kernel-event source (BPF) is used: where it loads, required, or never.
+enum class BpfMode : std::uint8_t { kAuto, kOn, kOff };
+// "auto", "on", "off"; nullopt for anything else.
+std::optional<BpfMode> parse_bpf_mode(std::string_view text);
+std::string_view bpf_mode_name(BpfMode mode);
 
 // Everything `sockstate run` can be told. Defaults are what a fleet gets with no file.
 struct Config {
@@ -33,8 +40,10 @@ struct Config {
   std::vector<sink::SinkConfig> sinks{sink::SinkConfig{}};  // default: one stdout sink
   // The networks called inside, for direction and boundary (default: the contract's).
   std::vector<flow::Cidr> internal_networks = flow::NetworkSet::default_internal().networks();
-  bool observables = true;     // write `observables` on every record
-  std::string metrics_listen;  // "IP:PORT" of the Prometheus endpoint; "": off
+  bool observables = true;                // write `observables` on every record
+  std::string metrics_listen;             // "IP:PORT" of the Prometheus endpoint; "": off
+  BpfMode bpf = BpfMode::kAuto;           // the kernel-event source beside sock_diag
+  std::size_t bpf_ring_bytes = 8U << 20;  // its ring buffer (a power of two pages)
 
   friend bool operator==(const Config&, const Config&) = default;
 };

@@ -35,7 +35,11 @@ struct Readings {
   std::uint64_t info_polls = 0;
   std::uint64_t info_lookups = 0;
   std::uint64_t event_holds = 0;
-  std::uint64_t metrics_cut = 0;  // metrics connections the server closed (deadline, slots)
+  std::uint64_t metrics_cut = 0;      // metrics connections the server closed (deadline, slots)
+  std::uint64_t kernel_events = 0;    // 1: the kernel-event source runs beside sock_diag
+  std::uint64_t bpf_events = 0;       // its events read
+  std::uint64_t bpf_events_lost = 0;  // events its ring buffer had no room for
+  std::uint64_t bpf_owners = 0;       // sockets whose owner its events named
   std::array<std::uint64_t, 9> by_activity{};  // records written, by flow::Activity
   std::vector<sink::SinkSet::View> sinks;      // live and retired
   sink::SinkStats sink_totals;

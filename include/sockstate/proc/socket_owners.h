@@ -97,6 +97,12 @@ class OwnerMap {
   // another walk until scan() or retain() forgets them.
   Result<ScanStats> refresh(const std::vector<std::uint32_t>& wanted_inodes);
 
+  // One process's attributes, read now (or the cached ones while its start time is
+  // unchanged), whatever sockets it holds; nullptr when it is gone or cannot be read.
+  // For owners known by other means (the kernel's events): the pointer stays valid until
+  // the next non-const call.
+  const ProcessInfo* process(std::int32_t pid);
+
   // The owner of a socket inode, or nullptr when unknown.
   [[nodiscard]] const ProcessInfo* owner(std::uint32_t inode) const;
   [[nodiscard]] const ProcessInfo* lookup(std::uint32_t inode) const { return owner(inode); }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "sockstate/flow/address.h"
+#include "sockstate/flow/kernel_facts.h"
 #include "sockstate/flow/observation.h"
 #include "sockstate/flow/orientation.h"
 #include "sockstate/flow/traffic.h"
@@ -43,6 +44,10 @@ struct TrackerOptions {
   // for a destroyed socket no poll saw whose source the kernel cleared.
   std::function<std::optional<flow::Address>(std::uint64_t netns, const flow::Address& peer)>
       route_source;
+  // What an exact source (the kernel's transition events) knows of a socket; empty, or
+  // nullptr for a cookie: nothing. Its start is the terminal record's start_time, and a
+  // destroy event's entry gets what an abort cleared (flow::amend_final()).
+  std::function<const flow::KernelFacts*(std::uint64_t cookie)> kernel_facts;
 };
 
 // Keeps what the polls saw of each socket, keyed by kernel socket cookie, and turns polls
@@ -89,6 +94,9 @@ class Tracker {
   // A destroy event (state CLOSE, final tcp_info, no owner).
   void destroyed(const netlink::SocketEntry& entry, const flow::ListenerTable& listeners,
                  const flow::Perimeter& perimeter, std::int64_t now_ms);
+
+  // Whether a socket is tracked now (alive as the polls see it).
+  [[nodiscard]] bool tracks(std::uint64_t cookie) const { return tracked_.contains(cookie); }
 
   // Records owed for tracked sockets, written in step with what the sinks take rather than
   // in one burst: the baseline records of sockets found at a baseline, and the Open, Listen
@@ -228,6 +236,11 @@ class Tracker {
   void close(Tracked& t, const netlink::SocketEntry& final_entry, bool from_destroy,
              std::int64_t now_ms);
   // The Close (or Fail, Refuse) record of a tracked socket that ended.
+  [[nodiscard]] const flow::KernelFacts* kernel_facts(std::uint64_t cookie) const {
+    return options_.kernel_facts ? options_.kernel_facts(cookie) : nullptr;
+  }
+  void destroyed_amended(const netlink::SocketEntry& entry, const flow::ListenerTable& listeners,
+                         const flow::Perimeter& perimeter, std::int64_t now_ms);
   flow::Observation closing(const Tracked& t, const netlink::SocketEntry& final_entry,
                             bool from_destroy, std::int64_t now_ms) const;
   void terminal(std::uint64_t cookie, std::uint64_t netns, bool by_poll, std::int64_t now_ms);
