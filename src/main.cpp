@@ -61,6 +61,25 @@ int check_config(const sockstate::cli::Invocation& inv) {
   return kExitOk;
 }
 
+// What --process found, and through which walk.
+void log_owner_walk(const sockstate::snapshot::SnapshotStats& stats) {
+  const auto& o = stats.owners;
+  if (o.permission_errors > 0 || o.pid_errors > 0) {
+    spdlog::warn(
+        "--process: {} process(es) could not be read ({} denied, {} other errors): their "
+        "sockets carry no actor",
+        o.permission_errors + o.pid_errors, o.permission_errors, o.pid_errors);
+  }
+  if (!stats.iterator_unused.empty()) {
+    spdlog::info("--process: the socket iterator (BPF) not used: {}; walking /proc",
+                 stats.iterator_unused);
+  }
+  spdlog::info("--process: {} pids, {} sockets ({}), {} records with an owner, {} pids vanished",
+               o.pids_scanned, o.sockets_found,
+               stats.owners_by_iterator ? "from the kernel's task_file iterator" : "from /proc",
+               stats.with_owner, o.vanished);
+}
+
 int run_snapshot(const sockstate::cli::Invocation& inv) {
   using sockstate::snapshot::RecordOutput;
   std::optional<RecordOutput> output;
@@ -96,16 +115,7 @@ int run_snapshot(const sockstate::cli::Invocation& inv) {
                  stats->first_namespace_error);
   }
   if (inv.snapshot.process) {
-    const auto& o = stats->owners;
-    if (o.permission_errors > 0 || o.pid_errors > 0) {
-      spdlog::warn(
-          "--process: {} process(es) could not be read ({} denied, {} other errors): their "
-          "sockets carry no actor",
-          o.permission_errors + o.pid_errors, o.permission_errors, o.pid_errors);
-    }
-    spdlog::info(
-        "--process: {} pids, {} sockets in /proc, {} records with an owner, {} pids vanished",
-        o.pids_scanned, o.sockets_found, stats->with_owner, o.vanished);
+    log_owner_walk(*stats);
   }
   const auto& d = stats->dump;
   if (d.inconsistent > 0) {

@@ -48,15 +48,35 @@ static __always_inline void count_lost(void)
 		(*n)++;
 }
 
+/*
+ * The reader's pid namespace (its nsfs device and inode), set by the loader when it is
+ * not the initial one (a container): pids are then given as the reader sees them, and a
+ * task outside it as pid 0 (no owner it could name). The parent's pid has no such helper:
+ * it is 0 then, and the reader takes it from /proc.
+ */
+const volatile __u64 pidns_dev = 0;
+const volatile __u64 pidns_ino = 0;
+
 static __always_inline void fill_task(struct sockstate_task *t)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	__u64 id = bpf_get_current_pid_tgid();
+	struct bpf_pidns_info ns;
 
 	t->tgid = id >> 32;
 	t->pid = (__u32)id;
-	t->uid = (__u32)bpf_get_current_uid_gid();
 	t->ppid = task->group_leader->real_parent->tgid;
+	if (pidns_ino) {
+		t->ppid = 0;
+		if (bpf_get_ns_current_pid_tgid(pidns_dev, pidns_ino, &ns, sizeof(ns)) == 0) {
+			t->tgid = ns.tgid;
+			t->pid = ns.pid;
+		} else {
+			t->tgid = 0;
+			t->pid = 0;
+		}
+	}
+	t->uid = (__u32)bpf_get_current_uid_gid();
 	t->start_boottime_ns = task->group_leader->start_boottime;
 	bpf_get_current_comm(t->comm, sizeof(t->comm));
 }
@@ -105,6 +125,15 @@ int BPF_PROG(on_state, const struct sock *sk, const int old_state, const int new
 	struct sockstate_state_event *e;
 
 	if (sk->sk_protocol != IPPROTO_TCP)
+		return 0;
+	/*
+	 * Only the transitions the reader uses: a socket's start (connect(), listen(), a
+	 * passive open's child) and its end. The others (ESTABLISHED, FIN-WAIT, CLOSE-WAIT,
+	 * LAST-ACK, CLOSING, TIME-WAIT) the polls and destroy events report: three events a
+	 * connection's end instead of eight.
+	 */
+	if (new_state != TCP_SYN_SENT && new_state != TCP_SYN_RECV && new_state != TCP_LISTEN &&
+	    new_state != TCP_CLOSE)
 		return 0;
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {

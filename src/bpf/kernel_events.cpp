@@ -1,7 +1,9 @@
 #include "sockstate/bpf/kernel_events.h"
 
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,6 +16,8 @@
 
 // Generated from kernel_events.bpf.c by bpftool gen skeleton (src/bpf/CMakeLists.txt).
 #include "kernel_events.skel.h"
+#include "socket_holders.skel.h"
+#include "sockstate/bpf/socket_holders.h"
 #include "wire.h"
 
 namespace sockstate::bpf {
@@ -35,6 +39,9 @@ int keep_last_message(enum libbpf_print_level level, const char* format, va_list
   std::string_view text(line.data(), n < 0 ? 0 : std::min(line.size() - 1, std::size_t(n)));
   while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) {
     text.remove_suffix(1);
+  }
+  if (text.starts_with("libbpf: ")) {
+    text.remove_prefix(8);  // failure() names it
   }
   std::lock_guard lock(last_message_mutex);
   last_message = text;
@@ -213,6 +220,13 @@ Result<std::unique_ptr<KernelEvents>> KernelEvents::open(const KernelEventsOptio
       err != 0) {
     return failure("sizing the ring buffer", err);
   }
+  // In a pid namespace of its own (a container), pids as the reader sees them.
+  struct stat ns {};
+  constexpr std::uint64_t kInitialPidNamespace = 0xEFFFFFFCU;  // PROC_PID_INIT_INO
+  if (::stat("/proc/self/ns/pid", &ns) == 0 && ns.st_ino != kInitialPidNamespace) {
+    impl->skel->rodata->pidns_dev = ns.st_dev;
+    impl->skel->rodata->pidns_ino = ns.st_ino;
+  }
   if (int err = kernel_events__load(impl->skel); err != 0) {
     return failure("loading the BPF programs", err);
   }
@@ -287,6 +301,74 @@ std::uint64_t KernelEvents::lost() const {
 
 bool built_with_bpf() {
   return true;
+}
+
+namespace {
+
+struct HolderIter {
+  ::socket_holders* skel = nullptr;
+  bpf_link* link = nullptr;
+  int fd = -1;
+  HolderIter() = default;
+  HolderIter(const HolderIter&) = delete;
+  HolderIter& operator=(const HolderIter&) = delete;
+  ~HolderIter() {
+    if (fd >= 0) {
+      ::close(fd);
+    }
+    bpf_link__destroy(link);
+    socket_holders__destroy(skel);
+  }
+};
+
+}  // namespace
+
+Result<std::vector<SocketHolder>> socket_holders() {
+  if (::access(kKernelBtf, R_OK) != 0) {
+    return Error{errno, std::string("no kernel BTF at ") + kKernelBtf};
+  }
+  struct stat ns {};
+  if (::stat("/proc/self/ns/pid", &ns) != 0 || ns.st_ino != 0xEFFFFFFCU) {
+    return Error{0, "in a pid namespace of its own: the iterator's pids are the host's"};
+  }
+  libbpf_set_print(keep_last_message);
+  HolderIter it;
+  it.skel = socket_holders__open_and_load();
+  if (it.skel == nullptr) {
+    return failure("loading the socket iterator", errno);
+  }
+  it.link = bpf_program__attach_iter(it.skel->progs.socket_holders, nullptr);
+  if (it.link == nullptr) {
+    return failure("attaching the socket iterator", errno);
+  }
+  it.fd = bpf_iter_create(bpf_link__fd(it.link));
+  if (it.fd < 0) {
+    return failure("starting the socket iterator", errno);
+  }
+  std::vector<SocketHolder> out;
+  std::vector<sockstate_holder> buf(8192);
+  std::size_t partial = 0;  // bytes of a record cut by the last read
+  for (;;) {
+    auto* bytes = reinterpret_cast<char*>(buf.data());
+    const ssize_t n = ::read(it.fd, bytes + partial, buf.size() * sizeof buf[0] - partial);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0) {
+      return errno_error("reading the socket iterator");
+    }
+    if (n == 0) {
+      break;
+    }
+    const std::size_t have = partial + static_cast<std::size_t>(n);
+    const std::size_t whole = have / sizeof buf[0];
+    for (std::size_t i = 0; i < whole; ++i) {
+      out.push_back(SocketHolder{static_cast<std::int32_t>(buf[i].tgid), buf[i].inode});
+    }
+    partial = have % sizeof buf[0];
+    std::memmove(bytes, bytes + whole * sizeof buf[0], partial);
+  }
+  return out;
 }
 
 }  // namespace sockstate::bpf

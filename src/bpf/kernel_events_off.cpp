@@ -1,6 +1,7 @@
 // The kernel-event source of a build without BPF (SOCKSTATE_BPF=OFF, or AUTO without
 // clang, bpftool and libbpf): open() says so, and the daemon runs on sock_diag alone.
 #include "sockstate/bpf/kernel_events.h"
+#include "sockstate/bpf/socket_holders.h"
 
 namespace sockstate::bpf {
 
@@ -28,6 +29,10 @@ KernelEvents::Positions KernelEvents::positions() const {
 
 std::uint64_t KernelEvents::lost() const {
   return 0;
+}
+
+Result<std::vector<SocketHolder>> socket_holders() {
+  return Error{0, "this sockstate was built without BPF (SOCKSTATE_BPF=OFF)"};
 }
 
 bool built_with_bpf() {

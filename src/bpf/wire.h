@@ -72,4 +72,10 @@ struct sockstate_exec_event {
   __u32 argc;
 };
 
+/* socket_holders.bpf.c: one socket fd of a task (iter/task_file). */
+struct sockstate_holder {
+  __u32 tgid;
+  __u32 inode;
+};
+
 #endif

@@ -53,6 +53,7 @@ struct SnapshotArgs {
   std::vector<std::string> internal;
   bool no_observables = false;
   std::string seed;
+  std::string bpf = "auto";
 };
 
 // The run command's options: each one given becomes a configuration override.
@@ -144,6 +145,11 @@ void add_snapshot_output(CLI::App& snap, SnapshotArgs& args, Invocation& inv) {
       ->type_name("FILE");
   snap.add_flag("--process", inv.snapshot.process,
                 "Name the owning process and user (actor) of each socket, from /proc");
+  snap.add_option("--bpf", args.bpf,
+                  "With --process: who holds each socket from the kernel's task_file\n"
+                  "iterator (BPF): auto (default: where it loads), on (required), off (/proc)")
+      ->check(CLI::IsMember({"auto", "on", "off"}))
+      ->type_name("MODE");
   snap.add_flag("--all-netns", inv.snapshot.all_netns,
                 "Every network namespace (processes' and /run/netns), with its container;\n"
                 "needs CAP_SYS_ADMIN");
@@ -380,6 +386,9 @@ Invocation apply_snapshot(const CLI::App& snap, const SnapshotArgs& args, Invoca
   }
   opt.with_info = !args.no_info;
   opt.table = args.format == "table";
+  opt.owner_walk = args.bpf == "on"    ? collect::OwnerWalk::kBpf
+                   : args.bpf == "off" ? collect::OwnerWalk::kProc
+                                       : collect::OwnerWalk::kAuto;
   inv.observables = !args.no_observables;
   if (auto error = check_internal(args.internal, opt)) {
     return usage_error(std::move(inv), std::move(*error));

@@ -10,6 +10,7 @@
 #include <charconv>
 #include <sstream>
 
+#include "sockstate/bpf/socket_holders.h"
 #include "sockstate/collect/host.h"
 #include "sockstate/netlink/rtnetlink.h"
 
@@ -252,7 +253,7 @@ std::uint64_t NamespaceView::foreign() const {
 }
 
 Attributor::Attributor(const AttributorOptions& options)
-    : cgroups_(options.cgroup_root), users_(options.root) {
+    : walk_(options.walk), cgroups_(options.cgroup_root), users_(options.root) {
   if (options.process) {
     owners_.emplace(options.proc_root);
   }
@@ -261,6 +262,29 @@ Attributor::Attributor(const AttributorOptions& options)
 Result<std::optional<proc::ScanStats>> Attributor::scan() {
   if (!owners_) {
     return std::optional<proc::ScanStats>{};
+  }
+  iterator_unused_.clear();
+  used_iterator_ = false;
+  if (walk_ != OwnerWalk::kProc) {
+    auto holders = bpf::socket_holders();
+    if (holders) {
+      std::vector<proc::OwnerMap::Holder> pairs;
+      pairs.reserve(holders->size());
+      for (const auto& h : *holders) {
+        pairs.push_back({h.pid, h.inode});
+      }
+      auto scanned = owners_->scan_holders(pairs);
+      if (!scanned) {
+        return scanned.error();
+      }
+      used_iterator_ = true;
+      return std::optional<proc::ScanStats>(*scanned);
+    }
+    if (walk_ == OwnerWalk::kBpf) {
+      return Error{holders.error().errnum,
+                   "the socket iterator (bpf \"on\"): " + holders.error().context};
+    }
+    iterator_unused_ = holders.error().message();
   }
   auto scanned = owners_->scan();
   if (!scanned) {

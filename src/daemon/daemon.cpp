@@ -530,8 +530,8 @@ struct Daemon::State {
       return watched.error();
     }
     auto container_of = [this](std::uint64_t netns) { return namespaces.container_of(netns); };
-    if (auto started =
-            emitter.start(context, config.process, container_of, history ? &*history : nullptr);
+    if (auto started = emitter.start(context, config.process, container_of,
+                                     history ? &*history : nullptr, owner_walk(config.bpf));
         !started) {
       return started.error();
     }
@@ -543,6 +543,18 @@ struct Daemon::State {
       metrics_server = std::move(*server);
     }
     return start_sinks(config);
+  }
+
+  static collect::OwnerWalk owner_walk(config::BpfMode mode) {
+    switch (mode) {
+      case config::BpfMode::kOn:
+        return collect::OwnerWalk::kBpf;
+      case config::BpfMode::kOff:
+        return collect::OwnerWalk::kProc;
+      case config::BpfMode::kAuto:
+        break;
+    }
+    return collect::OwnerWalk::kAuto;
   }
 
   // The kernel-event source as `bpf` says: where it loads ("auto": else one line saying

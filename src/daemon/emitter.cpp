@@ -14,19 +14,25 @@ bool terminal(flow::Activity a) {
 }  // namespace
 
 Result<void> Emitter::start(const ocsf::RecordContext& context, bool process,
-                            ContainerOf container_of, const history::SocketHistory* history) {
+                            ContainerOf container_of, const history::SocketHistory* history,
+                            collect::OwnerWalk walk) {
   builder_.emplace(context);
   container_of_ = std::move(container_of);
-  attributor_.emplace(collect::AttributorOptions{process, "/proc", {}, "/"});
+  attributor_.emplace(collect::AttributorOptions{process, walk, "/proc", {}, "/"});
   owners_ = attributor_->owners();
   history_ = owners_ != nullptr ? history : nullptr;
   if (owners_ == nullptr) {
     return {};
   }
-  auto scanned = owners_->scan();
-  if (!scanned) {
-    return Error{scanned.error().errnum, "process attribution: " + scanned.error().context};
+  auto found = attributor_->scan();
+  if (!found) {
+    return Error{found.error().errnum, "process attribution: " + found.error().message()};
   }
+  if (!attributor_->iterator_unused().empty()) {
+    spdlog::info("process attribution: the socket iterator (BPF) not used: {}; walking /proc",
+                 attributor_->iterator_unused());
+  }
+  const proc::ScanStats* scanned = &**found;
   const auto unreadable = scanned->permission_errors + scanned->pid_errors;
   owner_errors_ += unreadable;
   if (unreadable > 0) {

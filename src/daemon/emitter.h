@@ -42,7 +42,8 @@ class Emitter {
   // a socket it knows the owner of waits for no walk, and its record names the process
   // that made or accepted it, also once that process has exited.
   Result<void> start(const ocsf::RecordContext& context, bool process, ContainerOf container_of,
-                     const history::SocketHistory* history = nullptr);
+                     const history::SocketHistory* history = nullptr,
+                     collect::OwnerWalk walk = collect::OwnerWalk::kAuto);
 
   // An observation from the tracker: written now, or queued until flush().
   void observe(const flow::Observation& obs);

@@ -188,6 +188,9 @@ void SocketHistory::own(Socket& s, const bpf::Task& task) {
 }
 
 SocketHistory::Process* SocketHistory::process(const bpf::Task& task) {
+  if (task.tgid == 0) {
+    return nullptr;  // the idle task, or a task outside the reader's pid namespace
+  }
   const Key key{task.tgid, task.start_boottime_ns};
   if (auto it = processes_.find(key); it != processes_.end()) {
     it->second.generation = generation_;
@@ -233,6 +236,7 @@ void SocketHistory::learn_details(Process& p) {
       info.cmd_line_truncated = found->cmd_line_truncated;
       p.have_program = true;
     }
+    info.ppid = found->ppid;  // as this pid namespace sees it
     info.parent_name = found->parent_name;
     info.cgroup = found->cgroup;
     info.container = found->container;

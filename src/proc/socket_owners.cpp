@@ -411,28 +411,55 @@ void read_links(int fd_dir, std::span<const std::uint32_t> fds, FdLinks& out) {
 
 }  // namespace
 
+Result<ScanStats> OwnerMap::scan_holders(std::span<const Holder> holders) {
+  inodes_.clear();
+  processes_.clear();
+  missed_.clear();
+  inodes_.reserve(holders.size() + holders.size() / 4);
+  ScanStats stats;
+  stats.walked = true;
+  auto opened = open_root();
+  if (!opened) {
+    return opened.error();
+  }
+  const Fd root = std::move(*opened);
+  std::vector<Holder> by_pid(holders.begin(), holders.end());
+  std::stable_sort(by_pid.begin(), by_pid.end(),
+                   [](const Holder& a, const Holder& b) { return a.pid < b.pid; });
+  for (std::size_t at = 0; at < by_pid.size();) {
+    const std::int32_t pid = by_pid[at].pid;
+    pid_sockets_.clear();
+    for (; at < by_pid.size() && by_pid[at].pid == pid; ++at) {
+      pid_sockets_.push_back(by_pid[at].inode);
+    }
+    ++stats.pids_scanned;
+    stats.fds_read += pid_sockets_.size();
+    const Fd pid_dir = open_pid(root.get(), pid);
+    if (!pid_dir.valid()) {
+      count(classify(errno), stats);
+      continue;
+    }
+    add_pid_sockets(root.get(), pid_dir.get(), pid, false, nullptr, stats);
+  }
+  return stats;
+}
+
 const ProcessInfo* OwnerMap::process(std::int32_t pid) {
-  Fd root(::open(options_.proc_root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!root.valid() || pid <= 0) {
+  auto root = open_root();
+  if (!root || pid <= 0) {
     return nullptr;
   }
-  if (btime_s_ < 0) {
-    btime_s_ = read_btime(root.get());
-  }
-  std::array<char, 16> name{};
-  std::to_chars(name.data(), name.data() + name.size() - 1, pid);
-  Fd pid_dir(::openat(root.get(), name.data(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  const Fd pid_dir = open_pid(root->get(), pid);
   if (!pid_dir.valid()) {
     return nullptr;
   }
   ScanStats stats;
-  const Process* p = attributes(root.get(), pid_dir.get(), pid, true, stats);
+  const Process* p = attributes(root->get(), pid_dir.get(), pid, true, stats);
   return p != nullptr ? &p->info : nullptr;
 }
 
-Result<ScanStats> OwnerMap::walk(bool reuse_attributes, Targets* targets) {
-  ScanStats stats;
-  stats.walked = true;
+// The proc root (and, the first time, the boot time its processes' start times count from).
+Result<Fd> OwnerMap::open_root() {
   Fd root(::open(options_.proc_root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!root.valid()) {
     return errno_error("open " + options_.proc_root);
@@ -440,6 +467,23 @@ Result<ScanStats> OwnerMap::walk(bool reuse_attributes, Targets* targets) {
   if (btime_s_ < 0) {
     btime_s_ = read_btime(root.get());
   }
+  return root;
+}
+
+Fd OwnerMap::open_pid(int root_fd, std::int32_t pid) {
+  std::array<char, 16> name{};
+  std::to_chars(name.data(), name.data() + name.size() - 1, pid);
+  return Fd(::openat(root_fd, name.data(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+}
+
+Result<ScanStats> OwnerMap::walk(bool reuse_attributes, Targets* targets) {
+  ScanStats stats;
+  stats.walked = true;
+  auto opened = open_root();
+  if (!opened) {
+    return opened.error();
+  }
+  const Fd root = std::move(*opened);
   for (auto& [inode, owner] : inodes_) {
     owner.last_pid = 0;
     owner.shared = false;
@@ -525,11 +569,17 @@ void OwnerMap::scan_pid(int root_fd, const char* name, std::int32_t pid, bool re
       return;  // gone: its sockets are closed, or another holder reports them
     }
   }
+  add_pid_sockets(root_fd, pid_dir.get(), pid, reuse_attributes, targets, stats);
+}
+
+// pid_sockets_ (the socket inodes `pid` holds) into the map, with the process's attributes.
+void OwnerMap::add_pid_sockets(int root_fd, int pid_dir, std::int32_t pid, bool reuse_attributes,
+                               Targets* targets, ScanStats& stats) {
   if (pid_sockets_.empty()) {
     return;
   }
   ++stats.pids_with_sockets;
-  Process* process = attributes(root_fd, pid_dir.get(), pid, reuse_attributes, stats);
+  Process* process = attributes(root_fd, pid_dir, pid, reuse_attributes, stats);
   if (process == nullptr) {
     return;
   }

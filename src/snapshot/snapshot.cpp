@@ -126,7 +126,8 @@ Result<SnapshotStats> run_snapshot(const SnapshotOptions& options, ocsf::RecordB
   Run run{options,
           builder,
           output,
-          collect::Attributor({options.process, options.proc_root, options.cgroup_root, "/"}),
+          collect::Attributor(
+              {options.process, options.owner_walk, options.proc_root, options.cgroup_root, "/"}),
           netlink::compile_port_filter(options.ports),
           {},
           collect::realtime_ms(),
@@ -143,6 +144,8 @@ Result<SnapshotStats> run_snapshot(const SnapshotOptions& options, ocsf::RecordB
   }
   if (*scanned) {
     run.stats.owners = **scanned;
+    run.stats.owners_by_iterator = run.attributor.used_iterator();
+    run.stats.iterator_unused = run.attributor.iterator_unused();
   }
   for (proc::NetnsInfo& netns : *namespaces) {
     auto view = options.all_netns ? collect::NamespaceView::open_in(std::move(netns), {})

@@ -113,8 +113,8 @@ std::vector<netlink::SocketEntry> dump_port(std::uint16_t port) {
   EXPECT_TRUE(sock) << sock.error().message();
   netlink::CookieSet seen;
   netlink::DumpStats stats;
-  const netlink::DumpRequest request{AF_INET, netlink::state_bit(netlink::kTcpEstablished), false,
-                                     {}};
+  const netlink::DumpRequest request{
+      AF_INET, netlink::state_bit(netlink::kTcpEstablished), false, {}};
   auto done = netlink::run_dump(*sock, request, seen, stats, [&](const netlink::SocketEntry& e) {
     if (e.local_port == port || e.remote_port == port) {
       out.push_back(e);
@@ -167,9 +167,8 @@ TEST_F(KernelEvents, ConnectAndAcceptNameTheirProcessesWithSockDiagsCookies) {
   const auto accepts = [&](const std::vector<Event>& got) {
     return all_of<AcceptEvent>(got, [&](const AcceptEvent& e) { return e.inode == st.st_ino; });
   };
-  const auto got = read_until([&](const std::vector<Event>& g) {
-    return !connects(g).empty() && !accepts(g).empty();
-  });
+  const auto got = read_until(
+      [&](const std::vector<Event>& g) { return !connects(g).empty() && !accepts(g).empty(); });
   const auto c = connects(got);
   ASSERT_EQ(c.size(), 1U);
   EXPECT_EQ(c[0].task.tgid, static_cast<std::uint32_t>(child));

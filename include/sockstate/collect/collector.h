@@ -98,8 +98,13 @@ class NamespaceView {
   std::vector<std::uint8_t> buf_;
 };
 
+// How the full owner walk lists who holds which socket: the kernel's task_file iterator
+// (BPF) where it loads, else /proc/<pid>/fd; the iterator or nothing; /proc only.
+enum class OwnerWalk : std::uint8_t { kAuto, kBpf, kProc };
+
 struct AttributorOptions {
   bool process = false;  // actor.process from /proc/*/fd
+  OwnerWalk walk = OwnerWalk::kAuto;
   std::string proc_root = "/proc";
   std::string cgroup_root;  // empty: the cgroup2 mount
   std::string root = "/";   // /etc below it (login.defs)
@@ -111,8 +116,13 @@ class Attributor {
  public:
   explicit Attributor(const AttributorOptions& options);
 
-  // The full /proc walk (`process` only; nullopt without).
+  // The full walk (`process` only; nullopt without): the holders from the kernel's
+  // iterator, or from /proc (OwnerWalk), then each holder's attributes from /proc.
   Result<std::optional<proc::ScanStats>> scan();
+  // Why the last scan() walked /proc where the options allowed the iterator ("": it did
+  // not, or the iterator was used).
+  [[nodiscard]] const std::string& iterator_unused() const { return iterator_unused_; }
+  [[nodiscard]] bool used_iterator() const { return used_iterator_; }
 
   // The owner of a socket. Pointers stay valid until the next scan or refresh.
   flow::Owner owner_of(const flow::SocketFacts& e, const proc::Container* netns_container);
@@ -122,6 +132,9 @@ class Attributor {
 
  private:
   std::optional<proc::OwnerMap> owners_;
+  OwnerWalk walk_ = OwnerWalk::kAuto;
+  std::string iterator_unused_;
+  bool used_iterator_ = false;
   proc::CgroupResolver cgroups_;
   proc::UserDirectory users_;
 };

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "sockstate/common/error.h"
+#include "sockstate/common/fd.h"
 #include "sockstate/proc/cgroup.h"
 
 namespace sockstate::proc {
@@ -97,6 +99,15 @@ class OwnerMap {
   // another walk until scan() or retain() forgets them.
   Result<ScanStats> refresh(const std::vector<std::uint32_t>& wanted_inodes);
 
+  // A full walk from (pid, socket inode) pairs another source listed (the kernel's
+  // task_file iterator): the same map as scan() builds, with each process's attributes read
+  // once, and no readlink of its fds.
+  struct Holder {
+    std::int32_t pid = 0;
+    std::uint32_t inode = 0;
+  };
+  Result<ScanStats> scan_holders(std::span<const Holder> holders);
+
   // One process's attributes, read now (or the cached ones while its start time is
   // unchanged), whatever sockets it holds; nullptr when it is gone or cannot be read.
   // For owners known by other means (the kernel's events): the pointer stays valid until
@@ -130,10 +141,14 @@ class OwnerMap {
   };
 
   class Targets;  // the inodes a refresh() looks for
+  Result<Fd> open_root();
+  static Fd open_pid(int root_fd, std::int32_t pid);
   Result<ScanStats> walk(bool reuse_attributes, Targets* targets);
   int read_pid_links(int fd_dir, ScanStats& stats);
   void scan_pid(int root_fd, const char* name, std::int32_t pid, bool reuse_attributes,
                 Targets* targets, ScanStats& stats);
+  void add_pid_sockets(int root_fd, int pid_dir, std::int32_t pid, bool reuse_attributes,
+                       Targets* targets, ScanStats& stats);
   // Returns the owning Process for `pid` (read or reused), or nullptr when it vanished.
   Process* attributes(int root_fd, int pid_fd, std::int32_t pid, bool reuse_attributes,
                       ScanStats& stats);

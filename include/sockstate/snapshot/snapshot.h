@@ -4,6 +4,7 @@
 #include <optional>
 #include <string>
 
+#include "sockstate/collect/collector.h"
 #include "sockstate/common/error.h"
 #include "sockstate/flow/address.h"
 #include "sockstate/netlink/dumper.h"
@@ -25,6 +26,9 @@ struct SnapshotOptions {
   bool table = false;         // --format table: a line per socket for people, not records
   bool process = false;       // --process: actor.process / actor.user from /proc
   bool all_netns = false;     // --all-netns: every network namespace, not just ours
+  // --bpf: who holds which socket from the kernel's task_file iterator (auto: where it
+  // loads; kBpf: required) or from /proc/<pid>/fd.
+  collect::OwnerWalk owner_walk = collect::OwnerWalk::kAuto;
   std::string proc_root = "/proc";
   std::string run_netns = "/run/netns";
   std::string cgroup_root;  // the cgroup2 mount; empty: found in /proc/self/mountinfo
@@ -40,6 +44,8 @@ struct SnapshotStats {
   std::uint64_t namespace_errors = 0;  // namespaces that could not be dumped (gone, denied)
   std::string first_namespace_error;   // the first of those, for the one warning line
   proc::ScanStats owners;              // the /proc walk (--process)
+  bool owners_by_iterator = false;     // its holders came from the kernel's iterator
+  std::string iterator_unused;         // why not, where it was allowed
   std::uint64_t with_owner = 0;        // records that name a process
   proc::CgroupStats cgroups;
 };
