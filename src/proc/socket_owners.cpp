@@ -280,11 +280,8 @@ OwnerMap::OwnerMap(OwnerMapOptions options) : options_(std::move(options)) {
 
 Result<ScanStats> OwnerMap::scan() {
   const std::size_t hint = inodes_.size();
-  inodes_.clear();
-  processes_.clear();
-  missed_.clear();
   // Sized to the work: the last walk's count, or a guess for a first walk.
-  inodes_.reserve(hint > 0 ? hint + hint / 4 : 4096);
+  forget_all(hint > 0 ? hint + hint / 4 : 4096);
   return walk(false, nullptr);
 }
 
@@ -411,11 +408,16 @@ void read_links(int fd_dir, std::span<const std::uint32_t> fds, FdLinks& out) {
 
 }  // namespace
 
-Result<ScanStats> OwnerMap::scan_holders(std::span<const Holder> holders) {
+// Before a full walk: nothing known, room for `expected` inodes.
+void OwnerMap::forget_all(std::size_t expected) {
   inodes_.clear();
   processes_.clear();
   missed_.clear();
-  inodes_.reserve(holders.size() + holders.size() / 4);
+  inodes_.reserve(expected);
+}
+
+Result<ScanStats> OwnerMap::scan_holders(std::span<const Holder> holders) {
+  forget_all(holders.size() + holders.size() / 4);
   ScanStats stats;
   stats.walked = true;
   auto opened = open_root();

@@ -141,6 +141,7 @@ class OwnerMap {
   };
 
   class Targets;  // the inodes a refresh() looks for
+  void forget_all(std::size_t expected);
   Result<Fd> open_root();
   static Fd open_pid(int root_fd, std::int32_t pid);
   Result<ScanStats> walk(bool reuse_attributes, Targets* targets);
