@@ -1,5 +1,6 @@
 #include "sockstate/daemon/daemon.h"
 
+#include <poll.h>
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 #include <sys/epoll.h>
@@ -79,6 +80,11 @@ struct Daemon::State {
       return namespaces.route_source(netns, peer);
     };
     o.kernel_facts = [this](std::uint64_t cookie) { return kernel_facts(cookie); };
+    o.destroy_read = [this](std::uint64_t cookie) {
+      if (history) {
+        history->destroyed(cookie);
+      }
+    };
     return o;
   }
 
@@ -228,6 +234,9 @@ struct Daemon::State {
     report_forged();
     tracker.end_poll();
     if (history) {
+      if (caught_up()) {
+        history->caught_up();
+      }
       history->end_poll([this](std::uint64_t cookie) { return tracker.tracks(cookie); });
     }
     poller.reconcile(*failed);
@@ -237,6 +246,19 @@ struct Daemon::State {
     emitter.prune_owners(tracker.size(), [this] { return tracker.inodes(); });
     poller.end(static_cast<std::uint64_t>(collect::monotonic_ms() - started));
     return {};
+  }
+
+  // No event waits in any source's buffer: every event the kernel sent so far was read.
+  [[nodiscard]] bool caught_up() const {
+    if (events_held) {
+      return false;
+    }
+    std::vector<pollfd> fds;
+    fds.reserve(sources.size());
+    for (const auto& [fd, source] : sources) {
+      fds.push_back(pollfd{fd, POLLIN, 0});
+    }
+    return ::poll(fds.data(), fds.size(), 0) == 0;
   }
 
   Result<void> drain_all() {
@@ -426,6 +448,7 @@ struct Daemon::State {
     r.overflows = d.overflows;
     r.closes_by_destroy = t.closed_by_destroy;
     r.bound_closes = t.unused_destroys;
+    r.duplicate_destroys = t.duplicate_destroys;
     r.closes_by_poll = t.closed_by_poll;
     r.awaiting_destroy = t.awaiting_destroy;
     r.dump_redos = p.dump_redos;
@@ -577,7 +600,12 @@ struct Daemon::State {
           opened.error().message());
       return {};
     }
-    history.emplace();
+    history::HistoryOptions options;
+    // A destroy event comes from a work queue, later than the socket's end by a little;
+    // one not read two poll intervals past what was read will not come.
+    options.destroy_grace_ns = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(config.poll_interval).count() * 2);
+    history.emplace(std::move(options));
     kernel_source = std::make_unique<KernelEventSource>(std::move(*opened), *history);
     if (auto watched = add_source(*kernel_source); !watched) {
       return watched.error();

@@ -9,7 +9,7 @@ namespace {
 
 using enum MetricType;
 
-constexpr std::array<TelemetryRow, 26> kRows = {{
+constexpr std::array<TelemetryRow, 27> kRows = {{
     {"tracked", "sockstate_sockets_tracked", "Sockets tracked now.", kGauge, &Readings::tracked},
     // By activity in the metrics (sockstate_records_total, below).
     {"records", "", "", kCounter, &Readings::records},
@@ -36,6 +36,10 @@ constexpr std::array<TelemetryRow, 26> kRows = {{
      "Sockets destroyed that no poll saw listen or connect, with no record: never used, bound "
      "only, or a listener that lived between two polls (its destroy event cannot tell which).",
      kCounter, &Readings::bound_closes},
+    {"duplicate_destroys", "sockstate_duplicate_destroys_total",
+     "Destroy events of sockets a record had closed already (a poll's, or a remnant's): no "
+     "second record.",
+     kCounter, &Readings::duplicate_destroys},
     {"closes_by_poll", "sockstate_closes_by_poll_total",
      "Closes reported because a poll no longer found the socket.", kCounter,
      &Readings::closes_by_poll},

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <ctime>
 #include <fstream>
 #include <string>
@@ -111,6 +112,7 @@ void SocketHistory::on_state(const bpf::StateEvent& e) {
     }
     f.remote_port = e.remote_port;
     s->generation = generation_;
+    s->end_ns = e.boottime_ns;
   }
 }
 
@@ -292,6 +294,27 @@ const flow::KernelFacts* SocketHistory::facts(std::uint64_t cookie) const {
   return it != sockets_.end() ? &it->second.facts : nullptr;
 }
 
+void SocketHistory::destroyed(std::uint64_t cookie) {
+  if (auto it = sockets_.find(cookie); it != sockets_.end()) {
+    it->second.destroyed = true;
+    frontier_ns_ = std::max(frontier_ns_, it->second.end_ns);
+  }
+}
+
+void SocketHistory::caught_up() {
+  frontier_ns_ = std::max(frontier_ns_, static_cast<std::uint64_t>(clock_ns(CLOCK_BOOTTIME)));
+}
+
+// An ended socket is kept for its destroy event, however late the daemon reads it: until
+// it is read, or the events read have passed its end by the grace (then it will not come:
+// lost in an overflow, or from a namespace not watched).
+bool SocketHistory::done(const Socket& s) const {
+  if (generation_ - s.generation < 2) {
+    return false;
+  }
+  return s.destroyed || !s.facts.ended || s.end_ns + options_.destroy_grace_ns <= frontier_ns_;
+}
+
 void SocketHistory::end_poll(const std::function<bool(std::uint64_t cookie)>& alive) {
   ++generation_;
   for (auto it = sockets_.begin(); it != sockets_.end();) {
@@ -299,7 +322,7 @@ void SocketHistory::end_poll(const std::function<bool(std::uint64_t cookie)>& al
     if (alive(it->first)) {  // an ended one too: its application may hold it a while
       s.generation = generation_;
     }
-    if (generation_ - s.generation >= 2) {
+    if (done(s)) {
       if (s.owner != nullptr) {
         --s.owner->sockets;
       }

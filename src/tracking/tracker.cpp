@@ -293,7 +293,7 @@ void Tracker::track(const SocketEntry& entry, const flow::Orientation& o) {
 // poll if none comes.
 void Tracker::track_remnant(const SocketEntry& entry, const flow::Orientation& o) {
   const Flow flow = flow_of(entry);
-  if (auto f = closed_flows_.find(flow); f != closed_flows_.end()) {
+  if (auto f = closed_flows_.find(flow); f != closed_flows_.end() && !own_cookie(entry.cookie)) {
     f->second = generation_;
     closed_[entry.cookie] = {generation_, entry.netns};
     return;
@@ -462,11 +462,14 @@ void Tracker::destroyed(const SocketEntry& entry, const flow::ListenerTable& lis
   const flow::KernelFacts* facts = kernel_facts(entry.cookie);
   if (facts == nullptr) {
     destroyed_amended(entry, listeners, perimeter, now_ms);
-    return;
+  } else {
+    SocketEntry amended = entry;
+    flow::amend_final(amended, *facts);
+    destroyed_amended(amended, listeners, perimeter, now_ms);
   }
-  SocketEntry amended = entry;
-  flow::amend_final(amended, *facts);
-  destroyed_amended(amended, listeners, perimeter, now_ms);
+  if (options_.destroy_read) {
+    options_.destroy_read(entry.cookie);
+  }
 }
 
 void Tracker::destroyed_amended(const SocketEntry& entry, const flow::ListenerTable& listeners,
@@ -496,13 +499,8 @@ void Tracker::destroyed_amended(const SocketEntry& entry, const flow::ListenerTa
     ++stats_.duplicate_destroys;  // its remnant was reported closed by a poll already
     return;
   }
-  // Its TIME-WAIT remnant was seen first, under this cookie or (never polled) another.
-  if (auto f = pending_flows_.find(flow_of(entry)); f != pending_flows_.end()) {
-    closed_[f->second] = {generation_, entry.netns};
-    pending_.erase(f->second);
-    pending_flows_.erase(f);
-  } else if (pending_.erase(entry.cookie) == 0 && entry.state != netlink::kTcpListen &&
-             !flow::is_unspecified(flow::remote_endpoint(entry).ip)) {
+  if (!claim_remnant(entry) && entry.state != netlink::kTcpListen &&
+      !flow::is_unspecified(flow::remote_endpoint(entry).ip)) {
     count_new(entry.netns);  // a connection no poll saw (not a listener, not merely bound)
   }
   Tracked t;
@@ -510,6 +508,29 @@ void Tracker::destroyed_amended(const SocketEntry& entry, const flow::ListenerTa
   t.orientation = flow::orient(entry, listeners, perimeter);
   t.reported_open = true;
   close(t, entry, true, now_ms);
+}
+
+// Its TIME-WAIT remnant was seen first (counted new then): under this cookie, or, never
+// polled, under another one matched by 4-tuple. Not a remnant whose cookie is its own
+// socket's (own_cookie()): that one is another connection on the same 4-tuple, a port
+// reused while this destroy event waited, and its own event is still to come.
+bool Tracker::claim_remnant(const SocketEntry& entry) {
+  if (auto p = pending_.find(entry.cookie); p != pending_.end()) {
+    if (auto f = pending_flows_.find(flow_of(p->second.entry));
+        f != pending_flows_.end() && f->second == entry.cookie) {
+      pending_flows_.erase(f);
+    }
+    pending_.erase(p);
+    return true;
+  }
+  auto f = pending_flows_.find(flow_of(entry));
+  if (f == pending_flows_.end() || own_cookie(f->second)) {
+    return false;
+  }
+  closed_[f->second] = {generation_, entry.netns};
+  pending_.erase(f->second);
+  pending_flows_.erase(f);
+  return true;
 }
 
 void Tracker::close(Tracked& t, const SocketEntry& final_entry, bool from_destroy,

@@ -171,12 +171,42 @@ TEST(SocketHistory, WhatThePollsNoLongerKnowIsForgottenTwoPollsLater) {
   EXPECT_EQ(h.owner(1), nullptr);
   EXPECT_NE(h.owner(2), nullptr) << "ended, but still held: its Fail comes later";
   EXPECT_EQ(h.stats().processes, 1U);
+  h.destroyed(2);  // its Fail was written from its destroy event
   h.end_poll([](std::uint64_t) { return false; });
   h.end_poll([](std::uint64_t) { return false; });
   EXPECT_EQ(h.owner(2), nullptr);
   h.end_poll([](std::uint64_t) { return false; });
   EXPECT_EQ(h.stats().sockets, 0U);
   EXPECT_EQ(h.stats().processes, 0U) << "a process no socket names";
+}
+
+// An ended socket whose destroy event the daemon has not read yet (it lags behind a close
+// storm, or holds events for a slow sink) keeps its owner for that event, however many
+// polls pass; it is given up once the events read have passed its end by the grace.
+TEST(SocketHistory, AnEndedSocketWaitsForItsDestroyEventUntilTheEventsPassIt) {
+  HistoryOptions o = options();
+  o.destroy_grace_ns = 2'000'000'000;
+  SocketHistory h(o);
+  const auto nobody = [](std::uint64_t) { return false; };
+  for (const std::uint64_t cookie : {1U, 2U, 3U}) {
+    h.add(transition(cookie, netlink::kTcpClose, netlink::kTcpSynSent, task(kGone, 5)));
+    h.add(transition(cookie, netlink::kTcpSynSent, netlink::kTcpClose, task(0, 0),
+                     cookie * 1'000'000'000));
+  }
+  for (int i = 0; i < 10; ++i) {
+    h.end_poll(nobody);
+  }
+  EXPECT_NE(h.owner(1), nullptr) << "its destroy event is still to be read";
+  EXPECT_NE(h.owner(3), nullptr);
+  h.destroyed(1);  // ended at 1 s: the events read are at 1 s, not past 2 and 3 by 2 s
+  h.end_poll(nobody);
+  EXPECT_EQ(h.owner(1), nullptr) << "read: nothing more to wait for";
+  EXPECT_NE(h.owner(2), nullptr);
+  h.caught_up();  // every event sent was read, and the boot clock is far past 3 s + 2 s
+  h.end_poll(nobody);
+  EXPECT_EQ(h.owner(2), nullptr) << "its event will not come (lost, or not watched)";
+  EXPECT_EQ(h.owner(3), nullptr);
+  EXPECT_EQ(h.stats().sockets, 0U);
 }
 
 TEST(SocketHistory, FullTablesCountWhatTheyCouldNotKeep) {

@@ -70,6 +70,10 @@ class TrackerTest : public ::testing::Test {
     TrackerOptions o;
     o.confirm_poll_closes = confirm;
     o.route_source = [this](std::uint64_t, const flow::Address&) { return route_; };
+    o.kernel_facts = [this](std::uint64_t cookie) -> const flow::KernelFacts* {
+      const auto it = kernel_.find(cookie);
+      return it == kernel_.end() ? nullptr : &it->second;
+    };
     return o;
   }
 
@@ -142,6 +146,7 @@ class TrackerTest : public ::testing::Test {
   std::vector<Observation> observations_;
   std::vector<Observation> all_;
   std::set<std::uint64_t> ended_;
+  std::map<std::uint64_t, flow::KernelFacts> kernel_;  // what kernel events said, by cookie
 };
 
 class ConfirmingTrackerTest : public TrackerTest {
@@ -841,6 +846,50 @@ TEST_F(ConfirmingTrackerTest, ALateEventForARemnantClosedByAPollIsNothingMore) {
   destroy(destroy_of(event, info(102, 52, 6, 5, 30, 100)), 3500);
   EXPECT_TRUE(take().empty()) << "a second Close for one connection";
   EXPECT_EQ(tracker_.new_connections(0), 1U);
+}
+
+// With the kernel's events a TIME-WAIT remnant keeps its full socket's cookie (they asked
+// for it at connect()). A port reused while destroy events wait (the daemon lags behind a
+// close storm): the remnant a poll finds is the second connection's own, not the first's
+// on the same 4-tuple, and each connection has its Close, once.
+TEST_F(ConfirmingTrackerTest, APortReusedWhileEventsWaitIsTwoConnections) {
+  kernel_[160] = flow::KernelFacts{.start_ms = 900, .ended = true};
+  kernel_[161] = flow::KernelFacts{.start_ms = 1200, .ended = true};
+  poll(1000, {}, true);
+  SocketEntry first = outbound(1, 160);
+  first.local_port = 40003;
+  destroy(destroy_of(first, info(102, 52, 6, 5, 30, 100)), 1100);
+  ASSERT_EQ(take().size(), 1U);
+  const SocketEntry tw = make_entry(AF_INET, 6, "10.0.0.5", 40003, "10.0.0.9", 443, 161);
+  poll(2000, {tw});
+  EXPECT_TRUE(take().empty()) << "its destroy event is awaited";
+  SocketEntry second = first;
+  second.cookie = 161;
+  destroy(destroy_of(second, info(102, 52, 6, 5, 30, 100)), 2100);
+  const auto ev = take();
+  ASSERT_EQ(ev.size(), 1U) << "the second connection's Close";
+  EXPECT_EQ(ev[0].activity, Activity::kClose);
+  EXPECT_EQ(ev[0].socket.cookie, 161U);
+  EXPECT_EQ(tracker_.stats().duplicate_destroys, 0U);
+  EXPECT_EQ(tracker_.new_connections(0), 2U);
+  // A third on that 4-tuple, its remnant seen, then the event of a fourth before its own:
+  // the fourth does not take the third's remnant.
+  kernel_[162] = flow::KernelFacts{.start_ms = 2200, .ended = true};
+  kernel_[163] = flow::KernelFacts{.start_ms = 2300, .ended = true};
+  poll(3000, {make_entry(AF_INET, 6, "10.0.0.5", 40003, "10.0.0.9", 443, 162)});
+  SocketEntry fourth = first;
+  fourth.cookie = 163;
+  destroy(destroy_of(fourth, info(102, 52, 6, 5, 30, 100)), 3100);
+  SocketEntry third = first;
+  third.cookie = 162;
+  destroy(destroy_of(third, info(102, 52, 6, 5, 30, 100)), 3200);
+  std::set<std::uint64_t> closed;
+  for (const auto& o : take()) {
+    EXPECT_EQ(o.activity, Activity::kClose);
+    closed.insert(o.socket.cookie);
+  }
+  EXPECT_EQ(closed, (std::set<std::uint64_t>{162, 163}));
+  EXPECT_EQ(tracker_.new_connections(0), 4U);
 }
 
 }  // namespace

@@ -21,7 +21,8 @@ struct Readings {
   std::uint64_t destroy_events = 0;
   std::uint64_t overflows = 0;
   std::uint64_t closes_by_destroy = 0;
-  std::uint64_t bound_closes = 0;  // destroyed sockets no poll saw listen or connect
+  std::uint64_t bound_closes = 0;        // destroyed sockets no poll saw listen or connect
+  std::uint64_t duplicate_destroys = 0;  // destroy events of sockets closed already
   std::uint64_t closes_by_poll = 0;
   std::uint64_t awaiting_destroy = 0;
   std::uint64_t dump_redos = 0;

@@ -24,6 +24,10 @@ struct HistoryOptions {
   // HistoryStats::full); their records fall back to the /proc walk.
   std::size_t max_sockets = 262144;
   std::size_t max_processes = 65536;
+  // How far the destroy events read must pass an ended socket's end before it is given
+  // up on (its own event lost, or from a namespace not watched): the daemon gives two poll
+  // intervals.
+  std::uint64_t destroy_grace_ns = 2'000'000'000;
   // uid -> user name; empty: getpwuid_r (at most once per uid).
   std::function<std::string(std::uint32_t)> user_name;
 };
@@ -50,8 +54,14 @@ class SocketHistory {
   // Its start and end as the transitions saw them; nullptr when none was seen.
   [[nodiscard]] const flow::KernelFacts* facts(std::uint64_t cookie) const;
 
+  // Its destroy event was read (its record, if any, written).
+  void destroyed(std::uint64_t cookie);
+  // Every destroy event sent so far was read (the daemon's buffers were empty).
+  void caught_up();
+
   // After each poll: sockets `alive` (the polls' view) has not known for two polls are
-  // forgotten (their records are written by then), and so are the processes no remembered
+  // forgotten: open ones, and ended ones once their destroy event was read or the events
+  // read have passed them (destroyed(), caught_up()). So are the processes no remembered
   // socket names.
   void end_poll(const std::function<bool(std::uint64_t cookie)>& alive);
 
@@ -80,6 +90,8 @@ class SocketHistory {
     flow::KernelFacts facts;
     Process* owner = nullptr;
     std::uint32_t generation = 0;  // the poll generation it was last seen alive or ended in
+    std::uint64_t end_ns = 0;      // its CLOSE transition (CLOCK_BOOTTIME)
+    bool destroyed = false;        // its destroy event was read
   };
 
   void on_state(const bpf::StateEvent& e);
@@ -89,6 +101,7 @@ class SocketHistory {
   void own(Socket& s, const bpf::Task& task);
   Process* process(const bpf::Task& task);
   void learn_details(Process& p);
+  [[nodiscard]] bool done(const Socket& s) const;
   static void copy_program(const proc::ProcessInfo& from, Process& to);
   const std::string& user_name(std::uint32_t uid);
 
@@ -102,6 +115,7 @@ class SocketHistory {
   std::unordered_map<std::uint32_t, Key> latest_;  // tgid -> its latest process
   std::unordered_map<std::uint32_t, std::string> users_;
   std::uint32_t generation_ = 0;
+  std::uint64_t frontier_ns_ = 0;  // destroy events were read up to this end (CLOCK_BOOTTIME)
   HistoryStats stats_;
 };
 

@@ -48,6 +48,8 @@ struct TrackerOptions {
   // nullptr for a cookie: nothing. Its start is the terminal record's start_time, and a
   // destroy event's entry gets what an abort cleared (flow::amend_final()).
   std::function<const flow::KernelFacts*(std::uint64_t cookie)> kernel_facts;
+  // Called once a destroy event was taken (its record, if any, written).
+  std::function<void(std::uint64_t cookie)> destroy_read;
 };
 
 // Keeps what the polls saw of each socket, keyed by kernel socket cookie, and turns polls
@@ -228,6 +230,7 @@ class Tracker {
                  const flow::Perimeter& perimeter);
   void track_remnant(const netlink::SocketEntry& entry, const flow::Orientation& o);
   void close_remnant(const Pending& p);
+  bool claim_remnant(const netlink::SocketEntry& entry);
   void update(Tracked& t, const netlink::SocketEntry& entry, const flow::ListenerTable& listeners,
               const flow::Perimeter& perimeter);
   void judge_missing(Tracked& t);
@@ -238,6 +241,12 @@ class Tracker {
   // The Close (or Fail, Refuse) record of a tracked socket that ended.
   [[nodiscard]] const flow::KernelFacts* kernel_facts(std::uint64_t cookie) const {
     return options_.kernel_facts ? options_.kernel_facts(cookie) : nullptr;
+  }
+  // A minisocket under a cookie the kernel's events gave its full socket (they ask for it
+  // at connect() and accept(), before TIME-WAIT inherits it): it is that socket's remnant,
+  // matched by cookie, never by 4-tuple.
+  [[nodiscard]] bool own_cookie(std::uint64_t cookie) const {
+    return kernel_facts(cookie) != nullptr;
   }
   void destroyed_amended(const netlink::SocketEntry& entry, const flow::ListenerTable& listeners,
                          const flow::Perimeter& perimeter, std::int64_t now_ms);
