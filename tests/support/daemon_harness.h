@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
@@ -184,6 +185,23 @@ class DaemonNetns : public NetnsTest {
       }
     }
     return out;
+  }
+
+  // Waits until the records file has at least `n` complete lines, counted without parsing
+  // them (parsing tens of thousands of records every 50 ms would slow the daemon it
+  // waits for, on a machine of two cores); false on timeout.
+  bool wait_for_lines(std::size_t n, milliseconds timeout) const {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      const std::string all = file(records_path_);
+      if (static_cast<std::size_t>(std::count(all.begin(), all.end(), '\n')) >= n) {
+        return true;
+      }
+      if (std::chrono::steady_clock::now() >= deadline) {
+        return false;
+      }
+      std::this_thread::sleep_for(milliseconds(50));
+    }
   }
 
   // Waits until `pred` holds for the records so far, returning them.
