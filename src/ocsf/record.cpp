@@ -231,7 +231,7 @@ void write_device(std::string& out, const RecordContext& context) {
   if (!h.device_uid.empty()) {
     w.field("uid", h.device_uid);
   }
-  if (!h.boot_id.empty()) {
+  if (!h.boot_id.empty() && has(context.ocsf_version, Feature::kBootUid)) {
     w.field("boot_uid", h.boot_id);
   }
   if (!h.ip.empty()) {
@@ -241,11 +241,24 @@ void write_device(std::string& out, const RecordContext& context) {
   w.field("name", "Linux");
   w.field("type_id", 200);
   w.field("type", "Linux");
-  if (!h.kernel_release.empty()) {
+  if (!h.kernel_release.empty() && has(context.ocsf_version, Feature::kKernelRelease)) {
     w.field("kernel_release", h.kernel_release);
   }
   w.end_object();
   w.end_object();
+}
+
+// The device fields the version mode has not, as `unmapped` members.
+std::string device_unmapped(const RecordContext& context) {
+  const flow::HostIdentity& h = context.host;
+  return members_of([&](JsonWriter& w) {
+    if (!h.kernel_release.empty() && !has(context.ocsf_version, Feature::kKernelRelease)) {
+      w.field("kernel_release", h.kernel_release);
+    }
+    if (!h.boot_id.empty() && !has(context.ocsf_version, Feature::kBootUid)) {
+      w.field("boot_uid", h.boot_id);
+    }
+  });
 }
 
 std::string device_json(const RecordContext& context) {
@@ -298,16 +311,31 @@ void write_process(JsonWriter& w, const proc::ProcessInfo& p, std::string_view b
   w.end_object();
 }
 
+// A traffic object's members, and the same as flat `unmapped` keys (the 1.1.0 mode).
+constexpr std::array<std::string_view, 6> kTrafficKeys = {"bytes_in",   "bytes_out",   "bytes",
+                                                          "packets_in", "packets_out", "packets"};
+constexpr std::array<std::string_view, 6> kFlatTotalsKeys = {
+    "cumulative_bytes_in",   "cumulative_bytes_out",   "cumulative_bytes",
+    "cumulative_packets_in", "cumulative_packets_out", "cumulative_packets"};
+
 // bytes_out is src -> dst: for an accepted connection that is what the local end received.
+void write_traffic_members(JsonWriter& w, const std::array<std::string_view, 6>& keys,
+                           const flow::Traffic& t, bool accepted) {
+  const std::array<std::uint64_t, 6> values = {accepted ? t.bytes_sent : t.bytes_received,
+                                               accepted ? t.bytes_received : t.bytes_sent,
+                                               t.bytes_sent + t.bytes_received,
+                                               accepted ? t.segs_sent : t.segs_received,
+                                               accepted ? t.segs_received : t.segs_sent,
+                                               t.segs_sent + t.segs_received};
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    w.field(keys[i], values[i]);
+  }
+}
+
 void write_traffic(JsonWriter& w, std::string_view key, const flow::Traffic& t, bool accepted,
                    const flow::TrafficPeriod* period) {
   w.begin_object(key);
-  w.field("bytes_in", accepted ? t.bytes_sent : t.bytes_received);
-  w.field("bytes_out", accepted ? t.bytes_received : t.bytes_sent);
-  w.field("bytes", t.bytes_sent + t.bytes_received);
-  w.field("packets_in", accepted ? t.segs_sent : t.segs_received);
-  w.field("packets_out", accepted ? t.segs_received : t.segs_sent);
-  w.field("packets", t.segs_sent + t.segs_received);
+  write_traffic_members(w, kTrafficKeys, t, accepted);
   if (period != nullptr) {
     if (period->start_ms > 0) {  // unknown for a socket first seen in its destroy event
       w.field("start_time", period->start_ms);
@@ -483,7 +511,10 @@ void fill_sides(const flow::Observation& obs, RecordBuilder::Sides& sides) {
 
 RecordBuilder::RecordBuilder(RecordContext context) : context_(std::move(context)) {
   for (std::size_t a = 0; a < envelope_.size(); ++a) {
-    const ActivityRow row = kActivities[a];
+    ActivityRow row = kActivities[a];
+    if (row.id == 7 && !has(Feature::kListenActivity)) {
+      row = {99, row.caption, "Other"};  // Listen, as versions before 1.3.0 can say it
+    }
     envelope_[a] = members_of([row](JsonWriter& w) {
       w.field("activity_id", row.id);
       w.field_ascii("activity_name", row.caption);
@@ -499,7 +530,7 @@ RecordBuilder::RecordBuilder(RecordContext context) : context_(std::move(context
   }
   for (const bool container : {false, true}) {
     metadata_head_[container ? 1 : 0] = members_of([this, container](JsonWriter& w) {
-      w.field_ascii("version", "1.8.0");
+      w.field_ascii("version", to_string(context_.ocsf_version));
       w.begin_object("product");
       w.field("name", "sockstate");
       w.field("vendor_name", context_.vendor_name);
@@ -520,6 +551,7 @@ RecordBuilder::RecordBuilder(RecordContext context) : context_(std::move(context
     }
   }
   device_json_ = device_json(context_);
+  device_unmapped_ = device_unmapped(context_);
   // metadata.uid: the run id as 8-4-4 hex digits, then the sequence; correlation_uid: the
   // boot id's first 64 bits, then the cookie. The prefixes are the same for every record.
   append_hex(uid_prefix_, context_.run_id >> 32, 8);
@@ -544,24 +576,34 @@ void RecordBuilder::render_constant_members() {
   }
   for (std::size_t d = 0; d < direction_json_.size(); ++d) {
     for (std::size_t b = 0; b < direction_json_[d].size(); ++b) {
-      direction_json_[d][b] = members_of([d, b](JsonWriter& w) {
+      const bool other = static_cast<flow::Direction>(d) == flow::Direction::kLocal &&
+                         !has(Feature::kLocalDirection);
+      direction_json_[d][b] = members_of([d, b, other](JsonWriter& w) {
         const auto direction = static_cast<flow::Direction>(d);
         const auto boundary = static_cast<flow::Boundary>(b);
-        w.field("direction_id", static_cast<int>(d));
+        w.field("direction_id", other ? 99 : static_cast<int>(d));  // 99 Other: "Local"
         w.field_ascii("direction", direction_caption(direction));
         w.field("boundary_id", static_cast<int>(b));
         w.field_ascii("boundary", boundary_caption(boundary));
       });
     }
   }
+  // Each part where the version mode has it: at the top, or in `unmapped`.
   for (std::size_t p = 0; p < point_json_.size(); ++p) {
     for (const bool known : {false, true}) {
-      point_json_[p][known ? 1 : 0] = members_of([p, known](JsonWriter& w) {
-        const auto point = static_cast<flow::ObservationPoint>(p);
-        w.field("observation_point_id", static_cast<int>(p));
-        w.field_ascii("observation_point", observation_point_caption(point));
-        w.field("is_src_dst_assignment_known", known);
-      });
+      for (const bool top : {true, false}) {
+        (top ? point_json_ : point_unmapped_)[p][known ? 1 : 0] =
+            members_of([this, p, known, top](JsonWriter& w) {
+              const auto point = static_cast<flow::ObservationPoint>(p);
+              if (has(Feature::kObservationPoint) == top) {
+                w.field("observation_point_id", static_cast<int>(p));
+                w.field_ascii("observation_point", observation_point_caption(point));
+              }
+              if (has(Feature::kAssignmentKnown) == top) {
+                write_flag(w, "is_src_dst_assignment_known", known);
+              }
+            });
+      }
     }
   }
   for (std::size_t st = 0; st < state_json_.size(); ++st) {
@@ -614,30 +656,52 @@ void RecordBuilder::append(const flow::Observation& obs, std::string& out) {
   w.raw_field("device", device_json_);
   write_connection_info(w, obs, sides);
   write_actor(w, owner);
-  // The container goes on the endpoint that is this host's socket.
-  if (sides.src != nullptr) {
-    write_endpoint(w, "src_endpoint", *sides.src, sides.src_ip, obs.orientation.connected(),
-                   sides.src == &obs.local ? sides.socket_container : nullptr);
-  }
-  if (sides.dst != nullptr) {
-    write_endpoint(w, "dst_endpoint", *sides.dst, sides.dst_ip, obs.orientation.connected(),
-                   sides.dst == &obs.local ? sides.socket_container : nullptr);
-  }
+  write_endpoints(w, obs, sides);
   const flow::Orientation& o = obs.orientation;
   w.raw_members(
       point_json_[static_cast<std::size_t>(o.observation_point)][o.assignment_known ? 1 : 0]);
+  const bool totals = has(Feature::kTrafficTotals);
   if (obs.traffic) {
-    write_traffic(w, "traffic", obs.traffic->delta, sides.accepted, &*obs.traffic);
+    write_traffic(w, "traffic", obs.traffic->delta, sides.accepted,
+                  totals ? &*obs.traffic : nullptr);
   }
-  if (obs.cumulative) {
+  if (obs.cumulative && totals) {
     write_traffic(w, "cumulative_traffic", *obs.cumulative, sides.accepted, nullptr);
   }
   if (context_.observables) {
     write_observables(w, obs, sides);
   }
-  write_unmapped(w, obs);
+  write_unmapped(w, obs, sides);
   w.end_object();
   w.raw("\n");
+}
+
+// The container goes on the endpoint that is this host's socket. A version that needs
+// both endpoints (1.1.0) gets the local end as both on a record that has one (Listen,
+// Bound), as the contract says.
+void RecordBuilder::write_endpoints(JsonWriter& w, const flow::Observation& obs,
+                                    const Sides& sides) const {
+  const flow::Endpoint* src = sides.src;
+  const flow::Endpoint* dst = sides.dst;
+  std::string_view src_ip = sides.src_ip;
+  std::string_view dst_ip = sides.dst_ip;
+  if (!has(Feature::kOneEndpoint)) {
+    if (src == nullptr) {
+      src = dst;
+      src_ip = dst_ip;
+    } else if (dst == nullptr) {
+      dst = src;
+      dst_ip = src_ip;
+    }
+  }
+  if (src != nullptr) {
+    write_endpoint(w, "src_endpoint", *src, src_ip, obs.orientation.connected(),
+                   src == &obs.local ? sides.socket_container : nullptr);
+  }
+  if (dst != nullptr) {
+    write_endpoint(w, "dst_endpoint", *dst, dst_ip, obs.orientation.connected(),
+                   dst == &obs.local ? sides.socket_container : nullptr);
+  }
 }
 
 void RecordBuilder::write_head(JsonWriter& w, const flow::Observation& obs) {
@@ -715,15 +779,22 @@ void RecordBuilder::write_connection_info(JsonWriter& w, const flow::Observation
   scratch_.clear();
   append_hex(scratch_, obs.socket.cookie, 16);
   w.field_ascii("uid", scratch_);
-  if (o.connected() && sides.src->port != 0 && sides.dst->port != 0 &&
-      !flow::is_unspecified(sides.src->ip) && !flow::is_unspecified(sides.dst->ip)) {
-    // The flow as a sensor on the wire hashes it; the spec orders the endpoints itself.
-    scratch_.clear();
-    append_community_id_v1(scratch_, sides.src->ip, sides.src->port, sides.dst->ip, sides.dst->port,
-                           obs.socket.protocol, context_.community_id_seed);
+  if (has(Feature::kCommunityUid) && community_uid(obs, sides)) {
     w.field_ascii("community_uid", scratch_);
   }
   w.end_object();
+}
+
+bool RecordBuilder::community_uid(const flow::Observation& obs, const Sides& sides) {
+  if (!obs.orientation.connected() || sides.src->port == 0 || sides.dst->port == 0 ||
+      flow::is_unspecified(sides.src->ip) || flow::is_unspecified(sides.dst->ip)) {
+    return false;
+  }
+  // The flow as a sensor on the wire hashes it; the spec orders the endpoints itself.
+  scratch_.clear();
+  append_community_id_v1(scratch_, sides.src->ip, sides.src->port, sides.dst->ip, sides.dst->port,
+                         obs.socket.protocol, context_.community_id_seed);
+  return true;
 }
 
 void RecordBuilder::write_actor(JsonWriter& w, const flow::Owner& owner) {
@@ -765,13 +836,15 @@ void RecordBuilder::write_observables(JsonWriter& w, const flow::Observation& ob
   if (owner.process != nullptr && !owner.process->name.empty()) {
     write_observable(w, "actor.process.name", 9, owner.process->name);
   }
-  if (owner.process != nullptr && !owner.process->exe.empty()) {
+  if (owner.process != nullptr && !owner.process->exe.empty() &&
+      has(Feature::kFilePathObservable)) {
     write_observable(w, "actor.process.file.path", 45, owner.process->exe);
   }
   w.end_array();
 }
 
-void RecordBuilder::write_unmapped(JsonWriter& w, const flow::Observation& obs) {
+void RecordBuilder::write_unmapped(JsonWriter& w, const flow::Observation& obs,
+                                   const Sides& sides) {
   const flow::SocketFacts& e = obs.socket;
   w.begin_object("unmapped");
   if (e.state < state_json_.size()) {
@@ -796,7 +869,7 @@ void RecordBuilder::write_unmapped(JsonWriter& w, const flow::Observation& obs) 
     w.field("total_retrans", e.path->total_retrans);
   }
   if (obs.local_inferred) {
-    w.field("src_ip_inferred", true);
+    write_flag(w, "src_ip_inferred", true);
   }
   const flow::Owner& a = obs.owner;
   if (a.netns != 0 || context_.netns_inode != 0) {
@@ -809,9 +882,42 @@ void RecordBuilder::write_unmapped(JsonWriter& w, const flow::Observation& obs) 
     }
   }
   if (a.process != nullptr && a.process->cmd_line_truncated) {
-    w.field("cmd_line_truncated", true);
+    write_flag(w, "cmd_line_truncated", true);
   }
+  write_moved(w, obs, sides);
   w.end_object();
+}
+
+void RecordBuilder::write_moved(JsonWriter& w, const flow::Observation& obs, const Sides& sides) {
+  const flow::Orientation& o = obs.orientation;
+  w.raw_members(
+      point_unmapped_[static_cast<std::size_t>(o.observation_point)][o.assignment_known ? 1 : 0]);
+  w.raw_members(device_unmapped_);
+  if (!has(Feature::kCommunityUid) && community_uid(obs, sides)) {
+    w.field_ascii("community_uid", scratch_);
+  }
+  if (has(Feature::kTrafficTotals)) {
+    return;
+  }
+  if (obs.traffic) {  // the period of traffic's deltas
+    if (obs.traffic->start_ms > 0) {
+      w.field("traffic_start_time", obs.traffic->start_ms);
+    }
+    w.field("traffic_end_time", obs.traffic->end_ms);
+  }
+  if (obs.cumulative && flat_unmapped(context_.ocsf_version)) {
+    write_traffic_members(w, kFlatTotalsKeys, *obs.cumulative, sides.accepted);
+  } else if (obs.cumulative) {
+    write_traffic(w, "cumulative_traffic", *obs.cumulative, sides.accepted, nullptr);
+  }
+}
+
+void RecordBuilder::write_flag(JsonWriter& w, std::string_view key, bool value) const {
+  if (flat_unmapped(context_.ocsf_version)) {
+    w.field_ascii(key, value ? "true" : "false");
+  } else {
+    w.field(key, value);
+  }
 }
 
 }  // namespace sockstate::ocsf

@@ -103,10 +103,10 @@ std::vector<SocketEntry> golden_entries(flow::ListenerTable& listeners) {
   };
 }
 
-std::string build_golden() {
+std::string build_golden(const RecordContext& context = golden_context()) {
   flow::ListenerTable listeners;
   auto entries = golden_entries(listeners);
-  RecordBuilder builder(golden_context());
+  RecordBuilder builder(context);
   const flow::Perimeter perimeter{&host_addresses()};
   proc::UserDirectory users("/", [](std::uint32_t uid) {
     return uid == 0 ? std::string("root") : uid == 1000 ? std::string("alice") : std::string();
@@ -335,8 +335,8 @@ TEST(Record, ObservablesIndexWhatIsPresent) {
 }
 
 // Daemon observations as the tracker finishes them: the renderer writes what it is told.
-std::string build_daemon_golden() {
-  RecordBuilder builder(golden_context());
+std::string build_daemon_golden(const RecordContext& context = golden_context()) {
+  RecordBuilder builder(context);
   std::string out;
   const proc::UserInfo alice{1000, "alice", 1};
   SocketEntry e =
@@ -489,6 +489,115 @@ TEST(Record, HostStringsAreEscaped) {
   builder.append(obs, out);
   ASSERT_EQ(std::count(out.begin(), out.end(), '\n'), 1);
   EXPECT_EQ(json::parse(out)["device"]["hostname"], "we\"b\n\xEF\xBF\xBD");
+}
+
+// Version modes: the same observations in each version we write. Every record passes
+// that version's schema; the older modes' goldens are byte-exact like the default's.
+RecordContext context_in(OcsfVersion v) {
+  RecordContext c = golden_context();
+  c.ocsf_version = v;
+  return c;
+}
+
+std::string all_records(OcsfVersion v) {
+  return build_golden(context_in(v)) + build_daemon_golden(context_in(v));
+}
+
+TEST(RecordVersions, EveryModePassesItsVersionsSchema) {
+  for (const OcsfVersion v : kOcsfVersions) {
+    const std::string path = ::testing::TempDir() + "records-" + to_string(v) + ".jsonl";
+    std::ofstream(path) << all_records(v);
+    const std::string cmd = std::string(SOCKSTATE_PYTHON3) + " " + SOCKSTATE_OCSF_CHECK +
+                            " --ocsf-version " + to_string(v) + " --require-tcp-state " + path;
+    EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    for (const json& r : parse_lines(all_records(v))) {
+      EXPECT_EQ(r["metadata"]["version"], to_string(v));
+    }
+  }
+}
+
+TEST(RecordVersions, OlderModesGoldenByteExact) {
+  for (const OcsfVersion v : {kOcsf150, kOcsf110}) {
+    testing::expect_golden(
+        std::string(SOCKSTATE_TEST_DATA_DIR) + "/golden/records-" + to_string(v) + ".jsonl",
+        all_records(v));
+  }
+}
+
+// What 1.1.0 lacks is moved, never lost: `unmapped` holds scalars only (AWS Security Lake
+// reads it as a map of strings), and each moved value is there.
+TEST(RecordVersions, TheOldestModeMovesWhatItLacksIntoFlatUnmapped) {
+  const auto latest = parse_lines(all_records(kOcsf180));
+  const auto oldest = parse_lines(all_records(kOcsf110));
+  ASSERT_EQ(latest.size(), oldest.size());
+  std::size_t listens = 0;
+  std::size_t locals = 0;
+  std::size_t communities = 0;
+  for (std::size_t i = 0; i < latest.size(); ++i) {
+    const json& n = latest[i];
+    const json& o = oldest[i];
+    for (const auto& [key, value] : o["unmapped"].items()) {
+      EXPECT_FALSE(value.is_object() || value.is_array() || value.is_boolean())
+          << key << " in record " << i;
+    }
+    EXPECT_TRUE(o.contains("src_endpoint") && o.contains("dst_endpoint")) << i;
+    EXPECT_EQ(o["device"]["os"].contains("kernel_release"), false);
+    EXPECT_EQ(o["unmapped"]["kernel_release"], n["device"]["os"]["kernel_release"]);
+    EXPECT_EQ(o["unmapped"]["boot_uid"], n["device"]["boot_uid"]);
+    EXPECT_EQ(o["unmapped"]["observation_point_id"], n["observation_point_id"]);
+    EXPECT_EQ(o["unmapped"]["is_src_dst_assignment_known"],
+              n["is_src_dst_assignment_known"].get<bool>() ? "true" : "false");
+    EXPECT_FALSE(o.contains("cumulative_traffic"));
+    if (n.contains("cumulative_traffic")) {
+      EXPECT_EQ(o["unmapped"]["cumulative_bytes"], n["cumulative_traffic"]["bytes"]) << i;
+    }
+    if (n["activity_id"] == 7) {
+      ++listens;
+      EXPECT_EQ(o["activity_id"], 99);
+      EXPECT_EQ(o["activity_name"], "Listen");
+      EXPECT_EQ(o["type_uid"], 400199);
+      EXPECT_EQ(o["src_endpoint"], o["dst_endpoint"]) << "the local end as both";
+    }
+    if (n["connection_info"]["direction_id"] == 4) {
+      ++locals;
+      EXPECT_EQ(o["connection_info"]["direction_id"], 99);
+      EXPECT_EQ(o["connection_info"]["direction"], "Local");
+    }
+    if (n["connection_info"].contains("community_uid")) {
+      ++communities;
+      EXPECT_FALSE(o["connection_info"].contains("community_uid"));
+      EXPECT_EQ(o["unmapped"]["community_uid"], n["connection_info"]["community_uid"]);
+    }
+    for (const json& ob : o.value("observables", json::array())) {
+      EXPECT_NE(ob["type_id"], 45) << "File Path is 1.5.0's";
+    }
+  }
+  EXPECT_GT(listens, 0U);
+  EXPECT_GT(locals, 0U);
+  EXPECT_GT(communities, 0U);
+}
+
+// 1.5.0 keeps what it has (Listen, community_uid, boot_uid) and nests what it lacks.
+TEST(RecordVersions, TheMiddleModeKeepsWhatItHas) {
+  const auto latest = parse_lines(all_records(kOcsf180));
+  const auto middle = parse_lines(all_records(kOcsf150));
+  ASSERT_EQ(latest.size(), middle.size());
+  for (std::size_t i = 0; i < latest.size(); ++i) {
+    const json& n = latest[i];
+    const json& m = middle[i];
+    EXPECT_EQ(m["activity_id"], n["activity_id"]);
+    EXPECT_EQ(m["device"], n["device"]);
+    EXPECT_EQ(m["connection_info"].contains("community_uid"),
+              n["connection_info"].contains("community_uid"));
+    EXPECT_FALSE(m.contains("observation_point_id"));
+    EXPECT_EQ(m["unmapped"]["is_src_dst_assignment_known"], n["is_src_dst_assignment_known"]);
+    EXPECT_EQ(m["unmapped"].value("cumulative_traffic", json()),
+              n.value("cumulative_traffic", json()));
+    if (n.contains("traffic")) {
+      EXPECT_FALSE(m["traffic"].contains("end_time"));
+      EXPECT_EQ(m["unmapped"]["traffic_end_time"], n["traffic"]["end_time"]);
+    }
+  }
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include "sockstate/flow/observation.h"
 #include "sockstate/ocsf/json_writer.h"
 #include "sockstate/ocsf/tcp_state.h"
+#include "sockstate/ocsf/version.h"
 
 namespace sockstate::ocsf {
 
@@ -26,9 +27,13 @@ struct RecordContext {
   // 64 random bits per run: the first half of every metadata.uid of the run.
   std::uint64_t run_id = 0;
   bool observables = true;  // write `observables`
+  // The OCSF version records are written in (a version mode, include/sockstate/ocsf/
+  // version.h): what it lacks goes to `unmapped`, or to "Other", as the contract says.
+  OcsfVersion ocsf_version{};
 };
 
-// Renders finished flow observations as OCSF 1.8.0 Network Activity records per the output
+// Renders finished flow observations as OCSF Network Activity records (1.8.0, or the
+// version mode the context names) per the output
 // contract (../shared/docs/output-contract.md), one line of JSON each. It decides nothing
 // a record means: that is the observation's. Keeps metadata.sequence: strictly increasing
 // across all records it builds.
@@ -50,8 +55,16 @@ class RecordBuilder {
   void write_metadata(JsonWriter& w, const flow::Observation& obs, bool with_container);
   void write_connection_info(JsonWriter& w, const flow::Observation& obs, const Sides& sides);
   void write_actor(JsonWriter& w, const flow::Owner& owner);
+  void write_endpoints(JsonWriter& w, const flow::Observation& obs, const Sides& sides) const;
   void write_observables(JsonWriter& w, const flow::Observation& obs, const Sides& sides);
-  void write_unmapped(JsonWriter& w, const flow::Observation& obs);
+  void write_unmapped(JsonWriter& w, const flow::Observation& obs, const Sides& sides);
+  // What the version mode has no field for, in `unmapped`.
+  void write_moved(JsonWriter& w, const flow::Observation& obs, const Sides& sides);
+  // connection_info.community_uid into scratch_; false when the flow has none.
+  bool community_uid(const flow::Observation& obs, const Sides& sides);
+  // An `unmapped` flag: a boolean, or its text where `unmapped` holds scalars only.
+  void write_flag(JsonWriter& w, std::string_view key, bool value) const;
+  [[nodiscard]] bool has(Feature f) const { return ocsf::has(context_.ocsf_version, f); }
 
   RecordContext context_;
   // Rendered once: what every record of an activity, or of an IP version, shares.
@@ -61,8 +74,9 @@ class RecordBuilder {
   // protocol_* of each protocol (kProtocols' order), for IPv4 and IPv6.
   std::array<std::array<std::string, 2>, 2> connection_head_;
   std::string device_json_;
-  std::string uid_prefix_;   // metadata.uid up to the sequence
-  std::string boot_prefix_;  // correlation_uid up to the cookie
+  std::string device_unmapped_;  // the device fields the version mode lacks
+  std::string uid_prefix_;       // metadata.uid up to the sequence
+  std::string boot_prefix_;      // correlation_uid up to the cookie
   // Members that take few values, rendered once each: status; direction and boundary;
   // observation point and assignment known; the TCP state per kernel state 0..13.
   void render_constant_members();
@@ -70,6 +84,7 @@ class RecordBuilder {
   std::array<std::string, 3> status_json_;
   std::array<std::array<std::string, 4>, 5> direction_json_;
   std::array<std::array<std::string, 2>, 5> point_json_;
+  std::array<std::array<std::string, 2>, 5> point_unmapped_;  // what the mode lacks of it
   std::array<std::string, 14> state_json_;
   std::string hostname_observable_;  // rendered once: the host name does not change
   // actor.user and its observable, rendered once per user: most records share a few.
