@@ -97,6 +97,7 @@ int run_snapshot(const sockstate::cli::Invocation& inv) {
   auto context = host_context();
   context.community_id_seed = inv.community_id_seed;
   context.observables = inv.observables;
+  context.ocsf_version = inv.ocsf_version;
   sockstate::ocsf::RecordBuilder builder(std::move(context));
 
   auto stats = sockstate::snapshot::run_snapshot(inv.snapshot, builder, *output);

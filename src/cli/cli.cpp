@@ -54,6 +54,7 @@ struct SnapshotArgs {
   bool no_observables = false;
   std::string seed;
   std::string bpf = "auto";
+  std::string ocsf_version = "1.8.0";
 };
 
 // The run command's options: each one given becomes a configuration override.
@@ -62,6 +63,7 @@ struct RunArgs {
   std::string traffic_interval;
   std::string output;
   std::string bpf;
+  std::string ocsf_version;
   bool no_baseline = false;
   bool no_destroy_events = false;
   bool no_process = false;
@@ -162,6 +164,10 @@ void add_snapshot_output(CLI::App& snap, SnapshotArgs& args, Invocation& inv) {
   snap.add_option("--community-id-seed", args.seed,
                   "Seed of connection_info.community_uid (Community ID v1; default 0)")
       ->type_name("N");
+  snap.add_option("--ocsf-version", args.ocsf_version,
+                  "OCSF version of the records: 1.8.0 (default), 1.5.0 or 1.1.0 (for\n"
+                  "consumers written for it: Security Lake, Splunk, SecOps, Elastic read 1.1.0)")
+      ->type_name("VERSION");
 }
 
 CLI::App* add_snapshot(CLI::App& app, SnapshotArgs& args, Invocation& inv) {
@@ -192,6 +198,9 @@ CLI::App* add_run(CLI::App& app, RunArgs& args, Invocation& inv) {
                   "kernel's tracepoints): auto (default: where it loads), on (required), off")
       ->check(CLI::IsMember({"auto", "on", "off"}))
       ->type_name("MODE");
+  run->add_option("--ocsf-version", args.ocsf_version,
+                  "Override ocsf_version: 1.8.0 (default), 1.5.0 or 1.1.0")
+      ->type_name("VERSION");
   run->add_flag("--no-baseline", args.no_baseline, "No startup snapshot records");
   run->add_flag("--no-destroy-events", args.no_destroy_events,
                 "Do not listen to destroy events (closes are then found by polls)");
@@ -281,6 +290,9 @@ void apply_run(const RunArgs& args, Invocation& inv) {
   }
   if (!args.bpf.empty()) {
     overrides.emplace_back("bpf", json_string(args.bpf));
+  }
+  if (!args.ocsf_version.empty()) {
+    overrides.emplace_back("ocsf_version", json_string(args.ocsf_version));
   }
   const std::pair<bool, std::pair<const char*, const char*>> flags[] = {
       {args.no_baseline, {"baseline", "false"}},
@@ -396,6 +408,12 @@ Invocation apply_snapshot(const CLI::App& snap, const SnapshotArgs& args, Invoca
   if (auto error = check_seed(snap, args.seed, inv)) {
     return usage_error(std::move(inv), std::move(*error));
   }
+  const auto version = ocsf::parse_ocsf_version(args.ocsf_version);
+  if (!version) {
+    return usage_error(std::move(inv), "--ocsf-version: '" + args.ocsf_version + "' is not " +
+                                           ocsf::supported_ocsf_versions());
+  }
+  inv.ocsf_version = *version;
   return inv;
 }
 

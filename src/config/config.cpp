@@ -112,7 +112,7 @@ struct TopKey {
 };
 
 // Every top-level key, in the order they are checked (and documented in the example).
-constexpr std::array<TopKey, 19> kTopKeys = {{
+constexpr std::array<TopKey, 20> kTopKeys = {{
     {"poll_interval",
      [](const json& v, const std::string& p, Config& c) {
        c.poll_interval = as_duration(v, p, {100ms, {}});
@@ -188,6 +188,16 @@ constexpr std::array<TopKey, 19> kTopKeys = {{
     {"bpf_ring_buffer",
      [](const json& v, const std::string& p, Config& c) {
        c.bpf_ring_bytes = static_cast<std::size_t>(as_size(v, p, {4 * kKiB, kGiB, {}}));
+     }},
+    {"ocsf_version",
+     [](const json& v, const std::string& p, Config& c) {
+       const auto version = v.is_string()
+                                ? ocsf::parse_ocsf_version(v.get_ref<const std::string&>())
+                                : std::nullopt;
+       if (!version) {
+         fail(p, "must be " + ocsf::supported_ocsf_versions());
+       }
+       c.ocsf_version = *version;
      }},
     {"sinks",
      [](const json& v, const std::string& p, Config& c) { c.sinks = sink::parse_sinks(v, p); }},
@@ -497,6 +507,9 @@ std::string describe(const Config& config) {
   }
   if (config.bpf != BpfMode::kAuto) {
     out += ", bpf " + std::string(bpf_mode_name(config.bpf));
+  }
+  if (config.ocsf_version != ocsf::OcsfVersion{}) {
+    out += ", OCSF " + ocsf::to_string(config.ocsf_version);
   }
   if (config.states != netlink::kAllStates) {
     std::array<char, 16> hex{};

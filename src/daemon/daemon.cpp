@@ -534,6 +534,7 @@ struct Daemon::State {
     context.device_type_id = config.device_type_id;
     context.community_id_seed = config.community_id_seed;
     context.observables = config.observables;
+    context.ocsf_version = config.ocsf_version;
     namespaces.set_internal(flow::NetworkSet(config.internal_networks));
     // Without destroy events nothing is worth waiting for: a poll that misses a socket
     // twice reports it.
@@ -819,6 +820,10 @@ struct Daemon::State {
       fresh->metrics_listen = config.metrics_listen;
       fresh->bpf = config.bpf;
       fresh->bpf_ring_bytes = config.bpf_ring_bytes;
+    }
+    if (fresh->ocsf_version != config.ocsf_version) {
+      // Records already queued keep theirs: each one says its version.
+      emitter.set_ocsf_version(fresh->ocsf_version);
     }
     config = std::move(*fresh);
     namespaces.set_internal(flow::NetworkSet(config.internal_networks));

@@ -45,6 +45,9 @@ class Emitter {
                      const history::SocketHistory* history = nullptr,
                      collect::OwnerWalk walk = collect::OwnerWalk::kAuto);
 
+  // Records from now on in version `v` (a reload); the sequence goes on.
+  void set_ocsf_version(ocsf::OcsfVersion v) { builder_->set_ocsf_version(v); }
+
   // An observation from the tracker: written now, or queued until flush().
   void observe(const flow::Observation& obs);
   // The seam: one /proc walk for the sockets whose records wait, then those records, in

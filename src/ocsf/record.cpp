@@ -510,6 +510,15 @@ void fill_sides(const flow::Observation& obs, RecordBuilder::Sides& sides) {
 }  // namespace
 
 RecordBuilder::RecordBuilder(RecordContext context) : context_(std::move(context)) {
+  render();
+}
+
+void RecordBuilder::set_ocsf_version(OcsfVersion v) {
+  context_.ocsf_version = v;
+  render();
+}
+
+void RecordBuilder::render() {
   for (std::size_t a = 0; a < envelope_.size(); ++a) {
     ActivityRow row = kActivities[a];
     if (row.id == 7 && !has(Feature::kListenActivity)) {
@@ -554,6 +563,8 @@ RecordBuilder::RecordBuilder(RecordContext context) : context_(std::move(context
   device_unmapped_ = device_unmapped(context_);
   // metadata.uid: the run id as 8-4-4 hex digits, then the sequence; correlation_uid: the
   // boot id's first 64 bits, then the cookie. The prefixes are the same for every record.
+  uid_prefix_.clear();
+  boot_prefix_.clear();
   append_hex(uid_prefix_, context_.run_id >> 32, 8);
   uid_prefix_.push_back('-');
   append_hex(uid_prefix_, context_.run_id >> 16, 4);

@@ -60,6 +60,27 @@ TEST(CliE2e, SnapshotOfThisNamespaceIsValidOcsf) {
   EXPECT_EQ(check.exit_code, 0) << check.output;
 }
 
+// Each version mode from the real binary, through that version's schema.
+TEST(CliE2e, SnapshotInEachOcsfVersionIsValidForIt) {
+  for (const char* version : {"1.8.0", "1.5.0", "1.1.0"}) {
+    const CommandResult r = sockstate(std::string("snapshot --ocsf-version ") + version);
+    ASSERT_EQ(r.exit_code, 0) << r.error_output;
+    if (r.output.empty()) {
+      GTEST_SKIP() << "no TCP socket in this namespace to check";
+    }
+    EXPECT_NE(r.output.find(std::string("\"version\":\"") + version + "\""), std::string::npos);
+    const CommandResult check =
+        run_command(std::string(SOCKSTATE_PYTHON3) + " " + SOCKSTATE_OCSF_CHECK +
+                        " --ocsf-version " + version + " --require-tcp-state",
+                    r.output, std::chrono::seconds(60));
+    EXPECT_EQ(check.exit_code, 0) << version << ": " << check.output;
+  }
+  const CommandResult bad = sockstate("snapshot --ocsf-version 1.3.0");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_EQ(bad.error_output, "sockstate: --ocsf-version: '1.3.0' is not 1.8.0, 1.5.0 or 1.1.0\n");
+  EXPECT_TRUE(bad.output.empty());
+}
+
 TEST(CliE2e, SummaryLineAtInfoLevel) {
   const CommandResult r = sockstate("--log-level info snapshot");
   ASSERT_EQ(r.exit_code, 0);

@@ -666,6 +666,60 @@ TEST_F(DaemonNetns, RotationByRenameAndSighupLosesNothing) {
   expect_valid_ocsf({rotated, records_path_});
 }
 
+// The daemon in the 1.1.0 mode, then reloaded to 1.5.0: each record passes its own
+// version's schema, the sequence goes on across the reload, and a Listen, a Local
+// connection's records and its Close are all there in both.
+TEST_F(DaemonNetns, AReloadChangesTheOcsfVersionOfTheRecordsFromThenOn) {
+  start(json{{"ocsf_version", "1.1.0"}});
+  const auto listen_and_churn = [&](std::uint16_t port) {
+    UniqueFd l = listen_on(port);
+    wait_for([&](const auto& all) {
+      return std::any_of(all.begin(), all.end(), [&](const json& x) {
+        return x["activity_name"] == "Listen" && dst_port(x) == port;
+      });
+    });
+    for (int i = 0; i < 5; ++i) {
+      UniqueFd c = connect_to(port);
+      UniqueFd s(::accept4(l.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    }
+    wait_for([&](const auto& all) { return with(all, kClose, port).size() >= 10; });
+  };
+  listen_and_churn(5011);
+  const std::size_t before = records().size();
+  json config = json::parse(file(config_path_));
+  config["ocsf_version"] = "1.5.0";
+  std::ofstream(config_path_) << config.dump(2);
+  ASSERT_TRUE(daemon_->signal(SIGHUP));
+  ASSERT_TRUE(notify_->wait_for("RELOADING=1", milliseconds(5000)));
+  ASSERT_TRUE(notify_->wait_for("READY=1", milliseconds(5000)));
+  listen_and_churn(5012);
+  stop();
+  const auto all = records();
+  std::string old_mode;
+  std::string new_mode;
+  std::int64_t expect = 1;
+  for (const auto& x : all) {
+    EXPECT_EQ(x["metadata"]["sequence"].get<std::int64_t>(), expect++);
+    (x["metadata"]["version"] == "1.1.0" ? old_mode : new_mode) += x.dump() + "\n";
+  }
+  EXPECT_GE(std::count(old_mode.begin(), old_mode.end(), '\n'), static_cast<long>(before));
+  ASSERT_FALSE(new_mode.empty());
+  expect_valid_ocsf_text(old_mode, "1.1.0");
+  expect_valid_ocsf_text(new_mode, "1.5.0");
+  // Listen is 99 "Listen" in 1.1.0 and 7 in 1.5.0.
+  std::size_t listens_old = 0;
+  std::size_t listens_new = 0;
+  for (const auto& x : all) {
+    if (x["activity_name"] == "Listen") {
+      const bool old = x["metadata"]["version"] == "1.1.0";
+      EXPECT_EQ(x["activity_id"], old ? kOther : kListen);
+      ++(old ? listens_old : listens_new);
+    }
+  }
+  EXPECT_GE(listens_old, 1U);
+  EXPECT_GE(listens_new, 1U);
+}
+
 TEST_F(DaemonNetns, NotifyStatusWatchdogAndBadReload) {
   start(json::object(), {"WATCHDOG_USEC=200000"});
   EXPECT_TRUE(notify_->wait_for("STATUS=tracking", milliseconds(5000)));

@@ -227,15 +227,23 @@ class DaemonNetns : public NetnsTest {
     return out;
   }
 
-  void expect_valid_ocsf(const std::vector<std::string>& paths = {}) const {
+  // Every record of the files passes the checker for `version` (its schema, and
+  // metadata.version equal to it).
+  void expect_valid_ocsf(const std::vector<std::string>& paths = {},
+                         const std::string& version = "1.8.0") const {
     std::string all;
     for (const auto& p : paths.empty() ? std::vector<std::string>{records_path_} : paths) {
       all += file(p);
     }
-    const CommandResult check = run_command(
-        std::string(SOCKSTATE_PYTHON3) + " " + SOCKSTATE_OCSF_CHECK + " --require-tcp-state", all,
-        milliseconds(120000));
-    EXPECT_EQ(check.exit_code, 0) << check.output.substr(0, 2000);
+    expect_valid_ocsf_text(all, version);
+  }
+
+  static void expect_valid_ocsf_text(const std::string& records, const std::string& version) {
+    const CommandResult check =
+        run_command(std::string(SOCKSTATE_PYTHON3) + " " + SOCKSTATE_OCSF_CHECK +
+                        " --ocsf-version " + version + " --require-tcp-state",
+                    records, milliseconds(120000));
+    EXPECT_EQ(check.exit_code, 0) << version << ": " << check.output.substr(0, 2000);
   }
 
   std::string dir_;

@@ -979,7 +979,7 @@ TEST(ConfigExample, DocumentsEveryKey) {
   ASSERT_FALSE(text.empty());
   const std::vector<std::string> keys = known_keys();
   EXPECT_EQ(std::set<std::string>(keys.begin(), keys.end()).size(), keys.size()) << "no repeats";
-  EXPECT_EQ(keys.size(), 47U);
+  EXPECT_EQ(keys.size(), 48U);
   for (const std::string& key : keys) {
     const std::string leaf =
         key.substr(key.rfind('.') == std::string::npos ? 0 : key.rfind('.') + 1);
@@ -1136,6 +1136,19 @@ TEST(Config, BpfIsAutoOnOrOff) {
   EXPECT_NE(parse_error(R"({"bpf_ring_buffer": "1KiB"})").find("bpf_ring_buffer"),
             std::string::npos);
   EXPECT_NE(describe(parse_ok(R"({"bpf": "off"})")).find("bpf off"), std::string::npos);
+}
+
+TEST(Config, OcsfVersionIsOneOfTheModes) {
+  EXPECT_EQ(parse_ok("{}").ocsf_version, ocsf::kOcsf180);
+  EXPECT_EQ(parse_ok(R"({"ocsf_version": "1.1.0"})").ocsf_version, ocsf::kOcsf110);
+  EXPECT_EQ(parse_ok(R"({"ocsf_version": "1.5.0"})").ocsf_version, ocsf::kOcsf150);
+  for (const char* bad :
+       {R"({"ocsf_version": 1.1})", R"({"ocsf_version": "1.3.0"})", R"({"ocsf_version": "1.1"})"}) {
+    EXPECT_EQ(parse_error(bad), "ocsf_version: must be 1.8.0, 1.5.0 or 1.1.0") << bad;
+  }
+  EXPECT_NE(describe(parse_ok(R"({"ocsf_version": "1.1.0"})")).find("OCSF 1.1.0"),
+            std::string::npos);
+  EXPECT_EQ(describe(parse_ok("{}")).find("OCSF"), std::string::npos) << "the default unsaid";
 }
 
 }  // namespace

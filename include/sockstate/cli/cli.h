@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "sockstate/ocsf/version.h"
 #include "sockstate/snapshot/snapshot.h"
 
 namespace sockstate::cli {
@@ -24,7 +25,8 @@ struct Invocation {
   snapshot::SnapshotOptions snapshot;
   std::string output_path;  // empty: stdout
   std::uint16_t community_id_seed = 0;
-  bool observables = true;  // --no-observables turns them off
+  bool observables = true;           // --no-observables turns them off
+  ocsf::OcsfVersion ocsf_version{};  // --ocsf-version
   // run, check-config
   std::string config_path;  // empty: built-in defaults
   // Command-line overrides of configuration keys, as JSON values by key, applied over

@@ -12,6 +12,7 @@
 #include "sockstate/common/error.h"
 #include "sockstate/flow/address.h"
 #include "sockstate/netlink/types.h"
+#include "sockstate/ocsf/version.h"
 #include "sockstate/sink/sink_config.h"
 
 namespace sockstate::config {
@@ -44,6 +45,7 @@ struct Config {
   std::string metrics_listen;             // "IP:PORT" of the Prometheus endpoint; "": off
   BpfMode bpf = BpfMode::kAuto;           // the kernel-event source beside sock_diag
   std::size_t bpf_ring_bytes = 8U << 20;  // its ring buffer (a power of two pages)
+  ocsf::OcsfVersion ocsf_version{};       // the version records are written in
 
   friend bool operator==(const Config&, const Config&) = default;
 };

@@ -44,6 +44,9 @@ class RecordBuilder {
   // Appends the record for `obs`, JSON and '\n', to out.
   void append(const flow::Observation& obs, std::string& out);
 
+  // Records from now on in version `v` (a reload): the sequence goes on.
+  void set_ocsf_version(OcsfVersion v);
+
   [[nodiscard]] std::uint64_t last_sequence() const { return sequence_; }
   [[nodiscard]] const RecordContext& context() const { return context_; }
 
@@ -79,6 +82,7 @@ class RecordBuilder {
   std::string boot_prefix_;      // correlation_uid up to the cookie
   // Members that take few values, rendered once each: status; direction and boundary;
   // observation point and assignment known; the TCP state per kernel state 0..13.
+  void render();  // everything rendered once, for the context's version
   void render_constant_members();
   static std::string state_members(std::uint8_t kernel_state);
   std::array<std::string, 3> status_json_;
