@@ -519,6 +519,10 @@ void RecordBuilder::set_ocsf_version(OcsfVersion v) {
 }
 
 void RecordBuilder::render() {
+  for (const FeatureRow& row : kFeatures) {
+    features_[static_cast<std::size_t>(row.feature)] =
+        ocsf::has(context_.ocsf_version, row.feature);
+  }
   for (std::size_t a = 0; a < envelope_.size(); ++a) {
     ActivityRow row = kActivities[a];
     if (row.id == 7 && !has(Feature::kListenActivity)) {

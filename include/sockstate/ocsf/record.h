@@ -67,7 +67,7 @@ class RecordBuilder {
   bool community_uid(const flow::Observation& obs, const Sides& sides);
   // An `unmapped` flag: a boolean, or its text where `unmapped` holds scalars only.
   void write_flag(JsonWriter& w, std::string_view key, bool value) const;
-  [[nodiscard]] bool has(Feature f) const { return ocsf::has(context_.ocsf_version, f); }
+  [[nodiscard]] bool has(Feature f) const { return features_[static_cast<std::size_t>(f)]; }
 
   RecordContext context_;
   // Rendered once: what every record of an activity, or of an IP version, shares.
@@ -76,6 +76,7 @@ class RecordBuilder {
   std::array<std::string, 2> metadata_head_;
   // protocol_* of each protocol (kProtocols' order), for IPv4 and IPv6.
   std::array<std::array<std::string, 2>, 2> connection_head_;
+  std::array<bool, kFeatures.size()> features_{};  // the context's version's, by Feature
   std::string device_json_;
   std::string device_unmapped_;  // the device fields the version mode lacks
   std::string uid_prefix_;       // metadata.uid up to the sequence

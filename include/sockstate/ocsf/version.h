@@ -5,6 +5,7 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -64,6 +65,18 @@ inline constexpr std::array<FeatureRow, 10> kFeatures = {{
     {Feature::kTrafficTotals, {1, 7, 0}, "cumulative_traffic"},
     {Feature::kOneEndpoint, {1, 5, 0}, "src_endpoint or dst_endpoint alone"},
 }};
+
+// One row per Feature, in its order: a Feature indexes the table.
+constexpr bool rows_in_feature_order() {
+  for (std::size_t i = 0; i < kFeatures.size(); ++i) {
+    if (static_cast<std::size_t>(kFeatures[i].feature) != i) {
+      return false;
+    }
+  }
+  return true;
+}
+static_assert(rows_in_feature_order() &&
+              kFeatures.size() == static_cast<std::size_t>(Feature::kOneEndpoint) + 1);
 
 // Whether records of version `v` can carry `f`.
 constexpr bool has(OcsfVersion v, Feature f) {
