@@ -523,24 +523,7 @@ void RecordBuilder::render() {
     features_[static_cast<std::size_t>(row.feature)] =
         ocsf::has(context_.ocsf_version, row.feature);
   }
-  for (std::size_t a = 0; a < envelope_.size(); ++a) {
-    ActivityRow row = kActivities[a];
-    if (row.id == 7 && !has(Feature::kListenActivity)) {
-      row = {99, row.caption, "Other"};  // Listen, as versions before 1.3.0 can say it
-    }
-    envelope_[a] = members_of([row](JsonWriter& w) {
-      w.field("activity_id", row.id);
-      w.field_ascii("activity_name", row.caption);
-      w.field("category_uid", 4);
-      w.field_ascii("category_name", "Network Activity");
-      w.field("class_uid", 4001);
-      w.field_ascii("class_name", "Network Activity");
-      w.field("type_uid", 400100 + row.id);
-      w.field_ascii("type_name", "Network Activity: " + std::string(row.type_caption));
-      w.field("severity_id", 1);
-      w.field_ascii("severity", "Informational");
-    });
-  }
+  render_envelope();
   for (const bool container : {false, true}) {
     metadata_head_[container ? 1 : 0] = members_of([this, container](JsonWriter& w) {
       w.field_ascii("version", to_string(context_.ocsf_version));
@@ -579,6 +562,27 @@ void RecordBuilder::render() {
   render_constant_members();
   if (!context_.host.hostname.empty()) {
     hostname_observable_ = observable_json("device.hostname", 1, context_.host.hostname);
+  }
+}
+
+void RecordBuilder::render_envelope() {
+  for (std::size_t a = 0; a < envelope_.size(); ++a) {
+    ActivityRow row = kActivities[a];
+    if (row.id == 7 && !has(Feature::kListenActivity)) {
+      row = {99, row.caption, "Other"};  // Listen, as versions before 1.3.0 can say it
+    }
+    envelope_[a] = members_of([row](JsonWriter& w) {
+      w.field("activity_id", row.id);
+      w.field_ascii("activity_name", row.caption);
+      w.field("category_uid", 4);
+      w.field_ascii("category_name", "Network Activity");
+      w.field("class_uid", 4001);
+      w.field_ascii("class_name", "Network Activity");
+      w.field("type_uid", 400100 + row.id);
+      w.field_ascii("type_name", "Network Activity: " + std::string(row.type_caption));
+      w.field("severity_id", 1);
+      w.field_ascii("severity", "Informational");
+    });
   }
 }
 

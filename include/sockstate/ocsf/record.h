@@ -84,6 +84,7 @@ class RecordBuilder {
   // Members that take few values, rendered once each: status; direction and boundary;
   // observation point and assignment known; the TCP state per kernel state 0..13.
   void render();  // everything rendered once, for the context's version
+  void render_envelope();
   void render_constant_members();
   static std::string state_members(std::uint8_t kernel_state);
   std::array<std::string, 3> status_json_;
