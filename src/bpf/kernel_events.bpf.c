@@ -146,7 +146,8 @@ int BPF_PROG(on_state, const struct sock *sk, const int old_state, const int new
 	e->cookie = bpf_get_socket_cookie((void *)sk);
 	e->old_state = old_state;
 	e->new_state = new_state;
-	e->pad = 0;
+	/* Why it ended: the kernel sets sk_err (refused, timed out, unreachable) first. */
+	e->error = new_state == TCP_CLOSE ? (__u16)sk->sk_err : 0;
 	e->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 	fill_endpoints(e, sk);
 	fill_counters(e, sk);

@@ -89,6 +89,7 @@ StateEvent decode(const sockstate_state_event& w) {
   std::copy(std::begin(w.daddr), std::end(w.daddr), e.remote.begin());
   e.local_port = w.sport;
   e.remote_port = w.dport;
+  e.error = w.error;
   e.has_counters = (w.flags & SOCKSTATE_EV_F_TCP_INFO) != 0;
   e.bytes_acked = w.bytes_acked;
   e.bytes_received = w.bytes_received;

@@ -108,6 +108,7 @@ struct sock {
   struct sock_common __sk_common;
   u16 sk_protocol;
   u16 sk_type;
+  int sk_err;
   struct socket* sk_socket;
 };
 

@@ -37,9 +37,9 @@ struct sockstate_state_event {
   __s32 old_state;
   __s32 new_state;
   __u16 family;
-  __u16 sport; /* host order */
-  __u16 dport; /* host order */
-  __u16 pad;
+  __u16 sport;    /* host order */
+  __u16 dport;    /* host order */
+  __u16 error;    /* sk_err at a transition to CLOSE (an errno); 0: none */
   __u8 saddr[16]; /* AF_INET: the first 4 bytes */
   __u8 daddr[16];
   __u64 bytes_acked;

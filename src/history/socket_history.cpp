@@ -96,12 +96,21 @@ void SocketHistory::on_state(const bpf::StateEvent& e) {
   if (start && s->facts.start_ms == 0) {
     s->facts.start_ms = realtime_ms(e.boottime_ns);
   }
+  // The first of them: a simultaneous open goes SYN-SENT -> SYN-RECV, and still connected.
+  if (s->facts.opened == flow::KernelFacts::Opened::kUnknown) {
+    if (e.new_state == netlink::kTcpSynSent) {
+      s->facts.opened = flow::KernelFacts::Opened::kActive;
+    } else if (e.new_state == netlink::kTcpSynRecv) {
+      s->facts.opened = flow::KernelFacts::Opened::kPassive;
+    }
+  }
   if (start && e.old_state == netlink::kTcpClose) {
     own(*s, e.task);
   }
   if (end) {
     flow::KernelFacts& f = s->facts;
     f.ended = true;
+    f.error = e.error;
     if (e.has_counters) {
       f.bytes_acked = e.bytes_acked;
       f.bytes_received = e.bytes_received;

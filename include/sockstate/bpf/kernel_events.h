@@ -42,6 +42,7 @@ struct StateEvent {
   std::array<std::uint8_t, 16> remote{};
   std::uint16_t local_port = 0;
   std::uint16_t remote_port = 0;
+  std::uint16_t error = 0;    // sk_err at a transition to CLOSE (ECONNREFUSED, ...); 0: none
   bool has_counters = false;  // the tcp_sock counters below are the kernel's
   std::uint64_t bytes_acked = 0;
   std::uint64_t bytes_received = 0;

@@ -12,7 +12,11 @@ namespace sockstate::flow {
 // event is sent).
 struct KernelFacts {
   std::int64_t start_ms = 0;  // its first transition (SYN-SENT, SYN-RECV, LISTEN); 0: not seen
-  bool ended = false;         // its transition to CLOSE was seen, with:
+  // How its connection began: connect() (CLOSE -> SYN-SENT) or a passive open (-> SYN-RECV).
+  enum class Opened : std::uint8_t { kUnknown, kActive, kPassive };
+  Opened opened = Opened::kUnknown;
+  bool ended = false;       // its transition to CLOSE was seen, with:
+  std::uint16_t error = 0;  // the socket's error then (an errno: ECONNREFUSED...); 0: none
   std::uint64_t bytes_acked = 0;
   std::uint64_t bytes_received = 0;
   std::uint64_t bytes_sent = 0;  // data, retransmissions included
