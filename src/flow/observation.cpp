@@ -26,6 +26,16 @@ Activity snapshot_activity(std::uint8_t kernel_state) {
   return kernel_state < kTable.size() ? kTable[kernel_state] : Activity::kUnknown;
 }
 
+bool handshake_done(std::uint8_t kernel_state) {
+  return kernel_state != netlink::kTcpSynSent && kernel_state != netlink::kTcpSynRecv &&
+         kernel_state != netlink::kTcpNewSynRecv && kernel_state != netlink::kTcpListen &&
+         kernel_state != netlink::kTcpClose;
+}
+
+Status open_status(std::uint8_t kernel_state) {
+  return handshake_done(kernel_state) ? Status::kSuccess : Status::kUnknown;
+}
+
 Endpoint local_endpoint(const netlink::SocketEntry& e) {
   return {normalized_address(e.family, e.local_addr), e.local_port};
 }
@@ -88,9 +98,13 @@ Observation observe_snapshot(const netlink::SocketEntry& e, const Orientation& o
                              std::int64_t now_ms) {
   Observation obs;
   obs.activity = snapshot_activity(e.state);
-  // A TIME-WAIT socket exists only after both FINs were acknowledged: an orderly end.
-  obs.status = Status::kSuccess;
+  // A TIME-WAIT socket exists only after both FINs were acknowledged: an orderly end, and
+  // observed (end_time); a pending handshake's outcome is not known yet.
+  obs.status = obs.activity == Activity::kOpen ? open_status(e.state) : Status::kSuccess;
   obs.time_ms = now_ms;
+  if (obs.activity == Activity::kClose) {
+    obs.end_ms = now_ms;
+  }
   obs.socket = facts_of(e, true, e.full_socket);
   obs.orientation = o;
   obs.local = local_endpoint(e);

@@ -23,14 +23,15 @@ void ListenerTable::add(const netlink::SocketEntry& listener) {
 }
 
 bool ListenerTable::accepts(const netlink::SocketEntry& connection) const {
-  if (wildcard_ports_.contains(connection.local_port)) {
+  return listens(normalized_address(connection.family, connection.local_addr),
+                 connection.local_port);
+}
+
+bool ListenerTable::listens(const Address& addr, std::uint16_t port) const {
+  if (wildcard_ports_.contains(port)) {
     return true;
   }
-  if (exact_.empty()) {
-    return false;
-  }
-  return exact_.contains(
-      Key{normalized_address(connection.family, connection.local_addr), connection.local_port});
+  return !exact_.empty() && exact_.contains(Key{addr, port});
 }
 
 Orientation initiator(const netlink::SocketEntry& entry, const ListenerTable& listeners) {
@@ -80,9 +81,8 @@ void classify(Orientation& o, const Address& remote, const Perimeter& perimeter)
   o.observation_point = accepted ? ObservationPoint::kDestination : ObservationPoint::kSource;
   switch (peer) {
     case Zone::kThisHost:
-      o.direction = Direction::kLocal;
+      o.direction = Direction::kLocal;  // each socket is still one end: 1 or 2
       o.boundary = Boundary::kLocalhost;
-      o.observation_point = ObservationPoint::kBoth;
       break;
     case Zone::kInside:
       o.direction = Direction::kLateral;
@@ -98,7 +98,14 @@ void classify(Orientation& o, const Address& remote, const Perimeter& perimeter)
 Orientation orient(const netlink::SocketEntry& entry, const ListenerTable& listeners,
                    const Perimeter& perimeter) {
   Orientation o = initiator(entry, listeners);
-  classify(o, normalized_address(entry.family, entry.remote_addr), perimeter);
+  const Address remote = normalized_address(entry.family, entry.remote_addr);
+  if (!o.assignment_known && o.connected() && perimeter.zone(remote) == Zone::kThisHost &&
+      listeners.listens(remote, entry.remote_port)) {
+    // The peer is a listener of this namespace (no local one owns our port): we connected.
+    o.shape = Orientation::Shape::kInitiated;
+    o.assignment_known = true;
+  }
+  classify(o, remote, perimeter);
   return o;
 }
 

@@ -127,8 +127,6 @@ std::string_view observation_point_caption(flow::ObservationPoint p) {
       return "Source";
     case flow::ObservationPoint::kDestination:
       return "Destination";
-    case flow::ObservationPoint::kBoth:
-      return "Both";
     case flow::ObservationPoint::kUnknown:
       break;
   }
@@ -227,6 +225,7 @@ void write_device(std::string& out, const RecordContext& context) {
   w.field("type", device_type_caption(context.device_type_id));
   if (!h.hostname.empty()) {
     w.field("hostname", h.hostname);
+    w.field("name", h.hostname);  // what Splunk's CIM takes as dvc
   }
   if (!h.device_uid.empty()) {
     w.field("uid", h.device_uid);
@@ -740,6 +739,9 @@ void RecordBuilder::write_head(JsonWriter& w, const flow::Observation& obs) {
   if (!obs.status_detail.empty()) {
     w.field_ascii("status_detail", obs.status_detail);
   }
+  // The state's caption again, in a field every OCSF version has: for consumers that drop
+  // `unmapped` (the Zeek -> OCSF mappings keep connection state here too).
+  w.field_ascii("status_code", kTcpStateCaptions[tcp_state_id(obs.socket.state)]);
 }
 
 void RecordBuilder::write_message(JsonWriter& w, const flow::Observation& obs, const Sides& sides) {

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <charconv>
 #include <fstream>
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -17,30 +18,40 @@ constexpr int kUserType = 1;
 constexpr int kAdminType = 2;
 constexpr int kSystemType = 3;
 
-std::uint32_t read_uid_min(const std::string& root) {
-  std::ifstream in((root == "/" ? std::string() : root) + "/etc/login.defs");
-  for (std::string line; std::getline(in, line);) {
-    std::string_view s(line);
-    const auto start = s.find_first_not_of(" \t");
-    if (start == std::string_view::npos || s.substr(start, 7) != "UID_MIN") {
-      continue;
-    }
-    s.remove_prefix(start + 7);
-    const auto digits = s.find_first_not_of(" \t");
-    if (digits == std::string_view::npos || digits == 0) {
-      continue;  // UID_MINX, or no value
-    }
-    s.remove_prefix(digits);
-    std::uint32_t value = 0;
-    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
-    if (ec == std::errc() && value > 0) {
-      return value;
-    }
+// The value of `key` in login.defs text, if it is set to a positive number.
+std::optional<std::uint32_t> login_defs_value(std::string_view line, std::string_view key) {
+  const auto start = line.find_first_not_of(" \t");
+  if (start == std::string_view::npos || line.substr(start, key.size()) != key) {
+    return std::nullopt;
   }
-  return 1000;
+  line.remove_prefix(start + key.size());
+  const auto digits = line.find_first_not_of(" \t");
+  if (digits == std::string_view::npos || digits == 0) {
+    return std::nullopt;  // UID_MINX, or no value
+  }
+  line.remove_prefix(digits);
+  std::uint32_t value = 0;
+  const auto [end, ec] = std::from_chars(line.data(), line.data() + line.size(), value);
+  if (ec != std::errc() || value == 0) {
+    return std::nullopt;
+  }
+  return value;
 }
 
 }  // namespace
+
+UserIdRange read_user_id_range(const std::string& root) {
+  UserIdRange range;
+  std::ifstream in((root == "/" ? std::string() : root) + "/etc/login.defs");
+  for (std::string line; std::getline(in, line);) {
+    if (auto v = login_defs_value(line, "UID_MIN")) {
+      range.first = *v;
+    } else if (auto w = login_defs_value(line, "UID_MAX")) {
+      range.last = *w;
+    }
+  }
+  return range;
+}
 
 std::string passwd_name(std::uint32_t uid) {
   long hint = ::sysconf(_SC_GETPW_R_SIZE_MAX);
@@ -61,7 +72,7 @@ std::string passwd_name(std::uint32_t uid) {
 }
 
 UserDirectory::UserDirectory(const std::string& root, NameOf name_of)
-    : name_of_(std::move(name_of)), first_uid_(read_uid_min(root)) {}
+    : name_of_(std::move(name_of)), range_(read_user_id_range(root)) {}
 
 const UserInfo& UserDirectory::lookup(std::uint32_t uid) {
   auto it = cache_.find(uid);
@@ -69,7 +80,8 @@ const UserInfo& UserDirectory::lookup(std::uint32_t uid) {
     UserInfo u;
     u.uid = uid;
     u.name = name_of_ ? name_of_(uid) : passwd_name(uid);
-    u.type_id = uid == 0 ? kAdminType : uid < first_uid_ ? kSystemType : kUserType;
+    const bool regular = uid >= range_.first && uid <= range_.last;
+    u.type_id = uid == 0 ? kAdminType : regular ? kUserType : kSystemType;
     it = cache_.emplace(uid, std::move(u)).first;
   }
   return it->second;

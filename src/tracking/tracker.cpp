@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <cstring>
 #include <utility>
 
@@ -12,13 +13,6 @@ using flow::Activity;
 using flow::Status;
 using netlink::SocketEntry;
 using Shape = flow::Orientation::Shape;
-
-// States a socket reaches only after its handshake completed.
-bool past_handshake(std::uint8_t state) {
-  return state != netlink::kTcpSynSent && state != netlink::kTcpSynRecv &&
-         state != netlink::kTcpNewSynRecv && state != netlink::kTcpListen &&
-         state != netlink::kTcpClose;
-}
 
 // A half-open request socket: the accepted socket is reported instead.
 bool request_socket(const SocketEntry& e) {
@@ -32,13 +26,33 @@ struct Ending {
   std::string_view detail;
 };
 
+// An attempt whose handshake never completed: refused when the kernel says so (its error,
+// or a reply it counted: the RST), a timeout or unreachable peer where its error tells.
+Ending attempt_ending(std::uint16_t error, bool replied) {
+  switch (error) {
+    case ECONNREFUSED:
+      return {Activity::kRefuse, Status::kFailure, "refused"};
+    case ETIMEDOUT:
+      return {Activity::kFail, Status::kFailure, "timeout"};
+    case EHOSTUNREACH:
+    case ENETUNREACH:
+      return {Activity::kFail, Status::kFailure, "unreachable"};
+    default:
+      break;
+  }
+  if (error == 0 && replied) {
+    return {Activity::kRefuse, Status::kFailure, "refused"};
+  }
+  return {Activity::kFail, Status::kFailure, {}};
+}
+
 Ending ending_from_destroy(bool listener, bool attempt, const netlink::TcpInfo& info,
-                           const flow::FinalTraffic& final) {
+                           const flow::FinalTraffic& final, std::uint16_t error) {
   if (listener) {
     return {};
   }
   if (attempt) {
-    return {info.segs_in > 0 ? Activity::kRefuse : Activity::kFail, Status::kFailure, {}};
+    return attempt_ending(error, info.segs_in > 0);
   }
   if (final.reset) {
     return {Activity::kClose, Status::kUnknown, "aborted"};  // tcp_disconnect(): we reset it
@@ -49,12 +63,13 @@ Ending ending_from_destroy(bool listener, bool attempt, const netlink::TcpInfo& 
   return {};
 }
 
-Ending ending_from_poll(bool listener, bool attempt, const SocketEntry& final) {
+Ending ending_from_poll(bool listener, bool attempt, const SocketEntry& final,
+                        std::uint16_t error) {
   if (listener) {
     return {};
   }
   if (attempt) {
-    return {Activity::kFail, Status::kFailure, {}};
+    return attempt_ending(error, false);
   }
   if (final.state == netlink::kTcpTimeWait) {
     return {};  // both FINs acknowledged: orderly
@@ -71,18 +86,19 @@ struct Role {
 };
 
 // How a socket ended: from its destroy event's final tcp_info when it has one (which also
-// brings `totals` up to the kernel's last counters), else from what the polls saw.
+// brings `totals` up to the kernel's last counters) and the error the kernel's events saw
+// (0: none known), else from what the polls saw.
 Ending ending_of(const Role& role, const SocketEntry& final_entry, bool from_destroy,
-                 std::optional<flow::Traffic>& totals) {
+                 std::uint16_t error, std::optional<flow::Traffic>& totals) {
   if (!from_destroy || !final_entry.has_tcp_info) {
-    return ending_from_poll(role.listener, role.attempt && !from_destroy, final_entry);
+    return ending_from_poll(role.listener, role.attempt && !from_destroy, final_entry, error);
   }
   const flow::FinalTraffic final = flow::final_traffic(final_entry.info, role.initiated);
   if (!final.reset) {
     // Totals never go back, whatever the kernel zeroed at an abort.
     totals = totals ? flow::max_of(*totals, final.totals) : final.totals;
   }
-  return ending_from_destroy(role.listener, role.attempt, final_entry.info, final);
+  return ending_from_destroy(role.listener, role.attempt, final_entry.info, final, error);
 }
 
 }  // namespace
@@ -170,6 +186,7 @@ std::size_t Tracker::FlowHash::operator()(const Flow& f) const {
 
 void Tracker::begin_poll(std::int64_t now_ms, FirstSight first) {
   ++generation_;
+  previous_poll_ms_ = poll_ms_ != 0 ? poll_ms_ : now_ms;
   poll_ms_ = now_ms;
   first_ = first;
 }
@@ -232,7 +249,7 @@ flow::Observation Tracker::observe(const Tracked& t, Activity activity, std::int
 
 void Tracker::track_new(const SocketEntry& entry, const flow::ListenerTable& listeners,
                         const flow::Perimeter& perimeter) {
-  const flow::Orientation o = flow::orient(entry, listeners, perimeter);
+  const flow::Orientation o = orient(entry, listeners, perimeter);
   if (first_ != FirstSight::kEvent) {
     const bool baseline = first_ == FirstSight::kBaseline;
     if (request_socket(entry) || entry.state == netlink::kTcpTimeWait) {
@@ -266,8 +283,35 @@ void Tracker::track_new(const SocketEntry& entry, const flow::ListenerTable& lis
   if (entry.state != netlink::kTcpClose) {
     Tracked& t = *tracked_.find(entry.cookie);
     t.start_ms = poll_ms_;  // we saw it begin
+    begin_first_period(t);
     owe(t, entry.state == netlink::kTcpListen ? Due::kListen : Due::kOpen, kNoState);
   }
+}
+
+// A connection born while we watch: its first traffic period counts from its start (the
+// kernel's transition, or else the poll before the one that found it), not from the totals
+// it had when first seen.
+void Tracker::begin_first_period(Tracked& t) {
+  t.reported = Counters{};
+  const flow::KernelFacts* facts = kernel_facts(t.last.cookie);
+  t.period_start_ms =
+      facts != nullptr && facts->start_ms != 0 ? facts->start_ms : previous_poll_ms_;
+}
+
+// Who initiated, by flow::orient(), or where that can only guess, by how the kernel's
+// events saw the connection begin (connect() or a passive open).
+flow::Orientation Tracker::orient(const SocketEntry& entry, const flow::ListenerTable& listeners,
+                                  const flow::Perimeter& perimeter) const {
+  flow::Orientation o = flow::orient(entry, listeners, perimeter);
+  const flow::KernelFacts* facts = o.assignment_known ? nullptr : kernel_facts(entry.cookie);
+  if (facts == nullptr || facts->opened == flow::KernelFacts::Opened::kUnknown || !o.connected()) {
+    return o;
+  }
+  o.shape =
+      facts->opened == flow::KernelFacts::Opened::kActive ? Shape::kInitiated : Shape::kAccepted;
+  o.assignment_known = true;
+  flow::classify(o, flow::remote_endpoint(entry).ip, perimeter);
+  return o;
 }
 
 void Tracker::track(const SocketEntry& entry, const flow::Orientation& o) {
@@ -275,7 +319,7 @@ void Tracker::track(const SocketEntry& entry, const flow::Orientation& o) {
   t.last = Seen::of(entry, false);
   t.orientation = o;
   t.generation = generation_;
-  t.seen_established = past_handshake(entry.state);
+  t.seen_established = flow::handshake_done(entry.state);
   t.uid_known = entry.full_socket;
   t.period_start_ms = poll_ms_;
   t.seen_ms = poll_ms_;
@@ -314,7 +358,7 @@ void Tracker::close_remnant(const Pending& p) {
   t.last = Seen::of(p.entry, false);
   t.orientation = p.orientation;
   flow::Observation obs = observe(t, Activity::kClose, poll_ms_, false);
-  const Ending end = ending_from_poll(false, false, p.entry);
+  const Ending end = ending_from_poll(false, false, p.entry, 0);
   obs.status = end.status;
   obs.status_detail = end.detail;
   obs.end_ms = poll_ms_;
@@ -356,7 +400,7 @@ void Tracker::update(Tracked& t, const SocketEntry& entry, const flow::ListenerT
   }
   t.seen_ms = poll_ms_;
   t.uid_known = true;
-  t.seen_established = t.seen_established || past_handshake(entry.state);
+  t.seen_established = t.seen_established || flow::handshake_done(entry.state);
   if (auto totals = flow::live_totals(entry, t.orientation)) {
     t.totals = Counters::of(t.has_totals ? flow::max_of(t.totals.traffic(), *totals) : *totals);
     t.has_totals = true;
@@ -369,16 +413,18 @@ void Tracker::update(Tracked& t, const SocketEntry& entry, const flow::ListenerT
     if (entry.state != netlink::kTcpListen) {
       count_new(entry.netns);
     }
-    t.orientation = flow::orient(entry, listeners, perimeter);
+    t.orientation = orient(entry, listeners, perimeter);
     t.start_ms = poll_ms_;
-    t.period_start_ms = poll_ms_;
+    begin_first_period(t);
     t.reported_open = true;
     owe(t, entry.state == netlink::kTcpListen ? Due::kListen : Due::kOpen, previous);
     return;
   }
-  if (t.orientation.shape == Shape::kInitiated && !t.orientation.assignment_known &&
-      listeners.accepts(entry)) {
-    t.orientation = flow::orient(entry, listeners, perimeter);  // a listener decides it now
+  if (!t.orientation.assignment_known) {
+    // A listener seen since, at either end, may decide it now.
+    if (const flow::Orientation o = orient(entry, listeners, perimeter); o.assignment_known) {
+      t.orientation = o;
+    }
   }
   owe(t, Due::kStateChange, previous);
 }
@@ -490,6 +536,7 @@ void Tracker::destroyed_amended(const SocketEntry& entry, const flow::ListenerTa
       t.orientation.assignment_known = true;
       flow::classify(t.orientation, flow::remote_endpoint(entry).ip, perimeter);
       t.reported_open = true;
+      begin_first_period(t);
       count_new(entry.netns);
     }
     close(t, entry, true, now_ms);
@@ -505,7 +552,7 @@ void Tracker::destroyed_amended(const SocketEntry& entry, const flow::ListenerTa
   }
   Tracked t;
   t.last = Seen::of(entry, false);
-  t.orientation = flow::orient(entry, listeners, perimeter);
+  t.orientation = orient(entry, listeners, perimeter);
   t.reported_open = true;
   close(t, entry, true, now_ms);
 }
@@ -573,12 +620,13 @@ flow::Observation Tracker::closing(const Tracked& t, const SocketEntry& final_en
   if (t.has_totals) {
     totals = t.totals.traffic();
   }
-  const Ending end = ending_of(role, final_entry, from_destroy, totals);
+  const flow::KernelFacts* facts = kernel_facts(t.last.cookie);
+  const std::uint16_t error = facts != nullptr && facts->ended ? facts->error : 0;
+  const Ending end = ending_of(role, final_entry, from_destroy, error, totals);
 
   flow::Observation obs = observe(t, end.activity, now_ms, false);
   obs.status = end.status;
   obs.status_detail = end.detail;
-  const flow::KernelFacts* facts = kernel_facts(t.last.cookie);
   obs.start_ms = facts != nullptr && facts->start_ms != 0 ? facts->start_ms : t.start_ms;
   obs.end_ms = now_ms;
   // What a destroy event lacks comes from what the polls saw under the same cookie.
@@ -588,11 +636,19 @@ flow::Observation Tracker::closing(const Tracked& t, const SocketEntry& final_en
   merged.cgroup_id = final_entry.cgroup_id != 0 ? final_entry.cgroup_id : t.last.cgroup_id;
   merged.full_socket = t.last.full_socket || final_entry.full_socket;
   merged.netns = t.last.netns;
+  if (t.last.has_tcp_info) {
+    // An abort (tcp_disconnect()) zeroes the path's RTT and retransmissions as it zeroes
+    // the counters: the last poll's stand, as its totals do. Neither goes back otherwise.
+    merged.info.rtt_us = merged.info.rtt_us != 0 ? merged.info.rtt_us : t.last.rtt_us;
+    merged.info.total_retrans = std::max(merged.info.total_retrans, t.last.total_retrans);
+  }
   obs.socket = flow::facts_of(merged, false, t.uid_known);
   if (t.orientation.connected() && totals) {
     obs.cumulative = *totals;
+    // A socket first seen in its destroy event: its one period began with it.
+    const std::int64_t period_start = t.period_start_ms != 0 ? t.period_start_ms : obs.start_ms;
     obs.traffic =
-        flow::TrafficPeriod{flow::minus(*totals, t.reported.traffic()), t.period_start_ms, now_ms};
+        flow::TrafficPeriod{flow::minus(*totals, t.reported.traffic()), period_start, now_ms};
   }
   repair(obs, t, final_entry);
   return obs;
@@ -642,6 +698,9 @@ void Tracker::settle_due(Tracked& t) {
                                                           Activity::kOpen, Activity::kListen,
                                                           Activity::kStateChange};
     flow::Observation obs = observe(t, kActivity[static_cast<std::size_t>(due)], t.seen_ms);
+    if (due == Due::kOpen) {
+      obs.status = flow::open_status(t.last.state);
+    }
     if (t.due_previous != kNoState) {
       obs.previous_state = t.due_previous;
     }
@@ -664,8 +723,10 @@ void Tracker::begin_round() {
 
 // One connection's Traffic record, if its period is over and its counters moved.
 bool Tracker::report_traffic(Tracked& t, std::int64_t now_ms, std::int64_t interval_ms) {
+  // A socket that never reached ESTABLISHED moved no data, only its SYNs: no Traffic.
   if (interval_ms <= 0 || !t.reported_open || !t.has_totals || !t.orientation.connected() ||
-      t.has_remnant || t.awaiting_since_ms != 0 || now_ms - t.period_start_ms < interval_ms) {
+      !t.seen_established || t.has_remnant || t.awaiting_since_ms != 0 ||
+      now_ms - t.period_start_ms < interval_ms) {
     return false;
   }
   const flow::Traffic delta = flow::minus(t.totals.traffic(), t.reported.traffic());

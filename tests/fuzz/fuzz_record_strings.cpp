@@ -95,10 +95,11 @@ flow::Traffic traffic(FuzzedDataProvider& in) {
 // What a record says apart from the free text: every enum within its range (the builder
 // indexes tables with them), every number anything.
 void fill_numbers(FuzzedDataProvider& in, flow::Observation& obs) {
-  static constexpr std::array<std::string_view, 4> kDetails = {"", "reset", "aborted", "refused"};
-  static constexpr std::array<flow::ObservationPoint, 4> kPoints = {
+  static constexpr std::array<std::string_view, 6> kDetails = {"",        "reset",   "aborted",
+                                                               "refused", "timeout", "unreachable"};
+  static constexpr std::array<flow::ObservationPoint, 3> kPoints = {
       flow::ObservationPoint::kUnknown, flow::ObservationPoint::kSource,
-      flow::ObservationPoint::kDestination, flow::ObservationPoint::kBoth};
+      flow::ObservationPoint::kDestination};
   obs.activity = static_cast<flow::Activity>(in.ConsumeIntegralInRange<int>(0, 8));
   obs.status = static_cast<flow::Status>(in.ConsumeIntegralInRange<int>(0, 2));
   obs.status_detail = in.PickValueInArray(kDetails);

@@ -13,6 +13,7 @@
 #include "socket_entries.h"
 #include "sockstate/ocsf/community_id.h"
 #include "sockstate/ocsf/record.h"
+#include "sockstate/ocsf/version.h"
 #include "sockstate/proc/cgroup.h"
 #include "sockstate/proc/socket_owners.h"
 #include "sockstate/proc/users.h"
@@ -111,7 +112,7 @@ std::vector<json> lines(const std::string& text) {
 
 // The golden records: a host service, a container's listener and connection, a pod's
 // socket found only through its namespace, and a TIME-WAIT socket (no owner at all).
-std::string build_golden() {
+std::string build_golden(RecordContext c = context()) {
   static const proc::ProcessInfo web = nginx();
   static const proc::ProcessInfo redis = containerized();
   static const proc::CgroupInfo web_cgroup = cgroup_info("/system.slice/nginx.service");
@@ -136,7 +137,8 @@ std::string build_golden() {
           {full(make_entry(AF_INET, 2, "10.244.0.7", 43210, "10.96.0.1", 443, 5), 30),
            {nullptr, nullptr, nullptr, &pod, 4026532400}},
           {make_entry(AF_INET, 6, "10.0.0.5", 80, "192.0.2.11", 51515, 6), {}},
-      });
+      },
+      std::move(c));
 }
 
 TEST(Attribution, GoldenByteExact) {
@@ -302,6 +304,25 @@ TEST(Attribution, EveryRecordPassesTheOcsfCheck) {
       std::string(SOCKSTATE_PYTHON3) + " " + SOCKSTATE_OCSF_CHECK + " --require-tcp-state " + path);
   EXPECT_EQ(result.exit_code, 0) << result.output << result.error_output;
   EXPECT_NE(result.output.find("6 passed, 0 failed"), std::string::npos) << result.output;
+}
+
+// The same owners in the older version modes: byte-exact goldens (what the consumer
+// recipes' field check reads for those versions), each valid for its version.
+TEST(Attribution, OlderModesGoldenByteExactAndValid) {
+  for (const OcsfVersion v : {kOcsf150, kOcsf110}) {
+    SCOPED_TRACE(to_string(v));
+    RecordContext c = context();
+    c.ocsf_version = v;
+    const std::string text = build_golden(std::move(c));
+    const std::string golden = std::string(SOCKSTATE_TEST_DATA_DIR) +
+                               "/golden/attributed_records-" + to_string(v) + ".jsonl";
+    testing::expect_golden(golden, text);
+    const auto result = sockstate::testing::run_command(
+        std::string(SOCKSTATE_PYTHON3) + " " + SOCKSTATE_OCSF_CHECK + " --ocsf-version " +
+        to_string(v) + " --require-tcp-state " + golden);
+    EXPECT_EQ(result.exit_code, 0) << result.output << result.error_output;
+    EXPECT_NE(result.output.find("6 passed, 0 failed"), std::string::npos) << result.output;
+  }
 }
 
 }  // namespace

@@ -98,13 +98,13 @@ TEST(Direction, EveryRowOfTheContractTable) {
   const Fixture f;
   const Row rows[] = {
       {"this host -> this host (loopback)", Shape::kInitiated, "127.0.0.1", false,
-       Direction::kLocal, Boundary::kLocalhost, ObservationPoint::kBoth},
+       Direction::kLocal, Boundary::kLocalhost, ObservationPoint::kSource},
       {"this host -> this host (own address)", Shape::kInitiated, "10.0.0.5", false,
-       Direction::kLocal, Boundary::kLocalhost, ObservationPoint::kBoth},
+       Direction::kLocal, Boundary::kLocalhost, ObservationPoint::kSource},
       {"this host <- this host (own IPv6)", Shape::kAccepted, "2001:db8::5", false,
-       Direction::kLocal, Boundary::kLocalhost, ObservationPoint::kBoth},
+       Direction::kLocal, Boundary::kLocalhost, ObservationPoint::kDestination},
       {"this host <- this host (mapped)", Shape::kAccepted, "::ffff:10.0.0.5", false,
-       Direction::kLocal, Boundary::kLocalhost, ObservationPoint::kBoth},
+       Direction::kLocal, Boundary::kLocalhost, ObservationPoint::kDestination},
       {"inside -> inside", Shape::kInitiated, "10.0.0.9", false, Direction::kLateral,
        Boundary::kInternal, ObservationPoint::kSource},
       {"inside <- inside", Shape::kAccepted, "fd00::7", false, Direction::kLateral,
@@ -120,7 +120,7 @@ TEST(Direction, EveryRowOfTheContractTable) {
       {"custom IPv6: inside <- inside", Shape::kAccepted, "2001:db8:1::9", true,
        Direction::kLateral, Boundary::kInternal, ObservationPoint::kDestination},
       {"custom: still this host", Shape::kAccepted, "10.0.0.5", true, Direction::kLocal,
-       Boundary::kLocalhost, ObservationPoint::kBoth},
+       Boundary::kLocalhost, ObservationPoint::kDestination},
   };
   for (const Row& row : rows) {
     SCOPED_TRACE(row.name);
@@ -168,6 +168,28 @@ TEST(Initiator, ListenerDecidesAccepted) {
   // Same port on another local address is not that listener's.
   o = initiator(entry(AF_INET6, 1, "2001:db8::6", 8443, "fd00::7", 3000), listeners);
   EXPECT_EQ(o.shape, Shape::kInitiated);
+  EXPECT_FALSE(o.assignment_known);
+}
+
+// Revision 3, rule 3: the peer of a loopback pair is a listener of the same namespace, so
+// the client's socket knows it initiated even when no poll saw it in SYN-SENT.
+TEST(Initiator, APeerThatIsOurListenerMeansWeConnected) {
+  const Fixture f;
+  ListenerTable listeners;
+  listeners.add(entry(AF_INET, 10, "127.0.0.1", 8080, "0.0.0.0", 0));
+  auto o =
+      orient(entry(AF_INET, 1, "127.0.0.1", 40001, "127.0.0.1", 8080), listeners, f.perimeter());
+  EXPECT_EQ(o.shape, Shape::kInitiated);
+  EXPECT_TRUE(o.assignment_known);
+  EXPECT_EQ(o.observation_point, ObservationPoint::kSource);
+  EXPECT_EQ(o.direction, Direction::kLocal);
+  // The server's socket of the same pair: its own listener decides it.
+  o = orient(entry(AF_INET, 1, "127.0.0.1", 8080, "127.0.0.1", 40001), listeners, f.perimeter());
+  EXPECT_EQ(o.shape, Shape::kAccepted);
+  EXPECT_EQ(o.observation_point, ObservationPoint::kDestination);
+  // A remote host's port 9090 is not our listener's, though we listen on it: still a guess.
+  listeners.add(entry(AF_INET, 10, "0.0.0.0", 9090, "0.0.0.0", 0));
+  o = orient(entry(AF_INET, 1, "10.0.0.5", 40002, "192.0.2.7", 9090), listeners, f.perimeter());
   EXPECT_FALSE(o.assignment_known);
 }
 

@@ -151,9 +151,15 @@ TEST(Record, OneLineEachAndEnvelope) {
     EXPECT_EQ(r["severity_id"], 1);
     EXPECT_EQ(r["time"], kNow);
     EXPECT_EQ(r["timezone_offset"], 60);
-    EXPECT_EQ(r["status_id"], 1) << "status on every record";
-    EXPECT_EQ(r["status"], "Success");
+    // Status on every record; a pending handshake's outcome is not known (revision 3).
+    const bool pending = r["activity_id"] == 1;
+    EXPECT_EQ(r["status_id"], pending ? 0 : 1);
+    EXPECT_EQ(r["status"], pending ? "Unknown" : "Success");
+    EXPECT_EQ(r["status_code"], r["unmapped"]["tcp_state"]) << "the state's caption again";
     EXPECT_FALSE(r.contains("start_time")) << "a snapshot saw no start";
+    // A TIME-WAIT socket's end was observed: every terminal record has end_time.
+    EXPECT_EQ(r.contains("end_time"), r["activity_id"] == 2);
+    EXPECT_EQ(r.value("end_time", kNow), kNow);
     EXPECT_FALSE(r.contains("traffic")) << "a snapshot ends no period";
     EXPECT_EQ(r["metadata"]["version"], "1.8.0");
     EXPECT_EQ(r["metadata"]["profiles"], json::array({"host"}));
@@ -163,6 +169,7 @@ TEST(Record, OneLineEachAndEnvelope) {
     last_sequence = r["metadata"]["sequence"].get<std::int64_t>();
     EXPECT_TRUE(uids.insert(r["metadata"]["uid"].get<std::string>()).second);
     EXPECT_EQ(r["device"]["hostname"], "web01");
+    EXPECT_EQ(r["device"]["name"], "web01") << "Splunk's dvc";
     EXPECT_EQ(r["device"]["uid"], "0123456789abcdef0123456789abcdef");
     EXPECT_EQ(r["device"]["boot_uid"], "6b1f1a6e-2f7e-4f3c-9d2a-5c1e9b0d7a11");
     EXPECT_EQ(r["device"]["os"]["kernel_release"], "6.18.0-test");
@@ -283,7 +290,8 @@ TEST(Record, OrientationAndCumulativeTraffic) {
   // Loopback.
   EXPECT_EQ(r[6]["connection_info"]["direction"], "Local");
   EXPECT_EQ(r[6]["connection_info"]["boundary"], "Localhost");
-  EXPECT_EQ(r[6]["observation_point_id"], 4);
+  EXPECT_EQ(r[6]["observation_point_id"], 2) << "the accepted end of a loopback pair";
+  EXPECT_EQ(r[6]["is_src_dst_assignment_known"], true);
   EXPECT_EQ(r[6]["cumulative_traffic"]["bytes_out"], 1199) << "the peer's FIN is no data";
   EXPECT_EQ(r[6]["connection_info"]["uid"], "ffffffff00000007");
   // Bound-inactive: the local end only.
@@ -291,7 +299,9 @@ TEST(Record, OrientationAndCumulativeTraffic) {
   EXPECT_FALSE(r[7].contains("dst_endpoint"));
   // To this host's own non-loopback address: Local, whatever the perimeter says.
   EXPECT_EQ(r[9]["connection_info"]["direction"], "Local");
-  EXPECT_EQ(r[9]["observation_point"], "Both");
+  // Its peer is this namespace's listener on port 22: this socket initiated (rule 3).
+  EXPECT_EQ(r[9]["observation_point"], "Source");
+  EXPECT_EQ(r[9]["is_src_dst_assignment_known"], true);
 }
 
 TEST(Record, ActorUserFromTheSocketOwner) {
@@ -381,6 +391,7 @@ std::string build_daemon_golden(const RecordContext& context = golden_context())
   Observation fail;
   fail.activity = Activity::kFail;
   fail.status = Status::kFailure;
+  fail.status_detail = "timeout";
   fail.time_ms = kNow;
   fail.end_ms = kNow;
   fail.socket = flow::facts_of(f, false, false);

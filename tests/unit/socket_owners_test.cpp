@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "sockstate/proc/users.h"
+
 namespace sockstate::proc {
 namespace {
 
@@ -478,6 +480,34 @@ TEST(SanitizeText, Rules) {
   EXPECT_EQ(sanitize_text("abc", 0, &cut), "");
   EXPECT_TRUE(cut);
   EXPECT_EQ(sanitize_text("", 0, nullptr), "");
+}
+
+// actor.user.type_id by login.defs(5): 1 User within UID_MIN..UID_MAX, 3 System outside it
+// (nobody, 65534, above UID_MAX), 2 Admin for root; 1000..60000 when the file says nothing.
+TEST(UserDirectory, RegularUsersAreTheLoginDefsRange) {
+  const fs::path root = fs::path(::testing::TempDir()) / "login-defs-root";
+  fs::create_directories(root / "etc");
+  std::ofstream(root / "etc/login.defs") << "# UID_MAX 5\nUID_MINX 1\n  UID_MIN\t 2000\n"
+                                            "UID_MAX   3000\nSYS_UID_MAX 999\n";
+  const UserIdRange range = read_user_id_range(root.string());
+  EXPECT_EQ(range.first, 2000U);
+  EXPECT_EQ(range.last, 3000U);
+  UserDirectory users(root.string(), [](std::uint32_t) { return std::string("u"); });
+  EXPECT_EQ(users.lookup(0).type_id, 2);
+  EXPECT_EQ(users.lookup(1500).type_id, 3);
+  EXPECT_EQ(users.lookup(2000).type_id, 1);
+  EXPECT_EQ(users.lookup(3000).type_id, 1);
+  EXPECT_EQ(users.lookup(3001).type_id, 3);
+  EXPECT_EQ(users.lookup(65534).type_id, 3) << "nobody";
+
+  const fs::path bare = fs::path(::testing::TempDir()) / "no-login-defs-root";
+  fs::create_directories(bare);
+  const UserIdRange defaults = read_user_id_range(bare.string());
+  EXPECT_EQ(defaults.first, 1000U);
+  EXPECT_EQ(defaults.last, 60000U);
+  UserDirectory plain(bare.string(), [](std::uint32_t) { return std::string(); });
+  EXPECT_EQ(plain.lookup(1000).type_id, 1);
+  EXPECT_EQ(plain.lookup(65534).type_id, 3);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <map>
 #include <set>
 #include <vector>
@@ -239,9 +240,9 @@ TEST_F(TrackerTest, DestroyClosesOnceWithFinalDeltaAndPollOwner) {
   EXPECT_EQ(c.cumulative->bytes_sent, 300U);
   EXPECT_EQ(c.cumulative->bytes_received, 1000U);
   ASSERT_TRUE(c.traffic);
-  EXPECT_EQ(c.traffic->delta.bytes_sent, 289U) << "what moved since the Open's poll";
-  EXPECT_EQ(c.traffic->delta.bytes_received, 979U);
-  EXPECT_EQ(c.traffic->start_ms, 2000);
+  EXPECT_EQ(c.traffic->delta.bytes_sent, 300U) << "all it moved: it began under the daemon";
+  EXPECT_EQ(c.traffic->delta.bytes_received, 1000U);
+  EXPECT_EQ(c.traffic->start_ms, 1000) << "no earlier than the poll before its Open's";
   EXPECT_EQ(c.traffic->end_ms, 2500);
   // The same destroy again, a late poll still listing the socket, its TIME-WAIT
   // minisocket (same cookie) for three polls: no more records.
@@ -397,7 +398,7 @@ TEST_F(TrackerTest, APollWithoutTcpInfoAsksForItOnlyWhereARecordNeedsIt) {
   report_traffic(4000, 1000);
   auto ev = take();
   ASSERT_EQ(ev.size(), 1U);
-  EXPECT_EQ(ev[0].traffic->delta, (flow::Traffic{600, 0, 4, 2}));
+  EXPECT_EQ(ev[0].traffic->delta, (flow::Traffic{700, 51, 9, 6})) << "from its start";
   tracker_.begin_poll(5000, Tracker::FirstSight::kEvent);
   tracker_.poll_socket(bare(outbound(1, 40)), listeners_, perimeter());
   tracker_.end_poll();
@@ -430,8 +431,10 @@ TEST_F(TrackerTest, TrafficDeltasAddUpAndIdleSocketsSayNothing) {
   ASSERT_EQ(ev.size(), 1U);
   EXPECT_EQ(ev[0].activity, Activity::kTraffic);
   ASSERT_TRUE(ev[0].traffic);
-  EXPECT_EQ(ev[0].traffic->delta, (flow::Traffic{600, 0, 4, 2}));
-  EXPECT_EQ(ev[0].traffic->start_ms, 2000);
+  // Born while the daemon ran: the first period counts from its start (revision 3, rule
+  // 1), which the poll before the one that found it bounds.
+  EXPECT_EQ(ev[0].traffic->delta, (flow::Traffic{700, 51, 9, 6}));
+  EXPECT_EQ(ev[0].traffic->start_ms, 1000);
   EXPECT_EQ(ev[0].traffic->end_ms, 3000);
   EXPECT_EQ(ev[0].cumulative, (flow::Traffic{700, 51, 9, 6}));
   // Idle: no record, however often asked.
@@ -452,18 +455,16 @@ TEST_F(TrackerTest, TrafficDeltasAddUpAndIdleSocketsSayNothing) {
   poll(6500, {outbound(1, 40, info(1101, 251, 13, 9, 30, 1100))});
   report_traffic(6500, 1000);
   EXPECT_TRUE(take().empty());
-  // The close carries the last delta; everything adds up to what moved while watched
-  // (1100 - 100 sent, 251 - 51 received; the peer's FIN is no data) and never passes the
-  // totals.
+  // The close carries the last delta; everything adds up to its totals (1100 sent, 251
+  // received; the peer's FIN is no data), since it was born under the daemon.
   destroy(destroy_of(outbound(1, 40), info(1102, 252, 14, 10, 30, 1100)), 7000);
   ev = take();
   ASSERT_EQ(ev.size(), 1U);
   EXPECT_EQ(ev[0].traffic->delta.bytes_sent, 100U);
   const flow::Traffic sum = traffic_sum(40);
-  EXPECT_EQ(sum.bytes_sent, 1000U);
-  EXPECT_EQ(sum.bytes_received, 200U);
-  EXPECT_LE(sum.bytes_sent, ev[0].cumulative->bytes_sent);
-  EXPECT_LE(sum.bytes_received, ev[0].cumulative->bytes_received);
+  EXPECT_EQ(sum.bytes_sent, 1100U);
+  EXPECT_EQ(sum.bytes_received, 251U);
+  EXPECT_EQ(sum, *ev[0].cumulative);
 }
 
 TEST_F(TrackerTest, ShortConnectionBetweenPollsHasAllItsBytesAsOneDelta) {
@@ -495,7 +496,9 @@ TEST_F(TrackerTest, FailedAttemptsRefuseAndFail) {
   auto ev = take();
   ASSERT_EQ(ev.size(), 3U);
   EXPECT_EQ(ev[0].activity, Activity::kRefuse);
+  EXPECT_EQ(ev[0].status_detail, "refused") << "the RST it counted";
   EXPECT_EQ(ev[1].activity, Activity::kFail);
+  EXPECT_EQ(ev[1].status_detail, "") << "timeout or unreachable: the polls cannot tell";
   EXPECT_EQ(ev[1].traffic->delta.segs_sent, 3U);
   EXPECT_EQ(ev[2].activity, Activity::kFail);
   EXPECT_EQ(ev[2].remote.port, 0) << "address alone";
@@ -522,9 +525,99 @@ TEST_F(TrackerTest, HowACloseEndedIsItsStatus) {
   EXPECT_EQ(ev[0].status_detail, "aborted");
   EXPECT_EQ(ev[0].remote.port, 443) << "the port the poll saw";
   EXPECT_EQ(ev[0].cumulative->bytes_sent, 100U) << "the last poll's totals, less our SYN";
-  EXPECT_EQ(ev[0].traffic->delta.bytes_sent, 0U);
+  EXPECT_EQ(ev[0].traffic->delta.bytes_sent, 100U) << "all it sent: it began under the daemon";
+  ASSERT_TRUE(ev[0].socket.path);
+  EXPECT_EQ(ev[0].socket.path->rtt_us, 30U) << "the last poll's RTT, which the abort zeroed";
   EXPECT_EQ(ev[1].status, Status::kUnknown);
   EXPECT_EQ(ev[1].status_detail, "reset");
+}
+
+// Revision 3, rule 1: 100,000 bytes sent before the first poll that sees the connection,
+// then idle: its records' traffic sums to all of it, and to its final totals.
+TEST_F(TrackerTest, AConnectionBornUnderTheDaemonSumsFromZero) {
+  poll(1000, {}, true);
+  poll(2000, {outbound(1, 50, info(100001, 1, 3, 2, 30, 100000))});
+  poll(3000, {outbound(1, 50, info(100001, 1, 3, 2, 30, 100000))});
+  report_traffic(62000, 60000);
+  destroy(destroy_of(outbound(1, 50), info(100002, 2, 4, 3, 30, 100000)), 90000);
+  const auto ev = take();
+  ASSERT_EQ(ev.size(), 3U);  // Open, Traffic, Close
+  EXPECT_EQ(ev[1].activity, Activity::kTraffic);
+  EXPECT_EQ(ev[1].traffic->delta.bytes_sent, 100000U);
+  EXPECT_EQ(traffic_sum(50), *ev[2].cumulative);
+  EXPECT_EQ(traffic_sum(50).bytes_sent, 100000U);
+  // With the kernel's transition events, the period starts at the connect() itself.
+  kernel_[51].start_ms = 1500;
+  poll(91000, {outbound(1, 51, info(501, 1, 3, 2, 30, 500))});
+  destroy(destroy_of(outbound(1, 51), info(501, 1, 3, 2, 30, 500)), 92000);
+  const auto more = take();
+  ASSERT_EQ(more.size(), 2U);
+  EXPECT_EQ(more[1].traffic->start_ms, 1500);
+  EXPECT_EQ(more[1].traffic->delta.bytes_sent, 500U);
+  // A socket of the startup baseline counts from first seen: its past is unknown.
+  poll(93000, {outbound(1, 52, info(801, 1, 3, 2, 30, 800))}, true);
+  destroy(destroy_of(outbound(1, 52), info(901, 1, 3, 2, 30, 900)), 94000);
+  const auto baseline = take();
+  ASSERT_EQ(baseline.size(), 2U);
+  EXPECT_EQ(baseline[1].traffic->delta.bytes_sent, 100U);
+}
+
+// Revision 3, rule 4: a pending handshake is no success; nothing but its SYNs moved.
+TEST_F(TrackerTest, APendingHandshakeIsUnknownAndHasNoTraffic) {
+  poll(1000, {}, true);
+  poll(2000, {outbound(2, 60, info(0, 0, 1, 0, 0, 0))});
+  poll(5000, {outbound(2, 60, info(0, 0, 3, 0, 0, 0))});
+  report_traffic(5000, 1000);
+  kernel_[60].ended = true;
+  kernel_[60].error = ETIMEDOUT;
+  destroy(destroy_of(outbound(2, 60), info(0, 0, 4, 0, 0, 0)), 9000);
+  const auto ev = take();
+  ASSERT_EQ(ev.size(), 2U) << "Open and Fail, no Traffic for its SYNs";
+  EXPECT_EQ(ev[0].activity, Activity::kOpen);
+  EXPECT_EQ(ev[0].status, Status::kUnknown);
+  EXPECT_EQ(ev[1].activity, Activity::kFail);
+  EXPECT_EQ(ev[1].status, Status::kFailure);
+  EXPECT_EQ(ev[1].status_detail, "timeout");
+  // An Open found past its handshake is a success.
+  poll(10000, {outbound(1, 61, info(1, 1, 2, 2, 30, 0))});
+  const auto open = take();
+  ASSERT_EQ(open.size(), 1U);
+  EXPECT_EQ(open[0].status, Status::kSuccess);
+}
+
+// Where the kernel's events saw why an attempt ended (sk_err), the record says it.
+TEST_F(TrackerTest, TheKernelsErrorSaysWhyAnAttemptFailed) {
+  poll(1000, {}, true);
+  const std::pair<std::uint16_t, const char*> cases[] = {
+      {ECONNREFUSED, "refused"}, {EHOSTUNREACH, "unreachable"}, {ENETUNREACH, "unreachable"}};
+  std::uint64_t cookie = 70;
+  for (const auto& [error, detail] : cases) {
+    kernel_[cookie].ended = true;
+    kernel_[cookie].error = error;
+    destroy(destroy_of(outbound(2, cookie), info(0, 0, 1, 0, 0, 0)), 2000);
+    const auto ev = take();
+    ASSERT_EQ(ev.size(), 1U);
+    EXPECT_EQ(ev[0].activity, error == ECONNREFUSED ? Activity::kRefuse : Activity::kFail);
+    EXPECT_EQ(ev[0].status_detail, detail);
+    ++cookie;
+  }
+}
+
+// Revision 3, rule 3: the kernel's events saw it connect(): known, not guessed, though no
+// listener decides it and no poll saw it in SYN-SENT.
+TEST_F(TrackerTest, TheKernelsEventsKnowWhoInitiated) {
+  poll(1000, {}, true);
+  // Port 22 to an ephemeral remote port: the guess would be Accepted.
+  kernel_[80].opened = flow::KernelFacts::Opened::kActive;
+  destroy(destroy_of(inbound(1, 80), info(11, 11, 3, 3, 30, 10)), 2000);
+  destroy(destroy_of(inbound(1, 81), info(11, 11, 3, 3, 30, 10)), 2000);
+  const auto ev = take();
+  ASSERT_EQ(ev.size(), 2U);
+  EXPECT_EQ(ev[0].orientation.shape, Shape::kInitiated);
+  EXPECT_TRUE(ev[0].orientation.assignment_known);
+  EXPECT_EQ(ev[0].orientation.observation_point, flow::ObservationPoint::kSource);
+  EXPECT_EQ(ev[1].orientation.shape, Shape::kAccepted) << "the guess";
+  EXPECT_FALSE(ev[1].orientation.assignment_known);
 }
 
 TEST_F(TrackerTest, AbortedEndpointsKeepTheirAddresses) {

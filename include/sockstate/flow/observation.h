@@ -42,6 +42,13 @@ enum class Status : std::uint8_t { kUnknown = 0, kSuccess = 1, kFailure = 2 };
 // as when nothing is known of its past. A snapshot reports no event that did not happen.
 Activity snapshot_activity(std::uint8_t kernel_state);
 
+// Whether a socket in this kernel state is past its handshake (the connection happened).
+bool handshake_done(std::uint8_t kernel_state);
+
+// An Open record's status: the attempt is seen, its outcome not while the handshake is
+// pending (SYN-SENT, SYN-RECEIVED): Unknown then, Success after it.
+Status open_status(std::uint8_t kernel_state);
+
 // A traffic delta and the observation period it covers.
 struct TrafficPeriod {
   Traffic delta;

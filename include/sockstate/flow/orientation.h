@@ -14,6 +14,8 @@ class ListenerTable {
  public:
   void add(const netlink::SocketEntry& listener);
   [[nodiscard]] bool accepts(const netlink::SocketEntry& connection) const;
+  // Whether a listener here owns `addr`:`port` (that address, or the wildcard).
+  [[nodiscard]] bool listens(const Address& addr, std::uint16_t port) const;
   [[nodiscard]] std::size_t size() const { return exact_.size() + wildcard_ports_.size(); }
 
   // The namespace's ephemeral port range (net.ipv4.ip_local_port_range), for guessing
@@ -50,12 +52,8 @@ enum class Direction : std::uint8_t {
   kLocal = 4
 };
 enum class Boundary : std::uint8_t { kUnknown = 0, kLocalhost = 1, kInternal = 2, kExternal = 3 };
-enum class ObservationPoint : std::uint8_t {
-  kUnknown = 0,
-  kSource = 1,
-  kDestination = 2,
-  kBoth = 4
-};
+// Which end of its connection the record's socket is (so a same-host pair is 1 and 2).
+enum class ObservationPoint : std::uint8_t { kUnknown = 0, kSource = 1, kDestination = 2 };
 
 // Where a socket stands in its connection, per the output contract.
 struct Orientation {
@@ -85,7 +83,8 @@ Orientation initiator(const netlink::SocketEntry& entry, const ListenerTable& li
 // `remote`, by the contract's perimeter table (the local end is this host, so inside).
 void classify(Orientation& o, const Address& remote, const Perimeter& perimeter);
 
-// Both, from the socket's own addresses.
+// Both, from the socket's own addresses; a connection no local listener decides whose peer
+// is a listener of the same namespace (a loopback pair) was initiated here.
 Orientation orient(const netlink::SocketEntry& entry, const ListenerTable& listeners,
                    const Perimeter& perimeter);
 

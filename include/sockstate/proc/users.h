@@ -8,7 +8,8 @@
 namespace sockstate::proc {
 
 // A user as OCSF `user` wants it: uid as text, name, and type_id (2 Admin for uid 0,
-// 3 System below the host's first user id, 1 User from it on).
+// 1 User within the host's range of regular user ids, 3 System outside it: `nobody`,
+// 65534, is above UID_MAX).
 struct UserInfo {
   std::uint32_t uid = 0;
   std::string name;  // "" when the user database has none
@@ -18,19 +19,26 @@ struct UserInfo {
 // The uid's passwd name (getpwuid_r), "" when it has none.
 std::string passwd_name(std::uint32_t uid);
 
-// uid -> UserInfo, each uid looked up once. The first user id is UID_MIN from
-// `root`/etc/login.defs (1000 when absent), as useradd(8) reads it.
+// The regular user ids: UID_MIN..UID_MAX of login.defs(5), as useradd(8) reads them
+// (1000..60000 when absent).
+struct UserIdRange {
+  std::uint32_t first = 1000;
+  std::uint32_t last = 60000;
+};
+UserIdRange read_user_id_range(const std::string& root);
+
+// uid -> UserInfo, each uid looked up once, typed by the range `root`/etc/login.defs gives.
 class UserDirectory {
  public:
   using NameOf = std::function<std::string(std::uint32_t)>;
   explicit UserDirectory(const std::string& root = "/", NameOf name_of = {});
 
   const UserInfo& lookup(std::uint32_t uid);
-  [[nodiscard]] std::uint32_t first_user_id() const { return first_uid_; }
+  [[nodiscard]] const UserIdRange& regular_ids() const { return range_; }
 
  private:
   NameOf name_of_;
-  std::uint32_t first_uid_ = 1000;
+  UserIdRange range_;
   std::unordered_map<std::uint32_t, UserInfo> cache_;
 };
 

@@ -254,6 +254,10 @@ class Tracker {
                             bool from_destroy, std::int64_t now_ms) const;
   void terminal(std::uint64_t cookie, std::uint64_t netns, bool by_poll, std::int64_t now_ms);
   void track(const netlink::SocketEntry& entry, const flow::Orientation& o);
+  void begin_first_period(Tracked& t);
+  [[nodiscard]] flow::Orientation orient(const netlink::SocketEntry& entry,
+                                         const flow::ListenerTable& listeners,
+                                         const flow::Perimeter& perimeter) const;
   void settle_due(Tracked& t);
   void owe(Tracked& t, Due due, std::uint8_t previous);
   bool report_traffic(Tracked& t, std::int64_t now_ms, std::int64_t interval_ms);
@@ -296,6 +300,7 @@ class Tracker {
   std::uint64_t changes_ = 0;
   std::uint32_t generation_ = 0;  // polls so far: 136 years of one a second
   std::int64_t poll_ms_ = 0;
+  std::int64_t previous_poll_ms_ = 0;  // the poll before this one (its time)
   FirstSight first_ = FirstSight::kEvent;
   TrackerStats stats_;
   std::unordered_map<std::uint64_t, std::uint64_t> new_connections_;  // by netns
