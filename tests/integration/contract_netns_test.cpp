@@ -8,7 +8,9 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sched.h>
+#include <sys/fsuid.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -34,6 +36,13 @@ constexpr const char* kHere4 = "198.51.100.1";
 constexpr const char* kPeer4 = "198.51.100.2";
 constexpr const char* kHere6 = "2001:db8:51::1";
 constexpr const char* kPeer6 = "2001:db8:51::2";
+
+// A socket's inode, as sock_diag reports it (unmapped.inode).
+std::uint64_t socket_inode(int fd) {
+  struct stat st {};
+  EXPECT_EQ(::fstat(fd, &st), 0);
+  return st.st_ino;
+}
 
 // Either family's socket address.
 struct Address {
@@ -95,6 +104,25 @@ void abort_socket(UniqueFd& fd) {
 
 std::string cid(const json& r) {
   return r["connection_info"]["uid"].get<std::string>();
+}
+
+// Per socket (connection_info.uid): the sum of its records' traffic.bytes_out, and its last
+// cumulative_traffic.bytes_out.
+struct BytesOut {
+  std::int64_t sum = 0;
+  std::int64_t total = 0;
+};
+std::map<std::string, BytesOut> bytes_out_by_socket(const std::vector<json>& records) {
+  std::map<std::string, BytesOut> out;
+  for (const auto& x : records) {
+    if (x.contains("traffic")) {
+      out[cid(x)].sum += x["traffic"]["bytes_out"].get<std::int64_t>();
+    }
+    if (x.contains("cumulative_traffic")) {
+      out[cid(x)].total = x["cumulative_traffic"]["bytes_out"].get<std::int64_t>();
+    }
+  }
+  return out;
 }
 
 bool terminal(const json& r) {
@@ -201,11 +229,18 @@ TEST_F(ContractNetns, IntraHostOverNonLoopbackAddressesIsLocal) {
     UniqueFd s = accept_one(l.get());
     const auto r = snapshot("--state established --port 6001");
     ASSERT_EQ(r.size(), 2U);
+    std::set<int> points;
     for (const auto& x : r) {
       EXPECT_EQ(x["connection_info"]["direction"], "Local") << x.dump();
       EXPECT_EQ(x["connection_info"]["boundary"], "Localhost");
-      EXPECT_EQ(x["observation_point"], "Both");
+      // Revision 3, rule 2: each record says which end its socket is; rule 3: known.
+      EXPECT_EQ(x["is_src_dst_assignment_known"], true) << x.dump();
+      points.insert(x["observation_point_id"].get<int>());
+      // The client's socket is the source, the server's (port 6001) the destination.
+      const bool server = x["unmapped"]["inode"] == socket_inode(s.get());
+      EXPECT_EQ(x["observation_point_id"], server ? 2 : 1) << x.dump();
     }
+    EXPECT_EQ(points, (std::set<int>{1, 2}));
   }
 }
 
@@ -285,6 +320,28 @@ TEST_F(ContractNetns, TwoSnapshotsReportALiveConnectionAsTrafficBothTimes) {
       EXPECT_FALSE(x.contains("start_time"));
     }
   }
+}
+
+// A socket made by `nobody` (65534, above UID_MAX of login.defs) is a System user's, not a
+// regular User's; device.name is the host name (Splunk's dvc); status_code the state.
+TEST_F(ContractNetns, ANobodyListenerIsSystemAndTheDeviceHasAName) {
+  // The socket's owner is the creating thread's fsuid (sock_alloc()); setfsuid() is per
+  // thread, so the rest of the test process stays root.
+  ::setfsuid(65534);
+  UniqueFd l(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  ::setfsuid(0);
+  ASSERT_TRUE(l.valid());
+  const sockaddr_in a = loopback(6007);
+  ASSERT_EQ(::bind(l.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(l.get(), 4), 0);
+  const auto r = snapshot("--port 6007 --state listening");
+  ASSERT_EQ(r.size(), 1U);
+  EXPECT_EQ(r[0]["actor"]["user"]["uid"], "65534") << r[0].dump();
+  EXPECT_EQ(r[0]["actor"]["user"]["type_id"], 3);
+  EXPECT_EQ(r[0]["actor"]["user"]["type"], "System");
+  EXPECT_EQ(r[0]["device"]["name"], r[0]["device"]["hostname"]);
+  EXPECT_FALSE(r[0]["device"]["name"].get<std::string>().empty());
+  EXPECT_EQ(r[0]["status_code"], "LISTEN");
 }
 
 TEST_F(ContractNetns, DeviceUidIsTheAppSpecificIdNotTheMachineId) {
@@ -410,10 +467,16 @@ TEST_F(ContractNetns, TerminalOnceForSocketsClosingAtStartup) {
   std::this_thread::sleep_for(milliseconds(200));
   start(json{{"poll_interval", "200ms"}});
   auto r = wait_for([](const auto& all) { return all.size() >= 8; });
-  std::map<int, int> baseline;  // kernel state -> activity
+  std::map<int, int> baseline;         // kernel state -> activity
+  std::set<std::string> ended_before;  // the baseline's TIME-WAIT: its Close, already
   for (const auto& x : r) {
     baseline[x["unmapped"]["kernel_tcp_state"].get<int>()] = x["activity_id"].get<int>();
+    if (x["unmapped"]["kernel_tcp_state"] == 6) {
+      EXPECT_TRUE(x.contains("end_time")) << "a terminal record: its end was seen";
+      ended_before.insert(cid(x));
+    }
   }
+  EXPECT_EQ(ended_before.size(), 1U);
   EXPECT_EQ(baseline[5], 6) << "FIN-WAIT-2 is live: Traffic";
   EXPECT_EQ(baseline[8], 6) << "CLOSE-WAIT: Traffic";
   EXPECT_EQ(baseline[4], 6) << "FIN-WAIT-1: Traffic";
@@ -424,10 +487,10 @@ TEST_F(ContractNetns, TerminalOnceForSocketsClosingAtStartup) {
   ASSERT_FALSE(apply_nft("delete table inet sockstate_contract\n"));
   c2.reset();
   s2.reset();
-  r = wait_for([](const auto& all) {
+  r = wait_for([&](const auto& all) {
     int closes = 0;
     for (const auto& x : all) {
-      closes += (x["activity_id"] == kClose && x.contains("end_time")) ? 1 : 0;
+      closes += (x["activity_id"] == kClose && !ended_before.contains(cid(x))) ? 1 : 0;
     }
     return closes >= 4;
   });
@@ -437,7 +500,8 @@ TEST_F(ContractNetns, TerminalOnceForSocketsClosingAtStartup) {
   expect_terminal_once(r);
   int ended = 0;
   for (const auto& x : r) {
-    if (terminal(x) && x.contains("end_time")) {
+    if (terminal(x) && !ended_before.contains(cid(x))) {
+      EXPECT_TRUE(x.contains("end_time")) << x.dump();
       ++ended;
       EXPECT_FALSE(x.contains("start_time")) << "existed at startup: age unknown";
       EXPECT_FALSE(x.contains("duration"));
@@ -515,7 +579,7 @@ TEST_F(ContractNetns, TimedOutConnectHeldByItsApplicationIsOneFail) {
       apply_nft("table inet sockstate_syn {\n chain input {\n"
                 "  type filter hook input priority 0;\n  tcp dport 6040 tcp flags syn drop\n"
                 " }\n}\n"));
-  start(json{{"poll_interval", "200ms"}});
+  start(json{{"poll_interval", "200ms"}, {"traffic_interval", "500ms"}});
   UniqueFd l = listen_at("127.0.0.1", 6040);
   UniqueFd c(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   const int one_retry = 1;
@@ -543,10 +607,48 @@ TEST_F(ContractNetns, TimedOutConnectHeldByItsApplicationIsOneFail) {
   const auto fails = with(r, kFail, 6040);
   ASSERT_EQ(fails.size(), 1U);
   EXPECT_EQ(fails[0]["status_id"], 2);
+  // Revision 3, rule 4: the Open of a pending handshake is Unknown, its SYN retries are no
+  // Traffic, and the Fail says why where the kernel told (its events carry sk_err).
+  const auto opens = with(r, kOpen, 6040);
+  ASSERT_EQ(opens.size(), 1U);
+  EXPECT_EQ(opens[0]["status_id"], 0) << opens[0].dump();
+  EXPECT_EQ(opens[0]["status"], "Unknown");
+  EXPECT_EQ(with(r, 6, 6040).size(), 0U) << "no Traffic before ESTABLISHED";
+  EXPECT_EQ(fails[0].value("status_detail", ""), kernel_events() ? "timeout" : "")
+      << fails[0].dump();
   EXPECT_TRUE(fails[0]["actor"].contains("process")) << "the owner the polls saw";
   EXPECT_TRUE(fails[0].contains("start_time")) << "the Open was seen";
   EXPECT_EQ(with(r, kClose, 6040).size(), 0U);
   (void)apply_nft("delete table inet sockstate_syn\n");
+}
+
+// Revision 3, rule 1, the case: 100,000 bytes before the first poll that sees the
+// connection, then idle. Revision 2 summed this to 0 of 100,000 (its first period began at
+// that poll); now each end's traffic sums to the 100,000 its cumulative_traffic says.
+TEST_F(ContractNetns, AConnectionBornBetweenPollsSumsExactly) {
+  start(json{{"poll_interval", "1s"}, {"traffic_interval", "1s"}});
+  UniqueFd l = listen_at("127.0.0.1", 6055);
+  UniqueFd c = connect_at("127.0.0.1", 6055);
+  UniqueFd s = accept_one(l.get());
+  write_all(c.get(), 100000);
+  read_exactly(s.get(), 100000);
+  auto r = wait_for([](const auto& all) { return with(all, kOpen, 6055).size() >= 2; });
+  std::this_thread::sleep_for(milliseconds(2500));  // idle over two polls
+  c.reset();
+  char b;
+  ASSERT_EQ(::read(s.get(), &b, 1), 0);
+  s.reset();
+  r = wait_for([](const auto& all) { return with(all, kClose, 6055).size() >= 2; });
+  stop();
+  r = records();
+  expect_terminal_once(r);
+  const auto by_socket = bytes_out_by_socket(on_port(r, 6055));
+  ASSERT_EQ(by_socket.size(), 2U) << "one per end";
+  for (const auto& [id, bytes] : by_socket) {
+    EXPECT_EQ(bytes.total, 100000) << id;
+    EXPECT_EQ(bytes.sum, 100000) << id << ": traffic sums to the totals";
+  }
+  expect_valid_ocsf();
 }
 
 TEST_F(ContractNetns, TrafficAddsUpToWhatMovedWhileWatched) {
@@ -575,25 +677,20 @@ TEST_F(ContractNetns, TrafficAddsUpToWhatMovedWhileWatched) {
   stop();
   r = records();
   expect_terminal_once(r);
-  std::map<std::string, std::int64_t> sum;
-  std::map<std::string, std::int64_t> last_total;
   for (const auto& x : on_port(r, 6050)) {
-    if (x.contains("traffic")) {
-      sum[cid(x)] += x["traffic"]["bytes_out"].get<std::int64_t>();
-      EXPECT_GT(
-          x["traffic"]["bytes"].get<std::int64_t>() + x["traffic"]["packets"].get<std::int64_t>(),
-          0)
-          << "no zero-delta Traffic: " << x.dump();
-    }
-    if (x.contains("cumulative_traffic")) {
-      last_total[cid(x)] = x["cumulative_traffic"]["bytes_out"].get<std::int64_t>();
-    }
+    EXPECT_TRUE(!x.contains("traffic") || x["traffic"]["bytes"].get<std::int64_t>() +
+                                                  x["traffic"]["packets"].get<std::int64_t>() >
+                                              0)
+        << "no zero-delta Traffic: " << x.dump();
   }
+  auto by_socket = bytes_out_by_socket(on_port(r, 6050));
   ASSERT_EQ(at_open.size(), 2U);
   for (const auto& [id, open] : at_open) {
-    EXPECT_EQ(last_total[id], 6100) << id;
-    EXPECT_EQ(sum[id], 6100 - open) << id << ": what moved while watched";
-    EXPECT_LE(sum[id], last_total[id]);
+    EXPECT_EQ(by_socket[id].total, 6100) << id;
+    // Born under the daemon: its first period counts from its start (revision 3, rule 1),
+    // not from the totals its Open saw.
+    EXPECT_EQ(by_socket[id].sum, 6100)
+        << id << ": everything it moved, " << open << " before its Open";
   }
   EXPECT_GE(with(r, 6, 6050).size(), 2U) << "Traffic records while data moved";
   expect_valid_ocsf();

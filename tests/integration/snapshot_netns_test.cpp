@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
@@ -75,11 +76,19 @@ std::string expected_flow(const HeldSocket& s) {
 }
 
 // A listener decided it, or the state did (SYN-SENT, SYN-RECV, LISTEN).
-bool expected_known(const HeldSocket& s) {
+// Revision 3, rule 3: known when a local listener accepted it, when it is in a handshake,
+// or when its peer is a listener held here (a loopback pair: this end connected to it).
+bool expected_known(const HeldSocket& s, const std::vector<HeldSocket>& held) {
   if (s.remote_ip.empty()) {
     return s.kernel_state == kTcpListen;
   }
-  return s.accepted_side || s.kernel_state == kTcpSynSent || s.kernel_state == kTcpSynRecv;
+  if (s.accepted_side || s.kernel_state == kTcpSynSent || s.kernel_state == kTcpSynRecv) {
+    return true;
+  }
+  return std::any_of(held.begin(), held.end(), [&s](const HeldSocket& h) {
+    return h.kernel_state == kTcpListen && h.local_port == s.remote_port &&
+           (h.local_ip == s.remote_ip || h.local_ip == "0.0.0.0" || h.local_ip == "::");
+  });
 }
 
 struct SnapshotRun {
@@ -176,20 +185,25 @@ TEST_F(SnapshotNetns, EveryStateReportedCorrectly) {
     const json* match = nullptr;
     for (const json& r : run.records) {
       if (flow_of(r) == flow && r["unmapped"]["kernel_tcp_state"] == s.kernel_state &&
-          r["is_src_dst_assignment_known"] == expected_known(s)) {
+          r["observation_point_id"] == (s.accepted_side ? 2 : 1)) {
         EXPECT_EQ(match, nullptr) << "two records for one socket";
         match = &r;
       }
     }
     ASSERT_NE(match, nullptr) << "no record for " << flow;
     const json& r = *match;
+    EXPECT_EQ(r["is_src_dst_assignment_known"], expected_known(s, held)) << r.dump();
     states_seen.insert(s.kernel_state);
     EXPECT_EQ(r["unmapped"]["tcp_state_id"], s.kernel_state);  // 1..11 map to themselves
     EXPECT_EQ(r["unmapped"]["tcp_state"],
               std::string(ocsf::kTcpStateCaptions[static_cast<std::size_t>(s.kernel_state)]));
     EXPECT_EQ(r["activity_id"], expected_activity(s.kernel_state));
     EXPECT_EQ(r["connection_info"]["protocol_ver_id"], s.family == AF_INET ? 4 : 6);
-    EXPECT_EQ(r["status_id"], 1);
+    // A pending handshake's outcome is not known yet (revision 3, rule 4).
+    EXPECT_EQ(r["status_id"], r["activity_id"] == 1 ? 0 : 1);
+    EXPECT_EQ(r["status_code"], r["unmapped"]["tcp_state"]);
+    // A TIME-WAIT socket has ended: its Close says when it was seen ended.
+    EXPECT_EQ(r.contains("end_time"), s.kernel_state == kTcpTimeWait) << r.dump();
     EXPECT_FALSE(r.contains("traffic")) << "a snapshot ends no observation period";
     if (s.remote_ip.empty()) {
       // Listen and Bound: no connection, so no direction or boundary.
@@ -199,7 +213,7 @@ TEST_F(SnapshotNetns, EveryStateReportedCorrectly) {
       // Everything here is on loopback.
       EXPECT_EQ(r["connection_info"]["boundary_id"], 1);
       EXPECT_EQ(r["connection_info"]["direction_id"], 4);
-      EXPECT_EQ(r["observation_point_id"], 4);
+      // Each socket is one end of its pair (revision 3, rule 2): matched by it above.
     }
     EXPECT_EQ(r["metadata"]["correlation_uid"].get<std::string>().substr(19, 4) +
                   r["metadata"]["correlation_uid"].get<std::string>().substr(24),
@@ -359,9 +373,11 @@ TEST_F(SnapshotNetns, TrafficIsExactAndOriented) {
     EXPECT_EQ(r["actor"]["user"]["uid"], "0") << "the socket's owner, without --process";
     EXPECT_EQ(r["actor"]["user"]["type_id"], 2);
   }
-  EXPECT_NE(run.records[0]["is_src_dst_assignment_known"],
-            run.records[1]["is_src_dst_assignment_known"])
-      << "one end accepted (known), the other connected (a guess)";
+  // One end accepted, the other connected to this namespace's listener: both known, and
+  // each record says which end it is.
+  EXPECT_EQ(run.records[0]["is_src_dst_assignment_known"], true);
+  EXPECT_EQ(run.records[1]["is_src_dst_assignment_known"], true);
+  EXPECT_NE(run.records[0]["observation_point_id"], run.records[1]["observation_point_id"]);
 
   // Half-close: the client's FIN is acked (FIN-WAIT-2), the server has received it
   // (CLOSE-WAIT). The kernel counts each FIN as a byte; the records must not.
@@ -389,24 +405,32 @@ TEST_F(SnapshotNetns, TrafficIsExactAndOriented) {
   ::close(lfd);
 }
 
-TEST_F(SnapshotNetns, EveryRecordPassesTheOcsfCheck) {
-  std::string all;
-  for (const char* args : {"--state all,bound", "", "--no-info", "--family inet6 --state listen"}) {
-    const SnapshotRun run = snapshot(args);
-    ASSERT_EQ(run.exit_code, 0);
-    all += run.text;
+// Every state, with and without --process, in each OCSF version mode, through the checker
+// for that version (its schema, and metadata.version equal to it).
+TEST_F(SnapshotNetns, EveryRecordOfEveryModePassesTheOcsfCheck) {
+  for (const char* version : {"1.8.0", "1.5.0", "1.1.0"}) {
+    SCOPED_TRACE(version);
+    std::string all;
+    for (const char* args : {"--state all,bound", "--state all,bound --process", "--no-info",
+                             "--family inet6 --state listen"}) {
+      const SnapshotRun run = snapshot(std::string(args) + " --ocsf-version " + version);
+      ASSERT_EQ(run.exit_code, 0) << run.error_output;
+      all += run.text;
+    }
+    // For a look by hand, or another checker: SOCKSTATE_KEEP_RECORDS=FILE keeps them.
+    if (const char* keep = std::getenv("SOCKSTATE_KEEP_RECORDS")) {
+      std::ofstream(std::string(keep) + "." + version) << all;
+    }
+    const CommandResult check =
+        run_command(std::string(SOCKSTATE_PYTHON3) + " " + SOCKSTATE_OCSF_CHECK +
+                        " --ocsf-version " + version + " --require-tcp-state",
+                    all, std::chrono::seconds(60));
+    EXPECT_EQ(check.exit_code, 0) << check.output << check.error_output;
+    const auto lines = static_cast<std::size_t>(std::count(all.begin(), all.end(), '\n'));
+    EXPECT_GT(lines, 40U) << "the zoo's sockets, four times";
+    EXPECT_NE(check.output.find(std::to_string(lines) + " passed, 0 failed"), std::string::npos)
+        << check.output;
   }
-  // For a look by hand, or another checker: SOCKSTATE_KEEP_RECORDS=FILE keeps them.
-  if (const char* keep = std::getenv("SOCKSTATE_KEEP_RECORDS")) {
-    std::ofstream(keep) << all;
-  }
-  const CommandResult check = run_command(
-      std::string(SOCKSTATE_PYTHON3) + " " + SOCKSTATE_OCSF_CHECK + " --require-tcp-state", all,
-      std::chrono::seconds(60));
-  EXPECT_EQ(check.exit_code, 0) << check.output << check.error_output;
-  const auto lines = static_cast<std::size_t>(std::count(all.begin(), all.end(), '\n'));
-  EXPECT_NE(check.output.find(std::to_string(lines) + " passed, 0 failed"), std::string::npos)
-      << check.output;
 }
 
 TEST_F(SnapshotNetns, OutputFileAndWriteErrors) {
