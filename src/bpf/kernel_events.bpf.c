@@ -22,13 +22,12 @@ struct {
 	__uint(max_entries, 4 << 20);
 } events SEC(".maps");
 
-/* Events the ring buffer had no room for, per CPU: the loader sums them. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} lost SEC(".maps");
+/*
+ * Events the ring buffer had no room for. A global (.bss, mmapped by the skeleton): the
+ * daemon reads it at every drain without a bpf() syscall; it changes only when the ring is
+ * full, so the one atomic add is never contended in the common case.
+ */
+__u64 lost_events = 0;
 
 /* The syscall numbers of accept() and accept4() on the target. */
 #if defined(__TARGET_ARCH_x86)
@@ -41,11 +40,27 @@ struct {
 
 static __always_inline void count_lost(void)
 {
-	__u32 zero = 0;
-	__u64 *n = bpf_map_lookup_elem(&lost, &zero);
+	__sync_fetch_and_add(&lost_events, 1);
+}
 
-	if (n)
-		(*n)++;
+/*
+ * Few wakeups: the daemon reads the ring before it reads any destroy event and at every
+ * poll, which is when it needs what most events say (a socket's start and end). Only an
+ * event after which it reads /proc while the process may still live (an exec: its exe; a
+ * connect(), listen() or accept(): the owner's cgroup and parent) wakes it, and only when
+ * the ring was empty (libbpf's adaptive wakeup); any event wakes it once a quarter of the
+ * ring (at most 256 KiB) waits, so that a burst read late does not fill it.
+ */
+static __always_inline void submit(void *e, bool prompt)
+{
+	__u64 waiting = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	__u64 size = bpf_ringbuf_query(&events, BPF_RB_RING_SIZE);
+	__u64 threshold = size / 4 < (256 << 10) ? size / 4 : (256 << 10);
+
+	if (waiting > threshold)
+		bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
+	else
+		bpf_ringbuf_submit(e, prompt ? 0 : BPF_RB_NO_WAKEUP);
 }
 
 /*
@@ -152,7 +167,7 @@ int BPF_PROG(on_state, const struct sock *sk, const int old_state, const int new
 	fill_endpoints(e, sk);
 	fill_counters(e, sk);
 	fill_task(&e->task);
-	bpf_ringbuf_submit(e, 0);
+	submit(e, false);
 	return 0;
 }
 
@@ -175,6 +190,11 @@ static __always_inline int emit_accept(long ret)
 		return 0;
 	if (bpf_probe_read_kernel(&f, sizeof(f), &fdt->fd[fd]) || !f)
 		return 0;
+	so = BPF_CORE_READ(f, private_data);
+	sk = BPF_CORE_READ(so, sk);
+	/* accept() of a Unix or other socket: nothing of ours, no event. */
+	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return 0;
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		count_lost();
@@ -183,12 +203,10 @@ static __always_inline int emit_accept(long ret)
 	e->type = SOCKSTATE_EV_ACCEPT;
 	e->fd = fd;
 	e->boottime_ns = bpf_ktime_get_boot_ns();
-	so = BPF_CORE_READ(f, private_data);
-	sk = BPF_CORE_READ(so, sk);
 	e->cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
 	e->inode = BPF_CORE_READ(f, f_inode, i_ino);
 	fill_task(&e->task);
-	bpf_ringbuf_submit(e, 0);
+	submit(e, false);
 	return 0;
 }
 
@@ -227,6 +245,6 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	e->args_len = 0;
 	if (n > 0 && bpf_probe_read_user(e->args, n & 0x1ff, (void *)start) == 0)
 		e->args_len = n;
-	bpf_ringbuf_submit(e, 0);
+	submit(e, true);
 	return 0;
 }

@@ -283,21 +283,9 @@ KernelEvents::Positions KernelEvents::positions() const {
 }
 
 std::uint64_t KernelEvents::lost() const {
-  const int ncpus = libbpf_num_possible_cpus();
-  if (ncpus <= 0) {
-    return 0;
-  }
-  std::vector<std::uint64_t> per_cpu(static_cast<std::size_t>(ncpus));
-  const std::uint32_t zero = 0;
-  if (bpf_map__lookup_elem(impl_->skel->maps.lost, &zero, sizeof zero, per_cpu.data(),
-                           per_cpu.size() * sizeof(std::uint64_t), 0) != 0) {
-    return 0;
-  }
-  std::uint64_t n = 0;
-  for (const auto v : per_cpu) {
-    n += v;
-  }
-  return n;
+  // The programs' global, in the skeleton's mmapped .bss: no syscall.
+  const auto* bss = impl_->skel->bss;
+  return bss == nullptr ? 0 : __atomic_load_n(&bss->lost_events, __ATOMIC_RELAXED);
 }
 
 bool built_with_bpf() {

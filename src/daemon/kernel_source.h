@@ -31,6 +31,9 @@ class KernelEventSource final : public EventSource {
   [[nodiscard]] std::uint64_t stalls() const { return stalls_; }
 
  private:
+  // Reads until the consumer reaches `target` (the producer when the drain began), or 2 ms.
+  Result<void> catch_up(std::uint64_t target);
+
   std::unique_ptr<bpf::KernelEvents> events_;
   history::SocketHistory& history_;
   std::uint64_t read_ = 0;

@@ -148,7 +148,7 @@ void SocketHistory::on_exec(const bpf::ExecEvent& e) {
     args += a;
   }
   // The filename as given to execve() may be relative: the link says where it is, while
-  // the process lives (it has only just exec'd).
+  // the process lives (an exec event wakes the daemon, so it is read within a wakeup).
   std::string exe;
   std::array<char, 4096> link{};
   const std::string path = options_.proc_root + "/" + std::to_string(e.task.tgid) + "/exe";
@@ -231,10 +231,11 @@ SocketHistory::Process* SocketHistory::process(const bpf::Task& task) {
   return &p;
 }
 
-// What no event carries (its cgroup and container, its parent's name), from /proc while
-// the process lives; and for one whose exec no event showed (it exec'd before we started,
-// or is a fork that did not exec), its program too: from /proc, else the program its
-// parent runs (a fork runs its parent's program with its parent's arguments).
+// What no event carries (its cgroup and container, its parent's name), from /proc if the
+// process still lives when its events are read (at the next destroy event or poll: a
+// process that exited first has none of them); and for one whose exec no event showed (it exec'd
+// before we started, or is a fork that did not exec), its program too: from /proc, else the program
+// its parent runs (a fork runs its parent's program with its parent's arguments).
 void SocketHistory::learn_details(Process& p) {
   p.details = true;  // tried once
   ++stats_.proc_lookups;

@@ -86,7 +86,9 @@ class KernelEvents {
   KernelEvents(const KernelEvents&) = delete;
   KernelEvents& operator=(const KernelEvents&) = delete;
 
-  // Readable (epoll) while events wait.
+  // Readable (epoll) when the programs woke it: after an exec event written into an empty
+  // ring, or once a quarter of the ring (at most 256 KiB) waits. Other events wait for
+  // the next drain (the daemon drains before every destroy event and at every poll).
   [[nodiscard]] int fd() const;
   // Hands at most `budget` waiting events to `each`, oldest first; returns how many. An
   // Error: the ring buffer could not be read.
