@@ -66,6 +66,12 @@ struct Daemon::State {
   bool hold_expired = false;  // held for half a poll interval: no more until it drains
   std::int64_t held_since = 0;
   std::uint64_t event_holds = 0;  // times they were held
+  // After a pass that read a record-writing source, its sources rest out of the epoll set
+  // for kEventBatchMs: a churn of a few thousand destroy events a second then costs one
+  // wakeup (a drain, a sink write) per 20 ms, not one per event (README: record latency).
+  static constexpr std::int64_t kEventBatchMs = 20;
+  std::int64_t rest_until = 0;  // monotonic ms; 0: not resting
+  bool watching = true;         // the record-writing sources are in the epoll set
 
   State(ConfigLoader l, ocsf::RecordContext c)
       : loader(std::move(l)),
@@ -113,8 +119,8 @@ struct Daemon::State {
   }
 
   Result<void> add_source(EventSource& source) {
-    const bool held = events_held && source.writes_records();
-    if (!held && !watch(source.fd())) {  // held: watched when released
+    const bool held = !watching && source.writes_records();
+    if (!held && !watch(source.fd())) {  // held or resting: watched when released
       return errno_error("cannot watch the " + source.describe());
     }
     (source.writes_records() ? sources : annotators)[source.fd()] = &source;
@@ -283,6 +289,10 @@ struct Daemon::State {
   // stalled sink never delays the others' records; when none keeps up that long, the events
   // are held back no longer (until a sink has drained below half).
   void steer_events(std::int64_t now) {
+    if (rest_until != 0 && now >= rest_until) {
+      rest_until = 0;
+      update_watching();
+    }
     if (emitter.room_to_half() > 0) {
       hold_expired = false;
       hold_events(false);
@@ -302,10 +312,26 @@ struct Daemon::State {
     }
     events_held = hold;
     event_holds += hold ? 1 : 0;
-    // Out of the epoll set while held, not merely asked for no events: epoll reports
-    // EPOLLERR whatever is asked, and a destroy socket that overflowed has its error set.
+    update_watching();
+  }
+
+  // A pass read a record-writing source: they rest (steer_events() ends it).
+  void rest(std::int64_t now) {
+    rest_until = now + kEventBatchMs;
+    update_watching();
+  }
+
+  // The record-writing sources are in the epoll set unless held or resting. Out of the set,
+  // not merely asked for no events: epoll reports EPOLLERR whatever is asked, and a
+  // destroy socket that overflowed has its error set.
+  void update_watching() {
+    const bool want = !events_held && rest_until == 0;
+    if (want == watching) {
+      return;
+    }
+    watching = want;
     for (const auto& [fd, source] : sources) {
-      if (hold) {
+      if (!want) {
         (void)::epoll_ctl(epoll_fd.get(), EPOLL_CTL_DEL, fd, nullptr);
       } else {
         if (!watch(fd)) {
@@ -324,6 +350,8 @@ struct Daemon::State {
   // When no sink keeps up there is nothing to wait for; drain_held() then takes the rest.
   void finish_at_pace() {
     hold_events(false);
+    rest_until = 0;
+    update_watching();
     hold_expired = false;
     const std::int64_t deadline = collect::monotonic_ms() + kDeliverWithin.count();
     while (collect::monotonic_ms() < deadline) {
@@ -735,10 +763,15 @@ struct Daemon::State {
     if (emitter.round_pending() || events_held) {
       deadline = std::min(deadline, now + kPaceMs);  // look at the sinks again soon
     }
+    if (rest_until != 0) {
+      deadline = std::min(deadline, rest_until);
+    }
     std::array<epoll_event, 4> events{};
     const int timeout = static_cast<int>(std::max<std::int64_t>(0, deadline - now));
+    sinks.defer_wakeups(false);  // what this pass wrote is written while we wait
     const int n =
         ::epoll_wait(epoll_fd.get(), events.data(), static_cast<int>(events.size()), timeout);
+    sinks.defer_wakeups(true);
     if (n < 0 && errno != EINTR) {
       spdlog::error("{}", errno_error("epoll_wait").message());
       return 1;
@@ -750,6 +783,9 @@ struct Daemon::State {
         if (auto drained = drain_source(*source); !drained) {
           spdlog::error("{}", drained.error().message());
           stop = 1;
+        }
+        if (source->writes_records()) {
+          rest(collect::monotonic_ms());
         }
       } else if (fd == signal_fd.get() && handle_signals()) {
         stop = stop.value_or(0);
@@ -852,6 +888,7 @@ int Daemon::run() {
   }
   spdlog::info("sockstate run: {}", config::describe(s.config));
   const int status = s.loop();
+  s.sinks.defer_wakeups(false);
   (void)::sd_notify(0, "STOPPING=1");
   s.finish_at_pace();
   s.drain_held();

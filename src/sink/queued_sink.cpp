@@ -174,6 +174,7 @@ Result<void> QueuedSink::start() {
 }
 
 void QueuedSink::submit(std::string_view record) {
+  bool wake = false;
   {
     std::lock_guard lock(mutex_);
     if (stopped_) {
@@ -184,8 +185,23 @@ void QueuedSink::submit(std::string_view record) {
       return;
     }
     queue_.emplace_back(record);
+    wake = !defer_wakeups_ || queue_.size() >= kWakeBatch;
   }
-  cv_.notify_one();
+  if (wake) {
+    cv_.notify_one();
+  }
+}
+
+void QueuedSink::defer_wakeups(bool defer) {
+  bool wake = false;
+  {
+    std::lock_guard lock(mutex_);
+    wake = defer_wakeups_ && !defer && !queue_.empty();
+    defer_wakeups_ = defer;
+  }
+  if (wake) {
+    cv_.notify_one();
+  }
 }
 
 void QueuedSink::reopen() {

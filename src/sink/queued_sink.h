@@ -130,6 +130,7 @@ class QueuedSink final : public Sink {
 
   Result<void> start() override;
   void submit(std::string_view record) override;
+  void defer_wakeups(bool defer) override;
   void reopen() override;
   void request_stop(std::chrono::milliseconds timeout) override;
   void stop(std::chrono::milliseconds timeout) override;
@@ -148,6 +149,7 @@ class QueuedSink final : public Sink {
   std::condition_variable cv_;
   std::deque<std::string> queue_;  // guarded by mutex_
   bool reopen_requested_ = false;  // guarded by mutex_
+  bool defer_wakeups_ = false;     // guarded by mutex_
   bool started_ = false;           // guarded by mutex_
   bool stopped_ = false;           // guarded by mutex_: request_stop() was called
   std::thread worker_;

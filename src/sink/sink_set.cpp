@@ -74,12 +74,22 @@ Result<void> SinkSet::apply(const std::vector<SinkConfig>& configs,
     }
   }
   live_ = std::move(next);
+  for (auto& e : live_) {
+    e.sink->defer_wakeups(deferred_);
+  }
   return {};
 }
 
 void SinkSet::submit(std::string_view record) {
   for (auto& e : live_) {
     e.sink->submit(record);
+  }
+}
+
+void SinkSet::defer_wakeups(bool defer) {
+  deferred_ = defer;
+  for (auto& e : live_) {
+    e.sink->defer_wakeups(defer);
   }
 }
 

@@ -399,6 +399,51 @@ TEST(FdSink, QueuedRecordsGoOutInBatches) {
   EXPECT_EQ(s.dropped, 0U);
 }
 
+// Whether anything can be read from fd within `wait`.
+bool readable_within(int fd, std::chrono::milliseconds wait) {
+  pollfd p{.fd = fd, .events = POLLIN, .revents = 0};
+  return ::poll(&p, 1, static_cast<int>(wait.count())) == 1;
+}
+
+// Deferred wakeups (the daemon's loop between two waits): a few records wait for the
+// undefer and then go out in one write(); a batch's worth (kWakeBatch) wakes the worker
+// without it; nothing is lost either way.
+TEST(FdSink, DeferredWakeupsWriteAPassInOneGo) {
+  Fd write_end;
+  Fd read_end = make_pipe(O_NONBLOCK, write_end);
+  auto sink = make_fd_sink(write_end.get(), "pipe", QueueLimit{100000});
+  ASSERT_TRUE(sink->start());
+  // A first record, undeferred: then the worker is idle in its wait (a worker that has not
+  // reached it yet, or is still writing, takes what waits without a wakeup).
+  sink->submit(record(99));
+  ASSERT_EQ(read_exactly(read_end.get(), record(99).size()), record(99));
+  std::this_thread::sleep_for(200ms);
+  sink->defer_wakeups(true);
+  std::string expected;
+  for (int i = 0; i < 10; ++i) {
+    expected += record(i);
+    sink->submit(record(i));
+  }
+  EXPECT_FALSE(readable_within(read_end.get(), 200ms)) << "a deferred record woke the worker";
+  const std::uint64_t before = write_calls();
+  sink->defer_wakeups(false);
+  ASSERT_TRUE(readable_within(read_end.get(), 5s)) << "undeferring did not wake the worker";
+  EXPECT_EQ(read_exactly(read_end.get(), expected.size()), expected);
+  EXPECT_EQ(write_calls() - before, 1U) << "the pass's records went out one by one";
+
+  sink->defer_wakeups(true);
+  expected.clear();
+  for (int i = 0; i < static_cast<int>(Sink::kWakeBatch); ++i) {
+    expected += record(100 + i);
+    sink->submit(record(100 + i));
+  }
+  EXPECT_EQ(read_exactly(read_end.get(), expected.size()), expected);  // still deferred
+  sink->stop(10s);
+  const auto s = sink->stats();
+  EXPECT_EQ(s.written, 11U + Sink::kWakeBatch);
+  EXPECT_EQ(s.dropped, 0U);
+}
+
 // Where stderr is the same file (systemd's journal stream, `2>&1`), a log line between two
 // pieces of a batch would cut a record: one record per write() there.
 TEST(FdSink, NoBatchesWhereStderrIsTheSameFile) {

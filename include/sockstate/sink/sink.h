@@ -124,6 +124,13 @@ class Sink {
   // mutex only for a queue push). After stop(), records are dropped and counted.
   virtual void submit(std::string_view record) = 0;
 
+  // While deferred, submit() wakes the worker only once a batch worth a write waits
+  // (kWakeBatch records); undeferring wakes it for what waits. The daemon defers between
+  // two waits of its loop, so that the records of one pass cost the worker one wakeup and
+  // one write, not one each. Never blocks.
+  virtual void defer_wakeups(bool /*defer*/) {}
+  static constexpr std::size_t kWakeBatch = 64;
+
   // SIGHUP: reopen files (after logrotate renamed them). Asynchronous; never blocks.
   virtual void reopen() {}
 

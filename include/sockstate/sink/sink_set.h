@@ -54,6 +54,8 @@ class SinkSet {
 
   // Every live sink gets the record.
   void submit(std::string_view record);
+  // Sink::defer_wakeups() for every live sink (and those made while deferred).
+  void defer_wakeups(bool defer);
 
   // Which sinks keep up, for room() and room_to_half(): the daemon calls it on every pass
   // of its loop. A sink whose queue has not been nearly empty (at most a quarter of what
@@ -128,6 +130,7 @@ class SinkSet {
   std::map<std::string, SinkStats, std::less<>> earlier_;       // finished sinks, by name
   std::map<std::string, std::uint64_t, std::less<>> left_out_;  // by name, across reloads
   std::int64_t patience_ms_ = 5000;
+  bool deferred_ = false;  // defer_wakeups()
   std::int64_t watched_ms_ = 0;
   SinkContext context_;
 };
