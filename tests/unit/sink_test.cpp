@@ -420,7 +420,9 @@ TEST(FdSink, DeferredWakeupsWriteAPassInOneGo) {
   std::this_thread::sleep_for(200ms);
   sink->defer_wakeups(true);
   std::string expected;
-  for (int i = 0; i < 10; ++i) {
+  constexpr int kPass = 50;  // fewer than kWakeBatch
+  static_assert(kPass < static_cast<int>(Sink::kWakeBatch));
+  for (int i = 0; i < kPass; ++i) {
     expected += record(i);
     sink->submit(record(i));
   }
@@ -429,7 +431,8 @@ TEST(FdSink, DeferredWakeupsWriteAPassInOneGo) {
   sink->defer_wakeups(false);
   ASSERT_TRUE(readable_within(read_end.get(), 5s)) << "undeferring did not wake the worker";
   EXPECT_EQ(read_exactly(read_end.get(), expected.size()), expected);
-  EXPECT_EQ(write_calls() - before, 1U) << "the pass's records went out one by one";
+  // One write() here; under the sanitizers this process makes a few more of its own.
+  EXPECT_LT(write_calls() - before, 10U) << "the pass's records went out one by one";
 
   sink->defer_wakeups(true);
   expected.clear();
@@ -440,7 +443,7 @@ TEST(FdSink, DeferredWakeupsWriteAPassInOneGo) {
   EXPECT_EQ(read_exactly(read_end.get(), expected.size()), expected);  // still deferred
   sink->stop(10s);
   const auto s = sink->stats();
-  EXPECT_EQ(s.written, 11U + Sink::kWakeBatch);
+  EXPECT_EQ(s.written, 1U + kPass + Sink::kWakeBatch);
   EXPECT_EQ(s.dropped, 0U);
 }
 
