@@ -26,6 +26,34 @@ Activity snapshot_activity(std::uint8_t kernel_state) {
   return kernel_state < kTable.size() ? kTable[kernel_state] : Activity::kUnknown;
 }
 
+Activity snapshot_activity(std::uint8_t protocol, std::uint8_t kernel_state) {
+  if (has_tcp_states(protocol)) {
+    return snapshot_activity(kernel_state);
+  }
+  switch (kernel_state) {
+    case netlink::kTcpClose:
+      return Activity::kListen;
+    case netlink::kTcpEstablished:
+      return Activity::kTraffic;
+    default:
+      return Activity::kUnknown;
+  }
+}
+
+std::uint32_t kernel_states_for(std::uint8_t protocol, std::uint32_t tcp_states) {
+  if (has_tcp_states(protocol)) {
+    return tcp_states;
+  }
+  std::uint32_t states = 0;
+  if ((tcp_states & netlink::state_bit(netlink::kTcpListen)) != 0) {
+    states |= netlink::state_bit(netlink::kTcpClose);
+  }
+  if ((tcp_states & netlink::state_bit(netlink::kTcpEstablished)) != 0) {
+    states |= netlink::state_bit(netlink::kTcpEstablished);
+  }
+  return states;
+}
+
 bool handshake_done(std::uint8_t kernel_state) {
   return kernel_state != netlink::kTcpSynSent && kernel_state != netlink::kTcpSynRecv &&
          kernel_state != netlink::kTcpNewSynRecv && kernel_state != netlink::kTcpListen &&
@@ -45,8 +73,8 @@ Endpoint remote_endpoint(const netlink::SocketEntry& e) {
 }
 
 std::optional<Traffic> live_totals(const netlink::SocketEntry& e, const Orientation& o) {
-  if (!e.has_tcp_info || !o.connected()) {
-    return std::nullopt;
+  if (!has_tcp_states(e.protocol) || !e.has_tcp_info || !o.connected()) {
+    return std::nullopt;  // UDP: the kernel keeps no byte counters of a socket
   }
   return application_traffic(e, o.shape == Orientation::Shape::kInitiated);
 }
@@ -97,7 +125,7 @@ SocketFacts facts_of(const netlink::SocketEntry& e, bool live, bool uid_known) {
 Observation observe_snapshot(const netlink::SocketEntry& e, const Orientation& o,
                              std::int64_t now_ms) {
   Observation obs;
-  obs.activity = snapshot_activity(e.state);
+  obs.activity = snapshot_activity(e.protocol, e.state);
   // A TIME-WAIT socket exists only after both FINs were acknowledged: an orderly end, and
   // observed (end_time); a pending handshake's outcome is not known yet.
   obs.status = obs.activity == Activity::kOpen ? open_status(e.state) : Status::kSuccess;

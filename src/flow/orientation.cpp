@@ -37,6 +37,13 @@ bool ListenerTable::listens(const Address& addr, std::uint16_t port) const {
 Orientation initiator(const netlink::SocketEntry& entry, const ListenerTable& listeners) {
   using Shape = Orientation::Shape;
   Orientation o;
+  if (!has_tcp_states(entry.protocol)) {
+    // UDP (observation.h): a connected socket's peer is the one its connect() named, so
+    // it initiated; one not connected receives from anyone, a listener.
+    o.shape = entry.state == netlink::kTcpEstablished ? Shape::kInitiated : Shape::kListener;
+    o.assignment_known = true;
+    return o;
+  }
   if (entry.state == netlink::kTcpListen) {
     o.shape = Shape::kListener;
     o.assignment_known = true;

@@ -740,9 +740,24 @@ void RecordBuilder::write_head(JsonWriter& w, const flow::Observation& obs) {
     w.field_ascii("status_detail", obs.status_detail);
   }
   // The state's caption again, in a field every OCSF version has: for consumers that drop
-  // `unmapped` (the Zeek -> OCSF mappings keep connection state here too).
-  w.field_ascii("status_code", kTcpStateCaptions[tcp_state_id(obs.socket.state)]);
+  // `unmapped` (the Zeek -> OCSF mappings keep connection state here too). UDP has none.
+  if (flow::has_tcp_states(obs.socket.protocol)) {
+    w.field_ascii("status_code", kTcpStateCaptions[tcp_state_id(obs.socket.state)]);
+  }
 }
+
+namespace {
+
+// The message's last word: the TCP state's caption; for UDP, which has no states, whether
+// the socket is connected.
+std::string_view state_word(const flow::SocketFacts& s) {
+  if (!flow::has_tcp_states(s.protocol)) {
+    return s.state == netlink::kTcpEstablished ? "connected" : "unconnected";
+  }
+  return kTcpStateCaptions[tcp_state_id(s.state)];
+}
+
+}  // namespace
 
 void RecordBuilder::write_message(JsonWriter& w, const flow::Observation& obs, const Sides& sides) {
   std::string& message = scratch_;
@@ -758,8 +773,8 @@ void RecordBuilder::write_message(JsonWriter& w, const flow::Observation& obs, c
     append_endpoint_text(message, *sides.dst, sides.dst_ip);
   }
   message.push_back(' ');
-  message.append(kTcpStateCaptions[tcp_state_id(obs.socket.state)]);
-  if (obs.activity != flow::snapshot_activity(obs.socket.state)) {
+  message.append(state_word(obs.socket));
+  if (obs.activity != flow::snapshot_activity(obs.socket.protocol, obs.socket.state)) {
     message.append(" (");
     message.append(kActivities[static_cast<std::size_t>(obs.activity)].caption);
     if (obs.previous_state >= 0) {
@@ -868,12 +883,14 @@ void RecordBuilder::write_unmapped(JsonWriter& w, const flow::Observation& obs,
                                    const Sides& sides) {
   const flow::SocketFacts& e = obs.socket;
   w.begin_object("unmapped");
-  if (e.state < state_json_.size()) {
-    w.raw_members(state_json_[e.state]);
-  } else {
-    w.raw_members(state_members(e.state));
+  if (flow::has_tcp_states(e.protocol)) {  // UDP has no TCP state (README: UDP)
+    if (e.state < state_json_.size()) {
+      w.raw_members(state_json_[e.state]);
+    } else {
+      w.raw_members(state_members(e.state));
+    }
   }
-  if (obs.previous_state >= 0) {
+  if (obs.previous_state >= 0 && flow::has_tcp_states(e.protocol)) {
     const auto previous = tcp_state_id(static_cast<unsigned>(obs.previous_state));
     w.field("previous_tcp_state_id", static_cast<int>(previous));
     w.field_ascii("previous_tcp_state", kTcpStateCaptions[previous]);

@@ -15,6 +15,7 @@
 #include "golden.h"
 #include "socket_entries.h"
 #include "sockstate/flow/observation.h"
+#include "sockstate/ocsf/community_id.h"
 #include "sockstate/proc/users.h"
 
 namespace sockstate::ocsf {
@@ -532,6 +533,61 @@ TEST(RecordVersions, OlderModesGoldenByteExact) {
     testing::expect_golden(
         std::string(SOCKSTATE_TEST_DATA_DIR) + "/golden/records-" + to_string(v) + ".jsonl",
         all_records(v));
+  }
+}
+
+// UDP has no TCP state (README: UDP records): a socket bound and not connected is a Listen
+// with only its local end; a connected one is a Traffic its own socket initiated, with a
+// protocol-17 Community ID. No tcp_state_id, status_code or traffic (the kernel counts no
+// bytes of a UDP socket). Each passes the check in every version mode.
+TEST(Record, UdpSocketsHaveNoTcpState) {
+  SocketEntry resolver =
+      full(entry(AF_INET, 7, "0.0.0.0", 53, "0.0.0.0", 0, 0x2001), 4321, 0, false);
+  SocketEntry client = full(entry(AF_INET6, 1, "2001:db8::5", 40000, "2606:4700::1", 443, 0x2002),
+                            4322, 1000, false);
+  flow::ListenerTable listeners;
+  const flow::Perimeter perimeter{&host_addresses()};
+  for (const OcsfVersion v : kOcsfVersions) {
+    RecordBuilder builder(context_in(v));
+    std::string out;
+    for (SocketEntry e : {resolver, client}) {
+      e.protocol = 17;
+      builder.append(flow::observe_snapshot(e, flow::orient(e, listeners, perimeter), kNow), out);
+    }
+    const auto r = parse_lines(out);
+    ASSERT_EQ(r.size(), 2U);
+    for (const json& rec : r) {
+      SCOPED_TRACE(rec.dump());
+      EXPECT_EQ(rec["connection_info"]["protocol_num"], 17);
+      for (const char* key : {"tcp_state_id", "tcp_state", "kernel_tcp_state"}) {
+        EXPECT_FALSE(rec["unmapped"].contains(key)) << key;
+      }
+      EXPECT_FALSE(rec.contains("status_code"));
+      EXPECT_FALSE(rec.contains("traffic"));
+      EXPECT_FALSE(rec.contains("cumulative_traffic"));
+      EXPECT_EQ(rec["status_id"], 1);
+    }
+    EXPECT_EQ(r[0]["activity_name"], "Listen");
+    EXPECT_EQ(r[0]["dst_endpoint"]["port"], 53);
+    EXPECT_EQ(r[0]["message"], "udp 0.0.0.0:53 unconnected");
+    EXPECT_FALSE(r[0]["connection_info"].contains("community_uid"));
+    EXPECT_EQ(r[1]["activity_id"], 6);
+    EXPECT_EQ(r[1]["src_endpoint"]["port"], 40000) << "the connected socket initiated";
+    EXPECT_EQ(r[1]["dst_endpoint"]["port"], 443);
+    EXPECT_EQ(r[1]["message"], "udp [2001:db8::5]:40000 -> [2606:4700::1]:443 connected");
+    if (v == kOcsf180) {
+      EXPECT_EQ(r[0]["activity_id"], 7);
+      EXPECT_EQ(
+          r[1]["connection_info"]["community_uid"],
+          community_id_v1(flow::normalized_address(AF_INET6, client.local_addr), 40000,
+                          flow::normalized_address(AF_INET6, client.remote_addr), 443, 17, 0));
+      EXPECT_TRUE(r[1]["is_src_dst_assignment_known"].get<bool>());
+    }
+    const std::string path = ::testing::TempDir() + "udp-" + to_string(v) + ".jsonl";
+    std::ofstream(path) << out;
+    const std::string cmd = std::string(SOCKSTATE_PYTHON3) + " " + SOCKSTATE_OCSF_CHECK +
+                            " --ocsf-version " + to_string(v) + " --require-tcp-state " + path;
+    EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
   }
 }
 

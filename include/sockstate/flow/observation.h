@@ -41,6 +41,16 @@ enum class Status : std::uint8_t { kUnknown = 0, kSuccess = 1, kFailure = 2 };
 // The contract's one-shot snapshot table: what a socket in this kernel state is reported
 // as when nothing is known of its past. A snapshot reports no event that did not happen.
 Activity snapshot_activity(std::uint8_t kernel_state);
+// The same for a socket of `protocol`. UDP has no connection states: the kernel keeps an
+// unconnected UDP socket in TCP_CLOSE and a connected one in TCP_ESTABLISHED. One bound
+// and not connected receives from anyone: a Listen; a connected one is a Traffic, as an
+// established TCP connection is.
+Activity snapshot_activity(std::uint8_t protocol, std::uint8_t kernel_state);
+
+// The kernel states to ask a dump of `protocol` for, given the TCP states a user named
+// (--state): for UDP, LISTEN is a bound, unconnected socket (TCP_CLOSE) and ESTABLISHED a
+// connected one; UDP has no other state, so a mask naming only others asks for none (0).
+std::uint32_t kernel_states_for(std::uint8_t protocol, std::uint32_t tcp_states);
 
 // Whether a socket in this kernel state is past its handshake (the connection happened).
 bool handshake_done(std::uint8_t kernel_state);

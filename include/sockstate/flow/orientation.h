@@ -8,6 +8,12 @@
 
 namespace sockstate::flow {
 
+// Whether the protocol's sockets have TCP's states (IPPROTO_TCP; UDP's have none: the
+// kernel keeps them in TCP_CLOSE or TCP_ESTABLISHED, and records carry no tcp_state_id).
+constexpr bool has_tcp_states(std::uint8_t protocol) {
+  return protocol == 6;
+}
+
 // The LISTEN sockets of one network namespace. A connection whose local address and port
 // match one (same address, or a wildcard listener on that port) was accepted here.
 class ListenerTable {
