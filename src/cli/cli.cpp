@@ -44,6 +44,7 @@ std::string state_help() {
 // so that each bad value gets its own message.
 struct SnapshotArgs {
   std::vector<std::string> states;
+  std::vector<std::string> protocols;
   std::string family = "all";
   std::string port;
   std::string sport;
@@ -114,7 +115,8 @@ void add_global_options(CLI::App& app, Invocation& inv) {
   app.footer(
       "Exit status: 0 success; 1 runtime failure (netlink, output); 2 bad command line\n"
       "or configuration.\n"
-      "Records: OCSF 1.8.0 Network Activity (4001), TCP state in unmapped.tcp_state_id.\n"
+      "Records: OCSF 1.8.0 Network Activity (4001); a TCP record's state in\n"
+      "unmapped.tcp_state_id (UDP has none).\n"
       "See sockstate(8).");
   app.add_option("--log-level", inv.log_level,
                  "Diagnostics on stderr (default: warn; for run, the configuration's)")
@@ -125,6 +127,11 @@ void add_global_options(CLI::App& app, Invocation& inv) {
 // The options that choose which sockets a snapshot dumps.
 void add_snapshot_filters(CLI::App& snap, SnapshotArgs& args) {
   snap.add_option("--state", args.states, state_help())->delimiter(',')->type_name("LIST");
+  snap.add_option("--protocol", args.protocols,
+                  "Transport protocols, comma-separated (default all): tcp, udp, all. A UDP\n"
+                  "socket bound and not connected is listen, a connected one established")
+      ->delimiter(',')
+      ->type_name("LIST");
   snap.add_option("--family", args.family, "Address family (default all)")
       ->check(CLI::IsMember({"inet", "inet6", "all"}))
       ->type_name("FAMILY");
@@ -173,8 +180,8 @@ void add_snapshot_output(CLI::App& snap, SnapshotArgs& args, Invocation& inv) {
 CLI::App* add_snapshot(CLI::App& app, SnapshotArgs& args, Invocation& inv) {
   CLI::App* snap =
       app.add_subcommand("snapshot",
-                         "Write one record for every TCP socket of this network namespace (with\n"
-                         "--all-netns: of every one), then exit.");
+                         "Write one record for every TCP and UDP socket of this network namespace\n"
+                         "(with --all-netns: of every one), then exit.");
   add_snapshot_filters(*snap, args);
   add_snapshot_output(*snap, args, inv);
   return snap;
@@ -332,6 +339,27 @@ std::optional<std::string> check_states(const std::vector<std::string>& states,
   return std::nullopt;
 }
 
+std::optional<std::string> check_protocols(const std::vector<std::string>& protocols,
+                                           snapshot::SnapshotOptions& opt) {
+  if (protocols.empty()) {
+    return std::nullopt;
+  }
+  opt.tcp = false;
+  opt.udp = false;
+  for (const auto& word : protocols) {
+    if (word == "tcp" || word == "all") {
+      opt.tcp = true;
+    }
+    if (word == "udp" || word == "all") {
+      opt.udp = true;
+    }
+    if (word != "tcp" && word != "udp" && word != "all") {
+      return "--protocol: unknown protocol '" + word + "' (tcp, udp or all)";
+    }
+  }
+  return std::nullopt;
+}
+
 std::optional<std::string> check_ports(const CLI::App& snap, const SnapshotArgs& args,
                                        netlink::PortFilter& ports) {
   struct PortOption {
@@ -391,6 +419,9 @@ Invocation apply_snapshot(const CLI::App& snap, const SnapshotArgs& args, Invoca
   if (auto error = check_states(args.states, opt)) {
     return usage_error(std::move(inv), std::move(*error));
   }
+  if (auto error = check_protocols(args.protocols, opt)) {
+    return usage_error(std::move(inv), std::move(*error));
+  }
   opt.inet = args.family != "inet6";
   opt.inet6 = args.family != "inet";
   if (auto error = check_ports(snap, args, opt.ports)) {
@@ -422,7 +453,8 @@ Invocation apply_snapshot(const CLI::App& snap, const SnapshotArgs& args, Invoca
 Invocation parse(const std::vector<std::string>& args) {
   Invocation inv;
   CLI::App app{
-      "sockstate: the kernel's TCP sockets as OCSF 1.8.0 Network Activity records, "
+      "sockstate: the kernel's TCP and UDP sockets (run: TCP) as OCSF 1.8.0 Network Activity "
+      "records, "
       "one JSON object per line.",
       "sockstate"};
   add_global_options(app, inv);

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "pipeline.h"
@@ -72,12 +73,12 @@ struct Run {
     }
   }
 
-  // One namespace: its listeners (for direction), then each family's sockets. The dump
-  // runs on this thread and the records are made on another (Pipeline).
+  // One namespace: its listeners (for direction), then each protocol's and family's
+  // sockets. The dump runs on this thread and the records are made on another (Pipeline).
   Result<void> dump(collect::NamespaceView& view) {
     const bool owned_here = !options.all_netns;
     const proc::Container* container = view.info().container ? &*view.info().container : nullptr;
-    if (needs_listeners(options.states)) {
+    if (options.tcp && needs_listeners(options.states)) {  // UDP's direction needs none
       netlink::DumpStats listener_stats;
       auto done = view.dump_listeners(options.inet, options.inet6, listener_stats,
                                       [](const netlink::SocketEntry&) {});
@@ -91,11 +92,31 @@ struct Run {
                                                            : &flow::NetworkSet::default_internal()};
     Pipeline pipeline(
         [&](const netlink::SocketEntry& e) { render(e, view, perimeter, container, owned_here); });
+    for (const auto& [protocol, wanted] : {std::pair{std::uint8_t{IPPROTO_TCP}, options.tcp},
+                                           std::pair{std::uint8_t{IPPROTO_UDP}, options.udp}}) {
+      if (wanted) {
+        if (auto done = dump_protocol(view, pipeline, protocol); !done) {
+          return done;
+        }
+      }
+    }
+    return {};
+  }
+
+  // One protocol's sockets of each family asked for (a request each: only TCP has one
+  // request for both families), in the states --state names as that protocol has them.
+  Result<void> dump_protocol(collect::NamespaceView& view, Pipeline& pipeline,
+                             std::uint8_t protocol) {
+    const std::uint32_t states = flow::kernel_states_for(protocol, options.states);
+    if (states == 0) {
+      return {};  // e.g. --state time-wait: no UDP socket is in it
+    }
     for (const std::uint8_t family : {std::uint8_t{AF_INET}, std::uint8_t{AF_INET6}}) {
       if ((family == AF_INET && !options.inet) || (family == AF_INET6 && !options.inet6)) {
         continue;
       }
-      const netlink::DumpRequest request{family, options.states, options.with_info, bytecode};
+      const bool info = options.with_info && flow::has_tcp_states(protocol);
+      const netlink::DumpRequest request{family, states, info, bytecode, protocol};
       auto done = view.dump(request, written, stats.dump, [&](const netlink::SocketEntry& e) {
         if (!output_failed.load(std::memory_order_relaxed)) {
           pipeline.push(e);

@@ -11,7 +11,8 @@
 namespace sockstate::snapshot {
 namespace {
 
-// Column widths: state, recv-q, send-q, local, peer; then process and container.
+// Column widths: protocol, state, recv-q, send-q, local, peer; then process and container.
+constexpr std::size_t kNetid = 6;
 constexpr std::size_t kState = 12;
 constexpr std::size_t kQueue = 7;
 constexpr std::size_t kEndpoint = 42;
@@ -44,9 +45,18 @@ std::string bare(std::string_view text) {
   return out;
 }
 
+// The state column: TCP's caption; UDP's as ss writes it (it has no TCP state).
+std::string_view state_text(const flow::SocketFacts& e) {
+  if (!flow::has_tcp_states(e.protocol)) {
+    return e.state == netlink::kTcpEstablished ? "ESTAB" : "UNCONN";
+  }
+  return ocsf::kTcpStateCaptions[ocsf::tcp_state_id(e.state)];
+}
+
 }  // namespace
 
 void append_table_header(std::string& out) {
+  cell(out, "Netid", kNetid);
   cell(out, "State", kState);
   cell(out, "Recv-Q", kQueue, true);
   cell(out, "Send-Q", kQueue, true);
@@ -57,7 +67,8 @@ void append_table_header(std::string& out) {
 
 void append_table_row(const flow::Observation& obs, std::string& out) {
   const flow::SocketFacts& e = obs.socket;
-  cell(out, ocsf::kTcpStateCaptions[ocsf::tcp_state_id(e.state)], kState);
+  cell(out, flow::has_tcp_states(e.protocol) ? "tcp" : "udp", kNetid);
+  cell(out, state_text(e), kState);
   cell(out, e.queues ? std::to_string(e.queues->recv) : "-", kQueue, true);
   cell(out, e.queues ? std::to_string(e.queues->send) : "-", kQueue, true);
   cell(out, endpoint(obs.local, true), kEndpoint);

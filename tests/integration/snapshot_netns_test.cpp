@@ -491,14 +491,16 @@ TEST_F(SnapshotNetns, TableForPeopleAtATerminal) {
   }
   const auto held = all_held();
   ASSERT_EQ(lines.size(), held.size() + 1) << r.output;
-  EXPECT_EQ(lines[0].rfind("State", 0), 0U) << lines[0];
+  EXPECT_EQ(lines[0].rfind("Netid", 0), 0U) << lines[0];
+  EXPECT_NE(lines[0].find(" State "), std::string::npos) << lines[0];
   EXPECT_NE(lines[0].find("Local Address:Port"), std::string::npos);
   for (const HeldSocket& s : held) {
     const std::string state(ocsf::kTcpStateCaptions[static_cast<std::size_t>(s.kernel_state)]);
     const std::string local = (s.family == AF_INET6 ? "[" + s.local_ip + "]" : s.local_ip) + ":" +
                               std::to_string(s.local_port);
     const bool found = std::any_of(lines.begin() + 1, lines.end(), [&](const std::string& l) {
-      return l.rfind(state, 0) == 0 && l.find(local + " ") != std::string::npos;
+      return l.rfind("tcp ", 0) == 0 && l.find(" " + state + " ") != std::string::npos &&
+             l.find(local + " ") != std::string::npos;
     });
     EXPECT_TRUE(found) << describe(s) << "\n" << r.output;
   }

@@ -37,12 +37,34 @@ TEST(Cli, SnapshotDefaults) {
   EXPECT_EQ(inv.snapshot.states, netlink::kAllStates);
   EXPECT_TRUE(inv.snapshot.inet);
   EXPECT_TRUE(inv.snapshot.inet6);
+  EXPECT_TRUE(inv.snapshot.tcp);
+  EXPECT_TRUE(inv.snapshot.udp);
   EXPECT_TRUE(inv.snapshot.ports.empty());
   EXPECT_TRUE(inv.snapshot.with_info);
   EXPECT_FALSE(inv.snapshot.process);
   EXPECT_FALSE(inv.snapshot.all_netns);
   EXPECT_EQ(inv.community_id_seed, 0);
   EXPECT_TRUE(inv.output_path.empty());
+}
+
+// --protocol, like --state: a comma-separated list, repeatable; an unknown word is a
+// usage error of one line.
+TEST(Cli, ProtocolList) {
+  Invocation inv = run({"snapshot", "--protocol", "udp"});
+  ASSERT_EQ(inv.command, Command::kSnapshot);
+  EXPECT_FALSE(inv.snapshot.tcp);
+  EXPECT_TRUE(inv.snapshot.udp);
+  inv = run({"snapshot", "--protocol", "tcp"});
+  EXPECT_TRUE(inv.snapshot.tcp);
+  EXPECT_FALSE(inv.snapshot.udp);
+  inv = run({"snapshot", "--protocol", "udp,tcp"});
+  EXPECT_TRUE(inv.snapshot.tcp && inv.snapshot.udp);
+  inv = run({"snapshot", "--protocol", "tcp", "--protocol", "all"});
+  EXPECT_TRUE(inv.snapshot.tcp && inv.snapshot.udp);
+  inv = run({"snapshot", "--protocol", "sctp"});
+  EXPECT_EQ(inv.exit_code, kExitUsage);
+  EXPECT_NE(inv.error.find("--protocol: unknown protocol 'sctp'"), std::string::npos) << inv.error;
+  EXPECT_EQ(inv.error.find('\n'), std::string::npos) << "one line: " << inv.error;
 }
 
 TEST(Cli, OwnersNamespacesAndSeed) {
@@ -107,8 +129,8 @@ TEST(Cli, HelpAndVersion) {
   EXPECT_NE(inv.out.find("snapshot"), std::string::npos);
   inv = run({"snapshot", "--help"});
   EXPECT_EQ(inv.exit_code, kExitOk);
-  for (const char* opt :
-       {"--state", "--family", "--port", "--sport", "--dport", "--no-info", "--output"}) {
+  for (const char* opt : {"--state", "--protocol", "--family", "--port", "--sport", "--dport",
+                          "--no-info", "--output"}) {
     EXPECT_NE(inv.out.find(opt), std::string::npos) << opt;
   }
   inv = run({"--version"});

@@ -18,9 +18,11 @@
 namespace sockstate::snapshot {
 
 struct SnapshotOptions {
-  std::uint32_t states = netlink::kAllStates;  // kernel states mask
+  std::uint32_t states = netlink::kAllStates;  // kernel TCP states mask (UDP: see flow)
   bool inet = true;
   bool inet6 = true;
+  bool tcp = true;  // --protocol
+  bool udp = true;
   netlink::PortFilter ports;  // run in the kernel as inet_diag bytecode
   bool with_info = true;      // ask for tcp_info (traffic, rtt); --no-info turns it off
   bool table = false;         // --format table: a line per socket for people, not records
