@@ -19,6 +19,11 @@
       TIME-WAIT; a simultaneous close would leave both ends in TIME-WAIT or CLOSING).
       Exits when done; the TIME-WAIT sockets belong to the kernel.
 
+  bench_sockets.py udp --addr A --first-port P --count N --ready FILE
+      Bind N UDP sockets to A:P, A:P+1, ...; every fourth is also connected (to the
+      port before it). Then write N to FILE (atomically) and sleep until killed. Dies with
+      its parent.
+
 Errors go to stderr with exit status 1.
 """
 import argparse
@@ -154,6 +159,25 @@ def timewait(a):
     lst.close()
 
 
+def udp(a):
+    die_with_parent()
+    raise_nofile(a.count + 64)
+    kept = []
+    for i in range(a.count):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind((a.addr, a.first_port + i))
+        if i % 4 == 3:
+            s.connect((a.addr, a.first_port + i - 1))
+        kept.append(s)
+    tmp = a.ready + ".tmp"
+    with open(tmp, "w") as f:
+        f.write("%d\n" % len(kept))
+    os.rename(tmp, a.ready)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    while True:
+        signal.pause()
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -168,9 +192,14 @@ def main():
     t.add_argument("--addr", required=True)
     t.add_argument("--port", type=int, required=True)
     t.add_argument("--count", type=int, required=True)
+    u = sub.add_parser("udp")
+    u.add_argument("--addr", required=True)
+    u.add_argument("--first-port", type=int, required=True)
+    u.add_argument("--count", type=int, required=True)
+    u.add_argument("--ready", required=True)
     a = p.parse_args()
     try:
-        hold(a) if a.cmd == "hold" else timewait(a)
+        {"hold": hold, "timewait": timewait, "udp": udp}[a.cmd](a)
     except OSError as e:
         sys.stderr.write("bench_sockets %s: %s\n" % (a.cmd, e))
         sys.exit(1)
