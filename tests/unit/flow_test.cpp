@@ -231,6 +231,59 @@ TEST(Initiator, WithoutAListenerTheEphemeralPortTellsWhoConnected) {
   EXPECT_EQ(o.shape, Shape::kAccepted);
 }
 
+// UDP (observation.h): its two kernel states, connected (TCP_ESTABLISHED) or not
+// (TCP_CLOSE). A connected socket initiated its flow, whatever the ports and listeners; one
+// not connected is a listener. Both are known, never guessed.
+TEST(Initiator, UdpConnectedInitiatedUnconnectedListens) {
+  ListenerTable listeners;
+  listeners.add(entry(AF_INET, 10, "0.0.0.0", 53, "0.0.0.0", 0));  // a TCP listener on 53
+  SocketEntry connected = entry(AF_INET, 1, "10.0.0.5", 53, "192.0.2.10", 40000);
+  connected.protocol = 17;
+  auto o = initiator(connected, listeners);
+  EXPECT_EQ(o.shape, Shape::kInitiated) << "TCP's listener on the port is not UDP's";
+  EXPECT_TRUE(o.assignment_known);
+  SocketEntry bound = entry(AF_INET6, 7, "::", 5353, "::", 0);
+  bound.protocol = 17;
+  o = initiator(bound, listeners);
+  EXPECT_EQ(o.shape, Shape::kListener);
+  EXPECT_TRUE(o.assignment_known);
+  connected.protocol = 6;  // the same entry as TCP: accepted by its listener
+  EXPECT_EQ(initiator(connected, listeners).shape, Shape::kAccepted);
+}
+
+// --state as UDP has it: listen is an unconnected socket, established a connected one;
+// the TCP-only states ask a UDP dump for nothing. TCP's mask passes unchanged.
+TEST(Snapshot, UdpStatesAndActivities) {
+  using netlink::state_bit;
+  EXPECT_EQ(kernel_states_for(17, netlink::kAllStates),
+            state_bit(netlink::kTcpClose) | state_bit(netlink::kTcpEstablished));
+  EXPECT_EQ(kernel_states_for(17, state_bit(netlink::kTcpListen)), state_bit(netlink::kTcpClose));
+  EXPECT_EQ(kernel_states_for(17, state_bit(netlink::kTcpEstablished)),
+            state_bit(netlink::kTcpEstablished));
+  EXPECT_EQ(
+      kernel_states_for(17, state_bit(netlink::kTcpTimeWait) | state_bit(netlink::kTcpSynSent) |
+                                netlink::kBoundInactiveStates),
+      0U);
+  EXPECT_EQ(kernel_states_for(6, state_bit(netlink::kTcpTimeWait)),
+            state_bit(netlink::kTcpTimeWait));
+  EXPECT_EQ(snapshot_activity(17, netlink::kTcpClose), Activity::kListen);
+  EXPECT_EQ(snapshot_activity(17, netlink::kTcpEstablished), Activity::kTraffic);
+  EXPECT_EQ(snapshot_activity(17, netlink::kTcpTimeWait), Activity::kUnknown);
+  EXPECT_EQ(snapshot_activity(6, netlink::kTcpClose), Activity::kBound);
+  // No traffic from a UDP entry, even one that claims tcp_info.
+  const Fixture f;
+  ListenerTable none;
+  SocketEntry e = entry(AF_INET, 1, "10.0.0.5", 40000, "192.0.2.10", 53);
+  e.protocol = 17;
+  e.full_socket = true;
+  e.has_tcp_info = true;
+  e.info = {101, 51, 5, 4, 0, 0};
+  const Observation obs = observe_snapshot(e, orient(e, none, f.perimeter()), 1234);
+  EXPECT_EQ(obs.activity, Activity::kTraffic);
+  EXPECT_FALSE(obs.cumulative);
+  EXPECT_EQ(obs.orientation.shape, Shape::kInitiated);
+}
+
 TEST(Traffic, ApplicationBytesLeaveOutSynAndFin) {
   SocketEntry e = entry(AF_INET, 1, "10.0.0.5", 1, "10.0.0.6", 2);
   e.has_tcp_info = true;
