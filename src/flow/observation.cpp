@@ -40,6 +40,20 @@ Activity snapshot_activity(std::uint8_t protocol, std::uint8_t kernel_state) {
   }
 }
 
+Activity appearance(std::uint8_t protocol, std::uint8_t kernel_state) {
+  if (!has_tcp_states(protocol)) {
+    return kernel_state == netlink::kTcpEstablished ? Activity::kOpen : Activity::kListen;
+  }
+  switch (kernel_state) {
+    case netlink::kTcpClose:
+      return Activity::kBound;
+    case netlink::kTcpListen:
+      return Activity::kListen;
+    default:
+      return Activity::kOpen;
+  }
+}
+
 std::uint32_t kernel_states_for(std::uint8_t protocol, std::uint32_t tcp_states) {
   if (has_tcp_states(protocol)) {
     return tcp_states;

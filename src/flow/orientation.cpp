@@ -5,6 +5,19 @@
 
 namespace sockstate::flow {
 
+std::vector<std::uint8_t> protocols_named(std::string_view word) {
+  if (word == "tcp") {
+    return {6};
+  }
+  if (word == "udp") {
+    return {17};
+  }
+  if (word == "all") {
+    return {6, 17};
+  }
+  return {};
+}
+
 std::size_t ListenerTable::KeyHash::operator()(const Key& k) const {
   std::uint64_t hi = 0;
   std::uint64_t lo = 0;
@@ -39,9 +52,14 @@ Orientation initiator(const netlink::SocketEntry& entry, const ListenerTable& li
   Orientation o;
   if (!has_tcp_states(entry.protocol)) {
     // UDP (observation.h): a connected socket's peer is the one its connect() named, so
-    // it initiated; one not connected receives from anyone, a listener.
+    // it initiated; one not connected receives from anyone, a listener. One without a
+    // local port was never bound (a destroy event of a socket closed unused): no flow.
     o.shape = entry.state == netlink::kTcpEstablished ? Shape::kInitiated : Shape::kListener;
     o.assignment_known = true;
+    if (entry.local_port == 0) {
+      o.shape = Shape::kUnconnected;
+      o.assignment_known = false;
+    }
     return o;
   }
   if (entry.state == netlink::kTcpListen) {

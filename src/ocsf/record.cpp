@@ -726,6 +726,9 @@ void RecordBuilder::write_head(JsonWriter& w, const flow::Observation& obs) {
   w.raw_members(envelope_[static_cast<std::size_t>(obs.activity)]);
   w.field("time", obs.time_ms);
   w.field("timezone_offset", obs.timezone_offset_min);
+  if (obs.count > 0) {
+    w.field("count", std::uint64_t{obs.count});  // a summary of this many sockets
+  }
   if (obs.start_ms > 0) {
     w.field("start_time", obs.start_ms);
   }
@@ -750,11 +753,11 @@ namespace {
 
 // The message's last word: the TCP state's caption; for UDP, which has no states, whether
 // the socket is connected.
-std::string_view state_word(const flow::SocketFacts& s) {
-  if (!flow::has_tcp_states(s.protocol)) {
-    return s.state == netlink::kTcpEstablished ? "connected" : "unconnected";
+std::string_view state_word(std::uint8_t protocol, unsigned state) {
+  if (!flow::has_tcp_states(protocol)) {
+    return state == netlink::kTcpEstablished ? "connected" : "unconnected";
   }
-  return kTcpStateCaptions[tcp_state_id(s.state)];
+  return kTcpStateCaptions[tcp_state_id(state)];
 }
 
 }  // namespace
@@ -773,13 +776,18 @@ void RecordBuilder::write_message(JsonWriter& w, const flow::Observation& obs, c
     append_endpoint_text(message, *sides.dst, sides.dst_ip);
   }
   message.push_back(' ');
-  message.append(state_word(obs.socket));
+  message.append(state_word(obs.socket.protocol, obs.socket.state));
   if (obs.activity != flow::snapshot_activity(obs.socket.protocol, obs.socket.state)) {
     message.append(" (");
     message.append(kActivities[static_cast<std::size_t>(obs.activity)].caption);
     if (obs.previous_state >= 0) {
       message.append(" from ");
-      message.append(kTcpStateCaptions[tcp_state_id(static_cast<unsigned>(obs.previous_state))]);
+      message.append(state_word(obs.socket.protocol, static_cast<unsigned>(obs.previous_state)));
+    }
+    if (obs.count > 0) {
+      message.append(", ");
+      message.append(std::to_string(obs.count));
+      message.append(" sockets summarised");
     }
     message.push_back(')');
   }
@@ -796,9 +804,11 @@ void RecordBuilder::write_metadata(JsonWriter& w, const flow::Observation& obs,
   uid.push_back('-');
   append_hex(uid, sequence_, 12);
   w.field_ascii("uid", uid);
-  scratch_.assign(boot_prefix_);
-  append_cookie_suffix(scratch_, obs.socket.cookie);
-  w.field_ascii("correlation_uid", scratch_);
+  if (obs.count == 0) {  // a summary is about many sockets: no one socket's identity
+    scratch_.assign(boot_prefix_);
+    append_cookie_suffix(scratch_, obs.socket.cookie);
+    w.field_ascii("correlation_uid", scratch_);
+  }
   w.field("sequence", sequence_);
   w.field("log_name", context_.log_name);
   w.end_object();
@@ -812,9 +822,11 @@ void RecordBuilder::write_connection_info(JsonWriter& w, const flow::Observation
                                 [flow::is_ipv4_mapped(obs.local.ip) ? 0 : 1]);
   w.raw_members(
       direction_json_[static_cast<std::size_t>(o.direction)][static_cast<std::size_t>(o.boundary)]);
-  scratch_.clear();
-  append_hex(scratch_, obs.socket.cookie, 16);
-  w.field_ascii("uid", scratch_);
+  if (obs.count == 0) {
+    scratch_.clear();
+    append_hex(scratch_, obs.socket.cookie, 16);
+    w.field_ascii("uid", scratch_);
+  }
   if (has(Feature::kCommunityUid) && community_uid(obs, sides)) {
     w.field_ascii("community_uid", scratch_);
   }

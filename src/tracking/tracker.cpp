@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
-#include <cstring>
 #include <utility>
 
 namespace sockstate::tracking {
@@ -118,6 +117,7 @@ Tracker::Seen Tracker::Seen::of(const SocketEntry& e, bool handshake_before) {
   s.local_port = e.local_port;
   s.remote_port = e.remote_port;
   s.family = e.family;
+  s.protocol = e.protocol;
   s.state = e.state;
   s.shutdown = e.shutdown;
   s.full_socket = e.full_socket;
@@ -147,6 +147,7 @@ SocketEntry Tracker::Seen::entry() const {
   e.local_port = local_port;
   e.remote_port = remote_port;
   e.family = family;
+  e.protocol = protocol;
   e.state = state;
   e.shutdown = shutdown;
   e.full_socket = full_socket;
@@ -173,14 +174,7 @@ Tracker::Flow Tracker::flow_of(const SocketEntry& e) {
 
 std::size_t Tracker::FlowHash::operator()(const Flow& f) const {
   std::uint64_t h = ((std::uint64_t{f.local_port} << 16) | f.remote_port) ^ (f.netns << 32);
-  for (const auto* a : {&f.local, &f.remote}) {
-    std::uint64_t hi = 0;
-    std::uint64_t lo = 0;
-    std::memcpy(&hi, a->data(), 8);
-    std::memcpy(&lo, a->data() + 8, 8);
-    h = (h ^ hi) * 0x9E3779B97F4A7C15U;
-    h = (h ^ lo) * 0x9E3779B97F4A7C15U;
-  }
+  h = flow::mix_address(flow::mix_address(h, f.local), f.remote);
   return static_cast<std::size_t>(h ^ (h >> 29));
 }
 
@@ -206,6 +200,9 @@ void Tracker::poll_socket(const SocketEntry& entry, const flow::ListenerTable& l
     closed_[entry.cookie] = {generation_, entry.netns};  // a dump missed it: it ended already
     return;
   }
+  if (destroyed_this_poll_.contains(entry.cookie)) {
+    return;  // the dump read it before its destroy event was taken
+  }
   Tracked* t = tracked_.find(entry.cookie);
   if (t == nullptr) {
     track_new(entry, listeners, perimeter);
@@ -215,8 +212,8 @@ void Tracker::poll_socket(const SocketEntry& entry, const flow::ListenerTable& l
 }
 
 bool Tracker::wants_info(const SocketEntry& entry) const {
-  if (entry.has_tcp_info || !entry.full_socket) {
-    return false;  // it has it, or a minisocket has none to give
+  if (entry.has_tcp_info || !entry.full_socket || !flow::has_tcp_states(entry.protocol)) {
+    return false;  // it has it, or a minisocket (or a UDP socket) has none to give
   }
   if (first_ != FirstSight::kEvent) {
     // Found at a baseline: its record, or (silent) the totals its first period starts from.
@@ -228,7 +225,7 @@ bool Tracker::wants_info(const SocketEntry& entry) const {
   if (closed_.contains(entry.cookie) || closed_by_poll_.contains(entry.cookie)) {
     return false;  // reported terminal already: nothing more about it
   }
-  return entry.state != netlink::kTcpClose && entry.state != netlink::kTcpListen;  // Open
+  return flow::appearance(entry.protocol, entry.state) == Activity::kOpen;
 }
 
 flow::Observation Tracker::observe(const Tracked& t, Activity activity, std::int64_t now_ms,
@@ -273,18 +270,19 @@ void Tracker::track_new(const SocketEntry& entry, const flow::ListenerTable& lis
     }
     return;
   }
-  if (entry.state != netlink::kTcpClose && entry.state != netlink::kTcpListen) {
+  const Activity appears = flow::appearance(entry.protocol, entry.state);
+  if (appears == Activity::kOpen && flow::has_tcp_states(entry.protocol)) {
     ++changes_;  // an Open record: what wants_info() asks for
   }
   track(entry, o);
-  if (entry.state != netlink::kTcpClose && entry.state != netlink::kTcpListen) {
-    count_new(entry.netns);
+  if (appears == Activity::kOpen) {
+    count_new(entry);
   }
-  if (entry.state != netlink::kTcpClose) {
+  if (appears != Activity::kBound) {
     Tracked& t = *tracked_.find(entry.cookie);
     t.start_ms = poll_ms_;  // we saw it begin
     begin_first_period(t);
-    owe(t, entry.state == netlink::kTcpListen ? Due::kListen : Due::kOpen, kNoState);
+    owe(t, appears == Activity::kListen ? Due::kListen : Due::kOpen, kNoState);
   }
 }
 
@@ -293,7 +291,7 @@ void Tracker::track_new(const SocketEntry& entry, const flow::ListenerTable& lis
 // it had when first seen.
 void Tracker::begin_first_period(Tracked& t) {
   t.reported = Counters{};
-  const flow::KernelFacts* facts = kernel_facts(t.last.cookie);
+  const flow::KernelFacts* facts = kernel_facts(t.last.cookie, t.last.protocol);
   t.period_start_ms =
       facts != nullptr && facts->start_ms != 0 ? facts->start_ms : previous_poll_ms_;
 }
@@ -303,7 +301,8 @@ void Tracker::begin_first_period(Tracked& t) {
 flow::Orientation Tracker::orient(const SocketEntry& entry, const flow::ListenerTable& listeners,
                                   const flow::Perimeter& perimeter) const {
   flow::Orientation o = flow::orient(entry, listeners, perimeter);
-  const flow::KernelFacts* facts = o.assignment_known ? nullptr : kernel_facts(entry.cookie);
+  const flow::KernelFacts* facts =
+      o.assignment_known ? nullptr : kernel_facts(entry.cookie, entry.protocol);
   if (facts == nullptr || facts->opened == flow::KernelFacts::Opened::kUnknown || !o.connected()) {
     return o;
   }
@@ -327,8 +326,8 @@ void Tracker::track(const SocketEntry& entry, const flow::Orientation& o) {
     t.totals = t.reported = Counters::of(*totals);
     t.has_totals = true;
   }
-  // A bound socket is no flow until it listens or connects.
-  t.reported_open = entry.state != netlink::kTcpClose;
+  // A bound TCP socket is no flow until it listens or connects.
+  t.reported_open = flow::appearance(entry.protocol, entry.state) != Activity::kBound;
   tracked_.insert_or_assign(entry.cookie, t);
 }
 
@@ -345,11 +344,11 @@ void Tracker::track_remnant(const SocketEntry& entry, const flow::Orientation& o
   if (options_.confirm_poll_closes) {
     if (pending_.try_emplace(entry.cookie, Pending{entry, o, generation_}).second) {
       pending_flows_[flow] = entry.cookie;
-      count_new(entry.netns);
+      count_new(entry);
     }
     return;
   }
-  count_new(entry.netns);
+  count_new(entry);
   close_remnant(Pending{entry, o, generation_});
 }
 
@@ -364,7 +363,7 @@ void Tracker::close_remnant(const Pending& p) {
   obs.end_ms = poll_ms_;
   sink_(obs);
   ++stats_.closed_by_poll;
-  terminal(p.entry.cookie, p.entry.netns, true, poll_ms_);
+  terminal(t.last, true, poll_ms_);
   remnant_flows_[flow_of(p.entry)] = generation_;
 }
 
@@ -408,10 +407,10 @@ void Tracker::update(Tracked& t, const SocketEntry& entry, const flow::ListenerT
   if (entry.state == previous) {
     return;
   }
-  if (previous == netlink::kTcpClose) {
+  if (flow::appearance(entry.protocol, previous) == Activity::kBound) {
     // A bound socket that now listens or connects: it appears now.
     if (entry.state != netlink::kTcpListen) {
-      count_new(entry.netns);
+      count_new(entry);
     }
     t.orientation = orient(entry, listeners, perimeter);
     t.start_ms = poll_ms_;
@@ -420,8 +419,9 @@ void Tracker::update(Tracked& t, const SocketEntry& entry, const flow::ListenerT
     owe(t, entry.state == netlink::kTcpListen ? Due::kListen : Due::kOpen, previous);
     return;
   }
-  if (!t.orientation.assignment_known) {
-    // A listener seen since, at either end, may decide it now.
+  if (!t.orientation.assignment_known || !flow::has_tcp_states(entry.protocol)) {
+    // A listener seen since, at either end, may decide it now; a UDP socket's follows from
+    // its state (connected or not).
     if (const flow::Orientation o = orient(entry, listeners, perimeter); o.assignment_known) {
       t.orientation = o;
     }
@@ -442,6 +442,7 @@ void Tracker::end_poll() {
     close_remnant(p);
   }
   // Forgotten once two polls in a row missed them (one dump can skip a socket).
+  destroyed_this_poll_.clear();
   std::erase_if(closed_, [this](const auto& c) { return c.second.generation + 1 < generation_; });
   std::erase_if(closed_flows_, [this](const auto& f) { return f.second + 1 < generation_; });
   std::erase_if(remnant_flows_, [this](const auto& f) { return f.second + 2 < generation_; });
@@ -505,7 +506,7 @@ void Tracker::close_gone(Tracked& t, std::int64_t now_ms) {
 
 void Tracker::destroyed(const SocketEntry& entry, const flow::ListenerTable& listeners,
                         const flow::Perimeter& perimeter, std::int64_t now_ms) {
-  const flow::KernelFacts* facts = kernel_facts(entry.cookie);
+  const flow::KernelFacts* facts = kernel_facts(entry.cookie, entry.protocol);
   if (facts == nullptr) {
     destroyed_amended(entry, listeners, perimeter, now_ms);
   } else {
@@ -537,7 +538,7 @@ void Tracker::destroyed_amended(const SocketEntry& entry, const flow::ListenerTa
       flow::classify(t.orientation, flow::remote_endpoint(entry).ip, perimeter);
       t.reported_open = true;
       begin_first_period(t);
-      count_new(entry.netns);
+      count_new(entry);
     }
     close(t, entry, true, now_ms);
     return;
@@ -548,7 +549,7 @@ void Tracker::destroyed_amended(const SocketEntry& entry, const flow::ListenerTa
   }
   if (!claim_remnant(entry) && entry.state != netlink::kTcpListen &&
       !flow::is_unspecified(flow::remote_endpoint(entry).ip)) {
-    count_new(entry.netns);  // a connection no poll saw (not a listener, not merely bound)
+    count_new(entry);  // a connection no poll saw (not a listener, not merely bound)
   }
   Tracked t;
   t.last = Seen::of(entry, false);
@@ -591,19 +592,27 @@ void Tracker::close(Tracked& t, const SocketEntry& final_entry, bool from_destro
   remnants_.erase(cookie);
   if (!t.reported_open || t.orientation.shape == Shape::kUnconnected) {
     ++stats_.unused_destroys;  // bound, never listened or connected: no record
-    terminal(cookie, t.last.netns, !from_destroy, now_ms);
+    terminal(t.last, !from_destroy, now_ms);
     tracked_.erase(cookie);
     return;
   }
   const flow::Observation obs = closing(t, final_entry, from_destroy, now_ms);
+  if (from_destroy && tracked_.find(cookie) == nullptr) {
+    ShortLivedLimit& limit = short_lived_[protocol_slot(t.last.protocol)];
+    limit.take(now_ms, false, sink_);  // a second that ended: its summaries first
+    if (!limit.admit(obs, now_ms)) {
+      terminal(t.last, false, now_ms);  // no poll saw it: summarised (flush_summaries())
+      return;
+    }
+  }
   sink_(obs);
   ++(from_destroy ? stats_.closed_by_destroy : stats_.closed_by_poll);
-  if (obs.remote.port != 0) {
-    SocketEntry written = final_entry;
+  if (obs.remote.port != 0 && flow::has_tcp_states(t.last.protocol)) {
+    SocketEntry written = final_entry;  // its TIME-WAIT minisocket may come under another cookie
     written.remote_port = obs.remote.port;
     closed_flows_[flow_of(written)] = generation_;
   }
-  terminal(cookie, t.last.netns, !from_destroy, now_ms);
+  terminal(t.last, !from_destroy, now_ms);
   tracked_.erase(cookie);
 }
 
@@ -611,7 +620,7 @@ flow::Observation Tracker::closing(const Tracked& t, const SocketEntry& final_en
                                    bool from_destroy, std::int64_t now_ms) const {
   const netlink::TcpInfo& info = final_entry.info;
   Role role;
-  role.listener = t.last.state == netlink::kTcpListen;
+  role.listener = t.orientation.shape == Shape::kListener;
   role.initiated = t.orientation.shape == Shape::kInitiated;
   const bool handshake = t.seen_established || t.last.handshake || info.rtt_us > 0 ||
                          info.bytes_acked > 0 || info.bytes_received > 0;
@@ -620,9 +629,12 @@ flow::Observation Tracker::closing(const Tracked& t, const SocketEntry& final_en
   if (t.has_totals) {
     totals = t.totals.traffic();
   }
-  const flow::KernelFacts* facts = kernel_facts(t.last.cookie);
+  const flow::KernelFacts* facts = kernel_facts(t.last.cookie, t.last.protocol);
   const std::uint16_t error = facts != nullptr && facts->ended ? facts->error : 0;
-  const Ending end = ending_of(role, final_entry, from_destroy, error, totals);
+  // A UDP socket has no handshake to fail and no way to end but being closed: a Close.
+  const Ending end = flow::has_tcp_states(t.last.protocol)
+                         ? ending_of(role, final_entry, from_destroy, error, totals)
+                         : Ending{};
 
   flow::Observation obs = observe(t, end.activity, now_ms, false);
   obs.status = end.status;
@@ -671,9 +683,13 @@ void Tracker::repair(flow::Observation& obs, const Tracked& t,
   obs.local_inferred = r.local_inferred;
 }
 
-void Tracker::terminal(std::uint64_t cookie, std::uint64_t netns, bool by_poll,
-                       std::int64_t now_ms) {
-  closed_[cookie] = {generation_, netns};
+void Tracker::terminal(const Seen& socket, bool by_poll, std::int64_t now_ms) {
+  const std::uint64_t cookie = socket.cookie;
+  if (!by_poll && !flow::has_tcp_states(socket.protocol)) {
+    destroyed_this_poll_.insert(cookie);  // no minisocket lingers (see tracker.h)
+    return;
+  }
+  closed_[cookie] = {generation_, socket.netns};
   if (by_poll) {
     closed_by_poll_[cookie] = now_ms;
   }
@@ -812,8 +828,35 @@ std::uint64_t Tracker::new_connections(std::uint64_t netns) const {
   return it == new_connections_.end() ? 0 : it->second;
 }
 
+void Tracker::flush_summaries(std::int64_t now_ms, bool all) {
+  for (auto& limit : short_lived_) {
+    limit.take(now_ms, all, sink_);
+  }
+}
+
+std::int64_t Tracker::summaries_due_ms() const {
+  std::int64_t due = 0;
+  for (const auto& limit : short_lived_) {
+    if (const std::int64_t d = limit.due_ms(); d != 0) {
+      due = due == 0 ? d : std::min(due, d);
+    }
+  }
+  return due;
+}
+
+void Tracker::set_short_lived_per_second(const std::array<std::uint32_t, 2>& per_second) {
+  options_.short_lived_per_second = per_second;
+  for (std::size_t i = 0; i < short_lived_.size(); ++i) {
+    short_lived_[i].set_per_second(per_second[i]);
+  }
+}
+
 TrackerStats Tracker::stats() const {
   TrackerStats s = stats_;
+  for (const auto& limit : short_lived_) {
+    s.short_lived_summarised += limit.summarised();
+    s.summary_records += limit.summaries();
+  }
   s.tracked = tracked_.size();
   s.remembered = closed_.size() + closed_flows_.size() + closed_by_poll_.size() + pending_.size() +
                  remnant_flows_.size();

@@ -591,6 +591,49 @@ TEST(Record, UdpSocketsHaveNoTcpState) {
   }
 }
 
+// A summary of short-lived UDP sockets (tracking::ShortLivedLimit): OCSF `count`, the span
+// of their ends, no one socket's identity (no correlation_uid, connection_info.uid, source
+// port or Community ID), and valid in every version mode.
+TEST(Record, SummaryOfShortLivedSocketsHasACountAndNoSocketIdentity) {
+  SocketEntry query = full(entry(AF_INET, 1, "10.0.0.5", 0, "10.0.0.53", 53, 0), 0, 0, false);
+  query.protocol = 17;
+  flow::ListenerTable listeners;
+  const flow::Perimeter perimeter{&host_addresses()};
+  flow::Observation obs =
+      flow::observe_snapshot(query, flow::orient(query, listeners, perimeter), kNow);
+  obs.orientation.shape = flow::Orientation::Shape::kInitiated;
+  obs.activity = flow::Activity::kClose;
+  obs.count = 1234;
+  obs.start_ms = kNow - 900;
+  obs.end_ms = kNow;
+  for (const OcsfVersion v : kOcsfVersions) {
+    RecordBuilder builder(context_in(v));
+    std::string out;
+    builder.append(obs, out);
+    const auto r = parse_lines(out);
+    ASSERT_EQ(r.size(), 1U);
+    const json& rec = r[0];
+    SCOPED_TRACE(rec.dump());
+    EXPECT_EQ(rec["count"], 1234);
+    EXPECT_EQ(rec["activity_name"], "Close");
+    EXPECT_EQ(rec["start_time"], kNow - 900);
+    EXPECT_EQ(rec["end_time"], kNow);
+    EXPECT_FALSE(rec["metadata"].contains("correlation_uid"));
+    EXPECT_FALSE(rec["connection_info"].contains("uid"));
+    EXPECT_FALSE(rec["connection_info"].contains("community_uid"));
+    EXPECT_FALSE(rec["src_endpoint"].contains("port"));
+    EXPECT_EQ(rec["src_endpoint"]["ip"], "10.0.0.5");
+    EXPECT_EQ(rec["dst_endpoint"]["port"], 53);
+    EXPECT_EQ(rec["message"],
+              "udp 10.0.0.5 -> 10.0.0.53:53 connected (Close, 1234 sockets summarised)");
+    const std::string path = ::testing::TempDir() + "summary-" + to_string(v) + ".jsonl";
+    std::ofstream(path) << out;
+    const std::string cmd = std::string(SOCKSTATE_PYTHON3) + " " + SOCKSTATE_OCSF_CHECK +
+                            " --ocsf-version " + to_string(v) + " --require-tcp-state " + path;
+    EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  }
+}
+
 // What 1.1.0 lacks is moved, never lost: `unmapped` holds scalars only (AWS Security Lake
 // reads it as a map of strings), and each moved value is there.
 TEST(RecordVersions, TheOldestModeMovesWhatItLacksIntoFlatUnmapped) {

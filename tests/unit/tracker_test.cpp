@@ -79,10 +79,11 @@ class TrackerTest : public ::testing::Test {
   }
 
   void record(const Observation& o) {
-    // The contract's rule, checked on every observation every test makes.
-    EXPECT_FALSE(ended_.contains(o.socket.cookie))
+    // The contract's rule, checked on every observation every test makes (a summary of
+    // short-lived sockets is about none of them alone: it has no cookie).
+    EXPECT_FALSE(o.count == 0 && ended_.contains(o.socket.cookie))
         << "a record after the terminal one for cookie " << o.socket.cookie;
-    if (terminal(o)) {
+    if (terminal(o) && o.count == 0) {
       ended_.insert(o.socket.cookie);
     }
     EXPECT_FALSE(flow::is_unspecified(o.local.ip) && o.orientation.connected())
@@ -983,6 +984,198 @@ TEST_F(ConfirmingTrackerTest, APortReusedWhileEventsWaitIsTwoConnections) {
   }
   EXPECT_EQ(closed, (std::set<std::uint64_t>{162, 163}));
   EXPECT_EQ(tracker_.new_connections(0), 4U);
+}
+
+// UDP (issue 21): a bound socket is a Listen, a connected one an Open; connect() and
+// connect(AF_UNSPEC) are State Changes; it ends in one Close, always a success. None of it
+// counts as a TCP connection made (the kernel's count it is compared with is TCP's).
+SocketEntry udp(std::uint8_t state, std::uint64_t cookie, const char* remote = "0.0.0.0",
+                std::uint16_t remote_port = 0) {
+  SocketEntry e = make_entry(AF_INET, state, "10.0.0.5", 5353, remote, remote_port, cookie);
+  e.protocol = 17;
+  e.full_socket = true;
+  e.inode = 1000 + static_cast<std::uint32_t>(cookie);
+  e.uid = 33;
+  return e;
+}
+
+TEST_F(ConfirmingTrackerTest, UdpSocketListensChangesStateAndClosesOnce) {
+  poll(1000, {});
+  poll(2000, {udp(netlink::kTcpClose, 7)});
+  auto obs = take();
+  ASSERT_EQ(obs.size(), 1U);
+  EXPECT_EQ(obs[0].activity, Activity::kListen);
+  EXPECT_EQ(obs[0].socket.protocol, 17);
+  EXPECT_EQ(obs[0].orientation.shape, Shape::kListener);
+  EXPECT_FALSE(tracker_.wants_info(udp(netlink::kTcpEstablished, 7, "10.0.0.9", 53)));
+
+  poll(3000, {udp(netlink::kTcpEstablished, 7, "10.0.0.9", 53)});
+  obs = take();
+  ASSERT_EQ(obs.size(), 1U);
+  EXPECT_EQ(obs[0].activity, Activity::kStateChange);
+  EXPECT_EQ(obs[0].previous_state, netlink::kTcpClose);
+  EXPECT_EQ(obs[0].orientation.shape, Shape::kInitiated);
+  EXPECT_EQ(obs[0].remote.port, 53);
+
+  poll(4000, {udp(netlink::kTcpClose, 7)});
+  obs = take();
+  ASSERT_EQ(obs.size(), 1U);
+  EXPECT_EQ(obs[0].activity, Activity::kStateChange);
+  EXPECT_EQ(obs[0].orientation.shape, Shape::kListener);
+
+  SocketEntry gone = udp(netlink::kTcpClose, 7);
+  gone.full_socket = false;  // as the kernel's message has it: no tcp_info, no inode
+  gone.inode = 0;
+  destroy(gone, 4500);
+  obs = take();
+  ASSERT_EQ(obs.size(), 1U);
+  EXPECT_EQ(obs[0].activity, Activity::kClose);
+  EXPECT_EQ(obs[0].status, Status::kSuccess);
+  EXPECT_EQ(obs[0].socket.protocol, 17);
+  EXPECT_EQ(obs[0].socket.inode, 1007U) << "the polls' inode";
+  poll(5000, {});
+  poll(6000, {});
+  EXPECT_TRUE(take().empty());
+  EXPECT_EQ(tracker_.new_connections(0), 0U);
+}
+
+TEST_F(ConfirmingTrackerTest, UdpSocketNoPollSawClosesFromItsEvent) {
+  poll(1000, {});
+  destroy(udp(netlink::kTcpEstablished, 8, "10.0.0.9", 53), 1500);
+  auto obs = take();
+  ASSERT_EQ(obs.size(), 1U);
+  EXPECT_EQ(obs[0].activity, Activity::kClose);
+  EXPECT_EQ(obs[0].status, Status::kSuccess);
+  EXPECT_EQ(obs[0].orientation.shape, Shape::kInitiated);
+  EXPECT_EQ(obs[0].remote.port, 53);
+  EXPECT_EQ(tracker_.new_connections(0), 0U) << "TCP's count only";
+  // Never bound (closed unused: no local port): no record.
+  SocketEntry unused = udp(netlink::kTcpClose, 9);
+  unused.local_port = 0;
+  std::fill(unused.local_addr.begin(), unused.local_addr.end(), 0);
+  destroy(unused, 1600);
+  EXPECT_TRUE(take().empty());
+  EXPECT_EQ(tracker_.stats().unused_destroys, 1U);
+  // Nothing of either is remembered past the poll.
+  poll(2000, {});
+  EXPECT_EQ(tracker_.stats().remembered, 0U);
+}
+
+TEST_F(ConfirmingTrackerTest, UdpSocketADumpReadBeforeItsEventIsNotReopened) {
+  poll(1000, {});
+  tracker_.begin_poll(2000, Tracker::FirstSight::kEvent);
+  destroy(udp(netlink::kTcpEstablished, 10, "10.0.0.9", 53), 2000);  // drained mid-dump
+  tracker_.poll_socket(udp(netlink::kTcpEstablished, 10, "10.0.0.9", 53), listeners_, perimeter());
+  tracker_.end_poll();
+  tracker_.begin_round();
+  tracker_.report_paced(2000, 0);
+  const auto obs = take();
+  ASSERT_EQ(obs.size(), 1U);
+  EXPECT_EQ(obs[0].activity, Activity::kClose);
+  EXPECT_FALSE(tracker_.tracks(10));
+}
+
+TEST_F(ConfirmingTrackerTest, UdpSocketGoneFromPollsClosesAfterTwo) {
+  poll(1000, {});
+  poll(2000, {udp(netlink::kTcpEstablished, 11, "10.0.0.9", 123)});
+  EXPECT_EQ(take().size(), 1U);  // the Open
+  poll(3000, {});
+  EXPECT_TRUE(take().empty()) << "its destroy event may still come";
+  poll(4000, {});
+  const auto obs = take();
+  ASSERT_EQ(obs.size(), 1U);
+  EXPECT_EQ(obs[0].activity, Activity::kClose);
+  EXPECT_EQ(obs[0].status, Status::kSuccess);
+}
+
+// A DNS resolver's sockets (issue 21): seen only in their destroy events, at most the
+// limit a second get their own Close; the rest fold into one summary per peer whose count
+// makes the total exact. Sockets a poll saw are never summarised.
+class LimitedTrackerTest : public TrackerTest {
+ protected:
+  LimitedTrackerTest() { tracker_.set_short_lived_per_second({0, 10}); }
+};
+
+TEST_F(LimitedTrackerTest, ShortLivedUdpSocketsOverTheLimitAreSummarisedAndCounted) {
+  poll(1000, {udp(netlink::kTcpClose, 1)});  // polled: always its own records
+  take();
+  std::uint64_t cookie = 100;
+  for (int i = 0; i < 25; ++i) {  // 25 queries to one server in the second from 2000
+    SocketEntry q = udp(netlink::kTcpEstablished, cookie++, "10.0.0.53", 53);
+    q.local_port = static_cast<std::uint16_t>(40000 + i);
+    destroy(q, 2000 + i);
+  }
+  for (int i = 0; i < 5; ++i) {  // and 5 to another
+    destroy(udp(netlink::kTcpEstablished, cookie++, "10.0.0.54", 53), 2100 + i);
+  }
+  destroy(udp(netlink::kTcpClose, 1), 2200);  // the polled one: its own Close, over the limit
+  auto obs = take();
+  ASSERT_EQ(obs.size(), 11U) << "10 within the limit and the polled socket";
+  EXPECT_EQ(obs.back().socket.cookie, 1U);
+  EXPECT_TRUE(std::all_of(obs.begin(), obs.end(), [](const Observation& o) {
+    return o.count == 0 && o.activity == Activity::kClose;
+  }));
+  EXPECT_EQ(tracker_.summaries_due_ms(), 3000);
+  tracker_.flush_summaries(2999);
+  EXPECT_TRUE(take().empty()) << "the second is not over";
+  tracker_.flush_summaries(3000);
+  obs = take();
+  ASSERT_EQ(obs.size(), 2U);
+  std::map<std::uint16_t, const Observation*> by_peer;
+  std::uint64_t summarised = 0;
+  for (const auto& o : obs) {
+    EXPECT_EQ(o.activity, Activity::kClose);
+    EXPECT_EQ(o.socket.cookie, 0U);
+    EXPECT_EQ(o.local.port, 0);
+    EXPECT_EQ(o.remote.port, 53);
+    EXPECT_LE(o.start_ms, o.end_ms);
+    summarised += o.count;
+  }
+  EXPECT_EQ(summarised, 20U);  // 15 + 5
+  EXPECT_EQ(tracker_.stats().short_lived_summarised, 20U);
+  EXPECT_EQ(tracker_.stats().summary_records, 2U);
+  EXPECT_EQ(tracker_.summaries_due_ms(), 0);
+  // The next second has its own limit.
+  destroy(udp(netlink::kTcpEstablished, cookie++, "10.0.0.53", 53), 3500);
+  obs = take();
+  ASSERT_EQ(obs.size(), 1U);
+  EXPECT_EQ(obs[0].count, 0U);
+}
+
+TEST_F(LimitedTrackerTest, PeersBeyondTheBoundFoldIntoOneSummaryWithoutARemoteEnd) {
+  poll(1000, {});
+  std::uint64_t cookie = 1;
+  const std::size_t peers = ShortLivedLimit::kMaxPeers + 50;
+  for (std::size_t i = 0; i < 10 + peers; ++i) {
+    const std::string remote = "10.1." + std::to_string(i / 250) + "." + std::to_string(i % 250);
+    destroy(udp(netlink::kTcpEstablished, cookie++, remote.c_str(), 53), 2000);
+  }
+  EXPECT_EQ(take().size(), 10U);
+  tracker_.flush_summaries(0, true);
+  const auto obs = take();
+  ASSERT_EQ(obs.size(), ShortLivedLimit::kMaxPeers + 1);
+  std::uint64_t total = 0;
+  std::size_t remoteless = 0;
+  for (const auto& o : obs) {
+    total += o.count;
+    if (o.remote.port == 0) {
+      ++remoteless;
+      EXPECT_EQ(o.count, peers - ShortLivedLimit::kMaxPeers);
+      EXPECT_FALSE(o.orientation.connected());
+    }
+  }
+  EXPECT_EQ(remoteless, 1U);
+  EXPECT_EQ(total, peers);
+}
+
+TEST_F(TrackerTest, NoLimitWritesEverySocket) {
+  poll(1000, {});
+  for (std::uint64_t c = 1; c <= 3000; ++c) {
+    destroy(udp(netlink::kTcpEstablished, c, "10.0.0.53", 53), 2000);
+  }
+  EXPECT_EQ(take().size(), 3000U);
+  tracker_.flush_summaries(0, true);
+  EXPECT_TRUE(take().empty());
 }
 
 }  // namespace

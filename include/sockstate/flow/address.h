@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -16,6 +17,16 @@ Address normalized_address(std::uint8_t family, const std::array<std::uint8_t, 1
 bool is_ipv4_mapped(const Address& a);
 bool is_unspecified(const Address& a);  // 0.0.0.0 or ::
 bool is_loopback(const Address& a);     // 127.0.0.0/8 or ::1
+
+// `h` with the address's 16 bytes mixed in (for the hash of a key that holds addresses).
+inline std::uint64_t mix_address(std::uint64_t h, const Address& a) {
+  std::uint64_t hi = 0;
+  std::uint64_t lo = 0;
+  std::memcpy(&hi, a.data(), 8);
+  std::memcpy(&lo, a.data() + 8, 8);
+  h = (h ^ hi) * 0x9E3779B97F4A7C15U;
+  return (h ^ lo) * 0x9E3779B97F4A7C15U;
+}
 
 // An address and a TCP port (0: none, the kernel cleared it).
 struct Endpoint {

@@ -47,6 +47,12 @@ Activity snapshot_activity(std::uint8_t kernel_state);
 // established TCP connection is.
 Activity snapshot_activity(std::uint8_t protocol, std::uint8_t kernel_state);
 
+// What a socket of `protocol` a poll finds for the first time, new since the last poll, is
+// reported as: kListen, kOpen, or kBound (a TCP socket bound and not used yet: no record
+// until it listens or connects). A UDP socket is a Listen while unconnected, an Open once
+// connected.
+Activity appearance(std::uint8_t protocol, std::uint8_t kernel_state);
+
 // The kernel states to ask a dump of `protocol` for, given the TCP states a user named
 // (--state): for UDP, LISTEN is a bound, unconnected socket (TCP_CLOSE) and ESTABLISHED a
 // connected one; UDP has no other state, so a mask naming only others asks for none (0).
@@ -121,6 +127,9 @@ struct Observation {
   int previous_state = -1;               // kernel state before (State Change)
   std::int64_t start_ms = 0;             // start_time: only when the start was seen
   std::int64_t end_ms = 0;               // end_time: only on terminal records
+  // > 0: a summary of this many sockets' Closes (tracking::ShortLivedLimit): OCSF `count`,
+  // no socket identity (cookie 0, no local port), start_time/end_time span them.
+  std::uint32_t count = 0;
   Owner owner;
 };
 

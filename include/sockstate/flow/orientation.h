@@ -1,7 +1,9 @@
 #pragma once
 
 #include <cstdint>
+#include <string_view>
 #include <unordered_set>
+#include <vector>
 
 #include "sockstate/flow/address.h"
 #include "sockstate/netlink/types.h"
@@ -13,6 +15,10 @@ namespace sockstate::flow {
 constexpr bool has_tcp_states(std::uint8_t protocol) {
   return protocol == 6;
 }
+
+// The protocols one word of `snapshot --protocol` or config `protocols` names: "tcp" {6},
+// "udp" {17}, "all" {6, 17}; empty for any other word.
+std::vector<std::uint8_t> protocols_named(std::string_view word);
 
 // The LISTEN sockets of one network namespace. A connection whose local address and port
 // match one (same address, or a wildcard listener on that port) was accepted here.
