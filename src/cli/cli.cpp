@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "sockstate/common/version.h"
+#include "sockstate/flow/orientation.h"
 #include "sockstate/ocsf/json_writer.h"
 #include "sockstate/ocsf/tcp_state.h"
 
@@ -347,14 +348,12 @@ std::optional<std::string> check_protocols(const std::vector<std::string>& proto
   opt.tcp = false;
   opt.udp = false;
   for (const auto& word : protocols) {
-    if (word == "tcp" || word == "all") {
-      opt.tcp = true;
-    }
-    if (word == "udp" || word == "all") {
-      opt.udp = true;
-    }
-    if (word != "tcp" && word != "udp" && word != "all") {
+    const std::vector<std::uint8_t> named = flow::protocols_named(word);
+    if (named.empty()) {
       return "--protocol: unknown protocol '" + word + "' (tcp, udp or all)";
+    }
+    for (const std::uint8_t p : named) {
+      (flow::has_tcp_states(p) ? opt.tcp : opt.udp) = true;
     }
   }
   return std::nullopt;

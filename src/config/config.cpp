@@ -18,6 +18,7 @@
 
 #include "sockstate/common/fd.h"
 #include "sockstate/document/reader.h"
+#include "sockstate/flow/orientation.h"
 #include "sockstate/metrics/server.h"
 #include "sockstate/ocsf/tcp_state.h"
 #include "sockstate/sink/registry.h"
@@ -71,6 +72,51 @@ std::uint32_t as_states(const json& v, const std::string& path) {
   return mask;
 }
 
+std::vector<std::uint8_t> as_protocols(const json& v, const std::string& path) {
+  if (!v.is_array()) {
+    wrong_type(path, v, "an array of protocol names such as [\"tcp\", \"udp\"]");
+  }
+  if (v.empty()) {
+    fail(path, "must not be empty (no socket would be reported)");
+  }
+  std::vector<std::uint8_t> out;
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    const std::string at = element_path(path, i);
+    if (!v[i].is_string()) {
+      wrong_type(at, v[i], "a protocol name");
+    }
+    const auto& name = v[i].get_ref<const std::string&>();
+    const std::vector<std::uint8_t> named = flow::protocols_named(name);
+    if (named.empty()) {
+      fail(at, "unknown protocol " + quote_text(name) + " (tcp, udp or all)");
+    }
+    out.insert(out.end(), named.begin(), named.end());
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+std::array<std::uint32_t, 2> as_per_protocol(const json& v, const std::string& path,
+                                             std::array<std::uint32_t, 2> out) {
+  if (!v.is_object()) {
+    wrong_type(path, v, "an object such as {\"udp\": 1000}");
+  }
+  if (v.empty()) {
+    fail(path, "must name tcp, udp or both");
+  }
+  for (const auto& item : v.items()) {
+    const std::string at = member_path(path, item.key());
+    const std::vector<std::uint8_t> named = flow::protocols_named(item.key());
+    if (named.size() != 1) {
+      fail(at, "unknown protocol (tcp or udp)");
+    }
+    out[flow::has_tcp_states(named[0]) ? 0 : 1] = static_cast<std::uint32_t>(
+        as_integer(item.value(), at, 0, 1000000, "must be 0 (every socket) to 1000000"));
+  }
+  return out;
+}
+
 std::string as_log_level(const json& v, const std::string& path) {
   static constexpr std::array<std::string_view, 4> kLevels = {"error", "warn", "info", "debug"};
   if (v.is_string()) {
@@ -112,7 +158,7 @@ struct TopKey {
 };
 
 // Every top-level key, in the order they are checked (and documented in the example).
-constexpr std::array<TopKey, 20> kTopKeys = {{
+constexpr std::array<TopKey, 22> kTopKeys = {{
     {"poll_interval",
      [](const json& v, const std::string& p, Config& c) {
        c.poll_interval = as_duration(v, p, {100ms, {}});
@@ -130,6 +176,12 @@ constexpr std::array<TopKey, 20> kTopKeys = {{
     {"destroy_events",
      [](const json& v, const std::string& p, Config& c) { c.destroy_events = as_bool(v, p); }},
     {"states", [](const json& v, const std::string& p, Config& c) { c.states = as_states(v, p); }},
+    {"protocols",
+     [](const json& v, const std::string& p, Config& c) { c.protocols = as_protocols(v, p); }},
+    {"short_lived_per_second",
+     [](const json& v, const std::string& p, Config& c) {
+       c.short_lived_per_second = as_per_protocol(v, p, Config{}.short_lived_per_second);
+     }},
     {"process", [](const json& v, const std::string& p, Config& c) { c.process = as_bool(v, p); }},
     {"all_netns",
      [](const json& v, const std::string& p, Config& c) { c.all_netns = as_bool(v, p); }},
@@ -470,6 +522,31 @@ std::string_view bpf_mode_name(BpfMode mode) {
   return "auto";
 }
 
+namespace {
+
+// describe()'s part for which sockets are reported and how: "" when the defaults.
+std::string describe_selection(const Config& config) {
+  std::string out;
+  if (config.protocols != Config{}.protocols) {
+    out += ", protocols";
+    for (const std::uint8_t p : config.protocols) {
+      out += flow::has_tcp_states(p) ? " tcp" : " udp";
+    }
+  }
+  if (config.short_lived_per_second != Config{}.short_lived_per_second) {
+    out += ", short-lived " + std::to_string(config.short_lived_per_second[0]) + " tcp/s " +
+           std::to_string(config.short_lived_per_second[1]) + " udp/s";
+  }
+  if (config.states != netlink::kAllStates) {
+    std::array<char, 16> hex{};
+    const auto [end, ec] = std::to_chars(hex.data(), hex.data() + hex.size(), config.states, 16);
+    out += ", states 0x" + std::string(hex.data(), end);
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string describe(const Config& config) {
   const auto every = [](milliseconds d) { return d.count() == 0 ? "off" : format_duration(d); };
   std::string out = "poll " + format_duration(config.poll_interval);
@@ -511,11 +588,7 @@ std::string describe(const Config& config) {
   if (config.ocsf_version != ocsf::OcsfVersion{}) {
     out += ", OCSF " + ocsf::to_string(config.ocsf_version);
   }
-  if (config.states != netlink::kAllStates) {
-    std::array<char, 16> hex{};
-    const auto [end, ec] = std::to_chars(hex.data(), hex.data() + hex.size(), config.states, 16);
-    out += ", states 0x" + std::string(hex.data(), end);
-  }
+  out += describe_selection(config);
   out += ", " + std::to_string(config.sinks.size()) +
          (config.sinks.size() == 1 ? " sink: " : " sinks: ");
   for (std::size_t i = 0; i < config.sinks.size(); ++i) {

@@ -381,6 +381,40 @@ TEST(Config, StatesUseTheCommandLineNames) {
             "states[1]: must be a state name, not an integer");
 }
 
+TEST(Config, ProtocolsUseTheSnapshotWords) {
+  EXPECT_EQ(Config{}.protocols, (std::vector<std::uint8_t>{6, 17}));
+  EXPECT_EQ(parse_ok(doc("protocols", R"(["udp"])")).protocols, (std::vector<std::uint8_t>{17}));
+  EXPECT_EQ(parse_ok(doc("protocols", R"(["udp", "tcp", "udp"])")).protocols,
+            (std::vector<std::uint8_t>{6, 17}));
+  EXPECT_EQ(parse_ok(doc("protocols", R"(["all"])")).protocols, (std::vector<std::uint8_t>{6, 17}));
+  EXPECT_EQ(parse_error(doc("protocols", R"(["tcp", "sctp"])")),
+            "protocols[1]: unknown protocol \"sctp\" (tcp, udp or all)");
+  EXPECT_EQ(parse_error(doc("protocols", "[]")),
+            "protocols: must not be empty (no socket would be reported)");
+  EXPECT_EQ(parse_error(doc("protocols", "\"tcp\"")),
+            "protocols: must be an array of protocol names such as [\"tcp\", \"udp\"], not a "
+            "string");
+  EXPECT_NE(describe(parse_ok(doc("protocols", R"(["udp"])"))).find(", protocols udp"),
+            std::string::npos);
+}
+
+TEST(Config, ShortLivedPerSecondIsPerProtocol) {
+  EXPECT_EQ(Config{}.short_lived_per_second, (std::array<std::uint32_t, 2>{0, 1000}));
+  EXPECT_EQ(parse_ok(doc("short_lived_per_second", R"({"udp": 0})")).short_lived_per_second,
+            (std::array<std::uint32_t, 2>{0, 0}));
+  EXPECT_EQ(
+      parse_ok(doc("short_lived_per_second", R"({"tcp": 5, "udp": 7})")).short_lived_per_second,
+      (std::array<std::uint32_t, 2>{5, 7}));
+  EXPECT_EQ(parse_error(doc("short_lived_per_second", R"({"all": 5})")),
+            "short_lived_per_second.all: unknown protocol (tcp or udp)");
+  EXPECT_EQ(parse_error(doc("short_lived_per_second", R"({"udp": -1})")),
+            "short_lived_per_second.udp: must be 0 (every socket) to 1000000");
+  EXPECT_EQ(parse_error(doc("short_lived_per_second", "{}")),
+            "short_lived_per_second: must name tcp, udp or both");
+  EXPECT_EQ(parse_error(doc("short_lived_per_second", "5")),
+            "short_lived_per_second: must be an object such as {\"udp\": 1000}, not an integer");
+}
+
 TEST(Config, LogLevel) {
   for (const char* level : {"error", "warn", "info", "debug"}) {
     EXPECT_EQ(parse_ok(doc("log_level", std::string("\"") + level + "\"")).log_level, level);
@@ -979,7 +1013,7 @@ TEST(ConfigExample, DocumentsEveryKey) {
   ASSERT_FALSE(text.empty());
   const std::vector<std::string> keys = known_keys();
   EXPECT_EQ(std::set<std::string>(keys.begin(), keys.end()).size(), keys.size()) << "no repeats";
-  EXPECT_EQ(keys.size(), 48U);
+  EXPECT_EQ(keys.size(), 50U);
   for (const std::string& key : keys) {
     const std::string leaf =
         key.substr(key.rfind('.') == std::string::npos ? 0 : key.rfind('.') + 1);

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -31,13 +32,17 @@ struct Config {
   bool baseline = true;                               // the startup snapshot records
   bool destroy_events = true;                  // listen to the kernel's socket-destroy events
   std::uint32_t states = netlink::kAllStates;  // kernel states mask the daemon dumps
-  bool process = true;                         // actor.process / actor.user from /proc
-  bool all_netns = false;                      // every network namespace, not just ours
-  std::uint16_t community_id_seed = 0;         // connection_info.community_uid seed
-  std::size_t event_buffer_bytes = 8U << 20;   // SO_RCVBUF(FORCE) of the destroy listener
-  std::string log_name = "sockstate";          // metadata.log_name
-  int device_type_id = 0;                      // device.type_id
-  std::string log_level = "info";              // error, warn, info, debug
+  std::vector<std::uint8_t> protocols{6, 17};  // IPPROTO_TCP, IPPROTO_UDP: sorted, each once
+  // Sockets seen only in their destroy event that get their own Close a second, TCP and
+  // UDP; the rest are summarised (tracking::ShortLivedLimit). 0: every socket.
+  std::array<std::uint32_t, 2> short_lived_per_second{0, 1000};
+  bool process = true;                        // actor.process / actor.user from /proc
+  bool all_netns = false;                     // every network namespace, not just ours
+  std::uint16_t community_id_seed = 0;        // connection_info.community_uid seed
+  std::size_t event_buffer_bytes = 8U << 20;  // SO_RCVBUF(FORCE) of the destroy listener
+  std::string log_name = "sockstate";         // metadata.log_name
+  int device_type_id = 0;                     // device.type_id
+  std::string log_level = "info";             // error, warn, info, debug
   std::vector<sink::SinkConfig> sinks{sink::SinkConfig{}};  // default: one stdout sink
   // The networks called inside, for direction and boundary (default: the contract's).
   std::vector<flow::Cidr> internal_networks = flow::NetworkSet::default_internal().networks();
@@ -64,6 +69,8 @@ struct Config {
 //  * size: a JSON integer of bytes, or a string, a whole number and KiB, MiB or GiB
 //    ("8MiB"); "0" is zero.
 //  * states: an array of the --state names of `sockstate snapshot`.
+//  * protocols: an array of "tcp", "udp" or "all" (the words of `snapshot --protocol`).
+//  * short_lived_per_second: an object with "tcp" and/or "udp", each 0 to 1000000.
 // Never throws.
 Result<Config> parse_config(std::string_view text);
 
