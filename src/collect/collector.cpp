@@ -43,11 +43,14 @@ Result<NamespaceView> NamespaceView::open(proc::NetnsInfo info, const ViewOption
   NamespaceView view(std::move(info), std::move(*diag), std::move(*route));
   if (options.destroy_buffer > 0) {
     // Joined before the namespace's first dump, so no close between the two goes unseen.
-    auto listener = netlink::DestroyListener::open(options.destroy_buffer);
-    if (!listener) {
-      return listener.error();
+    view.destroy_.reserve(options.destroy_protocols.size());
+    for (const std::uint8_t protocol : options.destroy_protocols) {
+      auto listener = netlink::DestroyListener::open(options.destroy_buffer, protocol);
+      if (!listener) {
+        return listener.error();
+      }
+      view.destroy_.push_back(std::move(*listener));
     }
-    view.destroy_.emplace(std::move(*listener));
   }
   if (options.watch_addresses) {
     // Joined before the first address dump, so no change between the two goes unseen.
@@ -241,13 +244,22 @@ Result<std::optional<netlink::SocketEntry>> NamespaceView::lookup(
   return found;
 }
 
+netlink::DestroyListener* NamespaceView::destroy(std::uint8_t protocol) {
+  for (auto& listener : destroy_) {
+    if (listener.protocol() == protocol) {
+      return &listener;
+    }
+  }
+  return nullptr;
+}
+
 std::uint64_t NamespaceView::foreign() const {
   std::uint64_t n = diag_.foreign() + route_.foreign();
   if (watch_) {
     n += watch_->foreign();
   }
-  if (destroy_) {
-    n += destroy_->foreign();
+  for (const auto& listener : destroy_) {
+    n += listener.foreign();
   }
   return n;
 }

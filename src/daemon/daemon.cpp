@@ -138,13 +138,14 @@ struct Daemon::State {
     const EventCounters c = source.counters();
     gone_events.events += c.events;
     gone_events.overflows += c.overflows;
+    gone_events.dropped += c.dropped;
   }
 
   // A namespace opened: its event source joins the loop's.
   Result<void> added(const std::vector<Namespace*>& opened) {
     for (Namespace* ns : opened) {
-      if (ns->events) {
-        if (auto watched = add_source(*ns->events); !watched) {
+      for (const auto& source : ns->events) {
+        if (auto watched = add_source(*source); !watched) {
           return watched.error();
         }
       }
@@ -159,8 +160,8 @@ struct Daemon::State {
     if (ns == nullptr) {
       return;
     }
-    if (ns->events) {
-      remove_source(*ns->events);  // its last closes
+    for (const auto& source : ns->events) {
+      remove_source(*source);  // its last closes
     }
     emitter.flush();  // its records name its container: before it goes
     spdlog::info("network namespace {} is gone", inode);
@@ -446,15 +447,18 @@ struct Daemon::State {
     std::uint64_t events = 0;
     std::uint64_t overflows = 0;
     std::uint64_t forged = 0;
+    std::uint64_t dropped = 0;
   };
 
   // Totals since start: what closed sources and namespaces counted stays counted.
   [[nodiscard]] DestroyCounts destroy_counts() const {
-    DestroyCounts c{gone_events.events, gone_events.overflows, namespaces.forged_gone()};
+    DestroyCounts c{gone_events.events, gone_events.overflows, namespaces.forged_gone(),
+                    gone_events.dropped};
     for (const auto& [fd, source] : sources) {
       const EventCounters e = source->counters();
       c.events += e.events;
       c.overflows += e.overflows;
+      c.dropped += e.dropped;
     }
     for (const auto& [inode, ns] : namespaces.all()) {
       c.forged += ns->view.foreign();
@@ -474,6 +478,9 @@ struct Daemon::State {
     r.poll_ms = p.last_ms;
     r.destroy_events = d.events;
     r.overflows = d.overflows;
+    r.destroy_events_dropped = d.dropped;
+    r.short_lived_summarised = t.short_lived_summarised;
+    r.summary_records = t.summary_records;
     r.closes_by_destroy = t.closed_by_destroy;
     r.bound_closes = t.unused_destroys;
     r.duplicate_destroys = t.duplicate_destroys;
@@ -567,6 +574,7 @@ struct Daemon::State {
     // Without destroy events nothing is worth waiting for: a poll that misses a socket
     // twice reports it.
     tracker.set_confirm_poll_closes(config.destroy_events);
+    tracker.set_short_lived_per_second(config.short_lived_per_second);
     if (auto signals = watch_signals(); !signals) {
       return signals.error();
     }
@@ -740,6 +748,7 @@ struct Daemon::State {
         (void)::sd_notify(0, "WATCHDOG=1");
         t.watchdog = now + t.watchdog_every;
       }
+      tracker.flush_summaries(collect::realtime_ms());
       emitter.pace();
       steer_events(now);
       const auto stop = wait_and_handle(t, now);
@@ -765,6 +774,10 @@ struct Daemon::State {
     }
     if (rest_until != 0) {
       deadline = std::min(deadline, rest_until);
+    }
+    if (const std::int64_t due = tracker.summaries_due_ms(); due != 0) {
+      // Summaries of short-lived sockets are written when their second is over.
+      deadline = std::min(deadline, now + std::max<std::int64_t>(0, due - collect::realtime_ms()));
     }
     std::array<epoll_event, 4> events{};
     const int timeout = static_cast<int>(std::max<std::int64_t>(0, deadline - now));
@@ -843,15 +856,17 @@ struct Daemon::State {
       fresh->community_id_seed = config.community_id_seed;
     }
     if (fresh->observables != config.observables || fresh->states != config.states ||
-        fresh->destroy_events != config.destroy_events ||
+        fresh->protocols != config.protocols || fresh->destroy_events != config.destroy_events ||
         fresh->metrics_listen != config.metrics_listen || fresh->bpf != config.bpf ||
         fresh->bpf_ring_bytes != config.bpf_ring_bytes) {
-      // Fewer states would make live sockets look gone; destroy events are per namespace.
+      // Fewer states or protocols would make live sockets look gone; destroy events are
+      // per namespace.
       spdlog::warn(
-          "observables, states, destroy_events, metrics_listen, bpf and bpf_ring_buffer apply "
-          "at the next start");
+          "observables, states, protocols, destroy_events, metrics_listen, bpf and "
+          "bpf_ring_buffer apply at the next start");
       fresh->observables = config.observables;
       fresh->states = config.states;
+      fresh->protocols = config.protocols;
       fresh->destroy_events = config.destroy_events;
       fresh->metrics_listen = config.metrics_listen;
       fresh->bpf = config.bpf;
@@ -862,6 +877,7 @@ struct Daemon::State {
       emitter.set_ocsf_version(fresh->ocsf_version);
     }
     config = std::move(*fresh);
+    tracker.set_short_lived_per_second(config.short_lived_per_second);
     namespaces.set_internal(flow::NetworkSet(config.internal_networks));
     spdlog::set_level(spdlog::level::from_str(config.log_level));
     spdlog::info("configuration reloaded: {}", config::describe(config));
@@ -892,6 +908,7 @@ int Daemon::run() {
   (void)::sd_notify(0, "STOPPING=1");
   s.finish_at_pace();
   s.drain_held();
+  s.tracker.flush_summaries(collect::realtime_ms(), true);  // the second under way too
   s.emitter.pace(true);  // owed records (a baseline still being paced) go to the queues
   s.emitter.flush();
   s.log_retired_sinks();

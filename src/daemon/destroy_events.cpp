@@ -3,14 +3,15 @@
 #include <algorithm>
 
 #include "sockstate/collect/host.h"
+#include "sockstate/flow/orientation.h"
 
 namespace sockstate::daemon {
 
-DestroyEventSource::DestroyEventSource(collect::NamespaceView& view,
+DestroyEventSource::DestroyEventSource(collect::NamespaceView& view, std::uint8_t protocol,
                                        std::function<flow::Perimeter()> perimeter,
                                        std::size_t max_buffer)
     : view_(view),
-      listener_(*view.destroy()),
+      listener_(*view.destroy(protocol)),
       perimeter_(std::move(perimeter)),
       max_buffer_(std::max<std::size_t>(max_buffer, 64U << 20)) {}
 
@@ -28,6 +29,9 @@ Result<EventSource::Drained> DestroyEventSource::drain(tracking::Tracker& tracke
         netlink::SocketEntry tagged = e;
         tagged.netns = inode;
         tagged.protocol = listener_.protocol();
+        // The kernel's message carries what makes a TCP entry a full socket (tcp_info),
+        // and nothing of the kind for UDP, which has no minisockets.
+        tagged.full_socket = tagged.full_socket || !flow::has_tcp_states(tagged.protocol);
         tracker.destroyed(tagged, view_.listeners(), p, collect::realtime_ms());
       },
       max_buffer_, budget);
@@ -38,11 +42,13 @@ Result<EventSource::Drained> DestroyEventSource::drain(tracking::Tracker& tracke
 }
 
 EventCounters DestroyEventSource::counters() const {
-  return EventCounters{listener_.events(), listener_.overflows()};
+  return EventCounters{listener_.events(), listener_.overflows(), listener_.dropped()};
 }
 
 std::string DestroyEventSource::describe() const {
-  return "destroy events of network namespace " + std::to_string(view_.info().inode);
+  const char* protocol = flow::has_tcp_states(listener_.protocol()) ? "TCP" : "UDP";
+  return std::string(protocol) + " destroy events of network namespace " +
+         std::to_string(view_.info().inode);
 }
 
 }  // namespace sockstate::daemon

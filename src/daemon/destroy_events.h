@@ -11,15 +11,16 @@
 
 namespace sockstate::daemon {
 
-// The kernel's TCP socket-destroy events of one network namespace (sock_diag's multicast
-// groups), read from the namespace's DestroyListener: one Close (or Fail, Refuse) each,
-// with the final counters. The view must outlive the source.
+// The kernel's socket-destroy events of one protocol in one network namespace (sock_diag's
+// multicast groups), read from the namespace's DestroyListener of that protocol: one Close
+// (or Fail, Refuse) each, with TCP's final counters. The view must outlive the source.
 class DestroyEventSource final : public EventSource {
  public:
   // `perimeter`: the namespace's addresses and the internal networks, at drain time.
   // `max_buffer`: how far the listener's receive buffer may grow after an overflow.
-  DestroyEventSource(collect::NamespaceView& view, std::function<flow::Perimeter()> perimeter,
-                     std::size_t max_buffer);
+  // The view's listener of `protocol` must exist.
+  DestroyEventSource(collect::NamespaceView& view, std::uint8_t protocol,
+                     std::function<flow::Perimeter()> perimeter, std::size_t max_buffer);
 
   [[nodiscard]] int fd() const override;
   Result<Drained> drain(tracking::Tracker& tracker, std::size_t budget) override;

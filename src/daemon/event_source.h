@@ -14,6 +14,7 @@ namespace sockstate::daemon {
 struct EventCounters {
   std::uint64_t events = 0;     // events read
   std::uint64_t overflows = 0;  // times the kernel said events were lost
+  std::uint64_t dropped = 0;    // events the kernel could not queue, where it counts them
 };
 
 // A source of socket events beside the polls: a descriptor the loop waits on and a
@@ -40,7 +41,7 @@ class EventSource {
   // the loop reads it before every source that writes records, never holds it back, and
   // counts its events apart.
   [[nodiscard]] virtual bool writes_records() const { return true; }
-  // For log lines: "destroy events of network namespace 4026531840".
+  // For log lines: "TCP destroy events of network namespace 4026531840".
   [[nodiscard]] virtual std::string describe() const = 0;
 };
 

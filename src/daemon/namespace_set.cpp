@@ -1,29 +1,42 @@
 #include "namespace_set.h"
 
+#include <netinet/in.h>
 #include <spdlog/spdlog.h>
+
+#include <algorithm>
 
 #include "destroy_events.h"
 
 namespace sockstate::daemon {
+namespace {
+
+bool ns_has_tcp(const std::vector<std::uint8_t>& protocols) {
+  return std::find(protocols.begin(), protocols.end(), IPPROTO_TCP) != protocols.end();
+}
+
+}  // namespace
 
 // Makes the namespace's sockets: here, or inside it through a short-lived thread.
 Result<std::unique_ptr<Namespace>> NamespaceSet::open(const proc::NetnsInfo& info, bool here) {
   collect::ViewOptions options;
   options.watch_addresses = true;
   options.destroy_buffer = config_.destroy_events ? config_.event_buffer_bytes : 0;
+  options.destroy_protocols = config_.protocols;
   // Only a poll of every state sees every connection the kernel counts; without destroy
   // events, short connections are unseen by design (no loss to count).
-  options.tcp_counters = config_.states == netlink::kAllStates && config_.destroy_events;
+  options.tcp_counters = config_.states == netlink::kAllStates && config_.destroy_events &&
+                         ns_has_tcp(config_.protocols);
   auto view = here ? collect::NamespaceView::open_here(info, options)
                    : collect::NamespaceView::open_in(info, options);
   if (!view) {
     return view.error();
   }
   auto ns = std::make_unique<Namespace>(std::move(*view));
-  if (ns->view.destroy() != nullptr) {
-    Namespace* raw = ns.get();
-    ns->events = std::make_unique<DestroyEventSource>(
-        ns->view, [this, raw] { return perimeter(*raw); }, config_.event_buffer_bytes);
+  Namespace* raw = ns.get();
+  for (const auto& listener : ns->view.destroy_listeners()) {
+    ns->events.push_back(std::make_unique<DestroyEventSource>(
+        ns->view, listener.protocol(), [this, raw] { return perimeter(*raw); },
+        config_.event_buffer_bytes));
   }
   return ns;
 }

@@ -27,8 +27,9 @@ struct Namespace {
   std::uint64_t seen_base = 0;                // the tracker's count then
   std::optional<std::uint64_t> opens_lagged;  // the kernel's count before the previous poll
   std::uint64_t unreported = 0;
-  std::size_t sockets_dumped = 0;       // by its last complete dump (sizes the next one's set)
-  std::unique_ptr<EventSource> events;  // its destroy events (destroy_events)
+  std::size_t sockets_dumped = 0;  // by its last complete dump (sizes the next one's set)
+  // Its destroy events (destroy_events), one source per protocol, TCP's first.
+  std::vector<std::unique_ptr<EventSource>> events;
 };
 
 // The namespaces the daemon watches, by nsfs inode: our own, or with all_netns every one

@@ -23,7 +23,8 @@ bool contains(const std::vector<std::uint64_t>& inodes, std::uint64_t inode) {
 // What one namespace's dumps of a poll share.
 struct Poller::DumpPass {
   Namespace& ns;
-  bool with_info;
+  bool with_info;  // asked of TCP's dumps (UDP has no tcp_info)
+  std::uint8_t protocol = IPPROTO_TCP;
   netlink::CookieSet seen{};
   std::vector<netlink::SocketEntry> wanted{};  // sockets needing the tcp_info not asked for
   std::size_t dumped = 0;
@@ -112,18 +113,30 @@ void Poller::feed_looked_up(Namespace& ns, const std::vector<netlink::SocketEntr
   }
 }
 
-// Dumps one namespace's other sockets into the tracker: both families in one walk of
-// the kernel's socket hash (a dump per family walks all of it twice; see
-// build_dump_request()), or one family at a time where the kernel refuses that.
+// Dumps one namespace's other sockets, of each protocol asked for, into the tracker.
 Result<void> Poller::dump_sockets(Namespace& ns, const Interleave& interleave) {
   const tracking::Tracker::FirstSight first = first_sight(ns);
   tracker_.set_first_sight(first);
   DumpPass pass{ns, poll_info_ || first != tracking::Tracker::FirstSight::kEvent};
   pass.seen.reserve(ns.sockets_dumped + ns.sockets_dumped / 8);  // as its last, and some
-  if (both_families_) {
+  for (const std::uint8_t protocol : config_.protocols) {
+    pass.protocol = protocol;
+    if (auto done = dump_protocol(pass, interleave); !done) {
+      return finish_dump(pass, done);
+    }
+  }
+  return finish_dump(pass, {});
+}
+
+// One protocol's sockets: TCP's both families in one walk of the kernel's socket hash (a
+// dump per family walks all of it twice; see build_dump_request()), or one family at a
+// time where the kernel refuses that; UDP's one family at a time (the kernel's UDP dump
+// takes no AF_UNSPEC).
+Result<void> Poller::dump_protocol(DumpPass& pass, const Interleave& interleave) {
+  if (both_families_ && pass.protocol == IPPROTO_TCP) {
     auto done = dump_family(pass, AF_UNSPEC, interleave);
     if (done || !pass.drained || !refused(done.error().errnum)) {
-      return finish_dump(pass, done);
+      return done;
     }
     both_families_ = false;  // the socket cookies seen so far are not delivered again
     spdlog::info("the kernel refuses one dump of both families ({}): one each",
@@ -131,10 +144,10 @@ Result<void> Poller::dump_sockets(Namespace& ns, const Interleave& interleave) {
   }
   for (const std::uint8_t family : {std::uint8_t{AF_INET}, std::uint8_t{AF_INET6}}) {
     if (auto done = dump_family(pass, family, interleave); !done) {
-      return finish_dump(pass, done);
+      return done;
     }
   }
-  return finish_dump(pass, {});
+  return {};
 }
 
 Result<void> Poller::dump_family(DumpPass& pass, std::uint8_t family,
@@ -144,13 +157,22 @@ Result<void> Poller::dump_family(DumpPass& pass, std::uint8_t family,
   // overflow their socket's buffer (measured: 100,000 closes/s during a 500,000-socket
   // poll overflowed it once, and 105,000 closes waited for polls).
   static constexpr std::size_t kDrainEvery = 2048;
-  const std::uint32_t states = config_.states & ~netlink::state_bit(netlink::kTcpListen);
+  // TCP's listeners were dumped first (dump_listeners()); UDP's "listeners" (bound, not
+  // connected) decide no direction and come here.
+  std::uint32_t states = flow::kernel_states_for(pass.protocol, config_.states);
+  if (flow::has_tcp_states(pass.protocol)) {
+    states &= ~netlink::state_bit(netlink::kTcpListen);
+  }
+  if (states == 0) {
+    return pass.drained;  // none of this protocol's states asked for
+  }
   const flow::Perimeter p = namespaces_.perimeter(pass.ns);
-  const netlink::DumpRequest request{family, states, pass.with_info, {}};
+  const bool with_info = pass.with_info && flow::has_tcp_states(pass.protocol);
+  const netlink::DumpRequest request{family, states, with_info, {}, pass.protocol};
   auto done =
       pass.ns.view.dump(request, pass.seen, dump_stats_, [&](const netlink::SocketEntry& e) {
         ++pass.dumped;
-        if (!pass.with_info && tracker_.wants_info(e)) {
+        if (!with_info && tracker_.wants_info(e)) {
           pass.wanted.push_back(e);
         } else {
           tracker_.poll_socket(e, pass.ns.view.listeners(), p);
@@ -190,7 +212,9 @@ Result<void> Poller::dump_failed(const Namespace& ns, const Error& error,
 }
 
 Result<std::vector<std::uint64_t>> Poller::dump(const Interleave& interleave) {
-  const bool want_listen = (config_.states & netlink::state_bit(netlink::kTcpListen)) != 0;
+  const bool want_listen = (config_.states & netlink::state_bit(netlink::kTcpListen)) != 0 &&
+                           std::find(config_.protocols.begin(), config_.protocols.end(),
+                                     IPPROTO_TCP) != config_.protocols.end();
   std::vector<std::uint64_t> failed;
   std::vector<netlink::SocketEntry> listening;
   for (auto& [inode, ns] : namespaces_.all()) {
@@ -252,7 +276,8 @@ void Poller::reconcile(Namespace& ns, std::optional<std::uint64_t> opens) {
     ns.seen_base = seen;
     return;
   }
-  const std::uint64_t overflows = ns.events ? ns.events->counters().overflows : 0;
+  // TCP's source comes first: the kernel's count compared here is of TCP connections.
+  const std::uint64_t overflows = ns.events.empty() ? 0 : ns.events.front()->counters().overflows;
   if (ns.opens_lagged && *ns.opens_lagged >= *ns.opens_base && overflows > 0) {
     const std::uint64_t made = *ns.opens_lagged - *ns.opens_base;
     const std::uint64_t saw = seen - ns.seen_base;

@@ -58,6 +58,7 @@ class Poller {
   [[nodiscard]] tracking::Tracker::FirstSight first_sight(const Namespace& ns) const;
   Result<void> dump_listeners(Namespace& ns, std::vector<netlink::SocketEntry>& listening);
   Result<void> dump_sockets(Namespace& ns, const Interleave& interleave);
+  Result<void> dump_protocol(DumpPass& pass, const Interleave& interleave);
   Result<void> dump_family(DumpPass& pass, std::uint8_t family, const Interleave& interleave);
   Result<void> finish_dump(DumpPass& pass, const Result<void>& done);
   void feed_looked_up(Namespace& ns, const std::vector<netlink::SocketEntry>& wanted);

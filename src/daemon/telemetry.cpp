@@ -9,7 +9,7 @@ namespace {
 
 using enum MetricType;
 
-constexpr std::array<TelemetryRow, 27> kRows = {{
+constexpr std::array<TelemetryRow, 30> kRows = {{
     {"tracked", "sockstate_sockets_tracked", "Sockets tracked now.", kGauge, &Readings::tracked},
     // By activity in the metrics (sockstate_records_total, below).
     {"records", "", "", kCounter, &Readings::records},
@@ -30,6 +30,17 @@ constexpr std::array<TelemetryRow, 27> kRows = {{
      &Readings::destroy_events},
     {"overflows", "sockstate_destroy_overflows_total", "Times the kernel dropped destroy events.",
      kCounter, &Readings::overflows},
+    {"destroy_events_dropped", "sockstate_destroy_events_dropped_total",
+     "Socket-destroy events the kernel could not queue for us (each a socket's end; one a "
+     "poll had seen is closed by a poll).",
+     kCounter, &Readings::destroy_events_dropped},
+    {"short_lived_summarised", "sockstate_short_lived_summarised_total",
+     "Sockets seen only in their destroy event, over short_lived_per_second, folded into "
+     "summary Close records (their count).",
+     kCounter, &Readings::short_lived_summarised},
+    {"summary_records", "sockstate_summary_records_total",
+     "Summary Close records written for short-lived sockets.", kCounter,
+     &Readings::summary_records},
     {"closes_by_destroy", "sockstate_closes_by_destroy_total",
      "Closes reported from a destroy event.", kCounter, &Readings::closes_by_destroy},
     {"bound_closes", "sockstate_bound_closes_total",

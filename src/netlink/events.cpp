@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 
 #include "sockstate/netlink/parser.h"
@@ -70,6 +71,16 @@ Result<DestroyListener> DestroyListener::open(std::size_t receive_buffer, std::u
     return set.error();
   }
   return listener;
+}
+
+std::uint64_t DestroyListener::dropped() const {
+  std::array<std::uint32_t, SK_MEMINFO_VARS> meminfo{};
+  socklen_t len = sizeof meminfo;
+  if (::getsockopt(fd(), SOL_SOCKET, SO_MEMINFO, meminfo.data(), &len) != 0 ||
+      len < (SK_MEMINFO_DROPS + 1) * sizeof(std::uint32_t)) {
+    return 0;
+  }
+  return meminfo[SK_MEMINFO_DROPS];
 }
 
 Result<void> DestroyListener::set_receive_buffer(std::size_t bytes) {

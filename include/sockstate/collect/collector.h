@@ -24,8 +24,9 @@ namespace sockstate::collect {
 
 struct ViewOptions {
   bool watch_addresses = false;    // join the address-change groups (the daemon)
-  std::size_t destroy_buffer = 0;  // > 0: a destroy listener with this receive buffer
-  bool tcp_counters = false;       // keep the namespace's /proc/net/snmp open (tcp_opens())
+  std::size_t destroy_buffer = 0;  // > 0: destroy listeners with this receive buffer
+  std::vector<std::uint8_t> destroy_protocols{6};  // one listener each (IPPROTO_TCP, _UDP)
+  bool tcp_counters = false;  // keep the namespace's /proc/net/snmp open (tcp_opens())
 };
 
 // ActiveOpens + PassiveOpens from the text of /proc/net/snmp: every TCP connection socket
@@ -36,7 +37,8 @@ std::optional<std::uint64_t> parse_tcp_opens(std::string_view snmp);
 // One network namespace as sockstate sees it, for `snapshot` and `run` alike: a sock_diag
 // socket and an rtnetlink socket made inside it (so they keep it for their life), its
 // addresses (kept current when watched), its LISTEN sockets and ephemeral port range,
-// and optionally its destroy listener.
+// and optionally its destroy listeners (one per protocol: a storm of one protocol's
+// destroy events cannot overflow another's buffer).
 class NamespaceView {
  public:
   // In the calling thread's namespace (`info`: what is known of it, inode at least).
@@ -69,9 +71,10 @@ class NamespaceView {
   std::optional<flow::Address> route_source(const flow::Address& peer);
 
   [[nodiscard]] int address_watch_fd() const { return watch_ ? watch_->fd() : -1; }
-  netlink::DestroyListener* destroy() { return destroy_ ? &*destroy_ : nullptr; }
-  [[nodiscard]] const netlink::DestroyListener* destroy() const {
-    return destroy_ ? &*destroy_ : nullptr;
+  // The destroy listener of `protocol`; nullptr when none was opened.
+  netlink::DestroyListener* destroy(std::uint8_t protocol);
+  [[nodiscard]] const std::vector<netlink::DestroyListener>& destroy_listeners() const {
+    return destroy_;
   }
   // Datagrams discarded on this namespace's sockets because the kernel did not send them.
   [[nodiscard]] std::uint64_t foreign() const;
@@ -90,7 +93,7 @@ class NamespaceView {
   netlink::NetlinkSocket diag_;
   netlink::NetlinkSocket route_;
   std::optional<netlink::NetlinkSocket> watch_;
-  std::optional<netlink::DestroyListener> destroy_;
+  std::vector<netlink::DestroyListener> destroy_;  // filled at open only: stable addresses
   Fd snmp_;  // /proc/thread-self/net/snmp opened inside the namespace: it stays bound to it
   flow::ListenerTable base_;  // empty, with the namespace's ephemeral port range
   flow::ListenerTable listeners_;

@@ -20,6 +20,9 @@ struct Readings {
   std::uint64_t poll_ms = 0;
   std::uint64_t destroy_events = 0;
   std::uint64_t overflows = 0;
+  std::uint64_t destroy_events_dropped = 0;  // events the kernel could not queue (sk_drops)
+  std::uint64_t short_lived_summarised = 0;  // sockets no poll saw folded into summaries
+  std::uint64_t summary_records = 0;         // the summary Closes written for them
   std::uint64_t closes_by_destroy = 0;
   std::uint64_t bound_closes = 0;        // destroyed sockets no poll saw listen or connect
   std::uint64_t duplicate_destroys = 0;  // destroy events of sockets closed already

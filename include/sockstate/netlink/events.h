@@ -38,6 +38,9 @@ class DestroyListener {
 
   [[nodiscard]] std::uint64_t events() const { return events_; }
   [[nodiscard]] std::uint64_t overflows() const { return overflows_; }
+  // Destroy messages the kernel could not queue on this socket since it opened (its
+  // sk_drops, SO_MEMINFO): one each, exactly. 0 when the kernel will not say.
+  [[nodiscard]] std::uint64_t dropped() const;
   [[nodiscard]] std::uint64_t malformed() const { return malformed_; }
   // Datagrams another process sent (forged events): discarded, never parsed.
   [[nodiscard]] std::uint64_t foreign() const { return sock_.foreign(); }
