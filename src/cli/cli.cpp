@@ -66,6 +66,7 @@ struct RunArgs {
   std::string output;
   std::string bpf;
   std::string ocsf_version;
+  std::vector<std::string> protocols;
   bool no_baseline = false;
   bool no_destroy_events = false;
   bool no_process = false;
@@ -209,6 +210,10 @@ CLI::App* add_run(CLI::App& app, RunArgs& args, Invocation& inv) {
   run->add_option("--ocsf-version", args.ocsf_version,
                   "Override ocsf_version: 1.8.0 (default), 1.5.0 or 1.1.0")
       ->type_name("VERSION");
+  run->add_option("--protocol", args.protocols,
+                  "Override protocols, comma-separated: tcp, udp, all (default both)")
+      ->delimiter(',')
+      ->type_name("LIST");
   run->add_flag("--no-baseline", args.no_baseline, "No startup snapshot records");
   run->add_flag("--no-destroy-events", args.no_destroy_events,
                 "Do not listen to destroy events (closes are then found by polls)");
@@ -301,6 +306,13 @@ void apply_run(const RunArgs& args, Invocation& inv) {
   }
   if (!args.ocsf_version.empty()) {
     overrides.emplace_back("ocsf_version", json_string(args.ocsf_version));
+  }
+  if (!args.protocols.empty()) {
+    std::string list = "[";
+    for (const auto& word : args.protocols) {
+      list += (list.size() > 1 ? "," : "") + json_string(word);
+    }
+    overrides.emplace_back("protocols", list + "]");
   }
   const std::pair<bool, std::pair<const char*, const char*>> flags[] = {
       {args.no_baseline, {"baseline", "false"}},

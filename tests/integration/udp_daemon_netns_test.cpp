@@ -11,6 +11,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <csignal>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
@@ -146,6 +148,64 @@ TEST_F(DaemonNetns, ThousandUdpSocketsBetweenTwoPollsCloseOnceEach) {
   EXPECT_EQ(last_stat(log, "overflows"), 0U) << log;
   EXPECT_EQ(last_stat(log, "destroy_events_dropped"), 0U) << log;
   expect_valid_ocsf();
+}
+
+// A destroy listener with a small buffer while the daemon reads nothing: the kernel drops
+// UDP destroy events. The kernel keeps no count of UDP sockets made, but it counts each
+// message it could not queue (the listener's sk_drops): every socket is closed once in the
+// records or counted in destroy_events_dropped, exactly.
+TEST_F(DaemonNetns, UdpOverflowIsCountedExactly) {
+  constexpr std::uint16_t kServer = 5303;
+  constexpr int kSockets = 3000;
+  UniqueFd server = udp_socket();
+  bind_to(server.get(), kServer);
+  start(json{{"poll_interval", "1h"},
+             {"stats_interval", "1h"},
+             {"event_buffer", "64KiB"},
+             {"short_lived_per_second", {{"udp", 0}}}});
+  wait_for([&](const auto& all) { return !with(all, kListen, kServer).empty(); });
+  ASSERT_TRUE(daemon_->signal(SIGSTOP));
+  for (int i = 0; i < kSockets; ++i) {
+    UniqueFd c = udp_socket();
+    connect_udp(c.get(), kServer);
+  }
+  // The kernel sends destroy events from a work queue: wait until it has dropped some (the
+  // Drops column of this namespace's sock_diag sockets with groups).
+  const auto drops = [] {
+    std::ifstream in("/proc/self/net/netlink");
+    std::string line;
+    std::getline(in, line);  // header
+    std::uint64_t n = 0;
+    for (std::string sk, eth, pid, groups, rmem, wmem, dump, locks, d, inode;
+         in >> sk >> eth >> pid >> groups >> rmem >> wmem >> dump >> locks >> d >> inode;) {
+      if (eth == "4" && groups != "00000000") {
+        n += std::stoull(d);
+      }
+    }
+    return n;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + milliseconds(20000);
+  while (drops() == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  ASSERT_GT(drops(), 0U) << "the kernel dropped no event for the stopped daemon";
+  std::this_thread::sleep_for(milliseconds(500));  // the work queue's stragglers
+  const std::uint64_t kernel_drops = drops();
+  ASSERT_TRUE(daemon_->signal(SIGCONT));
+  std::this_thread::sleep_for(milliseconds(2000));
+  stop();
+  const auto closes = with(records(), kClose, kServer);
+  std::set<std::string> ids;
+  for (const auto& x : closes) {
+    EXPECT_TRUE(ids.insert(x["metadata"]["correlation_uid"].get<std::string>()).second);
+  }
+  const std::string log = file(dir_ + "/stderr");
+  const std::uint64_t dropped = last_stat(log, "destroy_events_dropped");
+  EXPECT_EQ(dropped, kernel_drops) << "the kernel's own count";
+  EXPECT_GT(last_stat(log, "overflows"), 0U) << log;
+  EXPECT_EQ(closes.size() + dropped, static_cast<std::uint64_t>(kSockets)) << log;
+  RecordProperty("closes", std::to_string(closes.size()));
+  RecordProperty("dropped", std::to_string(dropped));
 }
 
 // A resolver's socket per query (socket, connect, send, recv, close) to a server on :53, 20,000

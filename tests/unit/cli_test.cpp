@@ -157,6 +157,11 @@ TEST(Cli, RunTakesAConfigAndOverrides) {
       {"sinks", "[{\"type\":\"file\",\"path\":\"/var/log/a \\\"b\\\".jsonl\"}]"},
   };
   EXPECT_EQ(inv.overrides, want);
+  // A list option becomes a JSON array: the configuration's parser judges its words.
+  inv = run({"run", "--protocol", "udp", "--protocol", "tcp,all"});
+  const std::vector<std::pair<std::string, std::string>> protocols = {
+      {"protocols", "[\"udp\",\"tcp\",\"all\"]"}};
+  EXPECT_EQ(inv.overrides, protocols);
   expect_usage_error({"run", "--poll"}, "--poll");
   expect_usage_error({"run", "extra"}, "extra");
 }
