@@ -464,8 +464,7 @@ Invocation apply_snapshot(const CLI::App& snap, const SnapshotArgs& args, Invoca
 Invocation parse(const std::vector<std::string>& args) {
   Invocation inv;
   CLI::App app{
-      "sockstate: the kernel's TCP and UDP sockets (run: TCP) as OCSF 1.8.0 Network Activity "
-      "records, "
+      "sockstate: the kernel's TCP and UDP sockets as OCSF 1.8.0 Network Activity records, "
       "one JSON object per line.",
       "sockstate"};
   add_global_options(app, inv);
