@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -287,6 +288,64 @@ TEST_F(DaemonNetns, UdpDnsBurstIsSummarisedAndCounted) {
   EXPECT_EQ(last_stat(log, "dropped"), 0U) << "a sink dropped records: " << log;
   expect_valid_ocsf();
 }
+
+// Every kind of UDP record the daemon writes (Listen, Open, State Change, Close, a summary
+// Close with its count), in each OCSF version mode, through the checker for that version.
+class UdpEveryMode : public DaemonNetns, public ::testing::WithParamInterface<const char*> {};
+
+TEST_P(UdpEveryMode, EveryUdpRecordKindPassesItsVersionsCheck) {
+  const std::string version = GetParam();
+  constexpr std::uint16_t kServer = 5304;
+  start(json{{"ocsf_version", version},
+             {"poll_interval", "200ms"},
+             {"short_lived_per_second", {{"udp", 10}}}});
+  UniqueFd server = udp_socket();
+  bind_to(server.get(), kServer);  // Listen
+  UniqueFd client = udp_socket();
+  connect_udp(client.get(), kServer);  // Open
+  UniqueFd later = udp_socket();
+  bind_to(later.get(), kServer + 1);
+  // By name: 1.1.0 has no Listen activity id (it is 99 Other there).
+  const auto listening = [&](const std::vector<json>& all) {
+    return std::any_of(all.begin(), all.end(), [](const json& x) {
+      return x["activity_name"] == "Listen" && dst_port(x) == kServer + 1;
+    });
+  };
+  ASSERT_TRUE(listening(wait_for(listening)));
+  connect_udp(later.get(), kServer);  // State Change
+  wait_for([&](const auto& all) {
+    return std::any_of(all.begin(), all.end(),
+                       [](const json& x) { return x["activity_name"] == "State Change"; });
+  });
+  for (int i = 0; i < 100; ++i) {  // short-lived: 10 Closes of their own, 90 in a summary
+    UniqueFd c = udp_socket();
+    connect_udp(c.get(), kServer);
+  }
+  client.reset();
+  later.reset();
+  server.reset();
+  std::this_thread::sleep_for(milliseconds(1500));  // the second's summary is due
+  stop();
+  std::set<std::string> kinds;
+  std::uint64_t summarised = 0;
+  for (const auto& x : records()) {
+    EXPECT_EQ(x["metadata"]["version"], version);
+    EXPECT_TRUE(is_udp(x)) << x.dump();
+    kinds.insert(x["activity_name"].get<std::string>() + (x.contains("count") ? " (summary)" : ""));
+    summarised += x.value("count", 0U);
+  }
+  EXPECT_EQ(kinds,
+            (std::set<std::string>{"Listen", "Open", "State Change", "Close", "Close (summary)"}));
+  EXPECT_EQ(summarised, 90U);
+  expect_valid_ocsf({}, version);
+}
+
+INSTANTIATE_TEST_SUITE_P(Versions, UdpEveryMode, ::testing::Values("1.8.0", "1.5.0", "1.1.0"),
+                         [](const auto& param_info) {
+                           std::string name = param_info.param;
+                           std::replace(name.begin(), name.end(), '.', '_');
+                           return "v" + name;
+                         });
 
 }  // namespace
 }  // namespace sockstate::testing
