@@ -103,15 +103,19 @@ std::array<std::uint32_t, 2> as_per_protocol(const json& v, const std::string& p
     wrong_type(path, v, "an object such as {\"udp\": 1000}");
   }
   if (v.empty()) {
-    fail(path, "must name tcp, udp or both");
+    fail(path, "must name udp");
   }
   for (const auto& item : v.items()) {
     const std::string at = member_path(path, item.key());
     const std::vector<std::uint8_t> named = flow::protocols_named(item.key());
     if (named.size() != 1) {
-      fail(at, "unknown protocol (tcp or udp)");
+      fail(at, "unknown protocol (udp)");
     }
-    out[flow::has_tcp_states(named[0]) ? 0 : 1] = static_cast<std::uint32_t>(
+    if (flow::has_tcp_states(named[0])) {
+      // A TCP socket's Close, Fail or Refuse says how that connection ended: none is folded.
+      fail(at, "TCP connections are never summarised (only udp may be given)");
+    }
+    out[1] = static_cast<std::uint32_t>(
         as_integer(item.value(), at, 0, 1000000, "must be 0 (every socket) to 1000000"));
   }
   return out;
@@ -534,8 +538,7 @@ std::string describe_selection(const Config& config) {
     }
   }
   if (config.short_lived_per_second != Config{}.short_lived_per_second) {
-    out += ", short-lived " + std::to_string(config.short_lived_per_second[0]) + " tcp/s " +
-           std::to_string(config.short_lived_per_second[1]) + " udp/s";
+    out += ", short-lived udp " + std::to_string(config.short_lived_per_second[1]) + "/s";
   }
   if (config.states != netlink::kAllStates) {
     std::array<char, 16> hex{};

@@ -163,6 +163,7 @@ struct Daemon::State {
     for (const auto& source : ns->events) {
       remove_source(*source);  // its last closes
     }
+    tracker.flush_summaries(collect::realtime_ms(), true);  // they may name its container too
     emitter.flush();  // its records name its container: before it goes
     spdlog::info("network namespace {} is gone", inode);
     poller.forget(*ns);

@@ -38,6 +38,9 @@ Result<EventSource::Drained> DestroyEventSource::drain(tracking::Tracker& tracke
   if (!complete) {
     return complete.error();
   }
+  if (!*complete) {
+    tracker.destroy_events_lost(listener_.protocol());  // no socket may wait for its own
+  }
   return Drained{!*complete};
 }
 

@@ -73,14 +73,16 @@ Result<DestroyListener> DestroyListener::open(std::size_t receive_buffer, std::u
   return listener;
 }
 
-std::uint64_t DestroyListener::dropped() const {
+std::uint64_t DestroyListener::dropped() {
   std::array<std::uint32_t, SK_MEMINFO_VARS> meminfo{};
   socklen_t len = sizeof meminfo;
-  if (::getsockopt(fd(), SOL_SOCKET, SO_MEMINFO, meminfo.data(), &len) != 0 ||
-      len < (SK_MEMINFO_DROPS + 1) * sizeof(std::uint32_t)) {
-    return 0;
+  if (::getsockopt(fd(), SOL_SOCKET, SO_MEMINFO, meminfo.data(), &len) == 0 &&
+      len >= (SK_MEMINFO_DROPS + 1) * sizeof(std::uint32_t)) {
+    const std::uint32_t raw = meminfo[SK_MEMINFO_DROPS];
+    dropped_ += static_cast<std::uint32_t>(raw - drops_raw_);  // modulo 2^32: wraps counted
+    drops_raw_ = raw;
   }
-  return meminfo[SK_MEMINFO_DROPS];
+  return dropped_;
 }
 
 Result<void> DestroyListener::set_receive_buffer(std::size_t bytes) {

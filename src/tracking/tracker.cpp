@@ -383,7 +383,7 @@ void Tracker::update(Tracked& t, const SocketEntry& entry, const flow::ListenerT
   t.awaiting_since_ms = 0;
   const std::uint8_t previous = t.last.state;
   if (entry.state != previous) {
-    ++changes_;
+    changes_ += flow::has_tcp_states(entry.protocol) ? 1U : 0U;  // (what wants tcp_info)
     settle_due(t);  // the socket as the baseline found it, before what changed
   } else if (t.due != Due::kBaseline) {
     settle_due(t);  // what an earlier poll owes, as that poll saw it (not paced meanwhile)
@@ -458,7 +458,7 @@ void Tracker::judge_missing(Tracked& t) {
     return;
   }
   if (t.awaiting_since_ms != 0) {
-    if (poll_ms_ - t.awaiting_since_ms >= options_.await_destroy_ms) {
+    if (poll_ms_ - t.awaiting_since_ms >= options_.await_destroy_ms || event_may_be_lost(t)) {
       owe_close(t);  // its event never came (lost, or destroy events are off)
     }
     return;
@@ -473,14 +473,28 @@ void Tracker::judge_missing(Tracked& t) {
   if (t.suspect_since == generation_) {
     return;  // its destroy event may still be on its way
   }
-  if (gone && !t.seen_established && t.orientation.shape == Shape::kInitiated &&
-      t.last.state == netlink::kTcpSynSent) {
-    // A connect() that failed while the application holds the socket: unhashed, so no
-    // dump shows it, and its destroy event comes when it is closed. That is the Fail.
-    t.awaiting_since_ms = poll_ms_;
+  if (gone && may_be_hidden(t) && !event_may_be_lost(t)) {
+    t.awaiting_since_ms = poll_ms_;  // its destroy event comes when it is closed
     return;
   }
   owe_close(t);
+}
+
+// A socket the kernel unhashes while its application still holds it, so that no dump
+// shows it and its destroy event comes at close(): a connect() that failed (SYN-SENT; that
+// event is the Fail), and a UDP socket that disconnected (connect(AF_UNSPEC)) without a
+// port bound of its own (the kernel's __udp_disconnect()), which a poll cannot tell from a
+// destroyed one.
+bool Tracker::may_be_hidden(const Tracked& t) {
+  if (!flow::has_tcp_states(t.last.protocol)) {
+    return true;
+  }
+  return !t.seen_established && t.orientation.shape == Shape::kInitiated &&
+         t.last.state == netlink::kTcpSynSent;
+}
+
+void Tracker::destroy_events_lost(std::uint8_t protocol) {
+  lost_generation_[protocol_slot(protocol)] = std::max<std::uint32_t>(generation_, 1);
 }
 
 // A poll found it gone: its Close is owed, written paced (report_paced) as of this poll.
@@ -498,8 +512,8 @@ void Tracker::close_gone(Tracked& t, std::int64_t now_ms) {
   }
   if (t.has_remnant) {
     final_entry.has_tcp_info = false;  // a minisocket carries none
-  } else {
-    final_entry.state = netlink::kTcpClose;
+  } else if (flow::has_tcp_states(final_entry.protocol)) {
+    final_entry.state = netlink::kTcpClose;  // (a UDP socket keeps its last: connected or not)
   }
   close(t, final_entry, false, now_ms);
 }
@@ -521,7 +535,8 @@ void Tracker::destroyed(const SocketEntry& entry, const flow::ListenerTable& lis
 
 void Tracker::destroyed_amended(const SocketEntry& entry, const flow::ListenerTable& listeners,
                                 const flow::Perimeter& perimeter, std::int64_t now_ms) {
-  if (closed_by_poll_.erase(entry.cookie) > 0 || closed_.contains(entry.cookie)) {
+  if (closed_by_poll_.erase(entry.cookie) > 0 || closed_.contains(entry.cookie) ||
+      destroyed_this_poll_.contains(entry.cookie)) {
     ++stats_.duplicate_destroys;
     return;
   }
@@ -543,11 +558,14 @@ void Tracker::destroyed_amended(const SocketEntry& entry, const flow::ListenerTa
     close(t, entry, true, now_ms);
     return;
   }
-  if (remnant_flows_.erase(flow_of(entry)) > 0) {
+  // Remnants (TIME-WAIT minisockets, matched by 4-tuple) are TCP's: a UDP socket on the
+  // same ports is another flow.
+  const bool tcp = flow::has_tcp_states(entry.protocol);
+  if (tcp && remnant_flows_.erase(flow_of(entry)) > 0) {
     ++stats_.duplicate_destroys;  // its remnant was reported closed by a poll already
     return;
   }
-  if (!claim_remnant(entry) && entry.state != netlink::kTcpListen &&
+  if (tcp && !claim_remnant(entry) && entry.state != netlink::kTcpListen &&
       !flow::is_unspecified(flow::remote_endpoint(entry).ip)) {
     count_new(entry);  // a connection no poll saw (not a listener, not merely bound)
   }

@@ -118,6 +118,35 @@ TEST_F(DaemonNetns, UdpSocketListensConnectsDisconnectsAndClosesOnce) {
   expect_valid_ocsf();
 }
 
+// connect(AF_UNSPEC) on a socket whose port the kernel picked unhashes it while it lives
+// (the kernel's __udp_disconnect()): no dump shows it, and no Close is written until its
+// destroy event, however many polls miss it; connected again, it is the same socket.
+TEST_F(DaemonNetns, AutoBoundUdpSocketThatDisconnectsIsClosedOnceByItsEvent) {
+  start(json{{"poll_interval", "200ms"}});
+  constexpr std::uint16_t kPeer = 5398;
+  UniqueFd peer = udp_socket();
+  bind_to(peer.get(), kPeer);
+  UniqueFd s = udp_socket();
+  connect_udp(s.get(), kPeer);  // the kernel picks its port
+  auto r = wait_for([&](const auto& all) { return !with(all, kOpen, kPeer).empty(); });
+  const std::string id = with(r, kOpen, kPeer)[0]["metadata"]["correlation_uid"];
+  sockaddr unspec{};
+  unspec.sa_family = AF_UNSPEC;
+  ASSERT_EQ(::connect(s.get(), &unspec, sizeof unspec), 0);
+  std::this_thread::sleep_for(milliseconds(1200));  // six polls that do not find it
+  EXPECT_EQ(about(records(), id).size(), 1U) << "no Close while it lives";
+  connect_udp(s.get(), kPeer);
+  std::this_thread::sleep_for(milliseconds(600));
+  s.reset();
+  r = wait_for([&](const auto& all) { return about(all, id).size() >= 2; });
+  std::this_thread::sleep_for(milliseconds(600));
+  stop();
+  const auto mine = about(records(), id);
+  ASSERT_EQ(mine.size(), 2U);
+  EXPECT_EQ(mine[0]["activity_id"], kOpen);
+  EXPECT_EQ(mine[1]["activity_id"], kClose);
+}
+
 TEST_F(DaemonNetns, ThousandUdpSocketsBetweenTwoPollsCloseOnceEach) {
   // One poll at startup and none for an hour: every socket lives between two polls.
   constexpr std::uint16_t kServer = 5302;

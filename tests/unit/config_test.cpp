@@ -402,15 +402,17 @@ TEST(Config, ShortLivedPerSecondIsPerProtocol) {
   EXPECT_EQ(Config{}.short_lived_per_second, (std::array<std::uint32_t, 2>{0, 1000}));
   EXPECT_EQ(parse_ok(doc("short_lived_per_second", R"({"udp": 0})")).short_lived_per_second,
             (std::array<std::uint32_t, 2>{0, 0}));
-  EXPECT_EQ(
-      parse_ok(doc("short_lived_per_second", R"({"tcp": 5, "udp": 7})")).short_lived_per_second,
-      (std::array<std::uint32_t, 2>{5, 7}));
+  EXPECT_EQ(parse_ok(doc("short_lived_per_second", R"({"udp": 7})")).short_lived_per_second,
+            (std::array<std::uint32_t, 2>{0, 7}));
+  EXPECT_EQ(parse_error(doc("short_lived_per_second", R"({"udp": 5, "tcp": 5})")),
+            "short_lived_per_second.tcp: TCP connections are never summarised (only udp may be "
+            "given)");
   EXPECT_EQ(parse_error(doc("short_lived_per_second", R"({"all": 5})")),
-            "short_lived_per_second.all: unknown protocol (tcp or udp)");
+            "short_lived_per_second.all: unknown protocol (udp)");
   EXPECT_EQ(parse_error(doc("short_lived_per_second", R"({"udp": -1})")),
             "short_lived_per_second.udp: must be 0 (every socket) to 1000000");
   EXPECT_EQ(parse_error(doc("short_lived_per_second", "{}")),
-            "short_lived_per_second: must name tcp, udp or both");
+            "short_lived_per_second: must name udp");
   EXPECT_EQ(parse_error(doc("short_lived_per_second", "5")),
             "short_lived_per_second: must be an object such as {\"udp\": 1000}, not an integer");
 }

@@ -1075,17 +1075,72 @@ TEST_F(ConfirmingTrackerTest, UdpSocketADumpReadBeforeItsEventIsNotReopened) {
   EXPECT_FALSE(tracker_.tracks(10));
 }
 
-TEST_F(ConfirmingTrackerTest, UdpSocketGoneFromPollsClosesAfterTwo) {
+// A UDP socket the polls no longer find may be alive: connect(AF_UNSPEC) on a socket
+// without a port bound of its own unhashes it (the kernel's __udp_disconnect()). It waits
+// for its destroy event, and is found again if it connects again.
+TEST_F(ConfirmingTrackerTest, UdpSocketGoneFromPollsWaitsForItsDestroyEvent) {
   poll(1000, {});
   poll(2000, {udp(netlink::kTcpEstablished, 11, "10.0.0.9", 123)});
   EXPECT_EQ(take().size(), 1U);  // the Open
   poll(3000, {});
-  EXPECT_TRUE(take().empty()) << "its destroy event may still come";
   poll(4000, {});
+  poll(5000, {});
+  EXPECT_TRUE(take().empty()) << "hidden, perhaps: its event says";
+  EXPECT_EQ(tracker_.stats().awaiting_destroy, 1U);
+  poll(6000, {udp(netlink::kTcpEstablished, 11, "10.0.0.9", 123)});  // connected again
+  EXPECT_TRUE(take().empty());
+  EXPECT_EQ(tracker_.stats().awaiting_destroy, 0U);
+  destroy(udp(netlink::kTcpEstablished, 11, "10.0.0.9", 123), 6500);
   const auto obs = take();
   ASSERT_EQ(obs.size(), 1U);
   EXPECT_EQ(obs[0].activity, Activity::kClose);
   EXPECT_EQ(obs[0].status, Status::kSuccess);
+}
+
+// Once the kernel dropped UDP destroy events, a socket gone from the polls may never get
+// its own: the polls report its Close (connected, as they last saw it), once.
+TEST_F(ConfirmingTrackerTest, UdpSocketGoneAfterLostEventsIsClosedByThePolls) {
+  poll(1000, {});
+  poll(2000, {udp(netlink::kTcpEstablished, 12, "10.0.0.9", 123), outbound(2, 13)});
+  EXPECT_EQ(take().size(), 2U);
+  poll(3000, {});
+  poll(4000, {});
+  EXPECT_TRUE(take().empty()) << "both wait for their events (the TCP one is SYN-SENT)";
+  tracker_.destroy_events_lost(17);
+  poll(5000, {});
+  const auto obs = take();
+  ASSERT_EQ(obs.size(), 1U) << "the UDP socket only: TCP's events were not lost";
+  EXPECT_EQ(obs[0].activity, Activity::kClose);
+  EXPECT_EQ(obs[0].socket.protocol, 17);
+  EXPECT_EQ(obs[0].socket.state, netlink::kTcpEstablished);
+  EXPECT_EQ(obs[0].remote.port, 123);
+  destroy(udp(netlink::kTcpEstablished, 12, "10.0.0.9", 123), 5500);  // late after all
+  EXPECT_TRUE(take().empty());
+  EXPECT_EQ(tracker_.stats().duplicate_destroys, 1U);
+}
+
+// TIME-WAIT remnants are matched by 4-tuple, and UDP ports are another protocol's: a UDP
+// socket on a remnant's ports neither claims it nor is taken for it.
+TEST_F(ConfirmingTrackerTest, UdpSocketOnATcpRemnantsPortsIsAnotherFlow) {
+  poll(1000, {});
+  SocketEntry tw = outbound(netlink::kTcpTimeWait, 20);
+  tw.full_socket = false;
+  tw.has_tcp_info = false;
+  poll(2000, {tw});  // a remnant no poll saw the socket of: pending its destroy event
+  SocketEntry same_ports = udp(netlink::kTcpEstablished, 21, "10.0.0.9", 443);
+  same_ports.local_port = 40000;
+  destroy(same_ports, 2100);
+  destroy(same_ports, 2200);  // delivered twice: counted, not written twice
+  auto obs = take();
+  ASSERT_EQ(obs.size(), 1U);
+  EXPECT_EQ(obs[0].socket.protocol, 17);
+  EXPECT_EQ(tracker_.stats().duplicate_destroys, 1U);
+  poll(3000, {tw});
+  poll(4000, {});
+  poll(5000, {});
+  obs = take();
+  ASSERT_EQ(obs.size(), 1U) << "the TCP connection's own Close, from its remnant";
+  EXPECT_EQ(obs[0].socket.protocol, 6);
 }
 
 // A DNS resolver's sockets (issue 21): seen only in their destroy events, at most the

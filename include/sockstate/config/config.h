@@ -33,8 +33,9 @@ struct Config {
   bool destroy_events = true;                  // listen to the kernel's socket-destroy events
   std::uint32_t states = netlink::kAllStates;  // kernel states mask the daemon dumps
   std::vector<std::uint8_t> protocols{6, 17};  // IPPROTO_TCP, IPPROTO_UDP: sorted, each once
-  // Sockets seen only in their destroy event that get their own Close a second, TCP and
-  // UDP; the rest are summarised (tracking::ShortLivedLimit). 0: every socket.
+  // Sockets seen only in their destroy event that get their own Close a second, by protocol
+  // (TCP, UDP); the rest are summarised (tracking::ShortLivedLimit). 0: every socket. TCP's
+  // is always 0: a connection's terminal record says how it ended.
   std::array<std::uint32_t, 2> short_lived_per_second{0, 1000};
   bool process = true;                        // actor.process / actor.user from /proc
   bool all_netns = false;                     // every network namespace, not just ours
@@ -70,7 +71,7 @@ struct Config {
 //    ("8MiB"); "0" is zero.
 //  * states: an array of the --state names of `sockstate snapshot`.
 //  * protocols: an array of "tcp", "udp" or "all" (the words of `snapshot --protocol`).
-//  * short_lived_per_second: an object with "tcp" and/or "udp", each 0 to 1000000.
+//  * short_lived_per_second: an object {"udp": N}, N 0 to 1000000 (TCP is never summarised).
 // Never throws.
 Result<Config> parse_config(std::string_view text);
 

@@ -39,8 +39,10 @@ class DestroyListener {
   [[nodiscard]] std::uint64_t events() const { return events_; }
   [[nodiscard]] std::uint64_t overflows() const { return overflows_; }
   // Destroy messages the kernel could not queue on this socket since it opened (its
-  // sk_drops, SO_MEMINFO): one each, exactly. 0 when the kernel will not say.
-  [[nodiscard]] std::uint64_t dropped() const;
+  // sk_drops, SO_MEMINFO): one each, exactly; the kernel's 32-bit counter is widened here
+  // (read at least once per 4 billion drops). What was read last when the kernel will not
+  // say.
+  std::uint64_t dropped();
   [[nodiscard]] std::uint64_t malformed() const { return malformed_; }
   // Datagrams another process sent (forged events): discarded, never parsed.
   [[nodiscard]] std::uint64_t foreign() const { return sock_.foreign(); }
@@ -55,6 +57,8 @@ class DestroyListener {
   std::uint64_t events_ = 0;
   std::uint64_t overflows_ = 0;
   std::uint64_t malformed_ = 0;
+  std::uint64_t dropped_ = 0;
+  std::uint32_t drops_raw_ = 0;  // sk_drops at the last read
   std::uint8_t protocol_ = 6;
 };
 

@@ -135,6 +135,11 @@ class Tracker {
   [[nodiscard]] std::size_t size() const { return tracked_.size(); }
   void set_confirm_poll_closes(bool confirm) { options_.confirm_poll_closes = confirm; }
 
+  // The kernel dropped destroy events of `protocol` (an overflow): a socket the polls no
+  // longer find may not get its event, so none waits for it (the polls report its Close),
+  // from the sockets the last poll saw on.
+  void destroy_events_lost(std::uint8_t protocol);
+
   // This poll could not dump namespace `netns`: its sockets count as seen unchanged, so
   // a failed dump reports no closes.
   void keep_namespace(std::uint64_t netns);
@@ -251,6 +256,12 @@ class Tracker {
   void update(Tracked& t, const netlink::SocketEntry& entry, const flow::ListenerTable& listeners,
               const flow::Perimeter& perimeter);
   void judge_missing(Tracked& t);
+  static bool may_be_hidden(const Tracked& t);
+  // Destroy events of its protocol were lost since a poll last saw it.
+  [[nodiscard]] bool event_may_be_lost(const Tracked& t) const {
+    const std::uint32_t lost = lost_generation_[protocol_slot(t.last.protocol)];
+    return lost != 0 && lost >= t.generation;
+  }
   void close_gone(Tracked& t, std::int64_t now_ms);
   void owe_close(Tracked& t);
   void close(Tracked& t, const netlink::SocketEntry& final_entry, bool from_destroy,
@@ -329,7 +340,8 @@ class Tracker {
   std::int64_t previous_poll_ms_ = 0;  // the poll before this one (its time)
   FirstSight first_ = FirstSight::kEvent;
   TrackerStats stats_;
-  std::array<ShortLivedLimit, 2> short_lived_;  // by protocol: TCP, UDP
+  std::array<ShortLivedLimit, 2> short_lived_;      // by protocol: TCP, UDP
+  std::array<std::uint32_t, 2> lost_generation_{};  // the last poll before events were lost
   static std::size_t protocol_slot(std::uint8_t protocol) {
     return flow::has_tcp_states(protocol) ? 0 : 1;
   }
