@@ -109,11 +109,12 @@ std::array<std::uint32_t, 2> as_per_protocol(const json& v, const std::string& p
     const std::string at = member_path(path, item.key());
     const std::vector<std::uint8_t> named = flow::protocols_named(item.key());
     if (named.size() != 1) {
-      fail(at, "unknown protocol (udp)");
+      fail(at, "unknown protocol (tcp or udp)");
     }
     if (flow::has_tcp_states(named[0])) {
       // A TCP socket's Close, Fail or Refuse says how that connection ended: none is folded.
-      fail(at, "TCP connections are never summarised (only udp may be given)");
+      (void)as_integer(item.value(), at, 0, 0, "must be 0: TCP connections are never summarised");
+      continue;
     }
     out[1] = static_cast<std::uint32_t>(
         as_integer(item.value(), at, 0, 1000000, "must be 0 (every socket) to 1000000"));

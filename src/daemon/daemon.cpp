@@ -163,6 +163,11 @@ struct Daemon::State {
     for (const auto& source : ns->events) {
       remove_source(*source);  // its last closes
     }
+    for (const std::uint8_t protocol : config.protocols) {
+      // Its sockets are kept (a failed dump); until it is opened again, no event of theirs
+      // comes: the polls close them.
+      tracker.destroy_events_lost(inode, protocol);
+    }
     tracker.flush_summaries(collect::realtime_ms(), true);  // they may name its container too
     emitter.flush();  // its records name its container: before it goes
     spdlog::info("network namespace {} is gone", inode);

@@ -39,7 +39,7 @@ Result<EventSource::Drained> DestroyEventSource::drain(tracking::Tracker& tracke
     return complete.error();
   }
   if (!*complete) {
-    tracker.destroy_events_lost(listener_.protocol());  // no socket may wait for its own
+    tracker.destroy_events_lost(inode, listener_.protocol());  // none may wait for its own
   }
   return Drained{!*complete};
 }

@@ -493,8 +493,17 @@ bool Tracker::may_be_hidden(const Tracked& t) {
          t.last.state == netlink::kTcpSynSent;
 }
 
-void Tracker::destroy_events_lost(std::uint8_t protocol) {
-  lost_generation_[protocol_slot(protocol)] = std::max<std::uint32_t>(generation_, 1);
+void Tracker::destroy_events_lost(std::uint64_t netns, std::uint8_t protocol) {
+  lost_generation_[netns][protocol_slot(protocol)] = std::max<std::uint32_t>(generation_, 1);
+}
+
+bool Tracker::event_may_be_lost(const Tracked& t) const {
+  const auto it = lost_generation_.find(t.last.netns);
+  if (it == lost_generation_.end()) {
+    return false;
+  }
+  const std::uint32_t lost = it->second[protocol_slot(t.last.protocol)];
+  return lost != 0 && lost >= t.generation;
 }
 
 // A poll found it gone: its Close is owed, written paced (report_paced) as of this poll.
@@ -543,18 +552,7 @@ void Tracker::destroyed_amended(const SocketEntry& entry, const flow::ListenerTa
   if (Tracked* found = tracked_.find(entry.cookie); found != nullptr) {
     Tracked& t = *found;
     settle_due(t);  // as its poll found it, before the event changes what it is
-    if (t.orientation.shape == Shape::kUnconnected &&
-        !flow::is_unspecified(flow::remote_endpoint(entry).ip)) {
-      // Bound when the polls saw it, then connected and gone between two polls: it
-      // initiated a connection (an accepted socket is always a new one).
-      t.orientation = flow::Orientation{};
-      t.orientation.shape = Shape::kInitiated;
-      t.orientation.assignment_known = true;
-      flow::classify(t.orientation, flow::remote_endpoint(entry).ip, perimeter);
-      t.reported_open = true;
-      begin_first_period(t);
-      count_new(entry);
-    }
+    reorient_at_end(t, entry, perimeter);
     close(t, entry, true, now_ms);
     return;
   }
@@ -574,6 +572,32 @@ void Tracker::destroyed_amended(const SocketEntry& entry, const flow::ListenerTa
   t.orientation = orient(entry, listeners, perimeter);
   t.reported_open = true;
   close(t, entry, true, now_ms);
+}
+
+// What a socket was when it ended, where its destroy event says more than the polls saw.
+// A TCP socket bound when the polls saw it, then connected and gone between two polls,
+// initiated a connection (an accepted socket is always a new one). A UDP socket's follows
+// its state: connected, or disconnected (connect(AF_UNSPEC): no peer, the local end only),
+// since the last poll.
+void Tracker::reorient_at_end(Tracked& t, const SocketEntry& entry,
+                              const flow::Perimeter& perimeter) {
+  const bool peer = !flow::is_unspecified(flow::remote_endpoint(entry).ip);
+  const bool udp = !flow::has_tcp_states(entry.protocol);
+  const Shape shape = t.orientation.shape;
+  if (peer && (shape == Shape::kUnconnected || (udp && shape == Shape::kListener))) {
+    t.orientation = flow::Orientation{};
+    t.orientation.shape = Shape::kInitiated;
+    t.orientation.assignment_known = true;
+    flow::classify(t.orientation, flow::remote_endpoint(entry).ip, perimeter);
+    t.reported_open = true;
+    begin_first_period(t);
+    count_new(entry);
+  } else if (udp && !peer && shape == Shape::kInitiated) {
+    t.orientation = flow::Orientation{};
+    t.orientation.shape = Shape::kListener;
+    t.orientation.assignment_known = true;
+    flow::classify(t.orientation, {}, perimeter);
+  }
 }
 
 // Its TIME-WAIT remnant was seen first (counted new then): under this cookie, or, never

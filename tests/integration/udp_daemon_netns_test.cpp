@@ -147,6 +147,32 @@ TEST_F(DaemonNetns, AutoBoundUdpSocketThatDisconnectsIsClosedOnceByItsEvent) {
   EXPECT_EQ(mine[1]["activity_id"], kClose);
 }
 
+// Disconnected and closed while no poll could see it (unhashed): its destroy event has
+// no peer and no local port; its Close is the local end's, with the port the polls saw,
+// and valid OCSF (no empty endpoint).
+TEST_F(DaemonNetns, UdpSocketDisconnectedThenClosedEndsWithItsLocalEnd) {
+  start(json{{"poll_interval", "200ms"}});
+  constexpr std::uint16_t kPeer = 5397;
+  UniqueFd peer = udp_socket();
+  bind_to(peer.get(), kPeer);
+  UniqueFd s = udp_socket();
+  connect_udp(s.get(), kPeer);
+  auto r = wait_for([&](const auto& all) { return !with(all, kOpen, kPeer).empty(); });
+  const json open = with(r, kOpen, kPeer)[0];
+  const std::string id = open["metadata"]["correlation_uid"];
+  sockaddr unspec{};
+  unspec.sa_family = AF_UNSPEC;
+  ASSERT_EQ(::connect(s.get(), &unspec, sizeof unspec), 0);
+  s.reset();
+  r = wait_for([&](const auto& all) { return about(all, id).size() >= 2; });
+  stop();
+  const auto mine = about(records(), id);
+  ASSERT_EQ(mine.size(), 2U);
+  EXPECT_EQ(mine[1]["activity_id"], kClose);
+  EXPECT_EQ(mine[1]["dst_endpoint"]["port"], open["src_endpoint"]["port"]) << mine[1].dump();
+  expect_valid_ocsf();
+}
+
 TEST_F(DaemonNetns, ThousandUdpSocketsBetweenTwoPollsCloseOnceEach) {
   // One poll at startup and none for an hour: every socket lives between two polls.
   constexpr std::uint16_t kServer = 5302;

@@ -404,11 +404,13 @@ TEST(Config, ShortLivedPerSecondIsPerProtocol) {
             (std::array<std::uint32_t, 2>{0, 0}));
   EXPECT_EQ(parse_ok(doc("short_lived_per_second", R"({"udp": 7})")).short_lived_per_second,
             (std::array<std::uint32_t, 2>{0, 7}));
+  EXPECT_EQ(
+      parse_ok(doc("short_lived_per_second", R"({"tcp": 0, "udp": 9})")).short_lived_per_second,
+      (std::array<std::uint32_t, 2>{0, 9}));
   EXPECT_EQ(parse_error(doc("short_lived_per_second", R"({"udp": 5, "tcp": 5})")),
-            "short_lived_per_second.tcp: TCP connections are never summarised (only udp may be "
-            "given)");
+            "short_lived_per_second.tcp: must be 0: TCP connections are never summarised");
   EXPECT_EQ(parse_error(doc("short_lived_per_second", R"({"all": 5})")),
-            "short_lived_per_second.all: unknown protocol (udp)");
+            "short_lived_per_second.all: unknown protocol (tcp or udp)");
   EXPECT_EQ(parse_error(doc("short_lived_per_second", R"({"udp": -1})")),
             "short_lived_per_second.udp: must be 0 (every socket) to 1000000");
   EXPECT_EQ(parse_error(doc("short_lived_per_second", "{}")),

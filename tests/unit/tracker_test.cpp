@@ -1097,6 +1097,27 @@ TEST_F(ConfirmingTrackerTest, UdpSocketGoneFromPollsWaitsForItsDestroyEvent) {
   EXPECT_EQ(obs[0].status, Status::kSuccess);
 }
 
+// Connected when the polls last saw it, disconnected (connect(AF_UNSPEC)) and closed
+// before the next: its destroy event has no peer, and (its port the kernel's) no local port.
+// Its Close is the local end's alone, with the port the polls saw; and the other way round.
+TEST_F(ConfirmingTrackerTest, UdpSocketEndsAsItsDestroyEventSaysItWas) {
+  poll(1000, {});
+  poll(2000, {udp(netlink::kTcpEstablished, 14, "10.0.0.9", 123), udp(netlink::kTcpClose, 15)});
+  EXPECT_EQ(take().size(), 2U);
+  SocketEntry disconnected = udp(netlink::kTcpClose, 14);
+  disconnected.local_port = 0;
+  destroy(disconnected, 2500);
+  destroy(udp(netlink::kTcpEstablished, 15, "10.0.0.9", 53), 2600);
+  const auto obs = take();
+  ASSERT_EQ(obs.size(), 2U);
+  EXPECT_EQ(obs[0].activity, Activity::kClose);
+  EXPECT_EQ(obs[0].orientation.shape, Shape::kListener) << "no peer at its end";
+  EXPECT_EQ(obs[0].local.port, 5353) << "the polls' port";
+  EXPECT_EQ(obs[1].activity, Activity::kClose);
+  EXPECT_EQ(obs[1].orientation.shape, Shape::kInitiated) << "connected at its end";
+  EXPECT_EQ(obs[1].remote.port, 53);
+}
+
 // Once the kernel dropped UDP destroy events, a socket gone from the polls may never get
 // its own: the polls report its Close (connected, as they last saw it), once.
 TEST_F(ConfirmingTrackerTest, UdpSocketGoneAfterLostEventsIsClosedByThePolls) {
@@ -1106,7 +1127,10 @@ TEST_F(ConfirmingTrackerTest, UdpSocketGoneAfterLostEventsIsClosedByThePolls) {
   poll(3000, {});
   poll(4000, {});
   EXPECT_TRUE(take().empty()) << "both wait for their events (the TCP one is SYN-SENT)";
-  tracker_.destroy_events_lost(17);
+  tracker_.destroy_events_lost(99, 17);
+  poll(4500, {});
+  EXPECT_TRUE(take().empty()) << "another namespace's loss";
+  tracker_.destroy_events_lost(0, 17);
   poll(5000, {});
   const auto obs = take();
   ASSERT_EQ(obs.size(), 1U) << "the UDP socket only: TCP's events were not lost";

@@ -135,10 +135,11 @@ class Tracker {
   [[nodiscard]] std::size_t size() const { return tracked_.size(); }
   void set_confirm_poll_closes(bool confirm) { options_.confirm_poll_closes = confirm; }
 
-  // The kernel dropped destroy events of `protocol` (an overflow): a socket the polls no
-  // longer find may not get its event, so none waits for it (the polls report its Close),
-  // from the sockets the last poll saw on.
-  void destroy_events_lost(std::uint8_t protocol);
+  // Destroy events of `protocol` in namespace `netns` may have been lost (the kernel said
+  // so, or the namespace's listener was closed while its sockets are kept): a socket the
+  // polls no longer find may not get its event, so none waits for it (the polls report its
+  // Close), from the sockets the last poll saw on.
+  void destroy_events_lost(std::uint64_t netns, std::uint8_t protocol);
 
   // This poll could not dump namespace `netns`: its sockets count as seen unchanged, so
   // a failed dump reports no closes.
@@ -257,11 +258,9 @@ class Tracker {
               const flow::Perimeter& perimeter);
   void judge_missing(Tracked& t);
   static bool may_be_hidden(const Tracked& t);
-  // Destroy events of its protocol were lost since a poll last saw it.
-  [[nodiscard]] bool event_may_be_lost(const Tracked& t) const {
-    const std::uint32_t lost = lost_generation_[protocol_slot(t.last.protocol)];
-    return lost != 0 && lost >= t.generation;
-  }
+  // Destroy events of its namespace and protocol were lost since a poll last saw it (or
+  // counted it seen: keep_namespace()).
+  [[nodiscard]] bool event_may_be_lost(const Tracked& t) const;
   void close_gone(Tracked& t, std::int64_t now_ms);
   void owe_close(Tracked& t);
   void close(Tracked& t, const netlink::SocketEntry& final_entry, bool from_destroy,
@@ -282,6 +281,8 @@ class Tracker {
   }
   void destroyed_amended(const netlink::SocketEntry& entry, const flow::ListenerTable& listeners,
                          const flow::Perimeter& perimeter, std::int64_t now_ms);
+  void reorient_at_end(Tracked& t, const netlink::SocketEntry& entry,
+                       const flow::Perimeter& perimeter);
   flow::Observation closing(const Tracked& t, const netlink::SocketEntry& final_entry,
                             bool from_destroy, std::int64_t now_ms) const;
   void terminal(const Seen& socket, bool by_poll, std::int64_t now_ms);
@@ -340,8 +341,9 @@ class Tracker {
   std::int64_t previous_poll_ms_ = 0;  // the poll before this one (its time)
   FirstSight first_ = FirstSight::kEvent;
   TrackerStats stats_;
-  std::array<ShortLivedLimit, 2> short_lived_;      // by protocol: TCP, UDP
-  std::array<std::uint32_t, 2> lost_generation_{};  // the last poll before events were lost
+  std::array<ShortLivedLimit, 2> short_lived_;  // by protocol: TCP, UDP
+  // By namespace and protocol: the poll under way (or last) when destroy events were lost.
+  std::unordered_map<std::uint64_t, std::array<std::uint32_t, 2>> lost_generation_;
   static std::size_t protocol_slot(std::uint8_t protocol) {
     return flow::has_tcp_states(protocol) ? 0 : 1;
   }
