@@ -392,28 +392,8 @@ TEST_F(DaemonNetns, OverflowIsCountedAsUnreportedConnections) {
     // poll to find, so a lost event is a connection lost for good (the hard case).
     ::setsockopt(s.get(), SOL_SOCKET, SO_LINGER, &abort_close, sizeof abort_close);
   }
-  // The kernel sends destroy events from a work queue, which may lag behind on a busy
-  // machine: wait until it has dropped some for the stopped daemon (the Drops column of a
-  // sock_diag socket with groups, in this namespace) before letting it read again.
-  const auto dropped = [] {
-    std::ifstream in("/proc/self/net/netlink");
-    std::string line;
-    std::getline(in, line);  // header
-    std::uint64_t drops = 0;
-    for (std::string sk, eth, pid, groups, rmem, wmem, dump, locks, d, inode;
-         in >> sk >> eth >> pid >> groups >> rmem >> wmem >> dump >> locks >> d >> inode;) {
-      if (eth == "4" && groups != "00000000") {
-        drops += std::stoull(d);
-      }
-    }
-    return drops;
-  };
-  const auto deadline = std::chrono::steady_clock::now() + milliseconds(20000);
-  while (dropped() == 0 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(milliseconds(50));
-  }
-  ASSERT_GT(dropped(), 0U) << "the kernel dropped no event for the stopped daemon";
-  std::this_thread::sleep_for(milliseconds(500));  // the work queue's stragglers
+  // Wait until the kernel has dropped some for the stopped daemon before letting it read.
+  ASSERT_GT(await_destroy_drops(), 0U) << "the kernel dropped no event for the stopped daemon";
   ASSERT_TRUE(daemon_->signal(SIGCONT));
   std::this_thread::sleep_for(milliseconds(4000));  // two polls: the estimate is complete
   stop();

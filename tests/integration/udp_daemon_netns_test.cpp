@@ -13,7 +13,6 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
@@ -225,28 +224,8 @@ TEST_F(DaemonNetns, UdpOverflowIsCountedExactly) {
     UniqueFd c = udp_socket();
     connect_udp(c.get(), kServer);
   }
-  // The kernel sends destroy events from a work queue: wait until it has dropped some (the
-  // Drops column of this namespace's sock_diag sockets with groups).
-  const auto drops = [] {
-    std::ifstream in("/proc/self/net/netlink");
-    std::string line;
-    std::getline(in, line);  // header
-    std::uint64_t n = 0;
-    for (std::string sk, eth, pid, groups, rmem, wmem, dump, locks, d, inode;
-         in >> sk >> eth >> pid >> groups >> rmem >> wmem >> dump >> locks >> d >> inode;) {
-      if (eth == "4" && groups != "00000000") {
-        n += std::stoull(d);
-      }
-    }
-    return n;
-  };
-  const auto deadline = std::chrono::steady_clock::now() + milliseconds(20000);
-  while (drops() == 0 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(milliseconds(50));
-  }
-  ASSERT_GT(drops(), 0U) << "the kernel dropped no event for the stopped daemon";
-  std::this_thread::sleep_for(milliseconds(500));  // the work queue's stragglers
-  const std::uint64_t kernel_drops = drops();
+  const std::uint64_t kernel_drops = await_destroy_drops();
+  ASSERT_GT(kernel_drops, 0U) << "the kernel dropped no event for the stopped daemon";
   ASSERT_TRUE(daemon_->signal(SIGCONT));
   std::this_thread::sleep_for(milliseconds(2000));
   stop();

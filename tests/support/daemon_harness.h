@@ -90,6 +90,34 @@ inline std::string test_bpf_mode() {
   return mode != nullptr && *mode != '\0' ? mode : "auto";
 }
 
+// Destroy events the kernel dropped in this network namespace so far: the Drops column of
+// /proc/self/net/netlink for the sock_diag sockets (protocol 4) that joined groups.
+inline std::uint64_t destroy_events_dropped_here() {
+  std::ifstream in("/proc/self/net/netlink");
+  std::string line;
+  std::getline(in, line);  // header
+  std::uint64_t drops = 0;
+  for (std::string sk, eth, pid, groups, rmem, wmem, dump, locks, d, inode;
+       in >> sk >> eth >> pid >> groups >> rmem >> wmem >> dump >> locks >> d >> inode;) {
+    if (eth == "4" && groups != "00000000") {
+      drops += std::stoull(d);
+    }
+  }
+  return drops;
+}
+
+// The kernel sends destroy events from a work queue, which may lag behind on a busy
+// machine: waits (up to 20 s) until it has dropped some for a stopped daemon, then half a
+// second for the work queue's stragglers. The count then (0: it dropped none).
+inline std::uint64_t await_destroy_drops() {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(20000);
+  while (destroy_events_dropped_here() == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  return destroy_events_dropped_here();
+}
+
 // Whether a daemon's log says the kernel-event source runs.
 inline bool kernel_events_in(const std::string& log) {
   return log.find("kernel-event source: on") != std::string::npos;
